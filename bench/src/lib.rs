@@ -1,0 +1,1 @@
+//! The load-test harness (`tandem-bench`) lands here with the harness issue.

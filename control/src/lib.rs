@@ -1,0 +1,10 @@
+//! Tandem's control plane: settings, TLS identity, the signed service directory, its datastores,
+//! the directory server (`sd`) and the `hyper` command line. See ARCHITECTURE.md for the code map.
+
+pub mod certs;
+pub mod datastore;
+pub mod directory;
+pub mod jsonrpc;
+pub mod sd;
+pub mod settings;
+pub mod tls;

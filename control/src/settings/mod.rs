@@ -1,0 +1,4 @@
+//! Settings: directories of numbered YAML/JSON files (the original Hyper's loader format), merged,
+//! interpolated and converted into typed, validated configuration.
+
+pub mod tls;
