@@ -4,6 +4,7 @@
 pub mod certs;
 pub mod datastore;
 pub mod directory;
+pub mod http;
 pub mod jsonrpc;
 pub mod sd;
 pub mod settings;
