@@ -1,0 +1,189 @@
+//! Engine settings with documented defaults and bounds.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use crate::error::EngineError;
+
+/// Which monoio driver the workers run on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Driver {
+    /// io_uring when it can be set up, else the epoll (legacy) driver.
+    #[default]
+    Auto,
+    /// io_uring only; starting fails when it cannot be set up.
+    IoUring,
+    /// The epoll driver.
+    Legacy,
+}
+
+/// The driver a worker actually runs on (reported in logs and stats).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DriverInUse {
+    /// io_uring.
+    IoUring,
+    /// epoll.
+    Legacy,
+}
+
+impl DriverInUse {
+    /// Stable label for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            DriverInUse::IoUring => "io_uring",
+            DriverInUse::Legacy => "epoll",
+        }
+    }
+}
+
+/// Settings of the data plane. `Default` gives the documented defaults with both ports on
+/// `127.0.0.1:0`; the control plane builds this from its settings file.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    /// CPU ids to run one worker on each; `None` = every online core.
+    pub cores: Option<Vec<usize>>,
+    /// Pin each worker to its core (default true; tests on shared machines may turn it off).
+    pub pin: bool,
+    /// Driver choice (default `Auto`).
+    pub driver: Driver,
+    /// The pairing port (the original's "internal endpoint"): clients write a token first.
+    pub pairing_addr: SocketAddr,
+    /// The TLS passthrough port routed by SNI; `None` = not served.
+    pub tls_addr: Option<SocketAddr>,
+    /// Lifetime of a pair's tokens (default 30 s): after it, unused tokens and a waiting side expire.
+    pub pair_ttl: Duration,
+    /// Time a new connection has to deliver its 32-byte token (default 5 s, SPEC §4.6).
+    pub token_deadline: Duration,
+    /// Time a TLS connection has to deliver its whole ClientHello (default 5 s).
+    pub hello_deadline: Duration,
+    /// Largest ClientHello we buffer, in bytes including record headers (default 64 KiB:
+    /// a hello with post-quantum key shares is ~2–3 KiB; 64 KiB bounds memory per connection).
+    pub hello_max_bytes: usize,
+    /// Close a pair when no byte moved either way for this long (default 5 min); `None` = never.
+    pub idle_timeout: Option<Duration>,
+    /// Set TCP_NODELAY on relayed sockets (default true: we forward, we must not delay).
+    pub nodelay: bool,
+    /// TCP keepalive idle time on relayed sockets (default 60 s); `None` = off.
+    pub keepalive: Option<Duration>,
+    /// Open connections per core, in sockets, counting waiting and paired ones (default 50 000;
+    /// each holds 1 fd and ~1 KiB of engine state; bounds fds and memory).
+    pub max_conns_per_core: usize,
+    /// Connections waiting for their partner per core (default 10 000; each holds an fd until
+    /// its partner or the TTL; bounds what an issuer of tokens can park on us).
+    pub max_waiting_per_core: usize,
+    /// Registered (issued, not yet completed) pairs per core (default 100 000 entries, ~200 B each).
+    pub max_pairs_per_core: usize,
+    /// Pipes kept per core (default 1024 pipes = 2048 fds); when all are leased, copy fallback.
+    pub pipe_pool_size: usize,
+    /// Pipe capacity set with F_SETPIPE_SZ, in bytes (default 256 KiB; the kernel rounds up to
+    /// pages and caps at /proc/sys/fs/pipe-max-size).
+    pub pipe_size: usize,
+    /// Copy-fallback buffer size, in bytes (default 64 KiB, at least 64 KiB).
+    pub copy_buf_size: usize,
+    /// Copy buffers kept per core for reuse (default 256).
+    pub copy_pool_size: usize,
+    /// Messages a core's mailbox holds (default 4096): registrations and socket handoffs.
+    pub mailbox_capacity: usize,
+    /// Pair events buffered for the control plane (default 65 536); when full, events are
+    /// dropped and counted (the data plane never waits for the control plane).
+    pub events_capacity: usize,
+    /// Bad tokens one source IP may present per window per core before its connections are
+    /// refused at accept (default 20 per 10 s).
+    pub bad_token_limit: u32,
+    /// The limiter's window (default 10 s).
+    pub bad_token_window: Duration,
+    /// Source IPs tracked by the limiter per core (default 4096 entries; oldest evicted).
+    pub bad_token_table: usize,
+    /// Pair-table sweep period (default 100 ms): expiry precision for waiting sides.
+    pub tick: Duration,
+    /// Back-off after an accept error such as EMFILE (default 50 ms).
+    pub accept_backoff: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            cores: None,
+            pin: true,
+            driver: Driver::Auto,
+            pairing_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls_addr: None,
+            pair_ttl: Duration::from_secs(30),
+            token_deadline: Duration::from_secs(5),
+            hello_deadline: Duration::from_secs(5),
+            hello_max_bytes: 64 * 1024,
+            idle_timeout: Some(Duration::from_secs(300)),
+            nodelay: true,
+            keepalive: Some(Duration::from_secs(60)),
+            max_conns_per_core: 50_000,
+            max_waiting_per_core: 10_000,
+            max_pairs_per_core: 100_000,
+            pipe_pool_size: 1024,
+            pipe_size: 256 * 1024,
+            copy_buf_size: 64 * 1024,
+            copy_pool_size: 256,
+            mailbox_capacity: 4096,
+            events_capacity: 65_536,
+            bad_token_limit: 20,
+            bad_token_window: Duration::from_secs(10),
+            bad_token_table: 4096,
+            tick: Duration::from_millis(100),
+            accept_backoff: Duration::from_millis(50),
+        }
+    }
+}
+
+/// Smallest copy buffer we accept, in bytes (the floor for the copy fallback).
+pub const MIN_COPY_BUF: usize = 64 * 1024;
+/// Smallest ClientHello bound, in bytes (one full TLS record plus its header).
+pub const MIN_HELLO_BYTES: usize = 16 * 1024 + 5;
+
+impl EngineConfig {
+    /// Checks every bound; a bad value fails at start with the key and reason.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        let bad = |key, reason: &str| {
+            Err(EngineError::Config {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if let Some(c) = &self.cores
+            && c.is_empty()
+        {
+            return bad("cores", "empty list");
+        }
+        if self.pair_ttl.is_zero() || self.token_deadline.is_zero() || self.hello_deadline.is_zero()
+        {
+            return bad("pair_ttl/token_deadline/hello_deadline", "must be > 0");
+        }
+        if self.hello_max_bytes < MIN_HELLO_BYTES {
+            return bad("hello_max_bytes", "must be at least 16389 (one record)");
+        }
+        if self.copy_buf_size < MIN_COPY_BUF {
+            return bad("copy_buf_size", "must be at least 64 KiB");
+        }
+        if self.max_conns_per_core == 0 || self.mailbox_capacity == 0 || self.events_capacity == 0 {
+            return bad(
+                "max_conns_per_core/mailbox_capacity/events_capacity",
+                "must be > 0",
+            );
+        }
+        if self.tick.is_zero() || self.bad_token_window.is_zero() {
+            return bad("tick/bad_token_window", "must be > 0");
+        }
+        Ok(())
+    }
+
+    /// The CPU ids to run workers on.
+    pub fn core_ids(&self) -> Vec<usize> {
+        match &self.cores {
+            Some(c) => c.clone(),
+            None => {
+                let n = std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1);
+                (0..n).collect()
+            }
+        }
+    }
+}

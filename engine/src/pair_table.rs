@@ -1,0 +1,381 @@
+//! Sans-IO pair table of one core: issued pairs, the side waiting for its partner, and
+//! tombstones of used/expired tokens so refusals can be counted by reason. Time is injected.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::token::{CoreId, Token};
+
+/// Identifies a pair engine-wide: the owning core and a per-engine sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PairId {
+    /// The core that owns both sides.
+    pub core: CoreId,
+    /// Unique per engine.
+    pub seq: u64,
+}
+
+impl fmt::Display for PairId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.core, self.seq)
+    }
+}
+
+/// One of the two ends of a pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The requester (or, for SNI pairs, the TLS client).
+    A,
+    /// The target (dials the pairing port).
+    B,
+}
+
+/// Where each side is expected to arrive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PairKind {
+    /// Both sides dial the pairing port.
+    Direct,
+    /// Side A is a TLS client on the TLS port joined by the resolver; side B dials the pairing port.
+    Sni,
+}
+
+/// The data port a connection came in on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// The pairing ("internal") port.
+    Pairing,
+    /// The TLS passthrough port.
+    Tls,
+}
+
+/// Why an arrival was refused; the worker counts each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Refusal {
+    /// Never issued here (or its tombstone is gone).
+    Unknown,
+    /// Its pair's TTL passed.
+    Expired,
+    /// It already admitted a connection.
+    Reused,
+    /// Presented on the port its side does not use.
+    WrongSide,
+    /// Its pair was cancelled.
+    Cancelled,
+    /// Too many sides already waiting on this core.
+    WaitingFull,
+}
+
+impl Refusal {
+    /// Stable label for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Refusal::Unknown => "unknown",
+            Refusal::Expired => "expired",
+            Refusal::Reused => "reused",
+            Refusal::WrongSide => "wrong_side",
+            Refusal::Cancelled => "cancelled",
+            Refusal::WaitingFull => "waiting_full",
+        }
+    }
+}
+
+/// The result of a connection presenting a token. The table owns `C` only while it waits.
+#[derive(Debug)]
+pub enum Arrival<C> {
+    /// First side: the table keeps the connection until its partner or the TTL.
+    Waiting(PairId),
+    /// Second side: both connections, side A first. The tokens are now spent.
+    Paired { id: PairId, a: C, b: C },
+    /// Refused: the caller closes the connection.
+    Refused { reason: Refusal, conn: C },
+}
+
+/// Registration failed because the table holds `max_pairs` pairs.
+#[derive(Debug, PartialEq, Eq)]
+pub struct TableFull;
+
+/// A pair whose TTL passed during [`PairTable::tick`], with its waiting side if any.
+#[derive(Debug)]
+pub struct Expired<C> {
+    /// The pair.
+    pub id: PairId,
+    /// The connection that waited in vain (the caller closes it).
+    pub waiting: Option<C>,
+}
+
+/// Lifecycle of an issued pair inside the table (completed pairs leave the table).
+#[derive(Debug)]
+enum PairState<C> {
+    Issued,
+    Waiting { side: Side, conn: C, since: Instant },
+}
+
+#[derive(Debug)]
+struct Entry<C> {
+    id: PairId,
+    tokens: [Token; 2],
+    kind: PairKind,
+    expires: Instant,
+    state: PairState<C>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Tomb {
+    Used,
+    Expired,
+    Cancelled,
+}
+
+/// The bounds of one table.
+#[derive(Clone, Copy, Debug)]
+pub struct TableLimits {
+    /// Issued pairs held (waiting or not).
+    pub max_pairs: usize,
+    /// Sides waiting for a partner.
+    pub max_waiting: usize,
+    /// How long a tombstone of an expired or cancelled token is kept (the pair TTL).
+    pub tomb_ttl: Duration,
+}
+
+/// The pair table of one core.
+#[derive(Debug)]
+pub struct PairTable<C> {
+    limits: TableLimits,
+    entries: Slab<Entry<C>>,
+    by_token: HashMap<Token, (usize, Side)>,
+    by_seq: HashMap<u64, usize>,
+    deadlines: BTreeMap<(Instant, u64), usize>,
+    tombs: HashMap<Token, Tomb>,
+    tomb_deadlines: BTreeMap<(Instant, u64), Token>,
+    tomb_seq: u64,
+    waiting: usize,
+}
+
+impl<C> PairTable<C> {
+    /// An empty table. Tombstones are bounded by `2 * max_pairs` tokens.
+    pub fn new(limits: TableLimits) -> Self {
+        PairTable {
+            limits,
+            entries: Slab::new(),
+            by_token: HashMap::new(),
+            by_seq: HashMap::new(),
+            deadlines: BTreeMap::new(),
+            tombs: HashMap::new(),
+            tomb_deadlines: BTreeMap::new(),
+            tomb_seq: 0,
+            waiting: 0,
+        }
+    }
+
+    /// Issued pairs held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no pair is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Sides waiting for their partner.
+    pub fn waiting(&self) -> usize {
+        self.waiting
+    }
+
+    /// Issues a pair with one token per side, valid until `now + ttl`.
+    pub fn register(
+        &mut self,
+        id: PairId,
+        tokens: [Token; 2],
+        kind: PairKind,
+        now: Instant,
+        ttl: Duration,
+    ) -> Result<(), TableFull> {
+        if self.entries.len() >= self.limits.max_pairs
+            || self.by_seq.contains_key(&id.seq)
+            || tokens.iter().any(|t| self.by_token.contains_key(t))
+        {
+            return Err(TableFull);
+        }
+        let expires = now + ttl;
+        let idx = self.entries.insert(Entry {
+            id,
+            tokens,
+            kind,
+            expires,
+            state: PairState::Issued,
+        });
+        self.by_token.insert(tokens[0], (idx, Side::A));
+        self.by_token.insert(tokens[1], (idx, Side::B));
+        self.by_seq.insert(id.seq, idx);
+        self.deadlines.insert((expires, id.seq), idx);
+        Ok(())
+    }
+
+    /// A connection presents `token` on `port`.
+    pub fn arrive(&mut self, token: &Token, port: Port, conn: C, now: Instant) -> Arrival<C> {
+        let Some(&(idx, side)) = self.by_token.get(token) else {
+            let reason = match self.tombs.get(token) {
+                Some(Tomb::Used) => Refusal::Reused,
+                Some(Tomb::Expired) => Refusal::Expired,
+                Some(Tomb::Cancelled) => Refusal::Cancelled,
+                None => Refusal::Unknown,
+            };
+            return Arrival::Refused { reason, conn };
+        };
+        let entry = &mut self.entries[idx];
+        if entry.expires <= now {
+            return Arrival::Refused {
+                reason: Refusal::Expired,
+                conn,
+            };
+        }
+        let expected = match (entry.kind, side) {
+            (PairKind::Direct, _) | (PairKind::Sni, Side::B) => Port::Pairing,
+            (PairKind::Sni, Side::A) => Port::Tls,
+        };
+        if port != expected {
+            return Arrival::Refused {
+                reason: Refusal::WrongSide,
+                conn,
+            };
+        }
+        match &entry.state {
+            PairState::Waiting {
+                side: waiting_side, ..
+            } if *waiting_side == side => Arrival::Refused {
+                reason: Refusal::Reused,
+                conn,
+            },
+            PairState::Issued => {
+                if self.waiting >= self.limits.max_waiting {
+                    return Arrival::Refused {
+                        reason: Refusal::WaitingFull,
+                        conn,
+                    };
+                }
+                entry.state = PairState::Waiting {
+                    side,
+                    conn,
+                    since: now,
+                };
+                self.waiting += 1;
+                Arrival::Waiting(entry.id)
+            }
+            PairState::Waiting { .. } => self.complete(idx, conn, side),
+        }
+    }
+
+    fn complete(&mut self, idx: usize, conn: C, side: Side) -> Arrival<C> {
+        let entry = self.remove(idx);
+        let PairState::Waiting { conn: first, .. } = entry.state else {
+            unreachable!("complete is only called on a waiting entry");
+        };
+        for t in entry.tokens {
+            self.bury(t, Tomb::Used, entry.expires);
+        }
+        let (a, b) = match side {
+            Side::B => (first, conn),
+            Side::A => (conn, first),
+        };
+        Arrival::Paired { id: entry.id, a, b }
+    }
+
+    fn remove(&mut self, idx: usize) -> Entry<C> {
+        let entry = self.entries.remove(idx);
+        for t in &entry.tokens {
+            self.by_token.remove(t);
+        }
+        self.by_seq.remove(&entry.id.seq);
+        self.deadlines.remove(&(entry.expires, entry.id.seq));
+        if matches!(entry.state, PairState::Waiting { .. }) {
+            self.waiting -= 1;
+        }
+        entry
+    }
+
+    fn bury(&mut self, token: Token, tomb: Tomb, until: Instant) {
+        if self.tombs.len() >= 2 * self.limits.max_pairs {
+            return; // bound: a later reuse is then refused as Unknown, still refused.
+        }
+        self.tomb_seq += 1;
+        self.tombs.insert(token, tomb);
+        self.tomb_deadlines.insert((until, self.tomb_seq), token);
+    }
+
+    /// Cancels a pair; returns its waiting connection (to close) if one waited, `None` when
+    /// the pair is unknown here (already paired, expired or never issued).
+    pub fn cancel(&mut self, seq: u64, now: Instant) -> Option<Option<C>> {
+        let idx = *self.by_seq.get(&seq)?;
+        let entry = self.remove(idx);
+        for t in entry.tokens {
+            self.bury(t, Tomb::Cancelled, now + self.limits.tomb_ttl);
+        }
+        Some(match entry.state {
+            PairState::Waiting { conn, .. } => Some(conn),
+            PairState::Issued => None,
+        })
+    }
+
+    /// Expires pairs whose TTL passed and drops old tombstones. Bounded by the table size.
+    pub fn tick(&mut self, now: Instant) -> Vec<Expired<C>> {
+        let mut out = Vec::new();
+        while let Some((&(at, _), &idx)) = self.deadlines.first_key_value() {
+            if at > now {
+                break;
+            }
+            let entry = self.remove(idx);
+            for t in entry.tokens {
+                self.bury(t, Tomb::Expired, now + self.limits.tomb_ttl);
+            }
+            let waiting = match entry.state {
+                PairState::Waiting { conn, .. } => Some(conn),
+                PairState::Issued => None,
+            };
+            out.push(Expired {
+                id: entry.id,
+                waiting,
+            });
+        }
+        while let Some((&(at, seq), _)) = self.tomb_deadlines.first_key_value() {
+            if at > now {
+                break;
+            }
+            if let Some(t) = self.tomb_deadlines.remove(&(at, seq)) {
+                self.tombs.remove(&t);
+            }
+        }
+        out
+    }
+
+    /// Removes every pair (drain); returns the waiting connections to close.
+    pub fn clear(&mut self) -> Vec<(PairId, C)> {
+        let idxs: Vec<usize> = self.entries.iter().map(|(i, _)| i).collect();
+        let mut out = Vec::new();
+        for idx in idxs {
+            let entry = self.remove(idx);
+            if let PairState::Waiting { conn, .. } = entry.state {
+                out.push((entry.id, conn));
+            }
+        }
+        out
+    }
+
+    /// How long the oldest waiting side has waited (for stats), if any.
+    pub fn oldest_wait(&self, now: Instant) -> Option<Duration> {
+        self.entries
+            .iter()
+            .filter_map(|(_, e)| match &e.state {
+                PairState::Waiting { since, .. } => Some(now.saturating_duration_since(*since)),
+                PairState::Issued => None,
+            })
+            .max()
+    }
+}
+
+#[cfg(test)]
+#[path = "pair_table_tests.rs"]
+mod tests;

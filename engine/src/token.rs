@@ -1,0 +1,163 @@
+//! Tokens: 32 random bytes that admit one connection to one side of a pair, once.
+
+use std::fmt;
+use std::hash::{BuildHasher, Hasher, RandomState};
+
+use rand::RngCore;
+use subtle::ConstantTimeEq;
+
+/// Length of a token on the wire, in bytes (SPEC §4.6: the client writes 32 raw bytes).
+pub const TOKEN_LEN: usize = 32;
+
+/// A single-use pairing token. Compared in constant time; never printed whole
+/// (`Debug`/`Display` show the first 4 bytes in hex only).
+#[derive(Clone, Copy)]
+pub struct Token([u8; TOKEN_LEN]);
+
+impl Token {
+    /// Wraps raw bytes (for example the 32 bytes a peer wrote).
+    pub fn from_bytes(bytes: [u8; TOKEN_LEN]) -> Self {
+        Token(bytes)
+    }
+
+    /// Draws a fresh token from the thread-local CSPRNG (ChaCha, reseeded from the OS).
+    pub fn random() -> Self {
+        let mut bytes = [0u8; TOKEN_LEN];
+        rand::rng().fill_bytes(&mut bytes);
+        Token(bytes)
+    }
+
+    /// The raw bytes, for handing to the client that will write them.
+    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
+        &self.0
+    }
+
+    /// A short, non-secret prefix for logs (8 hex digits).
+    pub fn prefix(&self) -> String {
+        self.0[..4].iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for Token {}
+
+impl std::hash::Hash for Token {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({}…)", self.prefix())
+    }
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}…", self.prefix())
+    }
+}
+
+/// Index of a worker core (0-based position in the configured core list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CoreId(pub usize);
+
+impl fmt::Display for CoreId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Maps a token to the core that owns it with a keyed hash (SipHash with a per-engine random
+/// key), so that an outsider cannot aim tokens at one core.
+#[derive(Clone, Debug)]
+pub struct TokenMap {
+    key: RandomState,
+    cores: usize,
+}
+
+impl TokenMap {
+    /// A map over `cores` cores (at least 1) with a fresh random key.
+    pub fn new(cores: usize) -> Self {
+        TokenMap {
+            key: RandomState::new(),
+            cores: cores.max(1),
+        }
+    }
+
+    /// Number of cores the map spreads tokens over.
+    pub fn cores(&self) -> usize {
+        self.cores
+    }
+
+    /// The core that owns `token`.
+    pub fn owner(&self, token: &Token) -> CoreId {
+        let mut h = self.key.build_hasher();
+        h.write(token.as_bytes());
+        // Modulo over a 64-bit keyed hash: the bias is below 2^-50 for any core count we run.
+        CoreId((h.finish() % self.cores as u64) as usize)
+    }
+
+    /// Draws tokens until one maps to `core`. Bounded: after `MAX_DRAWS_PER_CORE * cores`
+    /// draws (probability (1-1/n)^(64n) < 2^-90) the last token is returned with its real owner.
+    pub fn token_for(&self, core: CoreId) -> (Token, CoreId) {
+        let mut token = Token::random();
+        for _ in 0..MAX_DRAWS_PER_CORE * self.cores {
+            if self.owner(&token) == core {
+                return (token, core);
+            }
+            token = Token::random();
+        }
+        let owner = self.owner(&token);
+        (token, owner)
+    }
+}
+
+/// Draws per core before giving up on hitting the chosen core (see [`TokenMap::token_for`]).
+const MAX_DRAWS_PER_CORE: usize = 64;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_shows_only_a_prefix() {
+        let t = Token::from_bytes([0xab; 32]);
+        assert_eq!(format!("{t}"), "abababab…");
+        assert_eq!(format!("{t:?}"), "Token(abababab…)");
+    }
+
+    #[test]
+    fn equality_is_by_value() {
+        let a = Token::from_bytes([1; 32]);
+        let mut other = [1; 32];
+        assert_eq!(a, Token::from_bytes(other));
+        other[31] = 2;
+        assert_ne!(a, Token::from_bytes(other));
+    }
+
+    #[test]
+    fn token_for_hits_the_chosen_core() {
+        let map = TokenMap::new(4);
+        for core in 0..4 {
+            let (t, owner) = map.token_for(CoreId(core));
+            assert_eq!(owner, CoreId(core));
+            assert_eq!(map.owner(&t), CoreId(core));
+        }
+    }
+
+    #[test]
+    fn owners_spread_over_cores() {
+        let map = TokenMap::new(2);
+        let on_zero = (0..1000)
+            .filter(|_| map.owner(&Token::random()) == CoreId(0))
+            .count();
+        assert!((350..650).contains(&on_zero), "{on_zero}");
+    }
+}
