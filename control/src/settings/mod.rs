@@ -1,6 +1,18 @@
 //! Settings: directories of numbered YAML/JSON files (the original Hyper's loader format), merged,
 //! interpolated and converted into typed, validated configuration.
+//!
+//! - [`loader`] turns a colon-separated path list into one merged `serde_json::Value` plus the
+//!   [`Provenance`] of every key.
+//! - `Raw*` serde structs (`deny_unknown_fields`) convert with `TryFrom` into the typed settings
+//!   ([`TlsSettings`], [`DatastoreSettings`], [`SdSettings`], [`HyperSettings`]); every problem
+//!   becomes a [`SettingsIssue`] naming file, key and reason, and all issues found are reported at once.
 
 pub mod datastore;
+pub mod error;
+pub mod loader;
+pub mod paths;
 pub mod secret;
 pub mod tls;
+
+pub use error::{SettingsError, SettingsIssue};
+pub use loader::{Loader, Provenance, load_from_env, load_paths};
