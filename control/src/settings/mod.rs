@@ -7,12 +7,19 @@
 //!   ([`TlsSettings`], [`DatastoreSettings`], [`SdSettings`], [`HyperSettings`]); every problem
 //!   becomes a [`SettingsIssue`] naming file, key and reason, and all issues found are reported at once.
 
+pub mod convert;
 pub mod datastore;
 pub mod error;
+pub mod listeners;
 pub mod loader;
 pub mod paths;
+pub mod sd;
 pub mod secret;
 pub mod tls;
 
+pub use datastore::DatastoreSettings;
 pub use error::{SettingsError, SettingsIssue};
+pub use listeners::{HostPort, JsonRpcServerSettings, MetricsSettings, TcpRateLimit};
 pub use loader::{Loader, Provenance, load_from_env, load_paths};
+pub use sd::SdSettings;
+pub use tls::TlsSettings;
