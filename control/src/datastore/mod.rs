@@ -1,1 +1,94 @@
-//! (being written)
+//! Datastores: where the service directory (and later the proxy) keeps its append-only entries.
+//!
+//! Two backends with the original's byte layouts, behind one enum ([`Datastore`]):
+//! - [`FileDatastore`]: the embedded default, an append-only file of chunks, `fsync`ed before an
+//!   append returns, crash-safe (a torn tail is ignored on read and truncated on open).
+//! - [`RedisDatastore`]: a Redis list, shared by several servers (optionally through Sentinel).
+//!
+//! Callers keep a [`Cursor`] per store and call [`Datastore::read_new`] to get only what was
+//! appended since; a fresh `Cursor::default()` reads everything.
+//!
+//! Reads return everything new in one `Vec`: the caller (the directory) keeps all entries in
+//! memory anyway, so a read holds at most the store's size, and each entry at most
+//! [`MAX_ENTRY_LEN`] bytes.
+
+mod chunk;
+mod chunked;
+mod entry;
+mod error;
+mod file;
+mod reassemble;
+mod redis;
+pub mod testing;
+
+pub use self::entry::{DataEntry, ENTRY_VERSION, EntryError, MAX_ENTRY_LEN};
+pub use self::error::DatastoreError;
+pub use self::file::FileDatastore;
+pub use self::redis::{REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
+
+use self::reassemble::Reassembler;
+use crate::settings::datastore::DatastoreSettings;
+
+/// How far a reader has read one store. Belongs to the store it was used with.
+///
+/// For a file store: the byte offset after the last whole chunk read, plus the entries whose
+/// chunks have only partly arrived. For Redis: the number of list elements read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cursor {
+    position: u64,
+    pending: Reassembler,
+}
+
+impl Cursor {
+    /// File offset, or Redis list index, of the next unread data.
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+}
+
+/// An open datastore of either kind. Cheap to clone (clones share the store).
+#[derive(Debug, Clone)]
+pub enum Datastore {
+    /// The embedded append-only file.
+    File(FileDatastore),
+    /// A Redis list.
+    Redis(RedisDatastore),
+}
+
+impl Datastore {
+    /// Opens the store the settings describe: creates/locks/recovers the file, or connects to
+    /// Redis and checks it with `PING`.
+    pub async fn open(settings: &DatastoreSettings) -> Result<Self, DatastoreError> {
+        Ok(match settings {
+            DatastoreSettings::File(s) => Self::File(FileDatastore::open(s).await?),
+            DatastoreSettings::Redis(s) => Self::Redis(RedisDatastore::open(s).await?),
+        })
+    }
+
+    /// Appends `entries` as one batch. When this returns `Ok` the entries are durable (file:
+    /// written and `fdatasync`ed; Redis: `RPUSH` acknowledged) and readers in this process see
+    /// the batch whole or not at all. On `Err` none of them is acknowledged (some may still land).
+    pub async fn append(&self, entries: &[DataEntry]) -> Result<(), DatastoreError> {
+        match self {
+            Self::File(s) => s.append(entries).await,
+            Self::Redis(s) => s.append(entries).await,
+        }
+    }
+
+    /// Returns the entries appended since `cursor` (in append order) and advances it. On `Err` the
+    /// cursor is unchanged.
+    pub async fn read_new(&self, cursor: &mut Cursor) -> Result<Vec<DataEntry>, DatastoreError> {
+        match self {
+            Self::File(s) => s.read_new(cursor).await,
+            Self::Redis(s) => s.read_new(cursor).await,
+        }
+    }
+
+    /// `"file"` or `"redis"`, for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::File(_) => "file",
+            Self::Redis(_) => "redis",
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! [`DatastoreError`]: everything a datastore call can fail with.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use thiserror::Error;
+
+use super::entry::EntryError;
+
+/// A datastore failure. [`DatastoreError::kind`] is a stable label for metrics.
+#[derive(Debug, Error)]
+pub enum DatastoreError {
+    /// File I/O failed.
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What we were doing (`open`, `append`, `read`, ...).
+        op: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Another process (or another open store in this process) holds the file's append lock.
+    #[error("{path} is locked by another datastore (one appender per file)")]
+    Locked {
+        /// The store file.
+        path: PathBuf,
+    },
+    /// Stored bytes are not valid chunks or entries. `at` is a file offset or a Redis list index.
+    #[error("corrupt datastore at {at}: {reason}")]
+    Corrupt {
+        /// File byte offset, or Redis list index, of the bad data.
+        at: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An entry given to `append` cannot be encoded (too large).
+    #[error("invalid entry: {0}")]
+    Entry(#[from] EntryError),
+    /// Redis answered with an error, or the connection failed.
+    #[error("redis {op}: {source}")]
+    Redis {
+        /// The command (`RPUSH`, `LRANGE`, `PING`, ...).
+        op: &'static str,
+        /// The client's error (never contains the password).
+        #[source]
+        source: redis::RedisError,
+    },
+    /// A Redis call did not finish in time.
+    #[error("redis {op} timed out after {after:?}")]
+    Timeout {
+        /// The command.
+        op: &'static str,
+        /// The bound that expired.
+        after: Duration,
+    },
+    /// The settings cannot be used (bad address, unsupported topology).
+    #[error("datastore settings: {0}")]
+    Config(String),
+    /// The cursor points past the end of the store: it belongs to another store.
+    #[error("cursor at {position} is past the end of the store ({len})")]
+    CursorAhead {
+        /// The cursor's position.
+        position: u64,
+        /// The store's length (file bytes or list length).
+        len: u64,
+    },
+    /// A blocking file task panicked or was cancelled.
+    #[error("datastore task failed: {0}")]
+    Task(String),
+}
+
+impl DatastoreError {
+    /// A stable, low-cardinality label for metrics and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::Locked { .. } => "locked",
+            Self::Corrupt { .. } => "corrupt",
+            Self::Entry(_) => "entry",
+            Self::Redis { .. } => "redis",
+            Self::Timeout { .. } => "timeout",
+            Self::Config(_) => "config",
+            Self::CursorAhead { .. } => "cursor",
+            Self::Task(_) => "task",
+        }
+    }
+
+    /// Whether retrying the same call later may succeed (the backend was unreachable or slow).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Timeout { .. } => true,
+            Self::Redis { source, .. } => {
+                source.is_io_error()
+                    || source.is_timeout()
+                    || source.is_connection_dropped()
+                    || source.is_connection_refusal()
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_are_stable_labels() {
+        let e = DatastoreError::Timeout {
+            op: "RPUSH",
+            after: Duration::from_secs(1),
+        };
+        assert_eq!(e.kind(), "timeout");
+        assert!(e.is_transient());
+        let e = DatastoreError::Locked { path: "/x".into() };
+        assert_eq!(e.kind(), "locked");
+        assert!(!e.is_transient());
+        assert_eq!(
+            e.to_string(),
+            "/x is locked by another datastore (one appender per file)"
+        );
+    }
+}
