@@ -87,7 +87,7 @@ impl TryFrom<RawDatastoreSettings> for DatastoreSettings {
         };
         match raw.kind.as_str() {
             "file" => {
-                let file: RawFileSettings = parse_value(&settings).map_err(|e| nested(e))?;
+                let file: RawFileSettings = parse_value(&settings).map_err(nested)?;
                 let filename = abs_path(&file.filename, "settings.filename", &mut issues);
                 match filename {
                     Some(filename) => Ok(Self::File(FileDatastoreSettings { filename })),
@@ -95,7 +95,7 @@ impl TryFrom<RawDatastoreSettings> for DatastoreSettings {
                 }
             }
             "redis" => {
-                let redis: RawRedisSettings = parse_value(&settings).map_err(|e| nested(e))?;
+                let redis: RawRedisSettings = parse_value(&settings).map_err(nested)?;
                 redis_settings(redis).map(Self::Redis).map_err(nested)
             }
             other => {

@@ -10,6 +10,7 @@
 pub mod convert;
 pub mod datastore;
 pub mod error;
+pub mod hyper;
 pub mod listeners;
 pub mod loader;
 pub mod paths;
@@ -19,6 +20,7 @@ pub mod tls;
 
 pub use datastore::DatastoreSettings;
 pub use error::{SettingsError, SettingsIssue};
+pub use hyper::HyperSettings;
 pub use listeners::{HostPort, JsonRpcServerSettings, MetricsSettings, TcpRateLimit};
 pub use loader::{Loader, Provenance, load_from_env, load_paths};
 pub use sd::SdSettings;
