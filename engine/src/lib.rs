@@ -1,14 +1,28 @@
 //! The data plane: a thread-per-core relay that pairs inbound connections by single-use token
 //! and moves bytes between them with `splice(2)`. See ARCHITECTURE.md.
 
+mod accept;
 pub mod clienthello;
 pub mod config;
 pub mod error;
+mod handle;
+pub mod limiter;
+mod listener;
+pub mod mailbox;
 pub mod pair_table;
 pub mod preamble;
+pub mod relay;
+mod runtime;
+pub mod signal;
+pub mod stats;
 pub mod token;
+mod worker;
 
+pub use clienthello::ClientHelloInfo;
 pub use config::{Driver, DriverInUse, EngineConfig};
 pub use error::EngineError;
+pub use handle::{Engine, EngineHandle, LocalAddrs, PairEvent, PairTicket, RefuseAll, SniResolver};
 pub use pair_table::{PairId, PairKind, Port, Refusal, Side};
+pub use relay::CloseReason;
+pub use stats::CoreStatsSnapshot;
 pub use token::{CoreId, Token};

@@ -1,0 +1,187 @@
+//! Accepting on a data port and reading the preamble: the 32-byte token (pairing port) or the
+//! ClientHello (TLS port), each under its deadline; then local pairing or a handoff to the owner.
+
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use monoio::net::{TcpListener, TcpStream};
+use tracing::{Instrument, debug, info_span, warn};
+
+use crate::clienthello::ClientHelloReader;
+use crate::mailbox::SendError;
+use crate::pair_table::Port;
+use crate::preamble::TokenReader;
+use crate::relay::splice::{self, Step};
+use crate::stats::CoreStats;
+use crate::token::Token;
+use crate::worker::{Conn, ConnGuard, Core, CoreMsg, Handoff};
+
+/// Bytes read per recv while buffering a ClientHello.
+const HELLO_CHUNK: usize = 4096;
+
+/// Accepts until drain; accept errors (EMFILE, ENFILE, ...) back off and never end the loop.
+pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Port) {
+    let cfg = &core.shared.config;
+    loop {
+        let accepted = monoio::select! {
+            r = listener.accept() => r,
+            _ = core.stop_accept.wait() => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(x) => x,
+            Err(e) => {
+                CoreStats::inc(&core.stats().accept_errors);
+                warn!(core = core.id.0, error = %e, "accept failed; backing off");
+                monoio::select! {
+                    _ = monoio::time::sleep(cfg.accept_backoff) => continue,
+                    _ = core.stop_accept.wait() => break,
+                }
+            }
+        };
+        CoreStats::inc(&core.stats().accepted);
+        let open = core.stats().open_conns.load(Ordering::Relaxed) as usize;
+        if open >= cfg.max_conns_per_core
+            || core.limiter.borrow().is_blocked(peer.ip(), Instant::now())
+        {
+            CoreStats::inc(&core.stats().refused_at_accept);
+            continue;
+        }
+        let guard = ConnGuard::new(core.shared.clone(), core.id);
+        let span = info_span!("conn", core = core.id.0, %peer, port = ?port);
+        let c = core.clone();
+        core.spawn(
+            async move {
+                let close = c.close_all.clone();
+                monoio::select! {
+                    _ = serve(c, stream, peer, port, guard) => {},
+                    _ = close.wait() => {},
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
+
+fn set_options(core: &Core, stream: &TcpStream) {
+    let cfg = &core.shared.config;
+    let _ = stream.set_nodelay(cfg.nodelay);
+    if let Some(idle) = cfg.keepalive {
+        let _ = stream.set_tcp_keepalive(Some(idle), Some(idle / 4), Some(4));
+    }
+}
+
+async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr, port: Port, guard: ConnGuard) {
+    set_options(&core, &stream);
+    let cfg = &core.shared.config;
+    let read = match port {
+        Port::Pairing => monoio::time::timeout(cfg.token_deadline, read_token(&stream)).await,
+        Port::Tls => {
+            monoio::time::timeout(cfg.hello_deadline, read_hello(&core, &stream, peer)).await
+        }
+    };
+    let (token, prefix) = match read {
+        Ok(Some(x)) => x,
+        Ok(None) => return,
+        Err(_) => {
+            CoreStats::inc(&core.stats().preamble_timeouts);
+            debug!("preamble deadline passed");
+            return;
+        }
+    };
+    let owner = core.shared.map.owner(&token);
+    if owner == core.id {
+        core.process_pending();
+        core.arrive(
+            token,
+            port,
+            Conn {
+                stream,
+                peer,
+                prefix,
+                _guard: guard,
+            },
+        );
+        return;
+    }
+    drop(guard);
+    // monoio deregisters the fd from this core's driver and gives up ownership.
+    let fd = stream.into_raw_fd();
+    // SAFETY: `fd` is an open socket that nothing else owns after `into_raw_fd`.
+    let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
+    let msg = CoreMsg::Arrive(Handoff {
+        stream,
+        peer,
+        token,
+        port,
+        prefix,
+    });
+    match core.shared.cores[owner.0].mailbox.try_send(msg) {
+        Ok(()) => CoreStats::inc(&core.stats().handoffs_out),
+        Err(SendError::Full(_) | SendError::Closed(_)) => {
+            CoreStats::inc(&core.stats().handoffs_dropped);
+            debug!(
+                owner = owner.0,
+                "owner mailbox full or closed; connection closed"
+            );
+        }
+    }
+}
+
+/// Reads exactly 32 bytes (in any split, never more); `None` when the peer closes or errs first.
+async fn read_token(stream: &TcpStream) -> Option<(Token, Vec<u8>)> {
+    let mut reader = TokenReader::new();
+    // Bounded: each round reads >= 1 byte or waits; at most 32 reads succeed.
+    loop {
+        if let Some(t) = reader.token() {
+            return Some((t, Vec::new()));
+        }
+        match splice::recv(stream.as_raw_fd(), reader.unfilled()) {
+            Ok(Step::Moved(n)) => reader.advance(n),
+            Ok(Step::WouldBlock) => stream.readable(false).await.ok()?,
+            Ok(Step::Eof) | Err(_) => return None,
+        }
+    }
+}
+
+/// Buffers the ClientHello (bounded by `hello_max_bytes`), asks the resolver for the token
+/// to join, and returns it with the buffered bytes to replay.
+async fn read_hello(core: &Core, stream: &TcpStream, peer: SocketAddr) -> Option<(Token, Vec<u8>)> {
+    let max = core.shared.config.hello_max_bytes;
+    let mut parser = ClientHelloReader::new(max);
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk = [0u8; HELLO_CHUNK];
+    let info = loop {
+        let room = (max - buf.len()).min(HELLO_CHUNK);
+        if room == 0 {
+            CoreStats::inc(&core.stats().bad_hellos);
+            return None;
+        }
+        match splice::recv(stream.as_raw_fd(), &mut chunk[..room]) {
+            Ok(Step::Moved(n)) => {
+                buf.extend_from_slice(&chunk[..n]);
+                match parser.feed(&chunk[..n]) {
+                    Ok(Some(info)) => break info,
+                    Ok(None) => {}
+                    Err(e) => {
+                        CoreStats::inc(&core.stats().bad_hellos);
+                        debug!(error = e.kind(), "bad ClientHello");
+                        return None;
+                    }
+                }
+            }
+            Ok(Step::WouldBlock) => stream.readable(false).await.ok()?,
+            Ok(Step::Eof) | Err(_) => return None,
+        }
+    };
+    match core.shared.resolver.resolve(&info, peer) {
+        Some(token) => Some((token, buf)),
+        None => {
+            CoreStats::inc(&core.stats().bad_hellos);
+            debug!(sni = ?info.sni, "no route for SNI");
+            None
+        }
+    }
+}

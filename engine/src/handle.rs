@@ -1,0 +1,337 @@
+//! The control plane's view of the engine: start it, create and cancel pairs, read stats and
+//! events, drain. `EngineHandle` is `Send + Sync` and uses std primitives only, so any runtime
+//! (plain threads, tokio) can call it; no call blocks except `drain`, which joins the workers.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rand::Rng;
+
+use crate::clienthello::ClientHelloInfo;
+use crate::config::{DriverInUse, EngineConfig};
+use crate::error::EngineError;
+use crate::mailbox::{Mailbox, SendError};
+use crate::pair_table::{PairId, PairKind, Port};
+use crate::relay::CloseReason;
+use crate::stats::{CoreStats, CoreStatsSnapshot};
+use crate::token::{CoreId, Token, TokenMap};
+use crate::worker::{CoreMsg, CoreShared, Shared};
+
+/// Routes a TLS connection by its ClientHello. Called on a worker thread: it must not block
+/// (create the pair with [`EngineHandle::create_pair`], notify the other side asynchronously,
+/// and return at once). Returns the token of the side the TLS client joins (side A of an
+/// `PairKind::Sni` pair), or `None` to refuse.
+pub trait SniResolver: Send + Sync + 'static {
+    /// Answers for one ClientHello from `peer`.
+    fn resolve(&self, hello: &ClientHelloInfo, peer: SocketAddr) -> Option<Token>;
+}
+
+impl<F> SniResolver for F
+where
+    F: Fn(&ClientHelloInfo, SocketAddr) -> Option<Token> + Send + Sync + 'static,
+{
+    fn resolve(&self, hello: &ClientHelloInfo, peer: SocketAddr) -> Option<Token> {
+        self(hello, peer)
+    }
+}
+
+/// A resolver that refuses everything (for engines without a TLS port).
+#[derive(Debug, Clone, Copy)]
+pub struct RefuseAll;
+
+impl SniResolver for RefuseAll {
+    fn resolve(&self, _: &ClientHelloInfo, _: SocketAddr) -> Option<Token> {
+        None
+    }
+}
+
+/// What happened to a pair, for the control plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PairEvent {
+    /// Both sides arrived; relaying starts.
+    Paired {
+        /// The pair.
+        id: PairId,
+    },
+    /// The pair ended (or never completed).
+    Closed {
+        /// The pair.
+        id: PairId,
+        /// Why.
+        reason: CloseReason,
+        /// Bytes from side A to side B.
+        bytes_a_to_b: u64,
+        /// Bytes from side B to side A.
+        bytes_b_to_a: u64,
+    },
+}
+
+impl PairEvent {
+    pub(crate) fn closed(id: PairId, reason: CloseReason, bytes: [u64; 2]) -> Self {
+        PairEvent::Closed {
+            id,
+            reason,
+            bytes_a_to_b: bytes[0],
+            bytes_b_to_a: bytes[1],
+        }
+    }
+}
+
+/// A new pair: hand `side_a` to one party and `side_b` to the other.
+#[derive(Clone, Debug)]
+pub struct PairTicket {
+    /// The pair (carries its owning core).
+    pub id: PairId,
+    /// Token of side A.
+    pub side_a: Token,
+    /// Token of side B.
+    pub side_b: Token,
+}
+
+/// The addresses the engine listens on (ports resolved when 0 was asked).
+#[derive(Clone, Copy, Debug)]
+pub struct LocalAddrs {
+    /// The pairing port.
+    pub pairing: SocketAddr,
+    /// The TLS port, if served.
+    pub tls: Option<SocketAddr>,
+}
+
+/// Entry point.
+#[derive(Debug)]
+pub struct Engine;
+
+/// Handle to a running engine. Cheap to clone.
+#[derive(Clone)]
+pub struct EngineHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    addrs: LocalAddrs,
+    next_seq: AtomicU64,
+    stopping: AtomicBool,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Engine {
+    /// Binds the ports, starts one pinned worker per configured core and returns the handle
+    /// and the bounded stream of pair events.
+    pub fn start(
+        config: EngineConfig,
+        resolver: Arc<dyn SniResolver>,
+    ) -> Result<(EngineHandle, Receiver<PairEvent>), EngineError> {
+        config.validate()?;
+        let cpus = config.core_ids();
+        let n = cpus.len();
+        let mut pairing = crate::listener::bind_group(config.pairing_addr, n)?;
+        let mut tls = match config.tls_addr {
+            Some(a) => Some(crate::listener::bind_group(a, n)?),
+            None => None,
+        };
+        let addrs = LocalAddrs {
+            pairing: local(&pairing[0], config.pairing_addr)?,
+            tls: match (&tls, config.tls_addr) {
+                (Some(l), Some(a)) => Some(local(&l[0], a)?),
+                _ => None,
+            },
+        };
+        let (tx, rx) = sync_channel(config.events_capacity);
+        let cores = (0..n)
+            .map(|_| CoreShared {
+                mailbox: Mailbox::new(config.mailbox_capacity),
+                stats: CoreStats::default(),
+            })
+            .collect();
+        let shared = Arc::new(Shared {
+            cores,
+            map: TokenMap::new(n),
+            events: tx,
+            config,
+            resolver,
+        });
+        let mut threads = Vec::with_capacity(n);
+        let mut failure = None;
+        for (i, cpu) in cpus.into_iter().enumerate().rev() {
+            let mut listeners = vec![(Port::Pairing, pairing.remove(i))];
+            if let Some(t) = tls.as_mut() {
+                listeners.push((Port::Tls, t.remove(i)));
+            }
+            match crate::runtime::spawn_worker(CoreId(i), cpu, shared.clone(), listeners) {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
+            }
+        }
+        let handle = EngineHandle {
+            inner: Arc::new(Inner {
+                shared,
+                addrs,
+                next_seq: AtomicU64::new(1),
+                stopping: AtomicBool::new(false),
+                threads: Mutex::new(threads),
+            }),
+        };
+        if let Some(e) = failure {
+            let _ = handle.shutdown();
+            return Err(e);
+        }
+        Ok((handle, rx))
+    }
+}
+
+fn local(l: &std::net::TcpListener, addr: SocketAddr) -> Result<SocketAddr, EngineError> {
+    l.local_addr()
+        .map_err(|source| EngineError::Bind { addr, source })
+}
+
+impl EngineHandle {
+    /// The bound addresses.
+    pub fn local_addrs(&self) -> LocalAddrs {
+        self.inner.addrs
+    }
+
+    /// Number of worker cores.
+    pub fn cores(&self) -> usize {
+        self.inner.shared.cores.len()
+    }
+
+    /// The core that owns `token`.
+    pub fn owner_of(&self, token: &Token) -> CoreId {
+        self.inner.shared.map.owner(token)
+    }
+
+    /// Creates a pair with the configured TTL on a core chosen by load.
+    pub fn create_pair(&self, kind: PairKind) -> Result<PairTicket, EngineError> {
+        self.create_pair_with(kind, self.inner.shared.config.pair_ttl, None)
+    }
+
+    /// Creates a pair with `ttl`, on `core` if given (tests) or by load (power of two choices
+    /// over the cores' issued + live pairs).
+    pub fn create_pair_with(
+        &self,
+        kind: PairKind,
+        ttl: Duration,
+        core: Option<CoreId>,
+    ) -> Result<PairTicket, EngineError> {
+        if self.inner.stopping.load(Ordering::Acquire) {
+            return Err(EngineError::ShuttingDown);
+        }
+        let shared = &self.inner.shared;
+        let chosen = core
+            .filter(|c| c.0 < shared.cores.len())
+            .unwrap_or_else(|| self.pick_core());
+        let (side_a, owner) = shared.map.token_for(chosen);
+        let side_b = loop_token_for(&shared.map, owner);
+        let seq = self.inner.next_seq.fetch_add(1, Ordering::Relaxed);
+        let id = PairId { core: owner, seq };
+        let msg = CoreMsg::Register {
+            id,
+            tokens: [side_a, side_b],
+            kind,
+            ttl,
+        };
+        self.send(owner, msg)?;
+        Ok(PairTicket { id, side_a, side_b })
+    }
+
+    fn pick_core(&self) -> CoreId {
+        let cores = &self.inner.shared.cores;
+        let n = cores.len();
+        if n == 1 {
+            return CoreId(0);
+        }
+        let mut rng = rand::rng();
+        let a = rng.random_range(0..n);
+        let b = (a + rng.random_range(1..n)) % n;
+        let load = |i: usize| {
+            let s = &cores[i].stats;
+            s.issued_pairs.load(Ordering::Relaxed) + s.live_pairs.load(Ordering::Relaxed)
+        };
+        CoreId(if load(b) < load(a) { b } else { a })
+    }
+
+    fn send(&self, core: CoreId, msg: CoreMsg) -> Result<(), EngineError> {
+        match self.inner.shared.cores[core.0].mailbox.try_send(msg) {
+            Ok(()) => Ok(()),
+            Err(SendError::Full(_)) => Err(EngineError::MailboxFull { core: core.0 }),
+            Err(SendError::Closed(_)) => Err(EngineError::ShuttingDown),
+        }
+    }
+
+    /// Cancels a pair that has not completed; its waiting side, if any, is closed.
+    pub fn cancel_pair(&self, id: PairId) -> Result<(), EngineError> {
+        if id.core.0 >= self.cores() {
+            return Ok(());
+        }
+        self.send(id.core, CoreMsg::Cancel { seq: id.seq })
+    }
+
+    /// Per-core counters, read without locks.
+    pub fn stats(&self) -> Vec<CoreStatsSnapshot> {
+        self.inner
+            .shared
+            .cores
+            .iter()
+            .map(|c| c.stats.snapshot())
+            .collect()
+    }
+
+    /// The driver each core runs on (`None` for a core still starting).
+    pub fn drivers(&self) -> Vec<Option<DriverInUse>> {
+        self.stats().into_iter().map(|s| s.driver).collect()
+    }
+
+    /// Stops accepting, lets pairs finish for up to `grace`, closes the rest, and joins the
+    /// workers. Idempotent; later calls return at once.
+    pub fn drain(&self, grace: Duration) -> Result<(), EngineError> {
+        self.inner.stopping.store(true, Ordering::Release);
+        for c in &self.inner.shared.cores {
+            // Drain must get through even to a full mailbox: retry, bounded by 10 s.
+            let mut msg = CoreMsg::Drain { grace };
+            for _ in 0..10_000 {
+                match c.mailbox.try_send(msg) {
+                    Ok(()) | Err(SendError::Closed(_)) => break,
+                    Err(SendError::Full(m)) => {
+                        msg = m;
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                }
+            }
+        }
+        let threads: Vec<_> = match self.inner.threads.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(p) => p.into_inner().drain(..).collect(),
+        };
+        let mut result = Ok(());
+        for (i, t) in threads.into_iter().enumerate() {
+            if t.join().is_err() {
+                result = Err(EngineError::WorkerPanicked { core: i });
+            }
+        }
+        result
+    }
+
+    /// `drain` with no grace.
+    pub fn shutdown(&self) -> Result<(), EngineError> {
+        self.drain(Duration::ZERO)
+    }
+}
+
+fn loop_token_for(map: &TokenMap, core: CoreId) -> Token {
+    // token_for returns a token of `core` except with probability < 2^-90; retry a few times.
+    for _ in 0..8 {
+        let (t, owner) = map.token_for(core);
+        if owner == core {
+            return t;
+        }
+    }
+    map.token_for(core).0
+}

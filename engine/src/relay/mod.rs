@@ -1,0 +1,152 @@
+//! The relay of one pair: two directions pumped concurrently on the owning core.
+//!
+//! Each direction waits for readiness (io_uring PollAdd or epoll), then moves bytes with a
+//! non-blocking `splice(2)` socket → leased pipe → socket on the core thread; on EAGAIN at the
+//! destination it waits for writability with the bytes left in the pipe. No io_uring splice op
+//! is ever parked on an idle socket, so idle pairs hold no kernel worker thread.
+
+pub mod pipe_pool;
+pub mod splice;
+
+mod pump;
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::os::fd::AsRawFd;
+use std::pin::pin;
+use std::sync::atomic::AtomicU64;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+
+use crate::signal::LocalSignal;
+use crate::stats::CoreStats;
+use pipe_pool::{BufPool, PipePool};
+
+/// Why a pair closed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    /// Both directions reached EOF and were shut down in order.
+    Normal,
+    /// A side reset or an I/O error occurred; the other side was reset.
+    Reset,
+    /// No byte moved in either direction for the idle timeout.
+    Idle,
+    /// Closed by drain or shutdown.
+    Drain,
+    /// The pair's TTL passed before both sides arrived (never relayed).
+    Expired,
+    /// The control plane cancelled the pair before it completed.
+    Cancelled,
+}
+
+impl CloseReason {
+    /// Stable label for metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            CloseReason::Normal => "normal",
+            CloseReason::Reset => "reset",
+            CloseReason::Idle => "idle",
+            CloseReason::Drain => "drain",
+            CloseReason::Expired => "expired",
+            CloseReason::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A direction ended the pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Fatal {
+    Reset,
+    Idle,
+}
+
+/// What the relay borrows from its core.
+pub(crate) struct RelayEnv<'a> {
+    pub pipes: &'a PipePool,
+    pub bufs: &'a BufPool,
+    pub stats: &'a CoreStats,
+    pub idle: Option<Duration>,
+}
+
+/// One direction's bookkeeping.
+pub(crate) struct Direction<'a> {
+    pub moved: &'a Cell<u64>,
+    pub counter: &'a AtomicU64,
+    pub last: &'a Cell<Instant>,
+}
+
+/// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
+/// `a_prefix` goes to `b` and `b_prefix` to `a` first (a buffered ClientHello).
+/// Returns the reason and bytes moved `[a→b, b→a]`. The sockets are closed on return.
+pub(crate) async fn relay(
+    a: TcpStream,
+    b: TcpStream,
+    prefixes: [&[u8]; 2],
+    env: &RelayEnv<'_>,
+    close: &LocalSignal,
+) -> (CloseReason, [u64; 2]) {
+    let last = Cell::new(Instant::now());
+    let (ab, ba) = (Cell::new(0u64), Cell::new(0u64));
+    let dir_ab = Direction {
+        moved: &ab,
+        counter: &env.stats.bytes_a_to_b,
+        last: &last,
+    };
+    let dir_ba = Direction {
+        moved: &ba,
+        counter: &env.stats.bytes_b_to_a,
+        last: &last,
+    };
+    let run = async {
+        pump::write_all(&b, prefixes[0], env, &dir_ab).await?;
+        pump::write_all(&a, prefixes[1], env, &dir_ba).await?;
+        both_or_first_error(
+            pump::pump(&a, &b, env, &dir_ab),
+            pump::pump(&b, &a, env, &dir_ba),
+        )
+        .await
+    };
+    let reason = monoio::select! {
+        r = run => match r {
+            Ok(()) => CloseReason::Normal,
+            Err(Fatal::Reset) => CloseReason::Reset,
+            Err(Fatal::Idle) => CloseReason::Idle,
+        },
+        _ = close.wait() => CloseReason::Drain,
+    };
+    if reason != CloseReason::Normal {
+        // RST both: the peer of a reset side learns of it, and drain/idle leave no TIME_WAIT.
+        splice::set_reset_on_close(a.as_raw_fd());
+        splice::set_reset_on_close(b.as_raw_fd());
+    }
+    (reason, [ab.get(), ba.get()])
+}
+
+/// Runs both directions; finishes when both finish, or at the first error (dropping the other).
+async fn both_or_first_error<F1, F2>(f1: F1, f2: F2) -> Result<(), Fatal>
+where
+    F1: Future<Output = Result<(), Fatal>>,
+    F2: Future<Output = Result<(), Fatal>>,
+{
+    let mut f1 = pin!(f1);
+    let mut f2 = pin!(f2);
+    let (mut done1, mut done2) = (false, false);
+    poll_fn(|cx| {
+        if !done1 && let Poll::Ready(r) = f1.as_mut().poll(cx) {
+            r?;
+            done1 = true;
+        }
+        if !done2 && let Poll::Ready(r) = f2.as_mut().poll(cx) {
+            r?;
+            done2 = true;
+        }
+        if done1 && done2 {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}

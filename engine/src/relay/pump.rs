@@ -1,0 +1,187 @@
+//! One direction of a relay: readiness-gated, non-blocking splice with a copy fallback.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use monoio::net::TcpStream;
+
+use super::pipe_pool::Pipe;
+use super::splice::{self, Step};
+use super::{Direction, Fatal, RelayEnv};
+use crate::stats::CoreStats;
+
+/// Transfers per readiness before yielding to the other tasks of the core (fairness bound).
+const ROUNDS_PER_WAKEUP: usize = 16;
+
+enum Burst {
+    /// The source would block; wait for readiness again.
+    Again,
+    /// The source reached EOF.
+    Eof,
+}
+
+/// Waits until `s` is readable (or writable). With an idle timeout, gives up with
+/// `Fatal::Idle` once no byte moved in either direction for that long. The loop only
+/// repeats when the other direction moved bytes meanwhile, so it ends when the pair idles.
+async fn wait_ready(
+    s: &TcpStream,
+    read: bool,
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<(), Fatal> {
+    loop {
+        let Some(idle) = env.idle else {
+            let r = if read {
+                s.readable(false).await
+            } else {
+                s.writable(false).await
+            };
+            return r.map_err(|_| Fatal::Reset);
+        };
+        let left = idle.saturating_sub(dir.last.get().elapsed());
+        if left.is_zero() {
+            return Err(Fatal::Idle);
+        }
+        let r = if read {
+            monoio::time::timeout(left, s.readable(false)).await
+        } else {
+            monoio::time::timeout(left, s.writable(false)).await
+        };
+        if let Ok(r) = r {
+            return r.map_err(|_| Fatal::Reset);
+        }
+    }
+}
+
+fn moved(n: usize, dir: &Direction<'_>) {
+    dir.moved.set(dir.moved.get() + n as u64);
+    dir.counter.fetch_add(n as u64, Ordering::Relaxed);
+    dir.last.set(Instant::now());
+}
+
+/// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half) or a fatal error.
+pub(crate) async fn pump(
+    src: &TcpStream,
+    dst: &TcpStream,
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<(), Fatal> {
+    loop {
+        wait_ready(src, true, env, dir).await?;
+        let burst = match env.pipes.lease() {
+            Some(pipe) => {
+                CoreStats::inc(&env.stats.pipe_leases);
+                CoreStats::inc(&env.stats.pipes_in_use);
+                let r = splice_burst(src, dst, &pipe, env, dir).await;
+                CoreStats::dec(&env.stats.pipes_in_use);
+                match r {
+                    Ok(_) => env.pipes.give_back(pipe),
+                    Err(_) => env.pipes.discard(pipe),
+                }
+                r?
+            }
+            None => {
+                CoreStats::inc(&env.stats.copy_fallbacks);
+                let mut buf = env.bufs.lease();
+                let r = copy_burst(src, dst, &mut buf, env, dir).await;
+                env.bufs.give_back(buf);
+                r?
+            }
+        };
+        if let Burst::Eof = burst {
+            splice::shutdown_write(dst.as_raw_fd());
+            return Ok(());
+        }
+    }
+}
+
+async fn splice_burst(
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipe: &Pipe,
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<Burst, Fatal> {
+    for _ in 0..ROUNDS_PER_WAKEUP {
+        match splice::splice(src.as_raw_fd(), pipe.write_fd(), env.pipes.pipe_size()) {
+            Ok(Step::Moved(n)) => {
+                drain_pipe(pipe.read_fd(), dst, n, env, dir).await?;
+                moved(n, dir);
+            }
+            Ok(Step::WouldBlock) => return Ok(Burst::Again),
+            Ok(Step::Eof) => return Ok(Burst::Eof),
+            Err(_) => return Err(Fatal::Reset),
+        }
+    }
+    Ok(Burst::Again)
+}
+
+/// Moves exactly `n` bytes out of the pipe into `dst`, waiting for writability on EAGAIN.
+async fn drain_pipe(
+    pipe_read: RawFd,
+    dst: &TcpStream,
+    mut n: usize,
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<(), Fatal> {
+    while n > 0 {
+        match splice::splice(pipe_read, dst.as_raw_fd(), n) {
+            Ok(Step::Moved(k)) => n -= k.min(n),
+            Ok(Step::WouldBlock) => wait_ready(dst, false, env, dir).await?,
+            Ok(Step::Eof) | Err(_) => return Err(Fatal::Reset),
+        }
+    }
+    Ok(())
+}
+
+async fn copy_burst(
+    src: &TcpStream,
+    dst: &TcpStream,
+    buf: &mut [u8],
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<Burst, Fatal> {
+    for _ in 0..ROUNDS_PER_WAKEUP {
+        match splice::recv(src.as_raw_fd(), buf) {
+            Ok(Step::Moved(n)) => {
+                send_all(dst, &buf[..n], env, dir).await?;
+                moved(n, dir);
+            }
+            Ok(Step::WouldBlock) => return Ok(Burst::Again),
+            Ok(Step::Eof) => return Ok(Burst::Eof),
+            Err(_) => return Err(Fatal::Reset),
+        }
+    }
+    Ok(Burst::Again)
+}
+
+async fn send_all(
+    dst: &TcpStream,
+    mut bytes: &[u8],
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<(), Fatal> {
+    while !bytes.is_empty() {
+        match splice::send(dst.as_raw_fd(), bytes) {
+            Ok(Step::Moved(k)) => bytes = &bytes[k.min(bytes.len())..],
+            Ok(_) => wait_ready(dst, false, env, dir).await?,
+            Err(_) => return Err(Fatal::Reset),
+        }
+    }
+    Ok(())
+}
+
+/// Writes a buffered prefix (a ClientHello) to `dst` before relaying; counts it as moved.
+pub(crate) async fn write_all(
+    dst: &TcpStream,
+    bytes: &[u8],
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<(), Fatal> {
+    send_all(dst, bytes, env, dir).await?;
+    if !bytes.is_empty() {
+        moved(bytes.len(), dir);
+    }
+    Ok(())
+}

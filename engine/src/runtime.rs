@@ -1,0 +1,103 @@
+//! Worker threads: pinning, driver choice with fallback, and the monoio runtime.
+
+use std::io;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::mpsc::channel;
+use std::thread::JoinHandle;
+
+use monoio::time::TimeDriver;
+use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
+use tracing::{info, warn};
+
+use crate::config::{Driver, DriverInUse};
+use crate::error::EngineError;
+use crate::pair_table::Port;
+use crate::token::CoreId;
+use crate::worker::{Core, Shared};
+
+/// io_uring submission queue entries per core: one op per readiness wait in flight is
+/// typical; monoio submits early when the ring is full.
+const URING_ENTRIES: u32 = 4096;
+
+enum Rt {
+    Uring(monoio::Runtime<TimeDriver<IoUringDriver>>),
+    Legacy(monoio::Runtime<TimeDriver<LegacyDriver>>),
+}
+
+fn build(driver: Driver) -> io::Result<Rt> {
+    let legacy = || {
+        RuntimeBuilder::<LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .map(Rt::Legacy)
+    };
+    let uring = || {
+        RuntimeBuilder::<IoUringDriver>::new()
+            .with_entries(URING_ENTRIES)
+            .enable_timer()
+            .build()
+            .map(Rt::Uring)
+    };
+    match driver {
+        Driver::Legacy => legacy(),
+        Driver::IoUring => uring(),
+        Driver::Auto => uring().or_else(|e| {
+            warn!(error = %e, "io_uring unavailable; falling back to epoll");
+            legacy()
+        }),
+    }
+}
+
+/// Starts the worker thread of core `id` on CPU `cpu`; returns once its runtime is built.
+pub(crate) fn spawn_worker(
+    id: CoreId,
+    cpu: usize,
+    shared: Arc<Shared>,
+    listeners: Vec<(Port, TcpListener)>,
+) -> Result<JoinHandle<()>, EngineError> {
+    let (ready_tx, ready_rx) = channel::<io::Result<DriverInUse>>();
+    let driver = shared.config.driver;
+    let pin = shared.config.pin;
+    let thread = std::thread::Builder::new()
+        .name(format!("tandem-core-{}", id.0))
+        .spawn(move || {
+            if pin && !core_affinity::set_for_current(core_affinity::CoreId { id: cpu }) {
+                warn!(core = id.0, cpu, "cannot pin worker");
+            }
+            let rt = match build(driver) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let used = match rt {
+                Rt::Uring(_) => DriverInUse::IoUring,
+                Rt::Legacy(_) => DriverInUse::Legacy,
+            };
+            shared.cores[id.0].stats.set_driver(used);
+            info!(core = id.0, cpu, driver = used.as_str(), "worker started");
+            let _ = ready_tx.send(Ok(used));
+            match rt {
+                Rt::Uring(mut rt) => rt.block_on(async move {
+                    crate::worker::run(Core::new(id, shared), listeners).await
+                }),
+                Rt::Legacy(mut rt) => rt.block_on(async move {
+                    crate::worker::run(Core::new(id, shared), listeners).await
+                }),
+            }
+        })
+        .map_err(|source| EngineError::Worker { core: id.0, source })?;
+    match ready_rx.recv() {
+        Ok(Ok(_)) => Ok(thread),
+        Ok(Err(source)) => {
+            let _ = thread.join();
+            Err(EngineError::Worker { core: id.0, source })
+        }
+        Err(_) => {
+            let _ = thread.join();
+            Err(EngineError::WorkerPanicked { core: id.0 })
+        }
+    }
+}

@@ -1,0 +1,386 @@
+//! One worker core: its pair table, pools and limiter (all `Rc`/`RefCell`, owned by the core),
+//! its mailbox loop, the expiry tick and drain. Connections are handled in `accept.rs`.
+
+use std::cell::{Cell, RefCell};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use tracing::{Instrument, debug, info_span};
+
+use crate::config::EngineConfig;
+use crate::handle::{PairEvent, SniResolver};
+use crate::limiter::BadTokenLimiter;
+use crate::mailbox::Mailbox;
+use crate::pair_table::{Arrival, PairId, PairKind, PairTable, Port, Refusal, TableLimits};
+use crate::relay::pipe_pool::{BufPool, PipePool};
+use crate::relay::{self, CloseReason, RelayEnv};
+use crate::signal::LocalSignal;
+use crate::stats::CoreStats;
+use crate::token::{CoreId, Token, TokenMap};
+
+/// A message into a core's mailbox.
+pub(crate) enum CoreMsg {
+    /// Issue a pair owned by this core.
+    Register {
+        id: PairId,
+        tokens: [Token; 2],
+        kind: PairKind,
+        ttl: Duration,
+    },
+    /// Cancel a pair not yet completed.
+    Cancel { seq: u64 },
+    /// A socket accepted by another core whose token this core owns.
+    Arrive(Handoff),
+    /// Stop accepting, let pairs finish for `grace`, then close the rest.
+    Drain { grace: Duration },
+}
+
+/// A socket moving between cores: the fd (owned; closed if the message is dropped) and the
+/// bytes already read from it beyond the token (a ClientHello on the TLS port).
+pub(crate) struct Handoff {
+    pub stream: std::net::TcpStream,
+    pub peer: SocketAddr,
+    pub token: Token,
+    pub port: Port,
+    pub prefix: Vec<u8>,
+}
+
+/// State shared by all cores and the handle (immutable or atomic only).
+pub(crate) struct Shared {
+    pub cores: Vec<CoreShared>,
+    pub map: TokenMap,
+    pub events: SyncSender<PairEvent>,
+    pub config: EngineConfig,
+    pub resolver: Arc<dyn SniResolver>,
+}
+
+/// The cross-thread face of one core.
+pub(crate) struct CoreShared {
+    pub mailbox: Mailbox<CoreMsg>,
+    pub stats: CoreStats,
+}
+
+impl Shared {
+    pub(crate) fn emit(&self, core: CoreId, ev: PairEvent) {
+        if let Err(TrySendError::Full(_)) = self.events.try_send(ev) {
+            CoreStats::inc(&self.cores[core.0].stats.events_dropped);
+        }
+    }
+}
+
+/// Counts an open connection of a core for as long as it lives.
+pub(crate) struct ConnGuard {
+    shared: Arc<Shared>,
+    core: CoreId,
+}
+
+impl ConnGuard {
+    pub(crate) fn new(shared: Arc<Shared>, core: CoreId) -> Self {
+        CoreStats::inc(&shared.cores[core.0].stats.open_conns);
+        ConnGuard { shared, core }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        CoreStats::dec(&self.shared.cores[self.core.0].stats.open_conns);
+    }
+}
+
+/// A connection that delivered its token, owned by the pair table while it waits.
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub prefix: Vec<u8>,
+    pub _guard: ConnGuard,
+}
+
+/// The core-local state. Lives in an `Rc`; no borrow is held across an `.await`.
+pub(crate) struct Core {
+    pub id: CoreId,
+    pub shared: Arc<Shared>,
+    pub table: RefCell<PairTable<Conn>>,
+    pub limiter: RefCell<BadTokenLimiter>,
+    pub pipes: PipePool,
+    pub bufs: BufPool,
+    pub stop_accept: LocalSignal,
+    pub close_all: LocalSignal,
+    pub drain_grace: Cell<Option<Duration>>,
+    tasks: Cell<usize>,
+    live: Cell<usize>,
+}
+
+impl Core {
+    pub(crate) fn new(id: CoreId, shared: Arc<Shared>) -> Rc<Core> {
+        let c = &shared.config;
+        let limits = TableLimits {
+            max_pairs: c.max_pairs_per_core,
+            max_waiting: c.max_waiting_per_core,
+            tomb_ttl: c.pair_ttl,
+        };
+        Rc::new(Core {
+            id,
+            table: RefCell::new(PairTable::new(limits)),
+            limiter: RefCell::new(BadTokenLimiter::new(
+                c.bad_token_limit,
+                c.bad_token_window,
+                c.bad_token_table,
+            )),
+            pipes: PipePool::new(c.pipe_pool_size, c.pipe_size),
+            bufs: BufPool::new(c.copy_pool_size, c.copy_buf_size),
+            stop_accept: LocalSignal::new(),
+            close_all: LocalSignal::new(),
+            drain_grace: Cell::new(None),
+            tasks: Cell::new(0),
+            live: Cell::new(0),
+            shared,
+        })
+    }
+
+    pub(crate) fn stats(&self) -> &CoreStats {
+        &self.shared.cores[self.id.0].stats
+    }
+
+    fn mailbox(&self) -> &Mailbox<CoreMsg> {
+        &self.shared.cores[self.id.0].mailbox
+    }
+
+    /// Spawns a task that drain waits for (counted until it ends).
+    pub(crate) fn spawn<F: Future<Output = ()> + 'static>(self: &Rc<Self>, fut: F) {
+        struct TaskGuard(Rc<Core>);
+        impl Drop for TaskGuard {
+            fn drop(&mut self) {
+                self.0.tasks.set(self.0.tasks.get() - 1);
+            }
+        }
+        self.tasks.set(self.tasks.get() + 1);
+        let guard = TaskGuard(self.clone());
+        drop(monoio::spawn(async move {
+            let _guard = guard;
+            fut.await;
+        }));
+    }
+
+    fn update_gauges(&self) {
+        let t = self.table.borrow();
+        let s = self.stats();
+        s.waiting
+            .store(t.waiting() as u64, std::sync::atomic::Ordering::Relaxed);
+        s.issued_pairs
+            .store(t.len() as u64, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Handles queued messages without waiting (called before a local token lookup so that a
+    /// registration sent just before the client connected is seen).
+    pub(crate) fn process_pending(self: &Rc<Self>) {
+        for _ in 0..self.shared.config.mailbox_capacity {
+            let Some(msg) = self.mailbox().try_recv() else {
+                break;
+            };
+            self.handle(msg);
+        }
+    }
+
+    fn handle(self: &Rc<Self>, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Register {
+                id,
+                tokens,
+                kind,
+                ttl,
+            } => {
+                let now = Instant::now();
+                if self
+                    .table
+                    .borrow_mut()
+                    .register(id, tokens, kind, now, ttl)
+                    .is_err()
+                {
+                    debug!(pair = %id, "pair table full; registration dropped");
+                    self.shared.emit(
+                        self.id,
+                        PairEvent::closed(id, CloseReason::Cancelled, [0, 0]),
+                    );
+                }
+            }
+            CoreMsg::Cancel { seq } => {
+                let found = self.table.borrow_mut().cancel(seq, Instant::now());
+                if found.is_some() {
+                    let id = PairId { core: self.id, seq };
+                    self.shared.emit(
+                        self.id,
+                        PairEvent::closed(id, CloseReason::Cancelled, [0, 0]),
+                    );
+                }
+            }
+            CoreMsg::Arrive(h) => {
+                CoreStats::inc(&self.stats().handoffs_in);
+                let guard = ConnGuard::new(self.shared.clone(), self.id);
+                match TcpStream::from_std(h.stream) {
+                    Ok(stream) => {
+                        let conn = Conn {
+                            stream,
+                            peer: h.peer,
+                            prefix: h.prefix,
+                            _guard: guard,
+                        };
+                        self.arrive(h.token, h.port, conn);
+                    }
+                    Err(e) => debug!(error = %e, "cannot adopt handed-off socket"),
+                }
+            }
+            CoreMsg::Drain { grace } => {
+                self.drain_grace.set(Some(grace));
+                self.stop_accept.fire();
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// A connection with `token` arrives at its owning core.
+    pub(crate) fn arrive(self: &Rc<Self>, token: Token, port: Port, conn: Conn) {
+        let peer = conn.peer;
+        let arrival = self
+            .table
+            .borrow_mut()
+            .arrive(&token, port, conn, Instant::now());
+        match arrival {
+            Arrival::Waiting(id) => debug!(pair = %id, %peer, "first side waiting"),
+            Arrival::Paired { id, a, b } => self.start_relay(id, a, b),
+            Arrival::Refused { reason, conn } => {
+                debug!(%peer, token = %token, reason = reason.as_str(), "token refused");
+                self.stats().refusal(reason);
+                if reason != Refusal::WaitingFull {
+                    self.limiter.borrow_mut().record(peer.ip(), Instant::now());
+                }
+                drop(conn);
+            }
+        }
+        self.update_gauges();
+    }
+
+    fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn) {
+        let core = self.clone();
+        let span = info_span!("pair", pair = %id, core = self.id.0);
+        CoreStats::inc(&self.stats().paired);
+        CoreStats::inc(&self.stats().live_pairs);
+        self.live.set(self.live.get() + 1);
+        self.shared.emit(self.id, PairEvent::Paired { id });
+        self.spawn(
+            async move {
+                let Conn {
+                    stream: sa,
+                    prefix: pa,
+                    _guard: ga,
+                    ..
+                } = a;
+                let Conn {
+                    stream: sb,
+                    prefix: pb,
+                    _guard: gb,
+                    ..
+                } = b;
+                let env = RelayEnv {
+                    pipes: &core.pipes,
+                    bufs: &core.bufs,
+                    stats: core.stats(),
+                    idle: core.shared.config.idle_timeout,
+                };
+                let (reason, bytes) = relay::relay(sa, sb, [&pa, &pb], &env, &core.close_all).await;
+                drop((ga, gb));
+                debug!(
+                    reason = reason.as_str(),
+                    a_to_b = bytes[0],
+                    b_to_a = bytes[1],
+                    "pair closed"
+                );
+                let s = core.stats();
+                CoreStats::dec(&s.live_pairs);
+                CoreStats::inc(match reason {
+                    CloseReason::Normal => &s.closed_normal,
+                    CloseReason::Reset => &s.closed_reset,
+                    CloseReason::Idle => &s.closed_idle,
+                    _ => &s.closed_drain,
+                });
+                core.live.set(core.live.get() - 1);
+                core.shared
+                    .emit(core.id, PairEvent::closed(id, reason, bytes));
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Expires pairs whose TTL passed; closes their waiting sides.
+    fn tick(&self) {
+        let expired = self.table.borrow_mut().tick(Instant::now());
+        for e in expired {
+            CoreStats::inc(&self.stats().expired);
+            drop(e.waiting);
+            self.shared.emit(
+                self.id,
+                PairEvent::closed(e.id, CloseReason::Expired, [0, 0]),
+            );
+        }
+        self.update_gauges();
+    }
+}
+
+/// The body of a worker: listeners, tick, mailbox; returns after drain.
+pub(crate) async fn run(core: Rc<Core>, listeners: Vec<(Port, std::net::TcpListener)>) {
+    for (port, l) in listeners {
+        match monoio::net::TcpListener::from_std(l) {
+            Ok(l) => {
+                let c = core.clone();
+                core.spawn(crate::accept::accept_loop(c, l, port));
+            }
+            Err(e) => tracing::error!(core = core.id.0, error = %e, "cannot adopt listener"),
+        }
+    }
+    let c = core.clone();
+    core.spawn(async move {
+        let mut every = monoio::time::interval(c.shared.config.tick);
+        loop {
+            monoio::select! {
+                _ = every.tick() => c.tick(),
+                _ = c.close_all.wait() => break,
+            }
+        }
+    });
+    while core.drain_grace.get().is_none() {
+        monoio::select! {
+            msg = core.mailbox().recv() => core.handle(msg),
+            _ = core.stop_accept.wait() => {}
+        }
+    }
+    drain(&core).await;
+}
+
+/// Drain: accepting stopped; waiting sides close now; live pairs get `grace`; then all close.
+async fn drain(core: &Rc<Core>) {
+    let grace = core.drain_grace.get().unwrap_or_default();
+    for (id, conn) in core.table.borrow_mut().clear() {
+        drop(conn);
+        core.shared
+            .emit(core.id, PairEvent::closed(id, CloseReason::Drain, [0, 0]));
+    }
+    core.update_gauges();
+    let deadline = Instant::now() + grace;
+    // Bounded: at most grace / 10 ms rounds.
+    while core.live.get() > 0 && Instant::now() < deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        monoio::time::sleep(left.min(Duration::from_millis(10))).await;
+    }
+    core.close_all.fire();
+    // Tasks end at their next poll after the signal; bounded at 2000 × 1 ms.
+    for _ in 0..2000 {
+        if core.tasks.get() == 0 {
+            break;
+        }
+        monoio::time::sleep(Duration::from_millis(1)).await;
+    }
+    drop(core.mailbox().close());
+}
