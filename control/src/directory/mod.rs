@@ -2,10 +2,17 @@
 //! signing and verification against the configured CA, chain selection and the entries it yields, permissions and
 //! the mTLS identity check (§6.4). Storage and the JSON-RPC server live in `datastore` and `sd`.
 
+pub mod cert;
+pub mod decimal;
+pub mod entry;
 pub mod hash;
 pub mod record;
 pub mod schema;
+pub mod signing;
+#[cfg(test)]
+pub(crate) mod testpki;
 pub mod time;
+pub mod verify;
 
 pub use record::{
     ChangeRecord, RecordFormatError, Section, Signature, SignedChangeRecord, SignedData,
