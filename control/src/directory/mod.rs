@@ -6,8 +6,10 @@ pub mod cert;
 pub mod decimal;
 pub mod entry;
 pub mod hash;
+pub mod ledger;
 pub mod record;
 pub mod schema;
+mod select;
 pub mod signing;
 #[cfg(test)]
 pub(crate) mod testpki;

@@ -111,7 +111,7 @@ impl SigningPins {
             .iter()
             .filter(|item| item.get("key_usage").and_then(Value::as_str) == Some("signing"))
             .filter_map(|item| item.get("fingerprint").and_then(Value::as_str))
-            .last()?;
+            .next_back()?;
         Some(self.0.insert(record.record.name.clone(), latest.to_owned()))
     }
 
@@ -222,10 +222,10 @@ impl Verifier {
         if !signer.groups.iter().any(|g| g == ADMIN_GROUP) {
             return Err(RecordError::NotAdmin(signer.name));
         }
-        if let Some(pinned) = pins.get(&signer.name) {
-            if cert::fingerprint(&signer.der) != pinned {
-                return Err(RecordError::PinMismatch(signer.name));
-            }
+        if let Some(pinned) = pins.get(&signer.name)
+            && cert::fingerprint(&signer.der) != pinned
+        {
+            return Err(RecordError::PinMismatch(signer.name));
         }
         self.check_chain(&signer.der, None)?;
         check_signature(&signer, signature, &signing_digest(record))?;
