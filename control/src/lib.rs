@@ -8,4 +8,5 @@ pub mod http;
 pub mod jsonrpc;
 pub mod sd;
 pub mod settings;
+pub mod telemetry;
 pub mod tls;

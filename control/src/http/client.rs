@@ -111,7 +111,9 @@ impl JsonRpcClient {
             (None, false) => Arc::new(plain_http_config().map_err(|e| invalid(e.to_string()))?),
             (None, true) => return Err(invalid("https needs tls settings".into())),
         };
-        let builder = HttpsConnectorBuilder::new().with_tls_config((*tls).clone()).https_or_http();
+        let builder = HttpsConnectorBuilder::new()
+            .with_tls_config((*tls).clone())
+            .https_or_http();
         let builder = match server_name {
             Some(name) => {
                 let name = ServerName::try_from(name.to_owned())
@@ -124,28 +126,50 @@ impl JsonRpcClient {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Self { client, endpoint: uri, timeout })
+        Ok(Self {
+            client,
+            endpoint: uri,
+            timeout,
+        })
     }
 
     /// Calls `method` with `params` and returns its result (a JSON-RPC error becomes [`ClientError::Rpc`]).
-    pub async fn call(&self, method: &str, params: Map<String, Value>) -> Result<Value, ClientError> {
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Map<String, Value>,
+    ) -> Result<Value, ClientError> {
         let request = RpcRequest::new(method, params, random_id());
         tokio::time::timeout(self.timeout, self.exchange(&request))
             .await
-            .map_err(|_| ClientError::Timeout { endpoint: self.endpoint.to_string(), timeout: self.timeout })?
+            .map_err(|_| ClientError::Timeout {
+                endpoint: self.endpoint.to_string(),
+                timeout: self.timeout,
+            })?
     }
 
     async fn exchange(&self, request: &RpcRequest) -> Result<Value, ClientError> {
         let endpoint = self.endpoint.to_string();
-        let transport = |reason: String| ClientError::Transport { endpoint: endpoint.clone(), reason };
+        let transport = |reason: String| ClientError::Transport {
+            endpoint: endpoint.clone(),
+            reason,
+        };
         let body = serde_json::to_vec(request).map_err(|e| transport(e.to_string()))?;
         let http_request = Request::post(self.endpoint.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| transport(e.to_string()))?;
-        let response = self.client.request(http_request).await.map_err(|e| transport(format!("{e:#}")))?;
+        let response = self
+            .client
+            .request(http_request)
+            .await
+            .map_err(|e| transport(format!("{e:#}")))?;
         let status = response.status().as_u16();
-        let bad = |reason: String| ClientError::BadResponse { endpoint: endpoint.clone(), status, reason };
+        let bad = |reason: String| ClientError::BadResponse {
+            endpoint: endpoint.clone(),
+            status,
+            reason,
+        };
         let bytes = Limited::new(response.into_body(), MAX_RESPONSE_BYTES)
             .collect()
             .await
@@ -155,7 +179,11 @@ impl JsonRpcClient {
         if let Some(error) = response.error {
             return Err(ClientError::Rpc { endpoint, error });
         }
-        if response.id.as_ref().is_some_and(|id| *id != request.id && *id != Id::Str(String::new())) {
+        if response
+            .id
+            .as_ref()
+            .is_some_and(|id| *id != request.id && *id != Id::Str(String::new()))
+        {
             return Err(bad("the response id does not match the request".into()));
         }
         Ok(response.result.unwrap_or(Value::Null))
@@ -164,8 +192,10 @@ impl JsonRpcClient {
 
 /// The TLS config of a client that only speaks plain HTTP (hyper-rustls wants one regardless).
 fn plain_http_config() -> Result<ClientConfig, rustls::Error> {
-    Ok(ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth())
+    Ok(
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(rustls::RootCertStore::empty())
+            .with_no_client_auth(),
+    )
 }

@@ -32,12 +32,19 @@ pub async fn apply(cors: std::sync::Arc<Cors>, req: Request, next: Next) -> Resp
         .and_then(|o| o.to_str().ok())
         .filter(|o| cors.allows(o))
         .and_then(|o| HeaderValue::from_str(o).ok());
-    let Some(origin) = origin else { return next.run(req).await };
+    let Some(origin) = origin else {
+        return next.run(req).await;
+    };
     let mut allowed_headers: Vec<String> = req
         .headers()
         .get(header::ACCESS_CONTROL_REQUEST_HEADERS)
         .and_then(|h| h.to_str().ok())
-        .map(|h| h.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .map(|h| {
+            h.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     for h in &cors.allowed_headers {
         if !allowed_headers.iter().any(|a| a.eq_ignore_ascii_case(h)) {
@@ -45,16 +52,25 @@ pub async fn apply(cors: std::sync::Arc<Cors>, req: Request, next: Next) -> Resp
         }
     }
     let preflight = req.method() == Method::OPTIONS;
-    let mut response =
-        if preflight { StatusCode::OK.into_response() } else { next.run(req).await };
+    let mut response = if preflight {
+        StatusCode::OK.into_response()
+    } else {
+        next.run(req).await
+    };
     let headers = response.headers_mut();
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-    headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("60"));
-    headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static(ALLOWED_METHODS));
-    if let Ok(v) = HeaderValue::from_str(&allowed_headers.join(", ")) {
-        if !allowed_headers.is_empty() {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
-        }
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("60"),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOWED_METHODS),
+    );
+    if !allowed_headers.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&allowed_headers.join(", "))
+    {
+        headers.insert(header::ACCESS_CONTROL_ALLOW_HEADERS, v);
     }
     response
 }

@@ -57,7 +57,12 @@ pub fn jsonrpc_router<M: Methods>(methods: Arc<M>, config: RouteConfig) -> Route
     });
     let mut router = Router::new()
         .route(&config.path, axum::routing::any(handle::<M>))
-        .fallback(|| async { (StatusCode::NOT_FOUND, axum::Json(json!({"message": "not found"}))) })
+        .fallback(|| async {
+            (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"message": "not found"})),
+            )
+        })
         .with_state(state);
     if let Some(cors) = config.cors {
         let cors = Arc::new(cors);
@@ -82,8 +87,11 @@ async fn handle<M: Methods>(
         let error = ErrorObject::new(RATE_LIMITED, "too many requests");
         return respond(StatusCode::TOO_MANY_REQUESTS, &Response::error(None, error));
     }
-    let content_type =
-        request.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match axum::body::to_bytes(request.into_body(), state.max_body_bytes).await {
         Ok(b) => b,
         Err(_) => {

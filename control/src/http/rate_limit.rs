@@ -40,7 +40,11 @@ impl RateLimiter {
 
     /// A limiter tracking at most `capacity` client addresses.
     pub fn with_capacity(limits: Vec<RateLimit>, capacity: usize) -> Self {
-        Self { limits, clients: HashMap::new(), capacity }
+        Self {
+            limits,
+            clients: HashMap::new(),
+            capacity,
+        }
     }
 
     /// Records one request from `ip` at `now`; `false` means the client is over a limit.
@@ -55,12 +59,21 @@ impl RateLimiter {
             }
         }
         let counters = self.clients.entry(ip).or_insert_with(|| {
-            self.limits.iter().map(|_| Counter { window_start: now, count: 0 }).collect()
+            self.limits
+                .iter()
+                .map(|_| Counter {
+                    window_start: now,
+                    count: 0,
+                })
+                .collect()
         });
         let mut allowed = true;
         for (limit, counter) in self.limits.iter().zip(counters.iter_mut()) {
             if now.saturating_duration_since(counter.window_start) >= limit.window {
-                *counter = Counter { window_start: now, count: 0 };
+                *counter = Counter {
+                    window_start: now,
+                    count: 0,
+                };
             }
             if counter.count >= limit.limit {
                 allowed = false;
@@ -99,37 +112,66 @@ mod tests {
     #[test]
     fn limits_per_window_and_resets_after_it() {
         let t0 = Instant::now();
-        let mut rl = RateLimiter::new(vec![RateLimit { window: Duration::from_secs(1), limit: 2 }]);
+        let mut rl = RateLimiter::new(vec![RateLimit {
+            window: Duration::from_secs(1),
+            limit: 2,
+        }]);
         assert!(rl.check(ip(1), t0));
         assert!(rl.check(ip(1), t0));
-        assert!(!rl.check(ip(1), t0), "third request in the window is refused");
+        assert!(
+            !rl.check(ip(1), t0),
+            "third request in the window is refused"
+        );
         assert!(rl.check(ip(2), t0), "other clients are unaffected");
-        assert!(rl.check(ip(1), t0 + Duration::from_secs(1)), "a new window starts");
+        assert!(
+            rl.check(ip(1), t0 + Duration::from_secs(1)),
+            "a new window starts"
+        );
     }
 
     #[test]
     fn every_limit_applies() {
         let t0 = Instant::now();
         let mut rl = RateLimiter::new(vec![
-            RateLimit { window: Duration::from_secs(1), limit: 10 },
-            RateLimit { window: Duration::from_secs(60), limit: 3 },
+            RateLimit {
+                window: Duration::from_secs(1),
+                limit: 10,
+            },
+            RateLimit {
+                window: Duration::from_secs(60),
+                limit: 3,
+            },
         ]);
         for s in 0..3 {
             assert!(rl.check(ip(1), t0 + Duration::from_secs(s)));
         }
-        assert!(!rl.check(ip(1), t0 + Duration::from_secs(5)), "minute limit reached");
+        assert!(
+            !rl.check(ip(1), t0 + Duration::from_secs(5)),
+            "minute limit reached"
+        );
     }
 
     #[test]
     fn the_table_is_bounded() {
         let t0 = Instant::now();
-        let mut rl =
-            RateLimiter::with_capacity(vec![RateLimit { window: Duration::from_secs(1), limit: 5 }], 2);
+        let mut rl = RateLimiter::with_capacity(
+            vec![RateLimit {
+                window: Duration::from_secs(1),
+                limit: 5,
+            }],
+            2,
+        );
         assert!(rl.check(ip(1), t0));
         assert!(rl.check(ip(2), t0));
-        assert!(!rl.check(ip(3), t0), "a third address is refused while the table is full");
+        assert!(
+            !rl.check(ip(3), t0),
+            "a third address is refused while the table is full"
+        );
         assert_eq!(rl.tracked(), 2);
-        assert!(rl.check(ip(3), t0 + Duration::from_secs(2)), "expired entries are swept");
+        assert!(
+            rl.check(ip(3), t0 + Duration::from_secs(2)),
+            "expired entries are swept"
+        );
         assert!(rl.tracked() <= 2);
     }
 

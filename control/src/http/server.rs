@@ -130,8 +130,14 @@ where
         req
     });
     let mut builder = Builder::new(TokioExecutor::new());
-    builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_timeout);
-    builder.http2().timer(TokioTimer::new()).max_concurrent_streams(64);
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(64);
     if let Err(e) = builder
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
         .await

@@ -42,7 +42,7 @@ pub fn decode_request(content_type: Option<&str>, body: &[u8]) -> Result<Request
         Some(_) => return Err(invalid("params: must be an object")),
         None => return Err(invalid("params: required")),
     };
-    let id = decode_id(obj.remove("id")).map_err(|reason| invalid(reason))?;
+    let id = decode_id(obj.remove("id")).map_err(invalid)?;
     Ok(Request::new(method, params, id.unwrap_or_else(random_id)))
 }
 
@@ -105,7 +105,9 @@ mod tests {
             r#"{"jsonrpc":"2.0","method":"m","params":{}}"#,
             r#"{"jsonrpc":"2.0","method":"m","params":{},"id":""}"#,
         ] {
-            let Id::Str(id) = decode(body).unwrap().id else { panic!("expected a string id") };
+            let Id::Str(id) = decode(body).unwrap().id else {
+                panic!("expected a string id")
+            };
             assert_eq!(id.len(), 32);
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         }
@@ -116,23 +118,49 @@ mod tests {
         let code = |body: &str| decode(body).unwrap_err().code;
         assert_eq!(code("not json"), PARSE_ERROR);
         assert_eq!(code("[1,2]"), PARSE_ERROR);
-        assert_eq!(code(r#"{"jsonrpc":"1.0","method":"m","params":{}}"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"{"jsonrpc":"1.0","method":"m","params":{}}"#),
+            INVALID_REQUEST
+        );
         assert_eq!(code(r#"{"jsonrpc":"2.0","params":{}}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"","params":{}}"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"","params":{}}"#),
+            INVALID_REQUEST
+        );
         assert_eq!(code(r#"{"jsonrpc":"2.0","method":"m"}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"m","params":[1]}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"m","params":{},"id":4294967296}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"m","params":{},"id":1.5}"#), INVALID_REQUEST);
-        assert_eq!(code(r#"{"jsonrpc":"2.0","method":"m","params":{},"id":[1]}"#), INVALID_REQUEST);
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"m","params":[1]}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"m","params":{},"id":4294967296}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"m","params":{},"id":1.5}"#),
+            INVALID_REQUEST
+        );
+        assert_eq!(
+            code(r#"{"jsonrpc":"2.0","method":"m","params":{},"id":[1]}"#),
+            INVALID_REQUEST
+        );
         let long = "m".repeat(101);
-        assert_eq!(code(&format!(r#"{{"jsonrpc":"2.0","method":"{long}","params":{{}}}}"#)), INVALID_REQUEST);
+        assert_eq!(
+            code(&format!(
+                r#"{{"jsonrpc":"2.0","method":"{long}","params":{{}}}}"#
+            )),
+            INVALID_REQUEST
+        );
     }
 
     #[test]
     fn requires_a_json_content_type() {
         let body = br#"{"jsonrpc":"2.0","method":"m","params":{}}"#;
         assert_eq!(decode_request(None, body).unwrap_err().code, PARSE_ERROR);
-        assert_eq!(decode_request(Some("text/plain"), body).unwrap_err().code, PARSE_ERROR);
+        assert_eq!(
+            decode_request(Some("text/plain"), body).unwrap_err().code,
+            PARSE_ERROR
+        );
         assert!(decode_request(Some("Application/JSON"), body).is_ok());
     }
 }

@@ -36,7 +36,12 @@ pub struct Request {
 impl Request {
     /// A request with the given method, params and id.
     pub fn new(method: impl Into<String>, params: Map<String, Value>, id: Id) -> Self {
-        Self { jsonrpc: "2.0".into(), method: method.into(), params, id }
+        Self {
+            jsonrpc: "2.0".into(),
+            method: method.into(),
+            params,
+            id,
+        }
     }
 }
 
@@ -55,7 +60,11 @@ pub struct ErrorObject {
 impl ErrorObject {
     /// An error with a code and message and no data.
     pub fn new(code: i64, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), data: None }
+        Self {
+            code,
+            message: message.into(),
+            data: None,
+        }
     }
 
     /// Adds structured details.
@@ -83,12 +92,22 @@ pub struct Response {
 impl Response {
     /// A success.
     pub fn result(id: Option<Id>, result: Value) -> Self {
-        Self { jsonrpc: "2.0".into(), result: Some(result), error: None, id }
+        Self {
+            jsonrpc: "2.0".into(),
+            result: Some(result),
+            error: None,
+            id,
+        }
     }
 
     /// A failure.
     pub fn error(id: Option<Id>, error: ErrorObject) -> Self {
-        Self { jsonrpc: "2.0".into(), result: None, error: Some(error), id }
+        Self {
+            jsonrpc: "2.0".into(),
+            result: None,
+            error: Some(error),
+            id,
+        }
     }
 
     /// The HTTP status the original uses: 200 without error, 400 with one.

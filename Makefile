@@ -1,0 +1,53 @@
+# Tandem: every set-up step lives here, so a fresh machine needs only `make demo` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.PHONY: demo test deps lint fmt build build-release certs sd-setup clean
+
+# Cargo profile for the binaries that `demo`, `certs` and `sd-setup` run.
+PROFILE ?= release
+BIN_DIR := target/$(if $(filter release,$(PROFILE)),release,debug)
+CARGO_PROFILE_FLAG := $(if $(filter release,$(PROFILE)),--release,)
+# Which dev directory content `sd-setup` loads after the certificates (settings/dev/directory/$(SD)).
+SD ?= default
+# Settings of the operator that signs directory records (hd-1 is the dev `sd-admin`).
+SIGNER ?= settings/dev/roles/hd-1
+
+## demo: the seed scenario on the embedded defaults (builds, makes certificates, runs, stops).
+demo: build-release certs
+	BIN_DIR=$(BIN_DIR) scripts/demo.sh
+
+## test: installs what the tests need, then fmt check, clippy -D warnings and the whole suite.
+test: deps
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/test.sh
+
+## deps: system packages the tests use (Redis for the Redis datastore suite).
+deps:
+	scripts/install-deps.sh
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+build:
+	cargo build --workspace --bins
+
+build-release:
+	cargo build --workspace --bins $(CARGO_PROFILE_FLAG)
+
+## certs: the dev PKI under settings/dev/certs and the pinned fingerprints (idempotent).
+certs: build-release
+	$(BIN_DIR)/hyper certs --certs-dir settings/dev/certs --directory-dir settings/dev/directory
+
+## sd-setup: signs and loads the dev directory into a running `sd` (SD_SETTINGS=settings/dev/roles/sd-1 sd run).
+sd-setup: build-release
+	SIGNER=$(SIGNER) BIN_DIR=$(BIN_DIR) scripts/sd-setup.sh settings/dev/directory --reset
+	SIGNER=$(SIGNER) BIN_DIR=$(BIN_DIR) scripts/sd-setup.sh settings/dev/directory/$(SD)
+
+clean:
+	cargo clean
+	rm -rf settings/dev/data settings/test/data
