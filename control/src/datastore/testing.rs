@@ -5,6 +5,7 @@
 //! is missing, `start` fails with a message saying so: Redis tests fail, they are never skipped.
 
 use std::collections::VecDeque;
+use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::DirBuilderExt;
@@ -36,6 +37,7 @@ enum Event {
 /// A running `redis-server` owned by a test.
 #[derive(Debug)]
 pub struct RedisServer {
+    program: OsString,
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
@@ -45,6 +47,12 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on 127.0.0.1 with a free port and waits until it answers `PING`.
     pub fn start() -> io::Result<Self> {
+        Self::start_program(
+            std::env::var_os("TANDEM_REDIS_SERVER").unwrap_or_else(|| "redis-server".into()),
+        )
+    }
+
+    fn start_program(program: OsString) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "tandem-redis-{}-{:016x}",
             std::process::id(),
@@ -52,6 +60,7 @@ impl RedisServer {
         ));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
         let mut server = Self {
+            program,
             port: 0,
             dir,
             child: None,
@@ -114,9 +123,8 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) -> io::Result<()> {
-        let program =
-            std::env::var_os("TANDEM_REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
-        let mut child = Command::new(&program)
+        let program = &self.program;
+        let mut child = Command::new(program)
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "yes"])
             .args(["--appendfsync", "always", "--daemonize", "no", "--logfile", ""])
             .arg("--dir")
@@ -218,5 +226,32 @@ impl Drop for RedisServer {
             tracing::warn!(error = %e, "cannot stop redis-server");
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_binary_is_a_clear_error() {
+        let err = RedisServer::start_program("/nonexistent/redis-server".into()).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+        assert!(err.to_string().contains("install redis-server"), "{err}");
+    }
+
+    #[test]
+    fn starts_answers_and_restarts_on_the_same_port() {
+        let mut server = RedisServer::start().unwrap();
+        let addr = server.addr();
+        server.ping().unwrap();
+        server.restart().unwrap();
+        assert_eq!(server.addr(), addr);
+        server.ping().unwrap();
+        server.kill().unwrap();
+        assert!(server.ping().is_err(), "killed means not answering");
+        let dir = server.dir().to_path_buf();
+        drop(server);
+        assert!(!dir.exists(), "the data directory is removed on drop");
     }
 }
