@@ -4,6 +4,9 @@
 //!
 //! The writer is this test binary re-executed with [`CHILD_ENV`] set, running `crash_child`.
 
+// Test code: a failed unwrap is a failed test (helpers outside #[test] fns included).
+#![allow(clippy::unwrap_used)]
+
 mod datastore_common;
 
 use std::collections::BTreeSet;
@@ -145,7 +148,7 @@ fn file_writer_killed_mid_stream_loses_nothing_acknowledged() {
             store.append(&[entry(marker, ENTRY_LEN)]).await.unwrap();
             acked.push(marker);
             assert_eq!(
-                read_all(&store).await.iter().map(number).last(),
+                read_all(&store).await.last().map(number),
                 Some(marker),
                 "appends after recovery"
             );

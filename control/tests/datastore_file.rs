@@ -1,6 +1,9 @@
 //! File datastore specifics: the original byte layout, interleaved writers, torn tails, the
 //! append lock and file permissions.
 
+// Test code: a failed unwrap is a failed test (helpers outside #[test] fns included).
+#![allow(clippy::unwrap_used)]
+
 mod datastore_common;
 
 use std::os::unix::fs::PermissionsExt;

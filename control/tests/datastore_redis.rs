@@ -1,6 +1,9 @@
 //! Redis datastore specifics: the original list layout, database selection, password auth and
 //! failing fast when Redis is unreachable.
 
+// Test code: a failed unwrap is a failed test (helpers outside #[test] fns included).
+#![allow(clippy::unwrap_used)]
+
 mod datastore_common;
 
 use std::time::{Duration, Instant};

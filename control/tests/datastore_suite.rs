@@ -1,5 +1,8 @@
 //! The datastore contract, written once and run on both backends (file and a real redis-server).
 
+// Test code: a failed unwrap is a failed test (helpers outside #[test] fns included).
+#![allow(clippy::unwrap_used)]
+
 mod datastore_common;
 
 use datastore_common::{FileFactory, RedisFactory, StoreFactory, entry, number, read_all};
