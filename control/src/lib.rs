@@ -1,12 +1,15 @@
 //! Tandem's control plane: settings, TLS identity, the signed service directory, its datastores,
 //! the directory server (`sd`) and the `hyper` command line. See ARCHITECTURE.md for the code map.
 
+pub mod broker;
 pub mod certs;
+pub mod cli;
 pub mod datastore;
 pub mod directory;
 pub mod http;
 pub mod jsonrpc;
 pub mod sd;
+pub mod sdclient;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;
