@@ -67,6 +67,10 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
 
 fn set_options(core: &Core, stream: &TcpStream) {
     let cfg = &core.shared.config;
+    // Our splice/recv/send calls must never sleep on the core thread, whatever the driver.
+    // SAFETY: the fd is open for as long as `stream` lives, which outlives this borrow.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    let _ = socket2::SockRef::from(&fd).set_nonblocking(true);
     let _ = stream.set_nodelay(cfg.nodelay);
     if let Some(idle) = cfg.keepalive {
         let _ = stream.set_tcp_keepalive(Some(idle), Some(idle / 4), Some(4));
