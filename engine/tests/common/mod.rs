@@ -1,5 +1,5 @@
 //! Helpers for engine integration tests: start an engine on 127.0.0.1:0 with short deadlines.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
