@@ -1,6 +1,8 @@
 //! Real ClientHellos: from rustls (generated here) and from `openssl s_client` (captured in
 //! tests/corpus/), parsed whole, byte by byte, and re-framed into many small records.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 use std::sync::Arc;
 
 use tandem_engine::clienthello::ClientHelloReader;
@@ -39,7 +41,10 @@ fn reframe(records: &[u8], chunk: usize) -> Vec<u8> {
     out
 }
 
-fn corpus() -> Vec<(String, Vec<u8>, &'static str, Vec<Vec<u8>>)> {
+/// (name, raw records, expected SNI, expected ALPN)
+type Case = (String, Vec<u8>, &'static str, Vec<Vec<u8>>);
+
+fn corpus() -> Vec<Case> {
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/corpus");
     vec![
         (

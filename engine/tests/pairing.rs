@@ -1,5 +1,7 @@
 //! Pairing over real sockets, on both drivers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::io::Write;

@@ -1,5 +1,7 @@
 //! Bulk data integrity and the SNI path, on both drivers.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
 mod common;
 
 use std::io::{Read, Write};
