@@ -111,8 +111,11 @@ impl JsonRpcClient {
             (None, false) => Arc::new(plain_http_config().map_err(|e| invalid(e.to_string()))?),
             (None, true) => return Err(invalid("https needs tls settings".into())),
         };
+        // hyper-rustls negotiates ALPN itself (and refuses a config that already names protocols).
+        let mut tls = (*tls).clone();
+        tls.alpn_protocols.clear();
         let builder = HttpsConnectorBuilder::new()
-            .with_tls_config((*tls).clone())
+            .with_tls_config(tls)
             .https_or_http();
         let builder = match server_name {
             Some(name) => {

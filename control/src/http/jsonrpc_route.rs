@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -16,7 +16,8 @@ use super::cors::{self, Cors};
 use super::rate_limit::{RateLimit, RateLimiter};
 use super::server::PeerInfo;
 use crate::jsonrpc::{
-    ErrorObject, INVALID_REQUEST, RATE_LIMITED, Request as RpcRequest, Response, decode_request,
+    ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, RATE_LIMITED, Request as RpcRequest, Response,
+    decode_request,
 };
 
 /// A set of JSON-RPC methods (the sd server, the proxies, ...).
@@ -38,6 +39,8 @@ pub struct RouteConfig {
     pub max_body_bytes: usize,
     /// Per-client limits (none = unlimited).
     pub rate_limits: Vec<RateLimit>,
+    /// How long one call may take before the client gets an error.
+    pub call_timeout: Duration,
     /// CORS policy, if configured.
     pub cors: Option<Cors>,
 }
@@ -46,6 +49,7 @@ struct RouteState<M> {
     methods: Arc<M>,
     limiter: Mutex<RateLimiter>,
     max_body_bytes: usize,
+    call_timeout: Duration,
 }
 
 /// Builds the router for `methods`.
@@ -54,6 +58,7 @@ pub fn jsonrpc_router<M: Methods>(methods: Arc<M>, config: RouteConfig) -> Route
         methods,
         limiter: Mutex::new(RateLimiter::new(config.rate_limits)),
         max_body_bytes: config.max_body_bytes,
+        call_timeout: config.call_timeout,
     });
     let mut router = Router::new()
         .route(&config.path, axum::routing::any(handle::<M>))
@@ -108,9 +113,14 @@ async fn handle<M: Methods>(
     };
     let id = Some(rpc.id.clone());
     let method = rpc.method.clone();
-    let response = match state.methods.call(rpc, peer).await {
-        Ok(result) => Response::result(id, result),
-        Err(error) => {
+    let call = tokio::time::timeout(state.call_timeout, state.methods.call(rpc, peer));
+    let response = match call.await {
+        Ok(Ok(result)) => Response::result(id, result),
+        Err(_) => {
+            warn!(%method, timeout = ?state.call_timeout, "call timed out");
+            Response::error(id, ErrorObject::new(INTERNAL_ERROR, "request timed out"))
+        }
+        Ok(Err(error)) => {
             debug!(%method, code = error.code, message = %error.message, "call failed");
             Response::error(id, error)
         }

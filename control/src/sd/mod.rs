@@ -1,1 +1,87 @@
-//! (being written)
+//! The service directory server (`sd run`): JSON-RPC over HTTPS with mTLS, serving the verified
+//! best chain and taking signed submissions (SPEC §3.5).
+
+mod error;
+mod methods;
+mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use error::SdError;
+pub use methods::{STALE_APPEND, SdMethods};
+pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
+
+use crate::datastore::Datastore;
+use crate::directory::verify::Verifier;
+use crate::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router, serve};
+use crate::settings::sd::SdSettings;
+
+/// ALPN protocols the JSON-RPC servers offer.
+pub const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// Binds the configured JSON-RPC address.
+pub async fn bind(settings: &SdSettings) -> Result<TcpListener, SdError> {
+    let address = &settings.jsonrpc_server.bind_address;
+    let addrs = address.resolve().map_err(|source| SdError::Io {
+        context: format!("resolving {address}"),
+        source,
+    })?;
+    TcpListener::bind(addrs.as_slice())
+        .await
+        .map_err(|source| SdError::Io {
+            context: format!("binding {address}"),
+            source,
+        })
+}
+
+/// Runs the directory server on `listener` until `shutdown` resolves.
+pub async fn run(
+    settings: &SdSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SdError> {
+    let server = &settings.jsonrpc_server;
+    let tls = server
+        .tls
+        .as_ref()
+        .map(|t| crate::tls::server_config(t, HTTP_ALPN))
+        .transpose()?;
+    let directory = &settings.directory;
+    let verifier = Arc::new(Verifier::from_files(
+        &directory.ca_certificate_files,
+        &directory.ca_intermediate_certificate_files,
+    )?);
+    let store = Datastore::open(&directory.datastore).await?;
+    let max_records = usize::try_from(settings.limits.max_records_per_submit).unwrap_or(usize::MAX);
+    let service = Arc::new(DirectoryService::open(store, verifier, max_records).await?);
+    let route = RouteConfig {
+        path: server.path.clone(),
+        max_body_bytes: usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
+        rate_limits: server
+            .tcp_rate_limits
+            .iter()
+            .map(|l| RateLimit {
+                window: l.period.duration(),
+                limit: l.limit.get(),
+            })
+            .collect(),
+        call_timeout: settings.limits.request_timeout,
+        cors: server.cors.as_ref().map(|c| Cors {
+            allowed_hosts: c.allowed_hosts.clone(),
+            allowed_headers: Vec::new(),
+        }),
+    };
+    let router = jsonrpc_router(Arc::new(SdMethods::new(service)), route);
+    let local = listener.local_addr().map_err(|source| SdError::Io {
+        context: "reading the bound address".into(),
+        source,
+    })?;
+    info!(address = %local, tls = tls.is_some(), "sd listening");
+    serve(listener, tls, router, ServerLimits::default(), shutdown).await;
+    info!("sd stopped");
+    Ok(())
+}
