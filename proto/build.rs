@@ -1,0 +1,21 @@
+//! Generates the `Hyper` messages, server and client from `hyper.proto` with the vendored `protoc`,
+//! so that a fresh machine needs no system protoc.
+
+use std::error::Error;
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let protoc = protoc_bin_vendored::protoc_bin_path()?;
+    let include = protoc_bin_vendored::include_path()?;
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(protoc);
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_with_config(
+            config,
+            &["hyper.proto".into()],
+            &[std::path::PathBuf::from("."), include],
+        )?;
+    println!("cargo:rerun-if-changed=hyper.proto");
+    Ok(())
+}
