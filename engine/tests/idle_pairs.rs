@@ -80,12 +80,9 @@ fn idle_pairs_hold_no_io_wq_threads(driver: Driver) {
     h.shutdown().unwrap();
 }
 
+/// Both drivers in one test, one after the other: they share the process's fd limit.
 #[test]
-fn idle_pairs_io_uring() {
+fn idle_pairs_on_both_drivers() {
     idle_pairs_hold_no_io_wq_threads(Driver::IoUring);
-}
-
-#[test]
-fn idle_pairs_epoll() {
     idle_pairs_hold_no_io_wq_threads(Driver::Legacy);
 }
