@@ -65,10 +65,17 @@ fn idle_pairs_hold_no_io_wq_threads(driver: Driver) {
         let b = dial(addr, &t.side_b);
         held.push((a, b));
     }
-    // The last pair relays, so all earlier ones are paired and idle by now.
     let (a, b) = held.last_mut().unwrap();
     ping_pong(a, b);
-    let paired: u64 = h.stats().iter().map(|s| s.paired).sum();
+    // Each core pairs independently; poll the counter (bounded by STEP) until all are paired.
+    let started = std::time::Instant::now();
+    let paired = loop {
+        let paired: u64 = h.stats().iter().map(|s| s.paired).sum();
+        if paired as usize == pairs || started.elapsed() > STEP {
+            break paired;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
     assert_eq!(paired as usize, pairs);
     let threads = io_wq_threads();
     assert!(
