@@ -65,12 +65,24 @@ pub struct HyperResponse {
 impl HyperResponse {
     /// A success.
     pub fn result(id: impl Into<String>, result: Map<String, Value>) -> Self {
-        Self { id: id.into(), result: Some(result), error: None }
+        Self {
+            id: id.into(),
+            result: Some(result),
+            error: None,
+        }
     }
 
     /// A failure.
     pub fn error(id: impl Into<String>, code: i64, message: impl Into<String>) -> Self {
-        Self { id: id.into(), result: None, error: Some(HyperError { code, message: message.into(), data: None }) }
+        Self {
+            id: id.into(),
+            result: None,
+            error: Some(HyperError {
+                code,
+                message: message.into(),
+                data: None,
+            }),
+        }
     }
 }
 
@@ -99,7 +111,11 @@ impl Address {
         if method.is_empty() || method.contains('(') {
             return None;
         }
-        Some(Address { operator: operator.to_owned(), method: method.to_owned(), id: original.to_owned() })
+        Some(Address {
+            operator: operator.to_owned(),
+            method: method.to_owned(),
+            id: original.to_owned(),
+        })
     }
 
     /// The addressable id of `method` (`operator.method`) for the original id `id`.
@@ -192,13 +208,25 @@ mod tests {
     #[test]
     fn addresses_parse_like_the_original() {
         let a = Address::parse("hd-2._ping(1)").unwrap();
-        assert_eq!((a.operator.as_str(), a.method.as_str(), a.id.as_str()), ("hd-2", "_ping", "1"));
+        assert_eq!(
+            (a.operator.as_str(), a.method.as_str(), a.id.as_str()),
+            ("hd-2", "_ping", "1")
+        );
         let a = Address::parse("public-proxy-1.ga.requestConnection(ab12)").unwrap();
-        assert_eq!((a.operator.as_str(), a.method.as_str()), ("public-proxy-1.ga", "requestConnection"));
+        assert_eq!(
+            (a.operator.as_str(), a.method.as_str()),
+            ("public-proxy-1.ga", "requestConnection")
+        );
         let a = Address::parse("a.b.c.d.e.f(acdds)").unwrap();
-        assert_eq!((a.operator.as_str(), a.method.as_str(), a.id.as_str()), ("a.b.c.d.e", "f", "acdds"));
+        assert_eq!(
+            (a.operator.as_str(), a.method.as_str(), a.id.as_str()),
+            ("a.b.c.d.e", "f", "acdds")
+        );
         assert_eq!(Address::parse("hd-2._ping(n:1)").unwrap().id, "n:1");
-        assert!(Address::parse("hd-2.x()").is_none(), "an empty original id is refused");
+        assert!(
+            Address::parse("hd-2.x()").is_none(),
+            "an empty original id is refused"
+        );
         assert!(Address::parse("hd-2.x(a)b)").is_none());
         assert!(Address::parse("nodot(1)").is_none());
         assert!(Address::parse("hd-2._ping").is_none());
