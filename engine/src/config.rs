@@ -78,7 +78,11 @@ pub struct EngineConfig {
     /// Pipe capacity set with F_SETPIPE_SZ, in bytes (default 256 KiB; the kernel rounds up to
     /// pages and caps at /proc/sys/fs/pipe-max-size).
     pub pipe_size: usize,
-    /// Copy-fallback buffer size, in bytes (default 64 KiB, at least 64 KiB).
+    /// Copy-fallback buffer size, in bytes: one `recv`/`send` moves at most this much, and each
+    /// direction on the copy path leases one buffer. Default 64 KiB (the floor for the
+    /// fallback: fewer syscalls per MiB than a 16 KiB buffer). Bounds: [`MIN_COPY_BUF`] (16 KiB,
+    /// smaller buffers cost a syscall pair per 16 KiB, measured in `benches/bulk.rs`) to
+    /// [`MAX_COPY_BUF`] (4 MiB; memory per copying direction).
     pub copy_buf_size: usize,
     /// Copy buffers kept per core for reuse (default 256).
     pub copy_pool_size: usize,
@@ -133,8 +137,12 @@ impl Default for EngineConfig {
     }
 }
 
-/// Smallest copy buffer we accept, in bytes (the floor for the copy fallback).
-pub const MIN_COPY_BUF: usize = 64 * 1024;
+/// Smallest copy buffer we accept, in bytes. The default is 64 KiB; 16 KiB is allowed for
+/// memory-tight deployments (and benchmarked against 64 and 256 KiB in `benches/bulk.rs`).
+pub const MIN_COPY_BUF: usize = 16 * 1024;
+/// Largest copy buffer we accept, in bytes (one is leased per copying direction, so this
+/// bounds the copy path's memory per pair at 8 MiB).
+pub const MAX_COPY_BUF: usize = 4 * 1024 * 1024;
 /// Smallest ClientHello bound, in bytes (one full TLS record plus its header).
 pub const MIN_HELLO_BYTES: usize = 16 * 1024 + 5;
 
@@ -159,8 +167,8 @@ impl EngineConfig {
         if self.hello_max_bytes < MIN_HELLO_BYTES {
             return bad("hello_max_bytes", "must be at least 16389 (one record)");
         }
-        if self.copy_buf_size < MIN_COPY_BUF {
-            return bad("copy_buf_size", "must be at least 64 KiB");
+        if !(MIN_COPY_BUF..=MAX_COPY_BUF).contains(&self.copy_buf_size) {
+            return bad("copy_buf_size", "must be within 16 KiB ..= 4 MiB");
         }
         if self.max_conns_per_core == 0 || self.mailbox_capacity == 0 || self.events_capacity == 0 {
             return bad(
@@ -185,5 +193,23 @@ impl EngineConfig {
                 (0..n).collect()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_buf_size_is_bounded_both_ways() {
+        let with = |n| EngineConfig {
+            copy_buf_size: n,
+            ..EngineConfig::default()
+        };
+        assert_eq!(EngineConfig::default().copy_buf_size, 64 * 1024);
+        assert!(with(MIN_COPY_BUF).validate().is_ok());
+        assert!(with(MAX_COPY_BUF).validate().is_ok());
+        assert!(with(MIN_COPY_BUF - 1).validate().is_err());
+        assert!(with(MAX_COPY_BUF + 1).validate().is_err());
     }
 }
