@@ -6,6 +6,7 @@ pub mod certs;
 pub mod cli;
 pub mod datastore;
 pub mod directory;
+pub mod grpc;
 pub mod http;
 pub mod jsonrpc;
 pub mod sd;

@@ -1,0 +1,172 @@
+//! Hyper messages ↔ protobuf messages, and the single place where delivery errors become gRPC
+//! statuses and gRPC statuses become delivery errors.
+
+use serde_json::{Map, Value};
+use tandem_proto::{hyper as pb, map_from_struct, struct_from_map};
+use tonic::{Code, Status};
+
+use crate::broker::types::{DeliveryError, HyperError, HyperRequest, HyperResponse};
+
+/// A request as sent on the wire.
+pub fn request_to_pb(request: &HyperRequest) -> pb::Request {
+    pb::Request {
+        method: request.method.clone(),
+        params: Some(struct_from_map(&request.params)),
+        id: request.id.clone(),
+        client_name: request.client_name.clone(),
+    }
+}
+
+/// A request from the wire (absent params are an empty object, as Go's `AsMap` of nil).
+pub fn request_from_pb(request: pb::Request) -> HyperRequest {
+    HyperRequest {
+        method: request.method,
+        params: request
+            .params
+            .as_ref()
+            .map(map_from_struct)
+            .unwrap_or_default(),
+        id: request.id,
+        client_name: request.client_name,
+    }
+}
+
+/// A response as sent on the wire. Codes outside `i32` are clamped (the field is `int32`).
+pub fn response_to_pb(response: &HyperResponse) -> pb::Response {
+    pb::Response {
+        id: response.id.clone(),
+        result: response.result.as_ref().map(struct_from_map),
+        error: response.error.as_ref().map(|e| pb::Error {
+            code: i32::try_from(e.code).unwrap_or(if e.code < 0 { i32::MIN } else { i32::MAX }),
+            message: e.message.clone(),
+            data: e.data.as_ref().map(struct_from_map),
+        }),
+    }
+}
+
+/// A response from the wire. As the original's `result.AsMap()`, an absent result is `{}` unless
+/// the response carries an error.
+pub fn response_from_pb(response: pb::Response) -> HyperResponse {
+    let error = response.error.map(|e| HyperError {
+        code: i64::from(e.code),
+        message: e.message,
+        data: e.data.as_ref().map(map_from_struct),
+    });
+    let result = match (&response.result, &error) {
+        (Some(result), _) => Some(map_from_struct(result)),
+        (None, None) => Some(Map::new()),
+        (None, Some(_)) => None,
+    };
+    HyperResponse {
+        id: response.id,
+        result,
+        error,
+    }
+}
+
+/// The reverse-stream announcement `Response{id: "1", result: {"name": <own name>}}`.
+pub fn announcement(own_name: &str) -> pb::Response {
+    let mut result = Map::new();
+    result.insert("name".into(), Value::String(own_name.to_owned()));
+    pb::Response {
+        id: "1".into(),
+        result: Some(struct_from_map(&result)),
+        error: None,
+    }
+}
+
+/// The name in an announcement, if it is one.
+pub fn announced_name(response: &pb::Response) -> Option<String> {
+    let result = map_from_struct(response.result.as_ref()?);
+    match result.get("name") {
+        Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// A failed delivery as the gRPC status of `Call` (the original's "error handling gRPC request").
+pub fn status_for(error: &DeliveryError) -> Status {
+    Status::unknown(format!("error handling gRPC request: {error}"))
+}
+
+/// A failed call to `peer` as a delivery error.
+pub fn delivery_error(peer: &str, status: &Status) -> DeliveryError {
+    let what = match status.code() {
+        Code::Unavailable => "unavailable",
+        Code::DeadlineExceeded => "deadline exceeded",
+        Code::OutOfRange | Code::ResourceExhausted => "message too large or resources exhausted",
+        Code::PermissionDenied | Code::Unauthenticated => "refused",
+        _ => "failed",
+    };
+    DeliveryError::Channel(format!("gRPC call to {peer} {what}: {}", status.message()))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn requests_round_trip_through_protobuf() {
+        let request = HyperRequest {
+            method: "hd-2._ping".into(),
+            params: obj(json!({"a": [1, null], "_client": {"name": "hd-1"}})),
+            id: "hd-2._ping(n:1)".into(),
+            client_name: "hd-1".into(),
+        };
+        assert_eq!(request_from_pb(request_to_pb(&request)), request);
+        let empty = request_from_pb(pb::Request::default());
+        assert!(empty.params.is_empty());
+    }
+
+    #[test]
+    fn responses_round_trip_and_absent_results_are_empty_objects() {
+        let ok = HyperResponse::result("x(1)", obj(json!({"_": 3})));
+        assert_eq!(response_from_pb(response_to_pb(&ok)), ok);
+        let mut err = HyperResponse::error("x(1)", 403, "denied");
+        if let Some(e) = err.error.as_mut() {
+            e.data = Some(obj(json!({"k": "v"})));
+        }
+        assert_eq!(response_from_pb(response_to_pb(&err)), err);
+        let bare = response_from_pb(pb::Response {
+            id: "x(1)".into(),
+            ..Default::default()
+        });
+        assert_eq!(bare.result, Some(Map::new()));
+        let huge = HyperResponse::error("x", i64::MAX, "m");
+        assert_eq!(response_to_pb(&huge).error.unwrap().code, i32::MAX);
+    }
+
+    #[test]
+    fn announcements_carry_the_name() {
+        assert_eq!(
+            announced_name(&announcement("hd-2")).as_deref(),
+            Some("hd-2")
+        );
+        assert_eq!(announced_name(&pb::Response::default()), None);
+        let mut bad = announcement("hd-2");
+        bad.result = Some(struct_from_map(&obj(json!({"name": 5}))));
+        assert_eq!(announced_name(&bad), None);
+    }
+
+    #[test]
+    fn delivery_errors_become_unknown_statuses() {
+        let status = status_for(&DeliveryError::NoChannel);
+        assert_eq!(status.code(), Code::Unknown);
+        assert_eq!(
+            status.message(),
+            "error handling gRPC request: no channel can deliver this request"
+        );
+        let back = delivery_error("hd-2", &Status::unavailable("gone"));
+        assert_eq!(back.kind(), "channel");
+        assert!(back.to_string().contains("hd-2 unavailable: gone"));
+    }
+}

@@ -1,0 +1,75 @@
+//! The gRPC transport between operators (SPEC §1, §2.6, §6.4): tonic over rustls mTLS, wire-compatible
+//! with the original `hyper.proto`.
+//!
+//! - [`GrpcServer::start`] serves `Hyper.Call` and `Hyper.ServerCall` on a listener plus sockets
+//!   injected through an [`InjectHandle`]; every connection's peer certificate is mapped to operator
+//!   names through the directory before tonic sees it. Reverse streams are offered to the broker as the
+//!   [`ReverseChannel`] (`grpc_server`), multiplexed by request id.
+//! - [`GrpcClient`] is the `grpc_client` channel: one reused tonic channel per peer, a per-call deadline,
+//!   bounded calls per peer, proxied peers through a [`ProxyDialer`], and the client side of reverse
+//!   streams ([`GrpcClient::start_reverse_streams`]).
+//! - [`LateSink`] lets the channels be built before the broker that owns them.
+//!
+//! Errors crossing to gRPC are mapped in [`convert`] only.
+
+mod client;
+mod connector;
+pub mod convert;
+mod entry;
+mod identity;
+mod incoming;
+mod reverse;
+mod reverse_client;
+mod server;
+mod sink;
+mod tasks;
+
+use std::time::Duration;
+
+pub use client::{GrpcClient, MAX_CALLS_PER_PEER, MAX_PEERS, ProxyDialer};
+pub use entry::{GrpcServerEntry, reverse_targets};
+pub use identity::PeerIdentity;
+pub use incoming::{INJECT_TIMEOUT, InjectError, InjectHandle, MAX_CONNECTIONS, MAX_HANDSHAKES};
+pub use reverse::{MAX_PENDING_PER_STREAM, ReverseChannel};
+pub use reverse_client::REVERSE_REFRESH;
+pub use server::{GrpcServer, GrpcServerHandle};
+pub use sink::LateSink;
+pub use tandem_proto::MAX_MESSAGE_BYTES;
+
+use crate::tls::TlsError;
+
+/// Time allowed for a TLS handshake on an accepted or injected connection.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After shutdown, how long open gRPC connections may finish before the server task returns.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// The ALPN protocol of gRPC.
+pub(crate) const ALPN_H2: &[u8] = b"h2";
+
+/// Resolves once `stop` is true (never, if the sender is gone without it).
+pub(crate) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    let result = stop.wait_for(|s| *s).await.map(|_| ());
+    if result.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Why the gRPC transport could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    /// The TLS settings are unusable.
+    #[error("gRPC TLS: {0}")]
+    Tls(#[from] TlsError),
+    /// The listener's address could not be read.
+    #[error("gRPC listener: {0}")]
+    Listener(std::io::Error),
+}
+
+impl GrpcError {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Tls(_) => "tls",
+            Self::Listener(_) => "listener",
+        }
+    }
+}
