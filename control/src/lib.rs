@@ -5,6 +5,7 @@ pub mod broker;
 pub mod certs;
 pub mod cli;
 pub mod datastore;
+pub mod dirclient;
 pub mod directory;
 pub mod grpc;
 pub mod http;
