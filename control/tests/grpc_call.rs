@@ -1,6 +1,8 @@
 //! gRPC `Call` over mTLS between a `grpc_client` and a `GrpcServer`: the round trip, identity checks
 //! (pinning, CA, clientName), channel reuse and the 4 MiB bound.
 
+#![allow(clippy::unwrap_used)]
+
 mod grpc_support;
 
 use std::sync::Arc;
@@ -118,11 +120,9 @@ async fn many_calls_share_one_tcp_connection() {
     acceptor.abort();
 }
 
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
 where
-    F: Send + 'static,
+    F: std::future::Future + Send + 'static,
     F::Output: Send + 'static,
 {
     let handles: Vec<_> = futures.map(tokio::spawn).collect();

@@ -1,6 +1,6 @@
 //! Shared setup of the gRPC integration tests: a generated PKI, a static directory, stub sinks, and
 //! servers/clients on 127.0.0.1:0.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
