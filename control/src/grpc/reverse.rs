@@ -113,12 +113,18 @@ impl ReverseChannel {
 
     /// Waits until `name` holds a reverse stream, at most `within`; `false` on timeout.
     pub async fn wait_for(&self, name: &str, within: Duration) -> bool {
+        self.wait_until(name, true, within).await
+    }
+
+    /// Waits until `name` holds no reverse stream, at most `within`; `false` on timeout.
+    pub async fn wait_gone(&self, name: &str, within: Duration) -> bool {
+        self.wait_until(name, false, within).await
+    }
+
+    async fn wait_until(&self, name: &str, connected: bool, within: Duration) -> bool {
         let mut changes = self.changed.subscribe();
         tokio::time::timeout(within, async {
-            loop {
-                if self.is_connected(name) {
-                    return;
-                }
+            while self.is_connected(name) != connected {
                 if changes.changed().await.is_err() {
                     std::future::pending::<()>().await;
                 }
