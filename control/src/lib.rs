@@ -9,6 +9,7 @@ pub mod dirclient;
 pub mod directory;
 pub mod grpc;
 pub mod http;
+pub mod hyper_server;
 pub mod jsonrpc;
 pub mod sd;
 pub mod sdclient;
