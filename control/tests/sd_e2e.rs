@@ -198,3 +198,58 @@ fn sd_refuses_bad_settings_with_file_key_and_reason() {
     assert!(err.contains("001_default.yml"), "{err}");
     assert!(err.contains("bogus"), "{err}");
 }
+
+#[test]
+fn sign_then_verify_and_tampering_is_caught() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    copy_dir(&repo().join("settings/test/roles"), &root.join("roles"));
+    let certs = Command::new(HYPER)
+        .args(["certs", "--certs-dir"])
+        .arg(root.join("certs"))
+        .arg("--directory-dir")
+        .arg(root.join("directory"))
+        .output()
+        .unwrap();
+    assert!(certs.status.success());
+    let data = root.join("data.json");
+    std::fs::write(&data, r#"{"hello": "world", "n": 1}"#).unwrap();
+    let hyper = |args: &[&str]| {
+        Command::new(HYPER)
+            .args(args)
+            .env("HYPER_SETTINGS", root.join("roles/hd-1"))
+            .output()
+            .unwrap()
+    };
+    let signed = hyper(&["sd", "sign", data.to_str().unwrap()]);
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let signed_file = root.join("signed.json");
+    std::fs::write(&signed_file, &signed.stdout).unwrap();
+
+    let ok = hyper(&["sd", "verify", signed_file.to_str().unwrap(), "hd-1"]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("hd-1"));
+
+    let wrong_name = hyper(&["sd", "verify", signed_file.to_str().unwrap(), "hd-2"]);
+    assert!(
+        !wrong_name.status.success(),
+        "a certificate for hd-1 is not valid for hd-2"
+    );
+
+    let mut value: serde_json::Value = serde_json::from_slice(&signed.stdout).unwrap();
+    value["data"]["n"] = serde_json::json!(2);
+    std::fs::write(&signed_file, serde_json::to_vec(&value).unwrap()).unwrap();
+    let tampered = hyper(&["sd", "verify", signed_file.to_str().unwrap(), "hd-1"]);
+    assert!(
+        !tampered.status.success(),
+        "a changed value breaks the signature"
+    );
+}
