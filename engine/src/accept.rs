@@ -42,6 +42,9 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
             }
         };
         CoreStats::inc(&core.stats().accepted);
+        if let Err(e) = splice::set_cloexec(stream.as_raw_fd()) {
+            warn!(core = core.id.0, error = %e, "cannot set FD_CLOEXEC on accepted socket");
+        }
         let open = core.stats().open_conns.load(Ordering::Relaxed) as usize;
         if open >= cfg.max_conns_per_core
             || core.limiter.borrow().is_blocked(peer.ip(), Instant::now())

@@ -89,3 +89,16 @@ pub fn set_reset_on_close(fd: RawFd) {
         )
     };
 }
+
+/// Sets FD_CLOEXEC. monoio's io_uring accept passes no flags (its epoll path uses accept4
+/// with SOCK_CLOEXEC), so without this every relayed socket leaked into processes the
+/// control plane spawns. A fork on another thread between accept and this call can still
+/// inherit the fd; the window is one syscall.
+pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl on an fd the caller owns; F_SETFD takes an int flag set.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
