@@ -6,6 +6,7 @@
 mod gateway;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
@@ -13,15 +14,17 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
+use crate::broker::types::DirectorySource;
+
 pub use gateway::{InboundOnly, MAX_GATEWAY_BODY_BYTES, ROUTE_TIMEOUT_MARGIN};
 
 use crate::broker::{
     BrokerError, JsonRpcClientChannel, JsonRpcClientError, MessageBroker, StdoutChannel,
 };
 use crate::dirclient::{DirClientError, DirectoryClient};
-use crate::grpc::{GrpcClient, GrpcError, GrpcServer};
+use crate::grpc::{GrpcClient, GrpcError, GrpcServer, InjectHandle, ReverseChannel};
 use crate::settings::HyperSettings;
-use crate::settings::hyper::ChannelKind;
+use crate::settings::hyper::{ChannelKind, ChannelSettings};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -109,20 +112,50 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HyperServerError> {
-    let span = info_span!("hyper_server", operator = %settings.name);
-    async move {
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut tasks = start(settings, listeners, &stop_rx)?;
-        info!(channels = settings.channels.len(), "hyper server running");
-        shutdown.await;
-        info!("hyper server stopping");
-        let _ = stop_tx.send(true);
-        while tasks.join_next().await.is_some() {}
-        info!("hyper server stopped");
-        Ok(())
+    let server = HyperServer::start(settings, listeners)?;
+    shutdown.await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// The `grpc_server` channel's parts that other components use.
+#[derive(Debug, Clone)]
+pub struct GrpcServerParts {
+    /// The reverse-stream channel (`grpc_server` in the broker).
+    pub reverse: Arc<ReverseChannel>,
+    /// Hands sockets to the gRPC server (the proxy path, `_connectionRequest`).
+    pub inject: InjectHandle,
+    /// Where the gRPC listener is bound.
+    pub local_addr: SocketAddr,
+}
+
+/// A running operator server: its parts (for the proxy hooks and tests) and its tasks.
+pub struct HyperServer {
+    /// The broker (add `_connectionRequest` handlers here).
+    pub broker: Arc<MessageBroker>,
+    /// The directory client.
+    pub directory: Arc<DirectoryClient>,
+    /// The gRPC server, if configured.
+    pub grpc_server: Option<GrpcServerParts>,
+    /// The `grpc_client` channel, if configured (install a proxy dialer here).
+    pub grpc_client: Option<Arc<GrpcClient>>,
+    /// Where the JSON-RPC gateway is bound, if configured.
+    pub jsonrpc_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl std::fmt::Debug for HyperServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HyperServer")
+            .field("broker", &self.broker)
+            .field(
+                "grpc_server",
+                &self.grpc_server.as_ref().map(|g| g.local_addr),
+            )
+            .field("jsonrpc_addr", &self.jsonrpc_addr)
+            .finish_non_exhaustive()
     }
-    .instrument(span)
-    .await
 }
 
 /// A future that resolves when `stop` turns true (or its sender is dropped).
@@ -133,23 +166,49 @@ fn stop_signal(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send 
     }
 }
 
-/// Builds the directory client, the broker and the channels in settings order, and starts their
-/// tasks. On error, the tasks already started stop when `stop` is dropped by the caller.
-fn start(
-    settings: &HyperSettings,
-    mut listeners: Listeners,
-    stop: &watch::Receiver<bool>,
-) -> Result<JoinSet<()>, HyperServerError> {
-    let mut tasks = JoinSet::new();
-    let name = settings.name.as_str();
-    let timeouts = settings.timeouts;
-    let directory = Arc::new(DirectoryClient::from_settings(settings)?);
-    let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
-    tasks.spawn({
-        let (directory, stop) = (directory.clone(), stop_signal(stop));
-        async move { directory.run_refresh(stop).await }
-    });
-    for channel in &settings.channels {
+impl HyperServer {
+    /// Builds the directory client, the broker and the channels in settings order, and starts
+    /// their tasks (must run inside a tokio runtime). On error, everything started is stopped.
+    pub fn start(
+        settings: &HyperSettings,
+        mut listeners: Listeners,
+    ) -> Result<Self, HyperServerError> {
+        let span = info_span!("hyper_server", operator = %settings.name);
+        let _entered = span.enter();
+        let name = settings.name.as_str();
+        let timeouts = settings.timeouts;
+        let directory = Arc::new(DirectoryClient::from_settings(settings)?);
+        let (stop, stop_rx) = watch::channel(false);
+        // Dropping `server` on an error below stops and aborts what was started.
+        let mut server = Self {
+            broker: Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call)),
+            directory: directory.clone(),
+            grpc_server: None,
+            grpc_client: None,
+            jsonrpc_addr: None,
+            stop,
+            tasks: JoinSet::new(),
+        };
+        let refresh = stop_signal(&stop_rx);
+        server
+            .tasks
+            .spawn(async move { directory.run_refresh(refresh).await }.in_current_span());
+        for channel in &settings.channels {
+            server.add(channel, settings, &mut listeners, &stop_rx)?;
+        }
+        info!(channels = settings.channels.len(), "hyper server running");
+        Ok(server)
+    }
+
+    fn add(
+        &mut self,
+        channel: &ChannelSettings,
+        settings: &HyperSettings,
+        listeners: &mut Listeners,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), HyperServerError> {
+        let (name, timeouts, broker) = (settings.name.as_str(), settings.timeouts, &self.broker);
+        let directory: Arc<dyn DirectorySource> = self.directory.clone();
         match &channel.kind {
             ChannelKind::GrpcServer(s) => {
                 let listener = listeners
@@ -160,23 +219,31 @@ fn start(
                     s,
                     name,
                     &timeouts,
-                    directory.clone(),
+                    directory,
                     broker.clone(),
                     listener,
                     stop_signal(stop),
                 )?;
                 broker.add_channel(handle.reverse.clone())?;
-                tasks.spawn(async move {
-                    let _ = handle.task.await;
+                let task = handle.task;
+                self.tasks.spawn(async move {
+                    let _ = task.await;
                 });
+                let parts = GrpcServerParts {
+                    reverse: handle.reverse,
+                    inject: handle.inject,
+                    local_addr: handle.local_addr,
+                };
+                self.grpc_server = Some(parts);
             }
             ChannelKind::GrpcClient(s) => {
-                let client = GrpcClient::new(s, name, timeouts, directory.clone())?;
+                let client = GrpcClient::new(s, name, timeouts, directory)?;
                 broker.add_channel(client.clone())?;
                 let reverse = client.start_reverse_streams(broker.clone(), stop_signal(stop));
-                tasks.spawn(async move {
+                self.tasks.spawn(async move {
                     let _ = reverse.await;
                 });
+                self.grpc_client = Some(client);
             }
             ChannelKind::JsonRpcServer(s) => {
                 let listener = listeners
@@ -184,13 +251,15 @@ fn start(
                     .take()
                     .ok_or(HyperServerError::MissingListener("jsonrpc_server"))?;
                 broker.add_channel(Arc::new(InboundOnly("jsonrpc_server")))?;
-                tasks.spawn(gateway::serve_gateway(
+                self.jsonrpc_addr = listener.local_addr().ok();
+                let serving = gateway::serve_gateway(
                     s,
                     broker.clone(),
                     timeouts.call,
                     listener,
                     stop_signal(stop),
-                )?);
+                )?;
+                self.tasks.spawn(serving.in_current_span());
             }
             ChannelKind::JsonRpcClient(s) => {
                 let pending = broker.pending().clone();
@@ -203,6 +272,14 @@ fn start(
             }
             ChannelKind::Stdout => broker.add_channel(Arc::new(StdoutChannel::new(name)))?,
         }
+        Ok(())
     }
-    Ok(tasks)
+
+    /// Stops every task and waits for them (each bounded by its own grace period).
+    pub async fn shutdown(mut self) {
+        info!(operator = %self.broker.name(), "hyper server stopping");
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        info!(operator = %self.broker.name(), "hyper server stopped");
+    }
 }
