@@ -182,3 +182,45 @@ async fn shutdown_ends_the_server_task_and_refuses_injection() {
         Err(InjectError::Stopped)
     );
 }
+
+#[tokio::test]
+async fn connections_over_the_tcp_rate_limit_are_closed() {
+    use std::num::NonZeroU32;
+    use tandem_control::settings::listeners::{RatePeriod, TcpRateLimit};
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki(tmp.path());
+    let (listener, addr) = bind().await;
+    let dir = directory(vec![
+        entry(&pki, "hd-1", "g", None),
+        entry(&pki, "hd-2", "g", Some(json!({"address": addr}))),
+    ]);
+    let mut settings = server_settings(&pki, "hd-2");
+    settings.tcp_rate_limits = vec![TcpRateLimit {
+        period: RatePeriod::Hour,
+        limit: NonZeroU32::new(1).unwrap(),
+    }];
+    let _server = start_server_with(
+        settings,
+        "hd-2",
+        listener,
+        dir.clone(),
+        Arc::new(EchoSink::default()),
+        5_000,
+    );
+    // The first client's connection is within the limit and is reused for every call.
+    let first = client_as(&pki, "hd-1", "hd-1", dir.clone(), 5_000);
+    for i in 0..3 {
+        let id = i.to_string();
+        first
+            .deliver(request("hd-2", "echo", &id, json!({})), me("hd-1"))
+            .await
+            .unwrap();
+    }
+    // A second connection from the same address in the same hour is closed at accept.
+    let second = client_as(&pki, "hd-1", "hd-1", dir, 5_000);
+    let err = second
+        .deliver(request("hd-2", "echo", "x", json!({})), me("hd-1"))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), "channel", "{err}");
+}

@@ -186,3 +186,49 @@ async fn a_silent_reverse_client_times_out_within_the_deadline() {
     assert_eq!(err.kind(), "timeout");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_reverse_announcement_must_name_the_certificate_operator() {
+    use tandem_proto::hyper as pb;
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki(tmp.path());
+    let (listener, addr) = bind().await;
+    let dir = directory(vec![
+        entry(&pki, "hd-1", "g", Some(json!({"address": addr}))),
+        entry(&pki, "hd-2", "g", None),
+        entry(&pki, "hd-3", "g", None),
+    ]);
+    let server = start_server(
+        &pki,
+        "hd-1",
+        listener,
+        dir,
+        Arc::new(EchoSink::default()),
+        CALL_MS,
+    );
+    let open = |announced: Option<&'static str>| {
+        let (tls, addr) = (pki.tls_settings("hd-2"), server.addr());
+        async move {
+            let mut raw = raw_client(&tls, &addr, "hd-1").await;
+            let first = match announced {
+                Some(name) => tandem_control::grpc::convert::announcement(name),
+                None => pb::Response {
+                    id: "1".into(),
+                    ..Default::default()
+                },
+            };
+            // Keep the request stream open after the announcement, as a real client does.
+            let messages = tokio_stream::iter(vec![first]).chain(tokio_stream::pending());
+            raw.server_call(messages).await
+        }
+    };
+    use tokio_stream::StreamExt as _;
+    let status = open(Some("hd-3")).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    assert_eq!(status.message(), "invalid client name supplied");
+    let status = open(None).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(server.handle.reverse.connected().is_empty());
+    let _stream = open(Some("hd-2")).await.expect("its own name is accepted");
+    assert!(server.handle.reverse.wait_for("hd-2", WAIT).await);
+}

@@ -17,6 +17,7 @@ use super::client::GrpcClient;
 use super::connector::Route;
 use super::convert::{announcement, delivery_error, request_from_pb, response_to_pb};
 use super::entry::reverse_targets;
+use super::identity::PeerIdentity;
 use crate::broker::types::{HyperResponse, RequestSink};
 
 /// How often the peer list is recomputed from the directory (the original's 60 s).
@@ -79,45 +80,44 @@ impl GrpcClient {
                 .acquire_owned()
                 .await
                 .map_err(|_| "handler slots closed".to_string())?;
-            let (client, sink, tx) = (self.clone(), sink.clone(), tx.clone());
-            let server = peer.server_identity();
+            let (sink, tx) = (sink.clone(), tx.clone());
+            let (deadline, server) = (self.timeouts.call, peer.server_identity());
             handlers.spawn(async move {
-                let response = client.answer(&sink, server, request).await;
+                let response = answer(deadline, &sink, server, request).await;
                 // A closed stream drops the answer; the server fails the call when the stream ends.
                 let _ = tx.send(response).await;
                 drop(slot);
             });
         }
     }
+}
 
-    /// The answer to one pushed request: 404 when `clientName` is not a name of the server's
-    /// certificate, -100 when delivery fails, else the broker's response.
-    async fn answer(
-        &self,
-        sink: &Arc<dyn RequestSink>,
-        server: Option<super::PeerIdentity>,
-        request: pb::Request,
-    ) -> pb::Response {
-        let id = request.id.clone();
-        let Some(client) = server
-            .as_ref()
-            .and_then(|s| s.client(&request.client_name).cloned())
-        else {
-            return response_to_pb(&HyperResponse::error(id, 404, "no matching client found"));
-        };
-        let request = request_from_pb(request);
-        let delivered =
-            tokio::time::timeout(self.timeouts.call, sink.deliver_request(request, client)).await;
-        let response = match delivered {
-            Ok(Ok(mut response)) => {
-                response.id = id;
-                response
-            }
-            Ok(Err(e)) => HyperResponse::error(id, -100, e.to_string()),
-            Err(_) => HyperResponse::error(id, -100, "timeout handling the request"),
-        };
-        response_to_pb(&response)
-    }
+/// The answer to one pushed request: 404 when `clientName` is not a name of the server's
+/// certificate, -100 when delivery fails or takes longer than `deadline`, else the broker's response.
+async fn answer(
+    deadline: Duration,
+    sink: &Arc<dyn RequestSink>,
+    server: Option<PeerIdentity>,
+    request: pb::Request,
+) -> pb::Response {
+    let id = request.id.clone();
+    let Some(client) = server
+        .as_ref()
+        .and_then(|s| s.client(&request.client_name).cloned())
+    else {
+        return response_to_pb(&HyperResponse::error(id, 404, "no matching client found"));
+    };
+    let request = request_from_pb(request);
+    let delivered = tokio::time::timeout(deadline, sink.deliver_request(request, client)).await;
+    let response = match delivered {
+        Ok(Ok(mut response)) => {
+            response.id = id;
+            response
+        }
+        Ok(Err(e)) => HyperResponse::error(id, -100, e.to_string()),
+        Err(_) => HyperResponse::error(id, -100, "timeout handling the request"),
+    };
+    response_to_pb(&response)
 }
 
 /// Recomputes the peers every [`REVERSE_REFRESH`]; one tracked task per peer.
@@ -190,5 +190,81 @@ async fn keep_stream(
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(REVERSE_REFRESH);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::types::{BoxFuture, ClientInfo, DeliveryError, HyperRequest};
+    use crate::directory::entry::DirectoryEntry;
+
+    /// Echoes the caller's name; fails for method `x.fail`; never answers `x.hang`.
+    struct Sink;
+    impl RequestSink for Sink {
+        fn deliver_request(
+            &self,
+            request: HyperRequest,
+            client: ClientInfo,
+        ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
+            Box::pin(async move {
+                match request.method.as_str() {
+                    "x.fail" => Err(DeliveryError::NoChannel),
+                    "x.hang" => std::future::pending().await,
+                    _ => {
+                        let mut result = serde_json::Map::new();
+                        result.insert("client".into(), client.name.into());
+                        Ok(HyperResponse::result("ignored", result))
+                    }
+                }
+            })
+        }
+    }
+
+    fn server(names: &[&str]) -> Option<PeerIdentity> {
+        let clients = names
+            .iter()
+            .map(|n| ClientInfo {
+                name: (*n).into(),
+                entry: DirectoryEntry::new(*n),
+            })
+            .collect();
+        Some(PeerIdentity {
+            addr: None,
+            clients: Arc::new(clients),
+        })
+    }
+
+    fn pushed(method: &str, client_name: &str) -> pb::Request {
+        pb::Request {
+            method: method.into(),
+            params: None,
+            id: format!("{method}(7)"),
+            client_name: client_name.into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn pushed_requests_are_answered_by_id_with_the_original_codes() {
+        let sink: Arc<dyn RequestSink> = Arc::new(Sink);
+        let d = Duration::from_millis(50);
+        let ok = answer(d, &sink, server(&["hd-1"]), pushed("x.echo", "hd-1")).await;
+        assert_eq!(ok.id, "x.echo(7)", "answered with the pushed id");
+        assert!(ok.error.is_none());
+        let unknown = answer(d, &sink, server(&["hd-1"]), pushed("x.echo", "hd-9")).await;
+        assert_eq!(
+            unknown.error.map(|e| (e.code, e.message)),
+            Some((404, "no matching client found".into()))
+        );
+        let none = answer(d, &sink, None, pushed("x.echo", "hd-1")).await;
+        assert_eq!(
+            none.error.map(|e| e.code),
+            Some(404),
+            "no verified server identity"
+        );
+        let failed = answer(d, &sink, server(&["hd-1"]), pushed("x.fail", "")).await;
+        assert_eq!(failed.error.map(|e| e.code), Some(-100));
+        let slow = answer(d, &sink, server(&["hd-1"]), pushed("x.hang", "hd-1")).await;
+        assert_eq!(slow.error.map(|e| e.code), Some(-100));
     }
 }
