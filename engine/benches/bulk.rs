@@ -2,7 +2,9 @@
 //! loopback TCP transfer measured in the same run.
 //!
 //! Variants (each moves `PER_ITER` bytes one way per iteration, client → engine → client):
-//! - `relay splice`: default pipe pool, so every burst takes the splice(2) path;
+//! - `relay splice`: default pipe pool, so every burst takes the splice(2) path, with the
+//!   default 256 KiB pipes and with 64 KiB and 1 MiB ones (F_SETPIPE_SZ; 1 MiB is the default
+//!   unprivileged /proc/sys/fs/pipe-max-size);
 //! - `relay copy 16/64/256 KiB`: pipe pool of 0, so the copy fallback moves the bytes with a
 //!   buffer of `EngineConfig::copy_buf_size`;
 //! - `direct tcp`: the same two client threads over one loopback connection, no engine.
@@ -58,12 +60,14 @@ fn dial(addr: SocketAddr, token: &Token) -> TcpStream {
     s
 }
 
-/// A pair through an engine on one unpinned core with `pipes` pipes and `copy_buf` buffers.
-fn relayed(pipes: usize, copy_buf: usize) -> Link {
+/// A pair through an engine on one unpinned core with `pipes` pipes of `pipe_size` bytes and
+/// `copy_buf`-byte copy buffers.
+fn relayed(pipes: usize, pipe_size: usize, copy_buf: usize) -> Link {
     let cfg = EngineConfig {
         cores: Some(vec![0]),
         pin: false,
         pipe_pool_size: pipes,
+        pipe_size,
         copy_buf_size: copy_buf,
         ..EngineConfig::default()
     };
@@ -133,19 +137,25 @@ fn bulk(c: &mut Criterion) {
         .sample_size(10)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    let pipes = EngineConfig::default().pipe_pool_size;
-    // (name, None = direct | Some((pipe pool, copy buffer bytes)))
+    let d = EngineConfig::default();
+    let (pipes, pipe) = (d.pipe_pool_size, d.pipe_size);
+    // (name, None = direct | Some((pipe pool, pipe bytes, copy buffer bytes)))
     let variants = [
         ("direct tcp", None),
-        ("relay splice", Some((pipes, 64 * KIB))),
-        ("relay copy 16 KiB", Some((0, 16 * KIB))),
-        ("relay copy 64 KiB", Some((0, 64 * KIB))),
-        ("relay copy 256 KiB", Some((0, 256 * KIB))),
+        ("relay splice (256 KiB pipe)", Some((pipes, pipe, 64 * KIB))),
+        (
+            "relay splice 64 KiB pipe",
+            Some((pipes, 64 * KIB, 64 * KIB)),
+        ),
+        ("relay splice 1 MiB pipe", Some((pipes, MIB, 64 * KIB))),
+        ("relay copy 16 KiB", Some((0, pipe, 16 * KIB))),
+        ("relay copy 64 KiB", Some((0, pipe, 64 * KIB))),
+        ("relay copy 256 KiB", Some((0, pipe, 256 * KIB))),
     ];
     for (name, relay) in variants {
         let mut link = match relay {
             None => direct(),
-            Some((pipes, buf)) => relayed(pipes, buf),
+            Some((pipes, pipe, buf)) => relayed(pipes, pipe, buf),
         };
         g.bench_function(name, |b| {
             b.iter_custom(|iters| {
