@@ -325,3 +325,62 @@ async fn stdout_answers_submitted_and_http2_is_served() {
     assert_eq!(answer["result"]["serverInfo"]["name"], "hd-1");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn an_unreachable_directory_is_a_clear_error_within_the_bound() {
+    use tandem_control::settings::hyper::{ApiDirectorySettings, DirectoryClientSettings};
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut s = settings(tmp.path(), channel(ChannelKind::Stdout));
+    s.directory = DirectorySettings::Api(ApiDirectorySettings {
+        endpoints: vec![format!("http://{closed}/jsonrpc")],
+        server_names: vec!["sd-1".into()],
+        jsonrpc_client: DirectoryClientSettings {
+            tls: None,
+            proxy_url: None,
+        },
+        ca_certificate_files: Vec::new(),
+        ca_intermediate_certificate_files: Vec::new(),
+        cache_entries_for: Duration::from_secs(5),
+    });
+    let server = Server::start(
+        s,
+        Listeners {
+            grpc: None,
+            jsonrpc: Some(listener().await),
+        },
+    );
+    let started = Instant::now();
+    let (status, body) = call(&server.url(), "hd-1._ping", json!({}), json!(1)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "bounded by timeouts.connect"
+    );
+    assert_eq!(
+        (status, body["error"]["code"].clone()),
+        (400, json!(1)),
+        "{body}"
+    );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("unreachable") && message.contains(&closed.to_string()),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn listeners_bind_the_configured_addresses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let s = settings(tmp.path(), channel(ChannelKind::Stdout));
+    let listeners = Listeners::bind(&s).await.unwrap();
+    assert!(
+        listeners.grpc.is_none(),
+        "no grpc_server channel configured"
+    );
+    let addr = listeners.jsonrpc.as_ref().unwrap().local_addr().unwrap();
+    assert!(addr.ip().is_loopback() && addr.port() != 0);
+}
