@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tandem_control::certs::{CertsPlan, generate};
-use tandem_control::cli::common::{LogArgs, VERSION};
+use tandem_control::cli::common::{LogArgs, VERSION, shutdown_signal};
 use tandem_control::cli::{self, CliError};
 use tandem_control::settings::HyperSettings;
 
@@ -25,6 +25,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The operator server.
+    #[command(alias = "s")]
+    Server {
+        #[command(subcommand)]
+        command: ServerCommand,
+    },
     /// Service directory commands (sign, submit and read records).
     Sd {
         #[command(subcommand)]
@@ -47,6 +53,12 @@ enum Command {
     CheckSettings,
     /// Print the version.
     Version,
+}
+
+#[derive(Debug, Subcommand)]
+enum ServerCommand {
+    /// Serve until SIGINT or SIGTERM: the JSON-RPC gateway, gRPC to peers, the directory client.
+    Run,
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,6 +133,15 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Server {
+            command: ServerCommand::Run,
+        } => match HyperSettings::from_env() {
+            Ok(settings) => run_server(&settings),
+            Err(e) => {
+                eprintln!("hyper: invalid settings:\n{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Sd { command } => match HyperSettings::from_env() {
             Ok(settings) => run_sd(&settings, command),
             Err(e) => {
@@ -128,6 +149,28 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+    }
+}
+
+fn run_server(settings: &HyperSettings) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("hyper: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        let listeners = tandem_control::hyper_server::Listeners::bind(settings).await?;
+        tandem_control::hyper_server::run(settings, listeners, shutdown_signal()).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(kind = e.kind(), error = %e, "hyper server failed");
+            eprintln!("hyper: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 
