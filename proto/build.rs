@@ -1,5 +1,6 @@
-//! Generates the `Hyper` messages, server and client from `hyper.proto` with the vendored `protoc`,
-//! so that a fresh machine needs no system protoc.
+//! Generates the `Hyper` messages, server and client from `hyper.proto`, and the proxy's
+//! `ControlService` from `control.proto`, with the vendored `protoc`, so that a fresh machine needs
+//! no system protoc.
 
 use std::error::Error;
 
@@ -13,9 +14,10 @@ fn main() -> Result<(), Box<dyn Error>> {
         .build_server(true)
         .compile_with_config(
             config,
-            &["hyper.proto".into()],
+            &["hyper.proto".into(), "control.proto".into()],
             &[std::path::PathBuf::from("."), include],
         )?;
     println!("cargo:rerun-if-changed=hyper.proto");
+    println!("cargo:rerun-if-changed=control.proto");
     Ok(())
 }

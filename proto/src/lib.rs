@@ -3,7 +3,8 @@
 //! [`hyper`] is generated from `hyper.proto`, which is wire-compatible with the original Hyper's
 //! proto (SPEC §1: no package, service `Hyper`, paths `/Hyper/Call` and `/Hyper/ServerCall`).
 //! [`structs`] converts `google.protobuf.Struct` to and from `serde_json` values.
-//! (`control.proto`, the proxy's `ControlService`, lands here with the proxy issue.)
+//! [`control`] is generated from `control.proto` (package `tandem.control.v1`): the proxy's
+//! `ControlService` for operators, `proxy ctl` and the load harness.
 
 pub mod structs;
 
@@ -13,6 +14,13 @@ pub mod structs;
 pub mod hyper {
     // The proto has no package: prost names the file `_.rs`.
     include!(concat!(env!("OUT_DIR"), "/_.rs"));
+}
+
+/// The proxy's `ControlService` (package `tandem.control.v1`): messages, the server trait
+/// ([`control::control_service_server`]) and client ([`control::control_service_client`]).
+#[allow(missing_docs, clippy::all, clippy::pedantic, clippy::unwrap_used)]
+pub mod control {
+    include!(concat!(env!("OUT_DIR"), "/tandem.control.v1.rs"));
 }
 
 pub use hyper::{Error, Request, Response};
