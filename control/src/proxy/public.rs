@@ -1,0 +1,331 @@
+//! The public proxy (`proxy run public`): the engine serves the pairing and TLS ports on its
+//! cores, tokio serves the JSON-RPC methods our Hyper node delivers (`requestConnection`,
+//! `announceConnections`, `getAnnouncements`, SPEC §4.2) and notifies private proxies.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::Utc;
+use rustls::ServerConfig;
+use serde_json::{Map, Value, json};
+use tandem_engine::{Engine, EngineHandle, LocalAddrs};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::announcements::expiry_ok;
+use super::caller::{allowed_domains, check_peer, client_info, expires_at, string};
+use super::error::{CallError, ProxyError};
+use super::events::EventLog;
+use super::hyper_link::HyperLink;
+use super::sni::{SNI_QUEUE, SniRouter, dispatch};
+use super::stats::{ProxyCounters, PublicProxyStats};
+use super::store::PublicStore;
+use super::{bind_jsonrpc, resolve, route_config};
+use crate::datastore::Datastore;
+use crate::http::{Methods, PeerInfo, ServerLimits, jsonrpc_router, serve};
+use crate::jsonrpc::{ErrorObject, Request};
+use crate::settings::proxy::PublicProxySettings;
+
+/// Most connections in one `announceConnections` call.
+pub const MAX_CONNECTIONS_PER_CALL: usize = 1000;
+/// How often expired announcements are pruned from memory.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the methods, the resolver bridge and the handle share.
+pub struct PublicState {
+    pub(crate) name: String,
+    pub(crate) endpoint: String,
+    pub(crate) hyper: HyperLink,
+    pub(crate) engine: EngineHandle,
+    pub(crate) announcements: PublicStore,
+    pub(crate) counters: Arc<ProxyCounters>,
+    tls: bool,
+    jsonrpc_addr: SocketAddr,
+}
+
+/// A started public proxy; [`PublicProxy::serve`] runs it.
+pub struct PublicProxy {
+    state: Arc<PublicState>,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    settings: PublicProxySettings,
+    jobs: mpsc::Receiver<super::sni::SniJob>,
+    events: EventLog,
+}
+
+/// A cheap handle to read a running public proxy (stats, addresses, the engine).
+#[derive(Clone)]
+pub struct PublicHandle {
+    state: Arc<PublicState>,
+}
+
+impl PublicHandle {
+    /// The proxy's and the engine's counters.
+    pub fn stats(&self) -> PublicProxyStats {
+        PublicProxyStats {
+            proxy: self.state.counters.snapshot(),
+            engine: self.state.engine.stats(),
+        }
+    }
+
+    /// The engine (pairing and TLS ports, pairs).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.state.engine
+    }
+
+    /// The engine's bound ports.
+    pub fn engine_addrs(&self) -> LocalAddrs {
+        self.state.engine.local_addrs()
+    }
+
+    /// The pairing endpoint handed to peers.
+    pub fn endpoint(&self) -> &str {
+        &self.state.endpoint
+    }
+
+    /// The JSON-RPC server's bound address.
+    pub fn jsonrpc_addr(&self) -> SocketAddr {
+        self.state.jsonrpc_addr
+    }
+}
+
+/// Binds the JSON-RPC port of `settings`.
+pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, ProxyError> {
+    bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
+}
+
+/// Runs the public proxy until `shutdown` resolves, then drains the engine (`engine.drain_grace`).
+pub async fn run_public(
+    settings: &PublicProxySettings,
+    jsonrpc: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProxyError> {
+    PublicProxy::start(settings, jsonrpc)
+        .await?
+        .serve(shutdown)
+        .await
+}
+
+impl PublicProxy {
+    /// Loads the announcements, starts the engine on the configured ports and prepares the
+    /// JSON-RPC server on `jsonrpc`.
+    pub async fn start(
+        settings: &PublicProxySettings,
+        jsonrpc: TcpListener,
+    ) -> Result<Self, ProxyError> {
+        let server = &settings.jsonrpc_server;
+        let tls = server
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::server_config(t, crate::sd::HTTP_ALPN))
+            .transpose()?;
+        if tls.is_none() {
+            warn!(
+                "jsonrpc_server has no TLS: any local process can call the proxy as its Hyper node"
+            );
+        }
+        if !settings.tcp_rate_limits.is_empty() {
+            info!(
+                "tcp_rate_limits apply to the JSON-RPC port; the engine's ports are bounded by its per-core connection limits and bad-token limiter"
+            );
+        }
+        let hyper = HyperLink::new(
+            &settings.jsonrpc_client,
+            &settings.name,
+            settings.call_timeout,
+        )?;
+        let store = Datastore::open(&settings.datastore).await?;
+        let announcements = PublicStore::open(store, Utc::now()).await?;
+        let counters = Arc::new(ProxyCounters::default());
+        let (jobs_tx, jobs) = mpsc::channel(SNI_QUEUE);
+        let cell = Arc::new(OnceLock::new());
+        let router = SniRouter::new(
+            announcements.table(),
+            cell.clone(),
+            jobs_tx,
+            counters.clone(),
+        );
+        let mut config = settings.engine.config.clone();
+        config.pairing_addr = resolve(&settings.internal_bind_address).await?;
+        config.tls_addr = Some(resolve(&settings.tls_bind_address).await?);
+        config.pair_ttl = settings.accept_timeout;
+        // Binds and spawns the worker threads; returns at once.
+        let (engine, events) = Engine::start(config, Arc::new(router))?;
+        let _ = cell.set(engine.clone());
+        let addrs = engine.local_addrs();
+        let endpoint = settings
+            .internal_endpoint
+            .clone()
+            .unwrap_or_else(|| addrs.pairing.to_string());
+        let jsonrpc_addr = jsonrpc
+            .local_addr()
+            .map_err(|e| ProxyError::io("reading the JSON-RPC address", e))?;
+        info!(pairing = %addrs.pairing, tls = ?addrs.tls, %endpoint, jsonrpc = %jsonrpc_addr, cores = engine.cores(), drivers = ?engine.drivers(), "public proxy started");
+        let state = Arc::new(PublicState {
+            name: settings.name.clone(),
+            endpoint,
+            hyper,
+            engine,
+            announcements,
+            counters,
+            tls: tls.is_some(),
+            jsonrpc_addr,
+        });
+        Ok(Self {
+            state,
+            listener: jsonrpc,
+            tls,
+            settings: settings.clone(),
+            jobs,
+            events: EventLog::start(events),
+        })
+    }
+
+    /// A handle for stats and addresses.
+    pub fn handle(&self) -> PublicHandle {
+        PublicHandle {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Serves until `shutdown` resolves; then stops the JSON-RPC server and the notifier, and
+    /// drains the engine.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+        let state = self.state;
+        let (stop_tx, stop) = watch::channel(false);
+        let notifier = tokio::spawn(dispatch(
+            self.jobs,
+            state.hyper.clone(),
+            state.engine.clone(),
+            state.endpoint.clone(),
+            state.counters.clone(),
+            stop.clone(),
+        ));
+        let methods = Arc::new(PublicMethods {
+            state: state.clone(),
+        });
+        let route = route_config(
+            &self.settings.jsonrpc_server,
+            self.settings.call_timeout * 3,
+        );
+        let router = jsonrpc_router(methods, route);
+        let mut server_stop = stop.clone();
+        let server = tokio::spawn(serve(
+            self.listener,
+            self.tls,
+            router,
+            ServerLimits::default(),
+            async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            },
+        ));
+        tokio::pin!(shutdown);
+        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = prune.tick() => {
+                    let n = state.announcements.prune(Utc::now());
+                    state.counters.announcements_pruned.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+        }
+        info!("public proxy stopping: draining");
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        let _ = notifier.await;
+        let engine = state.engine.clone();
+        let grace = self.settings.engine.drain_grace;
+        let drained = tokio::task::spawn_blocking(move || engine.drain(grace)).await;
+        self.events.stop();
+        let stats = PublicHandle { state }.stats();
+        info!(proxy = ?stats.proxy, paired = stats.engine_total(|c| c.paired), "public proxy stopped");
+        match drained {
+            Ok(r) => r.map_err(ProxyError::from),
+            Err(e) => Err(ProxyError::Settings(format!("drain task failed: {e}"))),
+        }
+    }
+}
+
+struct PublicMethods {
+    state: Arc<PublicState>,
+}
+
+impl Methods for PublicMethods {
+    async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
+        let state = &self.state;
+        let result = match check_peer(&peer, &state.name, state.tls) {
+            Err(e) => Err(e),
+            Ok(()) => match request.method.as_str() {
+                "requestConnection" => {
+                    super::broker::request_connection(state, request.params).await
+                }
+                "announceConnections" => announce_connections(state, request.params).await,
+                "getAnnouncements" => Ok(json!(state.announcements.live(Utc::now()))),
+                _ => Err(CallError::MethodNotFound),
+            },
+        };
+        result.map_err(|e| {
+            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
+            e.to_error_object()
+        })
+    }
+}
+
+async fn announce_connections(
+    state: &PublicState,
+    mut params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let client = client_info(&mut params)?;
+    let now = Utc::now();
+    let Some(Value::Array(items)) = params.get("connections") else {
+        return Err(CallError::InvalidParams(
+            "connections: required list".into(),
+        ));
+    };
+    if items.len() > MAX_CONNECTIONS_PER_CALL {
+        return Err(CallError::InvalidParams(format!(
+            "connections: at most {MAX_CONNECTIONS_PER_CALL} per call"
+        )));
+    }
+    let mut requested = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(item) = item else {
+            return Err(CallError::InvalidParams(format!(
+                "connections[{i}]: must be an object"
+            )));
+        };
+        let domain = string(item, "domain")?;
+        let expires = expires_at(item.get("expires_at"), "expires_at")?;
+        if !expiry_ok(expires, now) {
+            return Err(CallError::InvalidParams(format!(
+                "connections[{i}].expires_at: timed announcements need to expire in 7 days or less"
+            )));
+        }
+        requested.push((domain, expires));
+    }
+    let allowed = allowed_domains(&client.entry, &state.name)?;
+    let plan = state
+        .announcements
+        .announce(&client.name, &allowed, &requested, now)
+        .await?;
+    let results = plan
+        .results
+        .iter()
+        .map(|r| match r {
+            Ok(()) => {
+                ProxyCounters::inc(&state.counters.announcements_accepted);
+                Value::Null
+            }
+            Err(refusal) => {
+                ProxyCounters::inc(&state.counters.announcements_refused);
+                let (code, message) = refusal.code_message();
+                json!({"code": code, "message": message})
+            }
+        })
+        .collect();
+    Ok(Value::Array(results))
+}
