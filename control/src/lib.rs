@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod http;
 pub mod hyper_server;
 pub mod jsonrpc;
+pub mod metrics;
 pub mod proxy;
 pub mod sd;
 pub mod sdclient;

@@ -5,69 +5,12 @@
 
 mod sd_common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Child;
 
 use sd_common::*;
 use tandem_control::certs::TestPki;
 use tandem_control::datastore::testing::RedisServer;
-
-const SD: &str = env!("CARGO_BIN_EXE_sd");
-
-/// Starts the `sd` binary on `settings` and returns it with its address once it listens (bounded).
-fn spawn_sd(settings: &Path) -> (Child, std::net::SocketAddr) {
-    let mut child = Command::new(SD)
-        .arg("run")
-        .env("SD_SETTINGS", settings)
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let listening = line.contains("sd listening");
-            let addr = line
-                .split("address=")
-                .nth(1)
-                .and_then(|r| r.split_whitespace().next());
-            let _ = tx.send(match (listening, addr) {
-                (true, Some(addr)) => Ok(addr.to_owned()),
-                _ => Err(line.clone()),
-            });
-        }
-    });
-    let mut seen = Vec::new();
-    loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(Ok(addr)) => return (child, addr.parse().unwrap()),
-            Ok(Err(line)) => seen.push(line),
-            Err(_) => panic!(
-                "sd did not start within 30 s; it said:\n{}",
-                seen.join("\n")
-            ),
-        }
-    }
-}
-
-fn write_settings(dir: &Path, pki: &TestPki, datastore_yaml: &str) -> std::path::PathBuf {
-    let role = dir.join("role");
-    std::fs::create_dir_all(&role).unwrap();
-    let yaml = format!(
-        "jsonrpc_server:\n  bind_address: \"127.0.0.1:0\"\n  tls:\n    ca_certificate_files: [\"{root}\"]\n    certificate_file: \"{cert}\"\n    key_file: \"{key}\"\ndirectory:\n  datastore:\n{datastore_yaml}\n  ca_certificate_files: [\"{root}\"]\n  ca_intermediate_certificate_files: [\"{inter}\"]\n",
-        root = pki.root_cert().display(),
-        inter = pki.intermediate_cert().display(),
-        cert = pki.cert("sd-1").display(),
-        key = pki.key("sd-1").display(),
-    );
-    std::fs::write(role.join("001_default.yml"), yaml).unwrap();
-    role
-}
 
 /// Streams single-record submissions until `sd` is killed; returns the acknowledged hashes.
 async fn submit_until_killed(
@@ -144,7 +87,7 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_file() {
         "    type: file\n    settings:\n      filename: \"{}\"",
         dir.path().join("sd.records").display()
     );
-    let role = write_settings(dir.path(), &pki, &store);
+    let role = write_settings(dir.path(), &pki, &store, "");
     let (child, addr) = spawn_sd(&role);
     let acked = submit_until_killed(&pki, addr, child).await;
     assert!(acked.len() >= 26, "the stream ran until the kill");
@@ -160,7 +103,7 @@ async fn sigkill_mid_stream_loses_nothing_acknowledged_redis() {
         "    type: redis\n    settings:\n      addresses: [\"{}\"]\n      key: sd-entries\n      password: \"\"",
         redis.addr()
     );
-    let role = write_settings(dir.path(), &pki, &store);
+    let role = write_settings(dir.path(), &pki, &store, "");
     let (child, addr) = spawn_sd(&role);
     let acked = submit_until_killed(&pki, addr, child).await;
     // Redis itself crashes too: appendfsync always keeps every acknowledged push.

@@ -19,6 +19,7 @@ use crate::jsonrpc::{
     ErrorObject, INTERNAL_ERROR, INVALID_REQUEST, RATE_LIMITED, Request as RpcRequest, Response,
     decode_request,
 };
+use crate::metrics::RpcMetrics;
 
 /// A set of JSON-RPC methods (the sd server, the proxies, ...).
 pub trait Methods: Send + Sync + 'static {
@@ -50,15 +51,26 @@ struct RouteState<M> {
     limiter: Mutex<RateLimiter>,
     max_body_bytes: usize,
     call_timeout: Duration,
+    metrics: Option<RpcMetrics>,
 }
 
 /// Builds the router for `methods`.
 pub fn jsonrpc_router<M: Methods>(methods: Arc<M>, config: RouteConfig) -> Router {
+    jsonrpc_router_observed(methods, config, None)
+}
+
+/// Builds the router for `methods`, counting and timing every call in `metrics`.
+pub fn jsonrpc_router_observed<M: Methods>(
+    methods: Arc<M>,
+    config: RouteConfig,
+    metrics: Option<RpcMetrics>,
+) -> Router {
     let state = Arc::new(RouteState {
         methods,
         limiter: Mutex::new(RateLimiter::new(config.rate_limits)),
         max_body_bytes: config.max_body_bytes,
         call_timeout: config.call_timeout,
+        metrics,
     });
     let mut router = Router::new()
         .route(&config.path, axum::routing::any(handle::<M>))
@@ -113,6 +125,7 @@ async fn handle<M: Methods>(
     };
     let id = Some(rpc.id.clone());
     let method = rpc.method.clone();
+    let started = Instant::now();
     let call = tokio::time::timeout(state.call_timeout, state.methods.call(rpc, peer));
     let response = match call.await {
         Ok(Ok(result)) => Response::result(id, result),
@@ -125,6 +138,13 @@ async fn handle<M: Methods>(
             Response::error(id, error)
         }
     };
+    if let Some(metrics) = &state.metrics {
+        let outcome = response
+            .error
+            .as_ref()
+            .map_or_else(|| "ok".to_owned(), |e| e.code.to_string());
+        metrics.observe(&method, &outcome, started.elapsed());
+    }
     let status = StatusCode::from_u16(response.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
     respond(status, &response)
 }

@@ -9,6 +9,6 @@ mod server;
 
 pub use client::{ClientError, JsonRpcClient, MAX_RESPONSE_BYTES};
 pub use cors::Cors;
-pub use jsonrpc_route::{Methods, RouteConfig, jsonrpc_router};
+pub use jsonrpc_route::{Methods, RouteConfig, jsonrpc_router, jsonrpc_router_observed};
 pub use rate_limit::{MAX_TRACKED_CLIENTS, RateLimit, RateLimiter};
 pub use server::{PeerInfo, ServerLimits, serve};

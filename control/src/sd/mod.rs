@@ -3,6 +3,7 @@
 
 mod error;
 mod methods;
+mod metrics;
 mod service;
 
 use std::future::Future;
@@ -13,11 +14,12 @@ use tracing::info;
 
 pub use error::SdError;
 pub use methods::{STALE_APPEND, SdMethods};
+pub use metrics::SdMetrics;
 pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
 
 use crate::datastore::Datastore;
 use crate::directory::verify::Verifier;
-use crate::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router, serve};
+use crate::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router_observed, serve};
 use crate::settings::sd::SdSettings;
 
 /// ALPN protocols the JSON-RPC servers offer.
@@ -57,7 +59,21 @@ pub async fn run(
     )?);
     let store = Datastore::open(&directory.datastore).await?;
     let max_records = usize::try_from(settings.limits.max_records_per_submit).unwrap_or(usize::MAX);
-    let service = Arc::new(DirectoryService::open(store, verifier, max_records).await?);
+    let mut registry = crate::metrics::Registry::default();
+    let sd_metrics = SdMetrics::register(&mut registry);
+    let rpc_metrics = crate::metrics::RpcMetrics::register(
+        &mut registry,
+        "sd_rpc",
+        &[
+            "submitRecords",
+            "getTip",
+            "getRecords",
+            "getEntries",
+            "getEntry",
+        ],
+    );
+    let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);
+    service.observe_ledger();
     let route = RouteConfig {
         path: server.path.clone(),
         max_body_bytes: usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
@@ -75,13 +91,50 @@ pub async fn run(
             allowed_headers: Vec::new(),
         }),
     };
-    let router = jsonrpc_router(Arc::new(SdMethods::new(service)), route);
+    let router =
+        jsonrpc_router_observed(Arc::new(SdMethods::new(service)), route, Some(rpc_metrics));
     let local = listener.local_addr().map_err(|source| SdError::Io {
         context: "reading the bound address".into(),
         source,
     })?;
     info!(address = %local, tls = tls.is_some(), "sd listening");
+    let ready = crate::metrics::Readiness::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_task = match &settings.metrics {
+        Some(m) => {
+            let addrs = m.bind_address.resolve().map_err(|source| SdError::Io {
+                context: format!("resolving {}", m.bind_address),
+                source,
+            })?;
+            let metrics_listener = TcpListener::bind(addrs.as_slice())
+                .await
+                .map_err(|source| SdError::Io {
+                    context: format!("binding the metrics address {}", m.bind_address),
+                    source,
+                })?;
+            if let Ok(addr) = metrics_listener.local_addr() {
+                info!(address = %addr, "metrics listening");
+            }
+            let registry = Arc::new(std::sync::RwLock::new(registry));
+            let mut stopped = stopped.clone();
+            Some(tokio::spawn(crate::metrics::serve(
+                metrics_listener,
+                registry,
+                ready.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    ready.set(true);
     serve(listener, tls, router, ServerLimits::default(), shutdown).await;
+    ready.set(false);
+    let _ = stop.send(true);
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
     info!("sd stopped");
     Ok(())
 }

@@ -12,6 +12,7 @@ use rand::RngCore;
 use tracing::{info, warn};
 
 use super::error::SdError;
+use super::metrics::{OutcomeLabel, SdMetrics};
 use crate::datastore::{Cursor, DataEntry, Datastore};
 use crate::directory::SignedChangeRecord;
 use crate::directory::entry::DirectoryEntry;
@@ -36,6 +37,7 @@ pub struct DirectoryService {
     writer: tokio::sync::Mutex<WriterState>,
     ledger: RwLock<Ledger>,
     max_records_per_submit: usize,
+    metrics: SdMetrics,
 }
 
 impl DirectoryService {
@@ -44,6 +46,7 @@ impl DirectoryService {
         store: Datastore,
         verifier: Arc<Verifier>,
         max_records_per_submit: usize,
+        metrics: SdMetrics,
     ) -> Result<Self, SdError> {
         let mut cursor = Cursor::default();
         let stored = decode_records(store.read_new(&mut cursor).await?);
@@ -59,12 +62,38 @@ impl DirectoryService {
             writer: tokio::sync::Mutex::new(WriterState { cursor, stored }),
             ledger: RwLock::new(ledger),
             max_records_per_submit,
+            metrics,
         })
     }
 
     /// Validates a batch against the current chain, makes it durable, then applies it. Nothing is
     /// stored unless the whole batch is valid.
     pub async fn submit(&self, records: Vec<SignedChangeRecord>) -> Result<(), SdError> {
+        let result = self.submit_inner(records).await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(e) => e.kind(),
+        };
+        self.metrics
+            .submissions
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+        self.observe_ledger();
+        result
+    }
+
+    /// Publishes the chain and entry counts to the metrics.
+    pub fn observe_ledger(&self) {
+        let ledger = self.read_ledger();
+        self.metrics
+            .chain_records
+            .set(i64::try_from(ledger.chain().len()).unwrap_or(i64::MAX));
+        self.metrics
+            .entries
+            .set(i64::try_from(ledger.entries().len()).unwrap_or(i64::MAX));
+    }
+
+    async fn submit_inner(&self, records: Vec<SignedChangeRecord>) -> Result<(), SdError> {
         if records.len() > self.max_records_per_submit {
             return Err(SdError::TooManyRecords {
                 got: records.len(),
@@ -75,7 +104,11 @@ impl DirectoryService {
         self.catch_up(&mut writer).await?;
         let checked = self.read_ledger().check_append(&records, &self.verifier)?;
         let entries: Vec<DataEntry> = records.iter().map(record_entry).collect();
+        let started = std::time::Instant::now();
         self.store.append(&entries).await?;
+        self.metrics
+            .append_seconds
+            .observe(started.elapsed().as_secs_f64());
         // Advance the cursor past what we just wrote; anything else that appeared meanwhile comes from
         // another process sharing the datastore, and forces a rebuild.
         let seen = decode_records(self.store.read_new(&mut writer.cursor).await?);

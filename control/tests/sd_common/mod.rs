@@ -193,3 +193,75 @@ pub fn raw_tls(pki: &TestPki, op: &str) -> Arc<rustls::ClientConfig> {
     tandem_control::tls::client_config(&pki.client_tls_settings(op, "sd-1"), &[b"http/1.1"])
         .unwrap()
 }
+
+/// The `sd` binary cargo built for these tests.
+pub const SD: &str = env!("CARGO_BIN_EXE_sd");
+
+/// Starts the `sd` binary on `settings` and returns it with its address once it listens (bounded).
+pub fn spawn_sd(settings: &Path) -> (std::process::Child, SocketAddr) {
+    let (child, addrs) = spawn_sd_with(settings, &["sd listening"]);
+    (child, addrs[0])
+}
+
+/// Starts the `sd` binary and returns the address logged with each of `events`, in order
+/// (bounded wait; the log lines seen are in the panic message when it does not come up).
+pub fn spawn_sd_with(settings: &Path, events: &[&str]) -> (std::process::Child, Vec<SocketAddr>) {
+    use std::io::{BufRead, BufReader};
+    let mut child = std::process::Command::new(SD)
+        .arg("run")
+        .env("SD_SETTINGS", settings)
+        .env("RUST_LOG", "info")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut found = vec![None; events.len()];
+    let mut seen = Vec::new();
+    while found.iter().any(Option::is_none) {
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+            panic!(
+                "sd did not start within 30 s; it said:\n{}",
+                seen.join("\n")
+            );
+        };
+        for (slot, event) in found.iter_mut().zip(events) {
+            let addr = line
+                .split("address=")
+                .nth(1)
+                .and_then(|r| r.split_whitespace().next());
+            if let (true, Some(addr)) = (line.contains(event), addr) {
+                *slot = Some(addr.parse().unwrap());
+            }
+        }
+        seen.push(line);
+    }
+    (child, found.into_iter().map(Option::unwrap).collect())
+}
+
+/// Writes an sd role directory under `dir` serving on 127.0.0.1:0 with `datastore_yaml` (indented
+/// four spaces) and `extra_yaml` appended; returns the role directory.
+pub fn write_settings(
+    dir: &Path,
+    pki: &TestPki,
+    datastore_yaml: &str,
+    extra_yaml: &str,
+) -> std::path::PathBuf {
+    let role = dir.join("role");
+    std::fs::create_dir_all(&role).unwrap();
+    let yaml = format!(
+        "jsonrpc_server:\n  bind_address: \"127.0.0.1:0\"\n  tls:\n    ca_certificate_files: [\"{root}\"]\n    certificate_file: \"{cert}\"\n    key_file: \"{key}\"\ndirectory:\n  datastore:\n{datastore_yaml}\n  ca_certificate_files: [\"{root}\"]\n  ca_intermediate_certificate_files: [\"{inter}\"]\n{extra_yaml}",
+        root = pki.root_cert().display(),
+        inter = pki.intermediate_cert().display(),
+        cert = pki.cert("sd-1").display(),
+        key = pki.key("sd-1").display(),
+    );
+    std::fs::write(role.join("001_default.yml"), yaml).unwrap();
+    role
+}
