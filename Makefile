@@ -1,7 +1,7 @@
 # Tandem: every set-up step lives here, so a fresh machine needs only `make demo` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-.PHONY: demo test deps lint fmt build build-release certs sd-setup clean
+.PHONY: demo test deps lint fmt build build-release certs sd-setup clean install
 
 # Cargo profile for the binaries that `demo`, `certs` and `sd-setup` run.
 PROFILE ?= release
@@ -47,6 +47,20 @@ certs: build-release
 sd-setup: build-release
 	SIGNER=$(SIGNER) BIN_DIR=$(BIN_DIR) scripts/sd-setup.sh settings/dev/directory --reset
 	SIGNER=$(SIGNER) BIN_DIR=$(BIN_DIR) scripts/sd-setup.sh settings/dev/directory/$(SD)
+
+## install: binaries to $(PREFIX)/bin, systemd units, the `tandem` system user (run as root).
+PREFIX ?= /usr/local
+DESTDIR ?=
+install: build-release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)/etc/systemd/system $(DESTDIR)/etc/tandem
+	for bin in sd hyper proxy; do \
+	  if [ -x $(BIN_DIR)/$$bin ]; then install -m 0755 $(BIN_DIR)/$$bin $(DESTDIR)$(PREFIX)/bin/$$bin; fi; \
+	done
+	install -m 0644 deploy/systemd/*.service $(DESTDIR)/etc/systemd/system/
+	if [ -z "$(DESTDIR)" ] && ! id tandem >/dev/null 2>&1; then \
+	  useradd --system --home-dir /var/lib/tandem --shell /usr/sbin/nologin tandem; \
+	fi
+	@echo "installed; put settings under /etc/tandem and run: systemctl daemon-reload"
 
 clean:
 	cargo clean
