@@ -12,6 +12,7 @@ pub mod http;
 pub mod hyper_server;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod p2p;
 pub mod proxy;
 pub mod sd;
 pub mod sdclient;

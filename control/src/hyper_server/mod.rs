@@ -23,6 +23,7 @@ use crate::broker::{
 };
 use crate::dirclient::{DirClientError, DirectoryClient};
 use crate::grpc::{GrpcClient, GrpcError, GrpcServer, InjectHandle, ReverseChannel};
+use crate::p2p::{BrokerProxyDialer, GrpcConnectionHandler};
 use crate::settings::HyperSettings;
 use crate::settings::hyper::{ChannelKind, ChannelSettings};
 
@@ -196,6 +197,7 @@ impl HyperServer {
         for channel in &settings.channels {
             server.add(channel, settings, &mut listeners, &stop_rx)?;
         }
+        server.install_p2p(timeouts.connect)?;
         info!(channels = settings.channels.len(), "hyper server running");
         Ok(server)
     }
@@ -271,6 +273,20 @@ impl HyperServer {
                 )?))?;
             }
             ChannelKind::Stdout => broker.add_channel(Arc::new(StdoutChannel::new(name)))?,
+        }
+        Ok(())
+    }
+
+    /// Both ends of brokered P2P connections (SPEC §4.4, §4.5): the `grpc_client` dials proxied
+    /// peers through `<proxy>.requestConnection`, and `_connectionRequest` hands proxy sockets to the
+    /// `grpc_server`.
+    fn install_p2p(&self, connect_timeout: std::time::Duration) -> Result<(), HyperServerError> {
+        if let Some(client) = &self.grpc_client {
+            client.set_proxy_dialer(BrokerProxyDialer::new(&self.broker, connect_timeout));
+        }
+        if let Some(server) = &self.grpc_server {
+            let handler = GrpcConnectionHandler::new(server.inject.clone(), connect_timeout);
+            self.broker.add_connection_handler(handler)?;
         }
         Ok(())
     }
