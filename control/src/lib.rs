@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod certs;
 pub mod cli;
+pub mod control_service;
 pub mod datastore;
 pub mod dirclient;
 pub mod directory;

@@ -203,6 +203,11 @@ impl EngineHandle {
         self.inner.shared.cores.len()
     }
 
+    /// The configured lifetime of a new pair's tokens (what [`EngineHandle::create_pair`] uses).
+    pub fn pair_ttl(&self) -> Duration {
+        self.inner.shared.config.pair_ttl
+    }
+
     /// The core that owns `token`.
     pub fn owner_of(&self, token: &Token) -> CoreId {
         self.inner.shared.map.owner(token)
