@@ -10,10 +10,13 @@ mod hyper_support;
 mod p2p_support;
 mod sd_common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use p2p_support::{Mesh, PROXY, paired, reverse_call};
+use tandem_control::grpc::INJECT_TIMEOUT;
+
+use p2p_support::{Mesh, PROXY, paired, reverse_call, reverse_call_at};
 use serde_json::json;
+use tandem_engine::PairKind;
 
 #[tokio::test]
 async fn a_proxied_peer_is_reached_through_the_engine_and_the_channel_is_kept() {
@@ -126,5 +129,59 @@ async fn bad_connection_requests_give_clear_errors() {
         "error handling internal request: no channel accepted the request"
     );
     assert_eq!(paired(&mesh.engine), 0);
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn a_burst_of_64_connection_requests_is_injected_within_the_inject_timeout() {
+    let mesh = Mesh::start().await;
+    let endpoint = mesh.engine.local_addrs().pairing.to_string();
+    // 64 concurrent requests, each dialing the engine and injecting into hd-2's gRPC server (the
+    // original queued injections in 1 slot with a 2 s wait and refused bursts, SPEC §4.9.12).
+    let started = Instant::now();
+    let calls: Vec<_> = (0..64)
+        .map(|i| {
+            let ticket = mesh.engine.create_pair(PairKind::Direct).unwrap();
+            let token = p2p_support::token_text(*ticket.side_b.as_bytes());
+            let params = json!({"channel": "grpc_server", "endpoint": endpoint, "token": token});
+            tokio::spawn(reverse_call_at(
+                mesh.proxy_url.clone(),
+                params,
+                format!("burst-{i}"),
+            ))
+        })
+        .collect();
+    for handle in calls {
+        let (status, body) = handle.await.unwrap();
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["result"], json!({}), "{body}");
+    }
+    assert!(
+        started.elapsed() < INJECT_TIMEOUT,
+        "no injection waited for a slot: {:?}",
+        started.elapsed()
+    );
+    mesh.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_dropped_by_the_relay_is_brokered_again_on_the_next_call() {
+    let mesh = Mesh::start_with(Some(Duration::from_secs(1))).await;
+    let (status, body) = mesh.ping(1).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(paired(&mesh.engine), 1);
+    // The engine closes the idle pair after 1 s; wait (bounded, 5 s) until it has.
+    let closed = |m: &Mesh| m.engine.stats().iter().map(|s| s.closed_idle).sum::<u64>();
+    for _ in 0..100 {
+        if closed(&mesh) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(closed(&mesh), 1, "the relay dropped the idle pair");
+    let (status, body) = mesh.ping(2).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(paired(&mesh.engine), 2, "a new pair was brokered");
+    assert_eq!(mesh.proxy_app.requests(), 2);
     mesh.stop().await;
 }

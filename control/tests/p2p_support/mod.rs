@@ -264,6 +264,11 @@ pub struct Mesh {
 impl Mesh {
     /// Starts everything and waits until hd-2's reverse stream to the proxy is up.
     pub async fn start() -> Self {
+        Self::start_with(EngineConfig::default().idle_timeout).await
+    }
+
+    /// [`Mesh::start`] with the engine closing pairs idle for `idle_timeout`.
+    pub async fn start_with(idle_timeout: Option<Duration>) -> Self {
         let tmp = tempfile::tempdir().unwrap();
         let pki = TestPki::generate(tmp.path(), &["hd-1", "hd-2", "sd-1", PROXY]).unwrap();
         let sd = start(sd_settings(&pki, file_store(tmp.path()), None)).await;
@@ -281,6 +286,7 @@ impl Mesh {
         let config = EngineConfig {
             cores: Some(vec![0]),
             pin: false,
+            idle_timeout,
             ..EngineConfig::default()
         };
         let (engine, _events) = Engine::start(config, Arc::new(RefuseAll)).unwrap();
@@ -375,11 +381,11 @@ impl Mesh {
 /// `hd-2._connectionRequest` with `params`, sent by the proxy's Hyper (as the real proxy does),
 /// pushed to hd-2 over its reverse stream.
 pub async fn reverse_call(mesh: &Mesh, params: Value) -> (u16, Value) {
-    call(
-        &mesh.proxy_url,
-        "hd-2._connectionRequest",
-        params,
-        json!("cr"),
-    )
-    .await
+    reverse_call_at(mesh.proxy_url.clone(), params, "cr".into()).await
+}
+
+/// [`reverse_call`] on the proxy gateway `url` with the JSON-RPC id `id` (spawnable; concurrent
+/// calls need distinct ids).
+pub async fn reverse_call_at(url: String, params: Value, id: String) -> (u16, Value) {
+    call(&url, "hd-2._connectionRequest", params, json!(id)).await
 }
