@@ -13,11 +13,14 @@ pub mod broker;
 pub mod caller;
 mod error;
 mod events;
+pub mod forward;
 pub mod hyper_link;
+pub mod private;
 pub mod public;
 pub mod sni;
 pub mod stats;
 mod store;
+pub mod terminate;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -25,6 +28,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use error::{CallError, ProxyError};
+pub use private::{PrivateProxy, bind_private, run_private};
 pub use public::{PublicHandle, PublicProxy, bind_public, run_public};
 pub use stats::{ProxyCountersSnapshot, PublicProxyStats};
 

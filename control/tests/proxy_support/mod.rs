@@ -3,7 +3,7 @@
 //! double of a *peer*): it answers `_directory`, plays the target's `_connectionRequest` (dial
 //! the endpoint, write the token) or fails on demand, and forwards calls for other operators
 //! to their proxy with `_client` injected, as Hyper does.
-#![allow(dead_code)]
+#![allow(clippy::unwrap_used, dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -290,4 +290,51 @@ pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     panic!("timed out waiting for: {what}");
+}
+
+/// A self-signed certificate for `name`: (cert DER, PKCS#8 key DER).
+pub fn self_signed(
+    name: &str,
+) -> (
+    rustls_pki_types::CertificateDer<'static>,
+    rustls_pki_types::PrivateKeyDer<'static>,
+) {
+    let ck = rcgen::generate_simple_self_signed(vec![name.to_owned()]).unwrap();
+    let key = rustls_pki_types::PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der());
+    (ck.cert.der().clone(), key.into())
+}
+
+pub fn private_settings(
+    dir: &Path,
+    hyper: SocketAddr,
+    internal: SocketAddr,
+) -> tandem_control::settings::PrivateProxySettings {
+    use tandem_control::settings::proxy::InternalEndpointSettings;
+    tandem_control::settings::PrivateProxySettings {
+        name: PRIVATE.into(),
+        datastore: DatastoreSettings::File(FileDatastoreSettings {
+            filename: dir.join("private.records"),
+        }),
+        jsonrpc_client: ProxyClientSettings {
+            endpoint: format!("http://{hyper}/jsonrpc"),
+            tls: None,
+        },
+        jsonrpc_server: JsonRpcServerSettings {
+            bind_address: local(),
+            path: "/jsonrpc".into(),
+            cors: None,
+            tls: None,
+            tcp_rate_limits: Vec::new(),
+        },
+        internal_endpoint: InternalEndpointSettings {
+            address: internal.into(),
+            tls: None,
+            jsonrpc_client: None,
+            jsonrpc_path: "/jsonrpc".into(),
+            timeout: Duration::from_secs(5),
+        },
+        call_timeout: CALL_TIMEOUT,
+        dial_timeout: Duration::from_secs(5),
+        reannounce_interval: Duration::from_secs(600),
+    }
 }

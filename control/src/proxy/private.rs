@@ -1,0 +1,391 @@
+//! The private proxy (`proxy run private`, SPEC §4.7): announces domains to public proxies,
+//! re-announces them periodically, and for each `incomingConnection` dials the public proxy's
+//! pairing port with the token and forwards (ForwardTLS) or terminates (TerminateTLS) the TLS
+//! connection. Connection tasks are tracked and bounded.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use rustls::ServerConfig;
+use serde_json::{Map, Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::announcements::{
+    PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, PrivateTable, domain_allowed, expiry_ok,
+};
+use super::caller::{
+    allowed_domains, check_peer, client_info, expires_at, proxy_settings_value, string,
+};
+use super::error::{CallError, ProxyError};
+use super::forward::{forward, join_pair};
+use super::hyper_link::HyperLink;
+use super::store::{random_id, read, write};
+use super::terminate::Terminator;
+use super::{bind_jsonrpc, route_config};
+use crate::datastore::{Cursor, DataEntry, Datastore};
+use crate::http::{ClientError, Methods, PeerInfo, ServerLimits, jsonrpc_router, serve};
+use crate::jsonrpc::{ErrorObject, Request};
+use crate::settings::proxy::PrivateProxySettings;
+
+/// Connections handled at once (each holds two sockets); more `incomingConnection` calls are
+/// refused with 503 until one ends.
+pub const MAX_PRIVATE_CONNECTIONS: usize = 1024;
+/// How long shutdown waits for open connections before cutting them.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+struct PrivateState {
+    name: String,
+    hyper: HyperLink,
+    table: RwLock<PrivateTable>,
+    writer: tokio::sync::Mutex<()>,
+    store: Datastore,
+    settings: PrivateProxySettings,
+    terminator: Option<Terminator>,
+    slots: Arc<Semaphore>,
+    connections: Mutex<JoinSet<()>>,
+    tls: bool,
+}
+
+/// A started private proxy; [`PrivateProxy::serve`] runs it.
+pub struct PrivateProxy {
+    state: Arc<PrivateState>,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    addr: SocketAddr,
+}
+
+/// Binds the JSON-RPC port of `settings`.
+pub async fn bind_private(settings: &PrivateProxySettings) -> Result<TcpListener, ProxyError> {
+    bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
+}
+
+/// Runs the private proxy until `shutdown` resolves.
+pub async fn run_private(
+    settings: &PrivateProxySettings,
+    jsonrpc: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProxyError> {
+    PrivateProxy::start(settings, jsonrpc)
+        .await?
+        .serve(shutdown)
+        .await
+}
+
+impl PrivateProxy {
+    /// Loads the announcements and prepares the JSON-RPC server on `jsonrpc`.
+    pub async fn start(
+        settings: &PrivateProxySettings,
+        jsonrpc: TcpListener,
+    ) -> Result<Self, ProxyError> {
+        let tls = settings
+            .jsonrpc_server
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::server_config(t, crate::sd::HTTP_ALPN))
+            .transpose()?;
+        if tls.is_none() {
+            warn!(
+                "jsonrpc_server has no TLS: any local process can call the proxy as its Hyper node"
+            );
+        }
+        let hyper = HyperLink::new(
+            &settings.jsonrpc_client,
+            &settings.name,
+            settings.call_timeout,
+        )?;
+        let terminator = Terminator::new(&settings.internal_endpoint)?;
+        let store = Datastore::open(&settings.datastore).await?;
+        let table = load(&store).await?;
+        let addr = jsonrpc
+            .local_addr()
+            .map_err(|e| ProxyError::io("reading the JSON-RPC address", e))?;
+        info!(jsonrpc = %addr, internal = %settings.internal_endpoint.address, terminate = terminator.is_some(), "private proxy started");
+        let state = Arc::new(PrivateState {
+            name: settings.name.clone(),
+            hyper,
+            table: RwLock::new(table),
+            writer: tokio::sync::Mutex::new(()),
+            store,
+            settings: settings.clone(),
+            terminator,
+            slots: Arc::new(Semaphore::new(MAX_PRIVATE_CONNECTIONS)),
+            connections: Mutex::new(JoinSet::new()),
+            tls: tls.is_some(),
+        });
+        Ok(Self {
+            state,
+            listener: jsonrpc,
+            tls,
+            addr,
+        })
+    }
+
+    /// The JSON-RPC server's bound address.
+    pub fn jsonrpc_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `shutdown` resolves, re-announcing every `reannounce_interval`.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+        let state = self.state;
+        let (stop_tx, mut stop) = watch::channel(false);
+        let route = route_config(
+            &state.settings.jsonrpc_server,
+            state.settings.call_timeout * 2,
+        );
+        let router = jsonrpc_router(
+            Arc::new(PrivateMethods {
+                state: state.clone(),
+            }),
+            route,
+        );
+        let server = tokio::spawn(serve(
+            self.listener,
+            self.tls,
+            router,
+            ServerLimits::default(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(state.settings.reannounce_interval);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = tick.tick() => reannounce(&state).await,
+            }
+        }
+        info!("private proxy stopping");
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        let mut connections = std::mem::take(&mut *lock(&state.connections));
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            while connections.join_next().await.is_some() {}
+        });
+        if drained.await.is_err() {
+            connections.abort_all();
+            while connections.join_next().await.is_some() {}
+        }
+        Ok(())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn load(store: &Datastore) -> Result<PrivateTable, ProxyError> {
+    let mut table = PrivateTable::default();
+    for e in store.read_new(&mut Cursor::default()).await? {
+        if e.type_ != PRIVATE_ANNOUNCEMENT_TYPE {
+            warn!(
+                entry_type = e.type_,
+                "skipping a stored entry of another type"
+            );
+            continue;
+        }
+        match serde_json::from_slice::<PrivateAnnouncement>(&e.data) {
+            Ok(a) => {
+                if table.upsert(a).is_err() {
+                    warn!("announcement table full while loading");
+                }
+            }
+            Err(err) => warn!(error = %err, "skipping an unreadable announcement"),
+        }
+    }
+    table.prune(Utc::now());
+    Ok(table)
+}
+
+/// Prunes expired announcements and re-announces the live ones, grouped by public proxy.
+async fn reannounce(state: &PrivateState) {
+    let now = Utc::now();
+    let live = {
+        let mut table = write(&state.table);
+        table.prune(now);
+        table.live(now)
+    };
+    let mut by_proxy: BTreeMap<String, Vec<PrivateAnnouncement>> = BTreeMap::new();
+    for a in live {
+        by_proxy.entry(a.proxy.clone()).or_default().push(a);
+    }
+    for (proxy, list) in by_proxy {
+        if let Err(e) = announce_to(state, &proxy, &list).await {
+            warn!(%proxy, kind = e.kind(), error = %e, "re-announcement failed");
+        }
+    }
+}
+
+/// `<proxy>.announceConnections {connections}`; a refused item becomes an error.
+async fn announce_to(
+    state: &PrivateState,
+    proxy: &str,
+    list: &[PrivateAnnouncement],
+) -> Result<(), CallError> {
+    let connections: Vec<Value> = list
+        .iter()
+        .map(|a| json!({"domain": a.domain, "expires_at": a.expires_at}))
+        .collect();
+    let mut params = Map::new();
+    params.insert("connections".into(), Value::Array(connections));
+    let result = state
+        .hyper
+        .call(proxy, "announceConnections", params)
+        .await
+        .map_err(CallError::Peer)?;
+    let refused = result
+        .as_array()
+        .and_then(|items| items.iter().find(|i| !i.is_null()).cloned());
+    match refused {
+        None => Ok(()),
+        Some(item) => Err(CallError::Peer(ClientError::Rpc {
+            endpoint: format!("{proxy}.announceConnections"),
+            error: ErrorObject::new(
+                item["code"].as_i64().unwrap_or(500),
+                item["message"].as_str().unwrap_or("refused"),
+            ),
+        })),
+    }
+}
+
+struct PrivateMethods {
+    state: Arc<PrivateState>,
+}
+
+impl Methods for PrivateMethods {
+    async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
+        let state = &self.state;
+        let result = match check_peer(&peer, &state.name, state.tls) {
+            Err(e) => Err(e),
+            Ok(()) => match request.method.as_str() {
+                "incomingConnection" => incoming_connection(state, request.params),
+                "announceConnection" => announce_connection(state, request.params).await,
+                "getAnnouncements" => Ok(json!(read(&state.table).live(Utc::now()))),
+                _ => Err(CallError::MethodNotFound),
+            },
+        };
+        result.map_err(|e| {
+            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
+            e.to_error_object()
+        })
+    }
+}
+
+async fn announce_connection(
+    state: &PrivateState,
+    mut params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let client = client_info(&mut params)?;
+    let proxy = string(&params, "proxy")?;
+    let domain = string(&params, "domain")?;
+    let expires: Option<DateTime<Utc>> = expires_at(params.get("expires_at"), "expires_at")?;
+    if proxy == state.name {
+        return Err(CallError::BadRequest(
+            "trying to announce with private proxy name".into(),
+        ));
+    }
+    let allowed = allowed_domains(&client.entry, &state.name)?;
+    if !domain_allowed(&domain, &allowed) {
+        return Err(CallError::DomainNotAllowed(proxy_settings_value(
+            &client.entry,
+            &state.name,
+        )));
+    }
+    if !expiry_ok(expires, Utc::now()) {
+        return Err(CallError::InvalidParams(
+            "expires_at: timed announcements need to expire in 7 days or less".into(),
+        ));
+    }
+    let announcement = PrivateAnnouncement {
+        expires_at: expires,
+        proxy: proxy.clone(),
+        domain,
+    };
+    {
+        let _writer = state.writer.lock().await;
+        let data = serde_json::to_vec(&announcement)
+            .map_err(|e| CallError::InvalidParams(e.to_string()))?;
+        state
+            .store
+            .append(&[DataEntry {
+                type_: PRIVATE_ANNOUNCEMENT_TYPE,
+                id: random_id(),
+                data,
+            }])
+            .await?;
+        write(&state.table)
+            .upsert(announcement.clone())
+            .map_err(|_| CallError::Busy("announcement table full"))?;
+    }
+    announce_to(state, &proxy, &[announcement]).await?;
+    Ok(Value::String("ok".into()))
+}
+
+fn incoming_connection(
+    state: &Arc<PrivateState>,
+    mut params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let client = client_info(&mut params)?;
+    let domain = string(&params, "domain")?;
+    let endpoint = string(&params, "endpoint")?;
+    let token: [u8; 32] = STANDARD
+        .decode(string(&params, "token")?)
+        .ok()
+        .and_then(|t| t.try_into().ok())
+        .ok_or_else(|| CallError::InvalidParams("token: base64 of exactly 32 bytes".into()))?;
+    if !read(&state.table).matches(&client.name, &domain, Utc::now()) {
+        return Err(CallError::NoMatchingConnection);
+    }
+    let permit = state
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| CallError::Busy("too many connections"))?;
+    let span = info_span!("incoming", %domain, public_proxy = %client.name);
+    let task = connection(state.clone(), endpoint, token, permit).instrument(span);
+    let mut connections = lock(&state.connections);
+    while connections.try_join_next().is_some() {}
+    connections.spawn(task);
+    Ok(json!({"message": "ok"}))
+}
+
+async fn connection(
+    state: Arc<PrivateState>,
+    endpoint: String,
+    token: [u8; 32],
+    _permit: OwnedSemaphorePermit,
+) {
+    let settings = &state.settings;
+    let paired = match join_pair(&endpoint, &token, settings.dial_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            info!(kind = e.kind(), error = %e, "cannot join the pair");
+            return;
+        }
+    };
+    let outcome = match &state.terminator {
+        None => forward(
+            paired,
+            &settings.internal_endpoint.address,
+            settings.dial_timeout,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string()),
+        Some(t) => t.serve(paired).await.map_err(|e| e.to_string()),
+    };
+    match outcome {
+        Ok(()) => debug!("connection done"),
+        Err(e) => debug!(error = %e, "connection ended with an error"),
+    }
+}
