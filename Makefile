@@ -1,7 +1,7 @@
 # Tandem: every set-up step lives here, so a fresh machine needs only `make demo` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-.PHONY: demo test deps lint fmt build build-release certs sd-setup clean install
+.PHONY: demo test deps lint fmt build build-release certs sd-setup clean fuzz install
 
 # Cargo profile for the binaries that `demo`, `certs` and `sd-setup` run.
 PROFILE ?= release
@@ -61,6 +61,19 @@ install: build-release
 	  useradd --system --home-dir /var/lib/tandem --shell /usr/sbin/nologin tandem; \
 	fi
 	@echo "installed; put settings under /etc/tandem and run: systemctl daemon-reload"
+
+## fuzz: runs each cargo-fuzz target (libFuzzer, stable toolchain: --sanitizer none) for FUZZ_SECONDS from the
+## committed corpus in fuzz/corpus/<target>; new inputs go to target-fuzz/corpus/<target>, crashes to
+## fuzz/artifacts/<target>. Installs cargo-fuzz when missing. `make test` replays the committed corpus.
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS ?= token_preamble client_hello pair_table jsonrpc_request directory_record
+fuzz:
+	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
+	for t in $(FUZZ_TARGETS); do \
+	  mkdir -p target-fuzz/corpus/$$t; \
+	  CARGO_TARGET_DIR=target-fuzz cargo fuzz run --sanitizer none $$t target-fuzz/corpus/$$t fuzz/corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=70000; \
+	done
 
 clean:
 	cargo clean

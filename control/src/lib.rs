@@ -8,6 +8,8 @@ pub mod control_service;
 pub mod datastore;
 pub mod dirclient;
 pub mod directory;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod hyper_server;

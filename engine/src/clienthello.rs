@@ -110,6 +110,11 @@ impl ClientHelloReader {
         Ok(None)
     }
 
+    /// Handshake bytes buffered and the buffer's capacity, in bytes (the fuzz checks' memory bound).
+    pub(crate) fn buffered(&self) -> (usize, usize) {
+        (self.handshake.len(), self.handshake.capacity())
+    }
+
     fn start_record(&mut self) -> Result<(), HelloError> {
         let [kind, major, _minor, hi, lo] = self.header;
         let len = usize::from(u16::from_be_bytes([hi, lo]));

@@ -5,6 +5,8 @@ mod accept;
 pub mod clienthello;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod handle;
 pub mod limiter;
 mod listener;

@@ -185,6 +185,11 @@ impl<C> PairTable<C> {
         self.waiting
     }
 
+    /// Tombstones held (the fuzz checks' bound: at most `2 * max_pairs`).
+    pub(crate) fn tomb_count(&self) -> usize {
+        self.tombs.len()
+    }
+
     /// Issues a pair with one token per side, valid until `now + ttl`.
     pub fn register(
         &mut self,
