@@ -185,3 +185,26 @@ async fn a_connection_dropped_by_the_relay_is_brokered_again_on_the_next_call() 
     assert_eq!(mesh.proxy_app.requests(), 2);
     mesh.stop().await;
 }
+
+#[tokio::test]
+async fn a_refused_connection_request_gives_the_caller_a_clear_error() {
+    let mesh = Mesh::start().await;
+    let started = Instant::now();
+    // hd-2 is gone: the proxy's `_connectionRequest` finds no channel and refuses.
+    let mesh = mesh.without_hd2().await;
+    let (status, body) = mesh.ping(1).await;
+    assert!(
+        started.elapsed() < p2p_support::CALL * 2,
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["error"]["code"], 500, "{body}");
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("public-proxy-1.ga refused the connection request"),
+        "{message}"
+    );
+    assert_eq!(paired(&mesh.engine), 0);
+    mesh.stop().await;
+}

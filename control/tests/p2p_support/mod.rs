@@ -254,7 +254,8 @@ pub struct Mesh {
     pub proxy_app: ProxyApp,
     pub proxy: HyperServer,
     pub hd1: HyperServer,
-    pub hd2: HyperServer,
+    /// `None` after [`Mesh::without_hd2`].
+    pub hd2: Option<HyperServer>,
     /// hd-1's gateway.
     pub url: String,
     /// The proxy Hyper's gateway.
@@ -349,10 +350,24 @@ impl Mesh {
             proxy_app,
             proxy,
             hd1,
-            hd2,
+            hd2: Some(hd2),
             url,
             proxy_url,
         }
+    }
+
+    /// Stops hd-2 (its reverse stream to the proxy ends with it).
+    pub async fn without_hd2(self) -> Self {
+        let hd2_gone = self.hd2.expect("hd-2 is running");
+        let reverse = self.proxy.grpc_server.as_ref().unwrap().reverse.clone();
+        tokio::time::timeout(Duration::from_secs(15), hd2_gone.shutdown())
+            .await
+            .unwrap();
+        assert!(
+            reverse.wait_gone("hd-2", Duration::from_secs(10)).await,
+            "the proxy saw hd-2's reverse stream end"
+        );
+        Self { hd2: None, ..self }
     }
 
     /// A local app's `hd-2._ping` on hd-1's gateway.
@@ -364,7 +379,9 @@ impl Mesh {
     pub async fn stop(self) {
         tokio::time::timeout(Duration::from_secs(30), async {
             self.hd1.shutdown().await;
-            self.hd2.shutdown().await;
+            if let Some(hd2) = self.hd2 {
+                hd2.shutdown().await;
+            }
             self.proxy.shutdown().await;
             self.sd.stop().await;
         })
