@@ -18,11 +18,12 @@ pub struct ClientInfo {
     pub entry: DirectoryEntry,
 }
 
-/// Checks that the HTTP peer is our Hyper node: on a TLS server, its verified certificate must
-/// carry our operator name (our Hyper node presents our certificate, SPEC §5.3). A plain-HTTP
-/// server (dev private proxy on localhost) cannot tell and accepts; `run` logs that at start.
-pub fn check_peer(peer: &PeerInfo, own_name: &str, tls: bool) -> Result<(), CallError> {
-    if !tls {
+/// Checks that the HTTP peer is our Hyper node: when the server asks for client certificates
+/// (`check`), the verified certificate must carry our operator name (our Hyper node presents
+/// our certificate, SPEC §5.3). Without client certificates (the dev private proxy on plain
+/// HTTP on localhost) the caller cannot be told apart and is accepted; start-up logs that.
+pub fn check_peer(peer: &PeerInfo, own_name: &str, check: bool) -> Result<(), CallError> {
+    if !check {
         return Ok(());
     }
     match &peer.leaf {

@@ -39,6 +39,16 @@ use crate::settings::listeners::{HostPort, JsonRpcServerSettings};
 /// [`public::MAX_CONNECTIONS_PER_CALL`] domains plus the caller's directory entry fits.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// Whether callers are checked: only when the JSON-RPC server asks for client certificates
+/// (`tls` with `verify_client` or `request_client_cert`); the caller's certificate must then
+/// carry our operator name, i.e. be our Hyper node's (see [`caller::check_peer`]).
+pub(crate) fn peer_check(server: &JsonRpcServerSettings) -> bool {
+    server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.verify_client || t.request_client_cert)
+}
+
 /// Resolves `address`, preferring IPv4 (`localhost` binds where the original's clients dial).
 pub(crate) async fn resolve(address: &HostPort) -> Result<SocketAddr, ProxyError> {
     let addrs: Vec<SocketAddr> = tokio::net::lookup_host((address.host.as_str(), address.port))

@@ -30,7 +30,7 @@ use super::forward::{forward, join_pair};
 use super::hyper_link::HyperLink;
 use super::store::{random_id, read, write};
 use super::terminate::Terminator;
-use super::{bind_jsonrpc, route_config};
+use super::{bind_jsonrpc, peer_check, route_config};
 use crate::datastore::{Cursor, DataEntry, Datastore};
 use crate::http::{ClientError, Methods, PeerInfo, ServerLimits, jsonrpc_router, serve};
 use crate::jsonrpc::{ErrorObject, Request};
@@ -52,7 +52,8 @@ struct PrivateState {
     terminator: Option<Terminator>,
     slots: Arc<Semaphore>,
     connections: Mutex<JoinSet<()>>,
-    tls: bool,
+    /// Callers must present our operator's certificate (see `peer_check`).
+    check_callers: bool,
 }
 
 /// A started private proxy; [`PrivateProxy::serve`] runs it.
@@ -92,9 +93,9 @@ impl PrivateProxy {
             .as_ref()
             .map(|t| crate::tls::server_config(t, crate::sd::HTTP_ALPN))
             .transpose()?;
-        if tls.is_none() {
+        if !peer_check(&settings.jsonrpc_server) {
             warn!(
-                "jsonrpc_server has no TLS: any local process can call the proxy as its Hyper node"
+                "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
             );
         }
         let hyper = HyperLink::new(
@@ -119,7 +120,7 @@ impl PrivateProxy {
             terminator,
             slots: Arc::new(Semaphore::new(MAX_PRIVATE_CONNECTIONS)),
             connections: Mutex::new(JoinSet::new()),
-            tls: tls.is_some(),
+            check_callers: peer_check(&settings.jsonrpc_server),
         });
         Ok(Self {
             state,
@@ -265,7 +266,7 @@ struct PrivateMethods {
 impl Methods for PrivateMethods {
     async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
         let state = &self.state;
-        let result = match check_peer(&peer, &state.name, state.tls) {
+        let result = match check_peer(&peer, &state.name, state.check_callers) {
             Err(e) => Err(e),
             Ok(()) => match request.method.as_str() {
                 "incomingConnection" => incoming_connection(state, request.params),

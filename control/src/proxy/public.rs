@@ -23,7 +23,7 @@ use super::hyper_link::HyperLink;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
-use super::{bind_jsonrpc, resolve, route_config};
+use super::{bind_jsonrpc, peer_check, resolve, route_config};
 use crate::datastore::Datastore;
 use crate::http::{Methods, PeerInfo, ServerLimits, jsonrpc_router, serve};
 use crate::jsonrpc::{ErrorObject, Request};
@@ -42,7 +42,8 @@ pub struct PublicState {
     pub(crate) engine: EngineHandle,
     pub(crate) announcements: PublicStore,
     pub(crate) counters: Arc<ProxyCounters>,
-    tls: bool,
+    /// Callers must present our operator's certificate (see `peer_check`).
+    check_callers: bool,
     jsonrpc_addr: SocketAddr,
 }
 
@@ -122,9 +123,9 @@ impl PublicProxy {
             .as_ref()
             .map(|t| crate::tls::server_config(t, crate::sd::HTTP_ALPN))
             .transpose()?;
-        if tls.is_none() {
+        if !peer_check(&settings.jsonrpc_server) {
             warn!(
-                "jsonrpc_server has no TLS: any local process can call the proxy as its Hyper node"
+                "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
             );
         }
         if !settings.tcp_rate_limits.is_empty() {
@@ -171,7 +172,7 @@ impl PublicProxy {
             engine,
             announcements,
             counters,
-            tls: tls.is_some(),
+            check_callers: peer_check(&settings.jsonrpc_server),
             jsonrpc_addr,
         });
         Ok(Self {
@@ -257,7 +258,7 @@ struct PublicMethods {
 impl Methods for PublicMethods {
     async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
         let state = &self.state;
-        let result = match check_peer(&peer, &state.name, state.tls) {
+        let result = match check_peer(&peer, &state.name, state.check_callers) {
             Err(e) => Err(e),
             Ok(()) => match request.method.as_str() {
                 "requestConnection" => {

@@ -1,0 +1,104 @@
+//! `proxy`: the public proxy (engine data plane + JSON-RPC control plane) and the private proxy.
+//! Settings come from `PROXY_SETTINGS` (a colon-separated list of settings files or directories).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tandem_control::cli::common::{LogArgs, VERSION, shutdown_signal};
+use tandem_control::proxy::{ProxyError, bind_private, bind_public, run_private, run_public};
+use tandem_control::settings::ProxySettings;
+
+/// The Tandem proxy: P2P pairing and TLS passthrough (public), outbound forwarding (private).
+#[derive(Debug, Parser)]
+#[command(name = "proxy", version = VERSION, after_help = "Example:\n  PROXY_SETTINGS=settings/dev/roles/public-proxy-1 proxy run public")]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs).
+    Run {
+        /// Which proxy.
+        #[arg(value_enum)]
+        which: Which,
+    },
+    /// Validate the settings and print them, or every problem with file and key.
+    CheckSettings,
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Which {
+    /// `public:` settings.
+    Public,
+    /// `private:` settings.
+    Private,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Err(e) = cli.log.init() {
+        eprintln!("proxy: {e}");
+        return ExitCode::from(2);
+    }
+    if let Command::Version = cli.command {
+        println!("proxy {VERSION}");
+        return ExitCode::SUCCESS;
+    }
+    let settings = match ProxySettings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("proxy: invalid settings:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command {
+        Command::CheckSettings => {
+            print!("{settings}");
+            ExitCode::SUCCESS
+        }
+        Command::Run { which } => run(&settings, which),
+        Command::Version => ExitCode::SUCCESS,
+    }
+}
+
+fn run(settings: &ProxySettings, which: Which) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), ProxyError> = runtime.block_on(async {
+        match which {
+            Which::Public => {
+                let s = settings.public.as_ref().ok_or_else(|| {
+                    ProxyError::Settings("`proxy run public` needs a `public:` block".into())
+                })?;
+                let listener = bind_public(s).await?;
+                run_public(s, listener, shutdown_signal()).await
+            }
+            Which::Private => {
+                let s = settings.private.as_ref().ok_or_else(|| {
+                    ProxyError::Settings("`proxy run private` needs a `private:` block".into())
+                })?;
+                let listener = bind_private(s).await?;
+                run_private(s, listener, shutdown_signal()).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(kind = e.kind(), error = %e, "proxy failed");
+            eprintln!("proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
