@@ -16,6 +16,7 @@ mod events;
 pub mod forward;
 pub mod hyper_link;
 pub mod private;
+mod private_methods;
 pub mod public;
 pub mod sni;
 pub mod stats;

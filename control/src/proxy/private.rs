@@ -9,31 +9,24 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use rustls::ServerConfig;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{info, warn};
 
-use super::announcements::{
-    PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, PrivateTable, domain_allowed, expiry_ok,
-};
-use super::caller::{
-    allowed_domains, check_peer, client_info, expires_at, proxy_settings_value, string,
-};
+use super::announcements::{PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, PrivateTable};
 use super::error::{CallError, ProxyError};
-use super::forward::{forward, join_pair};
 use super::hyper_link::HyperLink;
-use super::store::{random_id, read, write};
+use super::private_methods::PrivateMethods;
+use super::store::write;
 use super::terminate::Terminator;
 use super::{bind_jsonrpc, peer_check, route_config};
-use crate::datastore::{Cursor, DataEntry, Datastore};
-use crate::http::{ClientError, Methods, PeerInfo, ServerLimits, jsonrpc_router, serve};
-use crate::jsonrpc::{ErrorObject, Request};
+use crate::datastore::{Cursor, Datastore};
+use crate::http::{ClientError, ServerLimits, jsonrpc_router, serve};
+use crate::jsonrpc::ErrorObject;
 use crate::settings::proxy::PrivateProxySettings;
 
 /// Connections handled at once (each holds two sockets); more `incomingConnection` calls are
@@ -42,18 +35,18 @@ pub const MAX_PRIVATE_CONNECTIONS: usize = 1024;
 /// How long shutdown waits for open connections before cutting them.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
-struct PrivateState {
-    name: String,
-    hyper: HyperLink,
-    table: RwLock<PrivateTable>,
-    writer: tokio::sync::Mutex<()>,
-    store: Datastore,
-    settings: PrivateProxySettings,
-    terminator: Option<Terminator>,
-    slots: Arc<Semaphore>,
-    connections: Mutex<JoinSet<()>>,
+pub(super) struct PrivateState {
+    pub(super) name: String,
+    pub(super) hyper: HyperLink,
+    pub(super) table: RwLock<PrivateTable>,
+    pub(super) writer: tokio::sync::Mutex<()>,
+    pub(super) store: Datastore,
+    pub(super) settings: PrivateProxySettings,
+    pub(super) terminator: Option<Terminator>,
+    pub(super) slots: Arc<Semaphore>,
+    pub(super) connections: Mutex<JoinSet<()>>,
     /// Callers must present our operator's certificate (see `peer_check`).
-    check_callers: bool,
+    pub(super) check_callers: bool,
 }
 
 /// A started private proxy; [`PrivateProxy::serve`] runs it.
@@ -181,7 +174,7 @@ impl PrivateProxy {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -228,7 +221,7 @@ async fn reannounce(state: &PrivateState) {
 }
 
 /// `<proxy>.announceConnections {connections}`; a refused item becomes an error.
-async fn announce_to(
+pub(super) async fn announce_to(
     state: &PrivateState,
     proxy: &str,
     list: &[PrivateAnnouncement],
@@ -256,137 +249,5 @@ async fn announce_to(
                 item["message"].as_str().unwrap_or("refused"),
             ),
         })),
-    }
-}
-
-struct PrivateMethods {
-    state: Arc<PrivateState>,
-}
-
-impl Methods for PrivateMethods {
-    async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
-        let state = &self.state;
-        let result = match check_peer(&peer, &state.name, state.check_callers) {
-            Err(e) => Err(e),
-            Ok(()) => match request.method.as_str() {
-                "incomingConnection" => incoming_connection(state, request.params),
-                "announceConnection" => announce_connection(state, request.params).await,
-                "getAnnouncements" => Ok(json!(read(&state.table).live(Utc::now()))),
-                _ => Err(CallError::MethodNotFound),
-            },
-        };
-        result.map_err(|e| {
-            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
-            e.to_error_object()
-        })
-    }
-}
-
-async fn announce_connection(
-    state: &PrivateState,
-    mut params: Map<String, Value>,
-) -> Result<Value, CallError> {
-    let client = client_info(&mut params)?;
-    let proxy = string(&params, "proxy")?;
-    let domain = string(&params, "domain")?;
-    let expires: Option<DateTime<Utc>> = expires_at(params.get("expires_at"), "expires_at")?;
-    if proxy == state.name {
-        return Err(CallError::BadRequest(
-            "trying to announce with private proxy name".into(),
-        ));
-    }
-    let allowed = allowed_domains(&client.entry, &state.name)?;
-    if !domain_allowed(&domain, &allowed) {
-        return Err(CallError::DomainNotAllowed(proxy_settings_value(
-            &client.entry,
-            &state.name,
-        )));
-    }
-    if !expiry_ok(expires, Utc::now()) {
-        return Err(CallError::InvalidParams(
-            "expires_at: timed announcements need to expire in 7 days or less".into(),
-        ));
-    }
-    let announcement = PrivateAnnouncement {
-        expires_at: expires,
-        proxy: proxy.clone(),
-        domain,
-    };
-    {
-        let _writer = state.writer.lock().await;
-        let data = serde_json::to_vec(&announcement)
-            .map_err(|e| CallError::InvalidParams(e.to_string()))?;
-        state
-            .store
-            .append(&[DataEntry {
-                type_: PRIVATE_ANNOUNCEMENT_TYPE,
-                id: random_id(),
-                data,
-            }])
-            .await?;
-        write(&state.table)
-            .upsert(announcement.clone())
-            .map_err(|_| CallError::Busy("announcement table full"))?;
-    }
-    announce_to(state, &proxy, &[announcement]).await?;
-    Ok(Value::String("ok".into()))
-}
-
-fn incoming_connection(
-    state: &Arc<PrivateState>,
-    mut params: Map<String, Value>,
-) -> Result<Value, CallError> {
-    let client = client_info(&mut params)?;
-    let domain = string(&params, "domain")?;
-    let endpoint = string(&params, "endpoint")?;
-    let token: [u8; 32] = STANDARD
-        .decode(string(&params, "token")?)
-        .ok()
-        .and_then(|t| t.try_into().ok())
-        .ok_or_else(|| CallError::InvalidParams("token: base64 of exactly 32 bytes".into()))?;
-    if !read(&state.table).matches(&client.name, &domain, Utc::now()) {
-        return Err(CallError::NoMatchingConnection);
-    }
-    let permit = state
-        .slots
-        .clone()
-        .try_acquire_owned()
-        .map_err(|_| CallError::Busy("too many connections"))?;
-    let span = info_span!("incoming", %domain, public_proxy = %client.name);
-    let task = connection(state.clone(), endpoint, token, permit).instrument(span);
-    let mut connections = lock(&state.connections);
-    while connections.try_join_next().is_some() {}
-    connections.spawn(task);
-    Ok(json!({"message": "ok"}))
-}
-
-async fn connection(
-    state: Arc<PrivateState>,
-    endpoint: String,
-    token: [u8; 32],
-    _permit: OwnedSemaphorePermit,
-) {
-    let settings = &state.settings;
-    let paired = match join_pair(&endpoint, &token, settings.dial_timeout).await {
-        Ok(s) => s,
-        Err(e) => {
-            info!(kind = e.kind(), error = %e, "cannot join the pair");
-            return;
-        }
-    };
-    let outcome = match &state.terminator {
-        None => forward(
-            paired,
-            &settings.internal_endpoint.address,
-            settings.dial_timeout,
-        )
-        .await
-        .map(|_| ())
-        .map_err(|e| e.to_string()),
-        Some(t) => t.serve(paired).await.map_err(|e| e.to_string()),
-    };
-    match outcome {
-        Ok(()) => debug!("connection done"),
-        Err(e) => debug!(error = %e, "connection ended with an error"),
     }
 }

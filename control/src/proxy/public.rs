@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -98,6 +98,28 @@ pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, 
     bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
 }
 
+/// Resolves the data ports and starts the engine with `router` as its SNI resolver.
+async fn start_engine(
+    settings: &PublicProxySettings,
+    router: SniRouter,
+) -> Result<
+    (
+        EngineHandle,
+        std::sync::mpsc::Receiver<tandem_engine::PairEvent>,
+    ),
+    ProxyError,
+> {
+    let mut config = settings.engine.config.clone();
+    config.pairing_addr = resolve(&settings.internal_bind_address).await?;
+    config.tls_addr = Some(resolve(&settings.tls_bind_address).await?);
+    config.pair_ttl = settings.accept_timeout;
+    let cell = router.engine_cell();
+    // Binds and spawns the worker threads; returns at once.
+    let (engine, events) = Engine::start(config, Arc::new(router))?;
+    let _ = cell.set(engine.clone());
+    Ok((engine, events))
+}
+
 /// Runs the public proxy until `shutdown` resolves, then drains the engine (`engine.drain_grace`).
 pub async fn run_public(
     settings: &PublicProxySettings,
@@ -129,8 +151,8 @@ impl PublicProxy {
             );
         }
         if !settings.tcp_rate_limits.is_empty() {
-            info!(
-                "tcp_rate_limits apply to the JSON-RPC port; the engine's ports are bounded by its per-core connection limits and bad-token limiter"
+            warn!(
+                "tcp_rate_limits are not enforced on the engine's ports; they are bounded by max_conns_per_core and the per-source bad-token limiter"
             );
         }
         let hyper = HyperLink::new(
@@ -142,20 +164,8 @@ impl PublicProxy {
         let announcements = PublicStore::open(store, Utc::now()).await?;
         let counters = Arc::new(ProxyCounters::default());
         let (jobs_tx, jobs) = mpsc::channel(SNI_QUEUE);
-        let cell = Arc::new(OnceLock::new());
-        let router = SniRouter::new(
-            announcements.table(),
-            cell.clone(),
-            jobs_tx,
-            counters.clone(),
-        );
-        let mut config = settings.engine.config.clone();
-        config.pairing_addr = resolve(&settings.internal_bind_address).await?;
-        config.tls_addr = Some(resolve(&settings.tls_bind_address).await?);
-        config.pair_ttl = settings.accept_timeout;
-        // Binds and spawns the worker threads; returns at once.
-        let (engine, events) = Engine::start(config, Arc::new(router))?;
-        let _ = cell.set(engine.clone());
+        let router = SniRouter::new(announcements.table(), jobs_tx, counters.clone());
+        let (engine, events) = start_engine(settings, router).await?;
         let addrs = engine.local_addrs();
         let endpoint = settings
             .internal_endpoint
@@ -231,6 +241,7 @@ impl PublicProxy {
                 _ = prune.tick() => {
                     let n = state.announcements.prune(Utc::now());
                     state.counters.announcements_pruned.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    log_summary(&state);
                 }
             }
         }
@@ -249,6 +260,30 @@ impl PublicProxy {
             Err(e) => Err(ProxyError::Settings(format!("drain task failed: {e}"))),
         }
     }
+}
+
+/// One info line with the counters an operator watches (every [`PRUNE_INTERVAL`]).
+fn log_summary(state: &PublicState) {
+    let p = state.counters.snapshot();
+    let engine = state.engine.stats();
+    let total = |f: fn(&tandem_engine::CoreStatsSnapshot) -> u64| engine.iter().map(f).sum::<u64>();
+    info!(
+        pairs_requested = p.pairs_requested,
+        pairs_issued = p.pairs_issued,
+        pairs_cancelled = p.pairs_cancelled,
+        sni_resolved = p.sni_resolved,
+        sni_refused = p.sni_refused,
+        live_pairs = total(|c| c.live_pairs),
+        waiting = total(|c| c.waiting),
+        paired = total(|c| c.paired),
+        bad_tokens = total(|c| c.bad_unknown
+            + c.bad_expired
+            + c.bad_reused
+            + c.bad_wrong_side
+            + c.bad_cancelled),
+        bad_hellos = total(|c| c.bad_hellos),
+        "proxy summary"
+    );
 }
 
 struct PublicMethods {

@@ -45,19 +45,24 @@ pub struct SniRouter {
 }
 
 impl SniRouter {
-    /// A resolver over `table`; `engine` is set once the engine it serves has started.
+    /// A resolver over `table`; its engine is set through [`SniRouter::engine_cell`] once the
+    /// engine it serves has started (until then every hello is refused).
     pub fn new(
         table: Arc<RwLock<PublicTable>>,
-        engine: Arc<OnceLock<EngineHandle>>,
         jobs: mpsc::Sender<SniJob>,
         counters: Arc<ProxyCounters>,
     ) -> Self {
         Self {
             table,
-            engine,
+            engine: Arc::new(OnceLock::new()),
             jobs,
             counters,
         }
+    }
+
+    /// Where the engine handle goes after `Engine::start`.
+    pub fn engine_cell(&self) -> Arc<OnceLock<EngineHandle>> {
+        self.engine.clone()
     }
 
     fn refuse(&self, reason: &'static str, peer: SocketAddr) -> Option<Token> {

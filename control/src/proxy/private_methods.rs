@@ -1,0 +1,158 @@
+//! The private proxy's JSON-RPC methods (SPEC §4.7): `announceConnection`,
+//! `getAnnouncements` and `incomingConnection`, and the connection task each incoming
+//! connection runs (join the pair, then ForwardTLS or TerminateTLS).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::{Instrument, debug, info, info_span};
+
+use super::announcements::{
+    PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, domain_allowed, expiry_ok,
+};
+use super::caller::{
+    allowed_domains, check_peer, client_info, expires_at, proxy_settings_value, string,
+};
+use super::error::CallError;
+use super::forward::{forward, join_pair};
+use super::private::{PrivateState, announce_to, lock};
+use super::store::{random_id, read, write};
+use crate::datastore::DataEntry;
+use crate::http::{Methods, PeerInfo};
+use crate::jsonrpc::{ErrorObject, Request};
+
+pub(super) struct PrivateMethods {
+    pub(super) state: Arc<PrivateState>,
+}
+
+impl Methods for PrivateMethods {
+    async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
+        let state = &self.state;
+        let result = match check_peer(&peer, &state.name, state.check_callers) {
+            Err(e) => Err(e),
+            Ok(()) => match request.method.as_str() {
+                "incomingConnection" => incoming_connection(state, request.params),
+                "announceConnection" => announce_connection(state, request.params).await,
+                "getAnnouncements" => Ok(json!(read(&state.table).live(Utc::now()))),
+                _ => Err(CallError::MethodNotFound),
+            },
+        };
+        result.map_err(|e| {
+            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
+            e.to_error_object()
+        })
+    }
+}
+
+async fn announce_connection(
+    state: &PrivateState,
+    mut params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let client = client_info(&mut params)?;
+    let proxy = string(&params, "proxy")?;
+    let domain = string(&params, "domain")?;
+    let expires: Option<DateTime<Utc>> = expires_at(params.get("expires_at"), "expires_at")?;
+    if proxy == state.name {
+        return Err(CallError::BadRequest(
+            "trying to announce with private proxy name".into(),
+        ));
+    }
+    let allowed = allowed_domains(&client.entry, &state.name)?;
+    if !domain_allowed(&domain, &allowed) {
+        return Err(CallError::DomainNotAllowed(proxy_settings_value(
+            &client.entry,
+            &state.name,
+        )));
+    }
+    if !expiry_ok(expires, Utc::now()) {
+        return Err(CallError::InvalidParams(
+            "expires_at: timed announcements need to expire in 7 days or less".into(),
+        ));
+    }
+    let announcement = PrivateAnnouncement {
+        expires_at: expires,
+        proxy: proxy.clone(),
+        domain,
+    };
+    {
+        let _writer = state.writer.lock().await;
+        let data = serde_json::to_vec(&announcement)
+            .map_err(|e| CallError::InvalidParams(e.to_string()))?;
+        state
+            .store
+            .append(&[DataEntry {
+                type_: PRIVATE_ANNOUNCEMENT_TYPE,
+                id: random_id(),
+                data,
+            }])
+            .await?;
+        write(&state.table)
+            .upsert(announcement.clone())
+            .map_err(|_| CallError::Busy("announcement table full"))?;
+    }
+    announce_to(state, &proxy, &[announcement]).await?;
+    Ok(Value::String("ok".into()))
+}
+
+fn incoming_connection(
+    state: &Arc<PrivateState>,
+    mut params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let client = client_info(&mut params)?;
+    let domain = string(&params, "domain")?;
+    let endpoint = string(&params, "endpoint")?;
+    let token: [u8; 32] = STANDARD
+        .decode(string(&params, "token")?)
+        .ok()
+        .and_then(|t| t.try_into().ok())
+        .ok_or_else(|| CallError::InvalidParams("token: base64 of exactly 32 bytes".into()))?;
+    if !read(&state.table).matches(&client.name, &domain, Utc::now()) {
+        return Err(CallError::NoMatchingConnection);
+    }
+    let permit = state
+        .slots
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| CallError::Busy("too many connections"))?;
+    let span = info_span!("incoming", %domain, public_proxy = %client.name);
+    let task = connection(state.clone(), endpoint, token, permit).instrument(span);
+    let mut connections = lock(&state.connections);
+    while connections.try_join_next().is_some() {}
+    connections.spawn(task);
+    Ok(json!({"message": "ok"}))
+}
+
+async fn connection(
+    state: Arc<PrivateState>,
+    endpoint: String,
+    token: [u8; 32],
+    _permit: OwnedSemaphorePermit,
+) {
+    let settings = &state.settings;
+    let paired = match join_pair(&endpoint, &token, settings.dial_timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            info!(kind = e.kind(), error = %e, "cannot join the pair");
+            return;
+        }
+    };
+    let outcome = match &state.terminator {
+        None => forward(
+            paired,
+            &settings.internal_endpoint.address,
+            settings.dial_timeout,
+        )
+        .await
+        .map(|_| ())
+        .map_err(|e| e.to_string()),
+        Some(t) => t.serve(paired).await.map_err(|e| e.to_string()),
+    };
+    match outcome {
+        Ok(()) => debug!("connection done"),
+        Err(e) => debug!(error = %e, "connection ended with an error"),
+    }
+}
