@@ -138,7 +138,11 @@ impl RecordTime {
 
     /// Go's zero `time.Time` (`0001-01-01T00:00:00Z`, parsed with `Z`), which the structured hash skips as null.
     pub fn is_go_zero(&self) -> bool {
-        self.zulu && self.utc == go_zero_date().and_time(NaiveTime::MIN).and_utc()
+        self.zulu && self.is_go_zero_instant()
+    }
+
+    fn is_go_zero_instant(&self) -> bool {
+        self.utc == go_zero_date().and_time(NaiveTime::MIN).and_utc()
     }
 
     /// Go's `Format(time.RFC3339Nano)`: fraction only when non-zero with trailing zeros trimmed; `Z` for a zero
@@ -182,8 +186,17 @@ impl fmt::Display for RecordTime {
 }
 
 impl Serialize for RecordTime {
+    /// Go's RFC3339Nano text, except for Go's zero instant written with a numeric zero offset: that is kept as
+    /// `+00:00`, because `Z` would read back as Go's zero time, which the record hash leaves out (found by the
+    /// `directory_record` fuzz target: the stored form of such a record no longer matched its hash).
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339_nano())
+        let text = self.to_rfc3339_nano();
+        match text.strip_suffix('Z') {
+            Some(head) if !self.zulu && self.is_go_zero_instant() => {
+                serializer.serialize_str(&format!("{head}+00:00"))
+            }
+            _ => serializer.serialize_str(&text),
+        }
     }
 }
 
@@ -275,6 +288,22 @@ mod tests {
             !RecordTime::parse("2021-05-17T10:00:00Z")
                 .unwrap()
                 .is_go_zero()
+        );
+    }
+
+    #[test]
+    fn zero_instant_with_numeric_offset_survives_serde() {
+        for input in ["0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00-00:00"] {
+            let t = RecordTime::parse(input).unwrap();
+            let text = serde_json::to_string(&t).unwrap();
+            assert_eq!(text, "\"0001-01-01T00:00:00+00:00\"");
+            let back: RecordTime = serde_json::from_str(&text).unwrap();
+            assert_eq!(back.is_go_zero(), t.is_go_zero(), "{input}");
+        }
+        let zulu = RecordTime::parse("0001-01-01T00:00:00Z").unwrap();
+        assert_eq!(
+            serde_json::to_string(&zulu).unwrap(),
+            "\"0001-01-01T00:00:00Z\""
         );
     }
 

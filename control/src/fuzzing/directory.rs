@@ -1,4 +1,4 @@
-//! Directory records: parsing never panics, a parsed record's JSON round trip is lossless (same record, same hash),
+//! Directory records: parsing never panics, a parsed record's JSON round trip is lossless (same text, same hash),
 //! verification never panics, and a record that verifies still verifies after the round trip.
 
 use std::time::Duration;
@@ -33,7 +33,9 @@ pub fn directory_record(verifier: &Verifier, data: &[u8]) {
         Ok(back) => back,
         Err(e) => panic!("a parsed record's own JSON does not parse: {e}"),
     };
-    assert_eq!(back, record, "the JSON round trip changed the record");
+    // Representations may differ where nothing depends on them (`+00:00` reads back as `Z`); the stored text must
+    // be a fixed point and the hash must not move.
+    assert_eq!(back.to_json(), json, "the stored JSON is not a fixed point");
     let hash = record_hash(&record.record);
     assert_eq!(
         record_hash(&back.record),

@@ -140,8 +140,11 @@ fn hello_body(records: &[u8]) -> Option<Vec<u8>> {
                 return Some(handshake);
             }
         }
-        walk.bytes(3)?;
-        handshake.extend_from_slice(walk.vec(2)?);
+        // A hello may end before its last record does (the reader stops there), so take what is present.
+        let header = walk.bytes(5)?;
+        let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
+        let take = len.min(walk.0.len());
+        handshake.extend_from_slice(walk.bytes(take)?);
     }
 }
 
