@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use tandem_control::http::ClientError;
 use tandem_control::jsonrpc::params;
 use tandem_control::proxy::{PublicHandle, PublicProxy};
+use tandem_engine::Driver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -78,11 +79,22 @@ fn rpc_code(e: &ClientError) -> i64 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn request_connection_pairs_both_sides_once() {
+async fn request_connection_pairs_both_sides_once_io_uring() {
+    pairs_both_sides_once(Driver::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_connection_pairs_both_sides_once_epoll() {
+    pairs_both_sides_once(Driver::Legacy).await;
+}
+
+async fn pairs_both_sides_once(driver: Driver) {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let mut hyper = RunningHyper::start(PUBLIC, directory()).await;
-    let proxy = Running::start(&public_settings(&pki, dir.path(), hyper.addr)).await;
+    let mut settings = public_settings(&pki, dir.path(), hyper.addr);
+    settings.engine.config.driver = driver;
+    let proxy = Running::start(&settings).await;
     let client = proxy_client(&pki, PUBLIC, proxy.handle.jsonrpc_addr());
 
     let result = request(&client, "hd-1", "hd-2").await.unwrap();

@@ -14,6 +14,7 @@ use serde_json::json;
 use tandem_control::http::JsonRpcClient;
 use tandem_control::jsonrpc::params;
 use tandem_control::proxy::{PrivateProxy, PublicHandle, PublicProxy};
+use tandem_engine::Driver;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -103,6 +104,14 @@ struct Stack {
 }
 
 async fn stack(dir: &std::path::Path, internal: SocketAddr) -> (Stack, JsonRpcClient) {
+    stack_on(dir, internal, Driver::Auto).await
+}
+
+async fn stack_on(
+    dir: &std::path::Path,
+    internal: SocketAddr,
+    driver: Driver,
+) -> (Stack, JsonRpcClient) {
     let pki = pki(dir);
     let private_entry = with_proxy_settings(
         entry(PRIVATE, &[], &[]),
@@ -113,9 +122,9 @@ async fn stack(dir: &std::path::Path, internal: SocketAddr) -> (Stack, JsonRpcCl
     let private_hyper = RunningHyper::start(PRIVATE, Vec::new()).await;
 
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let public = PublicProxy::start(&public_settings(&pki, dir, public_hyper.addr), listener)
-        .await
-        .unwrap();
+    let mut settings = public_settings(&pki, dir, public_hyper.addr);
+    settings.engine.config.driver = driver;
+    let public = PublicProxy::start(&settings, listener).await.unwrap();
     let handle = public.handle();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let private = PrivateProxy::start(
@@ -215,11 +224,20 @@ async fn announce(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_large_client_hello_reaches_the_private_proxy_and_the_backend() {
+async fn a_large_client_hello_reaches_the_private_proxy_and_the_backend_io_uring() {
+    large_hello_end_to_end(Driver::Auto).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_client_hello_reaches_the_private_proxy_and_the_backend_epoll() {
+    large_hello_end_to_end(Driver::Legacy).await;
+}
+
+async fn large_hello_end_to_end(driver: Driver) {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = self_signed(DOMAIN);
     let (backend_addr, backend_task) = backend(cert.clone(), key).await;
-    let (stack, private) = stack(dir.path(), backend_addr).await;
+    let (stack, private) = stack_on(dir.path(), backend_addr, driver).await;
     assert_eq!(announce(&private, DOMAIN).await.unwrap(), json!("ok"));
     let live = private.call("getAnnouncements", params([])).await.unwrap();
     assert_eq!(live[0]["domain"], DOMAIN);
