@@ -7,12 +7,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 use tracing::debug;
@@ -41,7 +39,7 @@ pub enum JsonRpcClientError {
     },
     /// The TLS settings could not be loaded.
     #[error("jsonrpc_client tls: {0}")]
-    Tls(#[from] crate::tls::TlsError),
+    Tls(#[from] crate::http::ConnectorError),
     /// A setting Tandem does not implement.
     #[error("jsonrpc_client: {0}")]
     Unsupported(&'static str),
@@ -86,25 +84,10 @@ impl JsonRpcClientChannel {
             .as_deref()
             .map(parse_endpoint)
             .transpose()?;
-        let tls = match &settings.tls {
-            Some(t) => (*crate::tls::client_config(t, &[b"http/1.1"])?).clone(),
-            None => plain_config()?,
-        };
-        let builder = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let server_name = settings.tls.as_ref().and_then(|t| t.server_name.clone());
-        let builder = match server_name {
-            Some(name) => {
-                let parsed = ServerName::try_from(name.clone())
-                    .map_err(|_| JsonRpcClientError::Tls(crate::tls::TlsError::ServerName(name)))?;
-                builder.with_server_name_resolver(FixedServerNameResolver::new(parsed))
-            }
-            None => builder,
-        };
+        let connector = crate::http::https_connector(settings.tls.as_ref())?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
-            .build(builder.enable_http1().build());
+            .build(connector);
         Ok(Self {
             own_name: own_name.to_owned(),
             endpoint,
@@ -267,19 +250,6 @@ fn parse_endpoint(endpoint: &str) -> Result<Uri, JsonRpcClientError> {
 }
 
 /// hyper-rustls wants a TLS config even for plain-HTTP endpoints; this one trusts nothing.
-fn plain_config() -> Result<ClientConfig, JsonRpcClientError> {
-    let config = ClientConfig::builder_with_provider(crate::tls::provider())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| {
-            JsonRpcClientError::Tls(crate::tls::TlsError::Rustls {
-                context: "protocol versions".into(),
-                source: e,
-            })
-        })?
-        .with_root_certificates(rustls::RootCertStore::empty())
-        .with_no_client_auth();
-    Ok(config)
-}
 
 #[cfg(test)]
 mod tests {

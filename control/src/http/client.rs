@@ -6,12 +6,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
-use rustls_pki_types::ServerName;
 use serde_json::{Map, Value};
 
 use crate::jsonrpc::{ErrorObject, Id, Request as RpcRequest, Response, random_id};
@@ -106,26 +105,11 @@ impl JsonRpcClient {
             Some("http") => false,
             _ => return Err(invalid("the scheme must be http or https".into())),
         };
-        let tls = match (tls, https) {
-            (Some(tls), _) => tls,
-            (None, false) => Arc::new(plain_http_config().map_err(|e| invalid(e.to_string()))?),
-            (None, true) => return Err(invalid("https needs tls settings".into())),
-        };
-        // hyper-rustls negotiates ALPN itself (and refuses a config that already names protocols).
-        let mut tls = (*tls).clone();
-        tls.alpn_protocols.clear();
-        let builder = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let builder = match server_name {
-            Some(name) => {
-                let name = ServerName::try_from(name.to_owned())
-                    .map_err(|e| invalid(format!("server name {name:?}: {e}")))?;
-                builder.with_server_name_resolver(FixedServerNameResolver::new(name))
-            }
-            None => builder,
-        };
-        let connector = builder.enable_http1().enable_http2().build();
+        if https && tls.is_none() {
+            return Err(invalid("https needs tls settings".into()));
+        }
+        let connector = super::connector::connector_from_config(tls, server_name)
+            .map_err(|e| invalid(e.to_string()))?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -191,14 +175,4 @@ impl JsonRpcClient {
         }
         Ok(response.result.unwrap_or(Value::Null))
     }
-}
-
-/// The TLS config of a client that only speaks plain HTTP (hyper-rustls wants one regardless).
-fn plain_http_config() -> Result<ClientConfig, rustls::Error> {
-    Ok(
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()?
-            .with_root_certificates(rustls::RootCertStore::empty())
-            .with_no_client_auth(),
-    )
 }
