@@ -300,3 +300,40 @@ async fn announcements_are_checked_expire_and_persist() {
     proxy.stop().await;
     hyper.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_optional_client_certs_only_our_hyper_may_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let hyper = RunningHyper::start(PUBLIC, directory()).await;
+    let mut settings = public_settings(&pki, dir.path(), hyper.addr);
+    let tls = settings.jsonrpc_server.tls.as_mut().unwrap();
+    tls.verify_client = false;
+    tls.request_client_cert = true;
+    let proxy = Running::start(&settings).await;
+    let addr = proxy.handle.jsonrpc_addr();
+    let mut anonymous = pki.client_tls_settings("hd-1", PUBLIC);
+    anonymous.certificate_file = None;
+    anonymous.key_file = None;
+    let config = tandem_control::tls::client_config(&anonymous, &[b"http/1.1"]).unwrap();
+    let anonymous = tandem_control::http::JsonRpcClient::new(
+        &format!("https://{addr}/jsonrpc"),
+        Some(config),
+        Some(PUBLIC),
+        CALL_TIMEOUT,
+    )
+    .unwrap();
+    let err = anonymous
+        .call("getAnnouncements", params([]))
+        .await
+        .unwrap_err();
+    assert_eq!(rpc_code(&err), 403);
+    let ours = proxy_client(&pki, PUBLIC, addr);
+    assert_eq!(
+        ours.call("getAnnouncements", params([])).await.unwrap(),
+        json!([])
+    );
+    drop((anonymous, ours));
+    proxy.stop().await;
+    hyper.stop().await;
+}

@@ -22,6 +22,10 @@ fn the_dev_and_test_roles_convert() {
     assert_eq!(p.jsonrpc_client.endpoint, "https://localhost:5544/jsonrpc");
     assert_eq!(p.accept_timeout, Duration::from_secs(10));
     assert!(matches!(p.datastore, DatastoreSettings::File(_)));
+    assert!(
+        crate::proxy::peer_check(&p.jsonrpc_server),
+        "the dev public proxy checks that callers are its Hyper node"
+    );
     let private = ProxySettings::load(&[role("settings/dev/roles/private-proxy-1")]).unwrap();
     let q = private.private.unwrap();
     assert_eq!(q.name, "private-proxy-1.ga");
