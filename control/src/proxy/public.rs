@@ -167,6 +167,9 @@ impl PublicProxy {
         let router = SniRouter::new(announcements.table(), jobs_tx, counters.clone());
         let (engine, events) = start_engine(settings, router).await?;
         let addrs = engine.local_addrs();
+        if settings.internal_endpoint.is_none() && addrs.pairing.ip().is_unspecified() {
+            warn!(pairing = %addrs.pairing, "internal_endpoint is unset and the pairing port listens on every address: peers are handed an unroutable endpoint; set internal_endpoint");
+        }
         let endpoint = settings
             .internal_endpoint
             .clone()
