@@ -1,1 +1,39 @@
-fn main() {}
+//! `tandem-bench`: parses flags, runs the plan, prints the table, writes JSON and SVG.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use tandem_bench::cli::Cli;
+use tandem_bench::report::Figures;
+use tandem_bench::{runner, svg, table};
+
+fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let plan = runner::plan(&cli)?;
+    let report = runner::execute(&plan, cli.common.no_progress)?;
+    print!("{}", table::render(&report));
+    if let Some(path) = &cli.common.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        println!("json: {}", path.display());
+    }
+    if let Some(path) = &cli.common.svg {
+        svg::write(&report, path)?;
+        println!("svg: {}", path.display());
+    }
+    let corrupt = report.runs.iter().any(|r| match &r.figures {
+        Figures::Throughput(t) => t.corrupt_streams > 0,
+        _ => false,
+    });
+    if corrupt {
+        eprintln!("integrity check FAILED: relayed bytes differ from the bytes sent");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
+}

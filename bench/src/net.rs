@@ -4,7 +4,7 @@
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
@@ -56,34 +56,54 @@ pub fn configure(s: &TcpStream) -> io::Result<()> {
     s.set_write_timeout(Some(STEP))
 }
 
-/// Accepts one connection within `timeout` (`Ok(None)` when none arrived).
+/// Accepts one connection within `timeout` (`Ok(None)` when none arrived). The listener is
+/// non-blocking (see [`listen`]): when several threads poll one listener, all wake for one
+/// connection and the losers see `WouldBlock` and poll again instead of blocking in accept.
 pub fn accept_timeout(l: &TcpListener, timeout: Duration) -> io::Result<Option<TcpStream>> {
-    let mut pfd = libc::pollfd {
-        fd: l.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = libc::c_int::try_from(timeout.as_millis()).unwrap_or(libc::c_int::MAX);
-    // SAFETY: poll on one valid pollfd.
-    let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+    let until = Instant::now() + timeout;
+    loop {
+        let left = until.saturating_duration_since(Instant::now());
+        let mut pfd = libc::pollfd {
+            fd: l.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(left.as_millis()).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll on one valid pollfd.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        match l.accept() {
+            Ok((s, _)) => {
+                // Accepted sockets do not inherit O_NONBLOCK on Linux; set it explicitly anyway.
+                s.set_nonblocking(false)?;
+                configure(&s)?;
+                return Ok(Some(s));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock && !left.is_zero() => continue,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e) => return Err(e),
+        }
     }
-    if rc == 0 {
-        return Ok(None);
-    }
-    let (s, _) = l.accept()?;
-    configure(&s)?;
-    Ok(Some(s))
 }
 
-/// A listener on 127.0.0.1 with an ephemeral port and a deep backlog (4096 pending connects:
-/// the setup-rate run offers up to a few hundred at once).
+/// A non-blocking listener on 127.0.0.1 with an ephemeral port and a deep backlog (4096
+/// pending connects: the setup-rate run offers up to a few hundred at once). Accept with
+/// [`accept_timeout`].
 pub fn listen() -> io::Result<TcpListener> {
     let s = Socket::new(Domain::IPV4, Type::STREAM.cloexec(), Some(Protocol::TCP))?;
     s.set_reuse_address(true)?;
     s.bind(&SockAddr::from(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)))?;
     s.listen(4096)?;
+    s.set_nonblocking(true)?;
     Ok(s.into())
 }
 

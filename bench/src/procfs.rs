@@ -32,18 +32,16 @@ fn ticks(t: u64) -> Duration {
     Duration::from_secs_f64(t as f64 / ticks_per_sec())
 }
 
-/// CPU time of process `pid` and all its live descendants, plus what its reaped children used.
-pub fn process_tree_cpu(pid: u32) -> Duration {
-    let mut total = 0;
+/// `pid` and its live descendants (bounded: a relay tree here is at most a few thousand
+/// processes, socat forking one per connection).
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
     let mut stack = vec![pid];
-    // Bound: a relay tree here is a handful of processes (socat forks one per connection).
-    let mut budget = 100_000;
     while let Some(p) = stack.pop() {
-        budget -= 1;
-        if budget == 0 {
+        if out.len() >= 100_000 {
             break;
         }
-        total += stat_ticks(Path::new(&format!("/proc/{p}/stat")), true).unwrap_or(0);
+        out.push(p);
         if let Ok(tasks) = std::fs::read_dir(format!("/proc/{p}/task")) {
             for t in tasks.flatten() {
                 if let Ok(c) = std::fs::read_to_string(t.path().join("children")) {
@@ -52,6 +50,27 @@ pub fn process_tree_cpu(pid: u32) -> Duration {
             }
         }
     }
+    out
+}
+
+/// [`resources`] summed over `pid` and its descendants (nginx workers, socat's forks).
+pub fn tree_resources(pid: u32) -> Resources {
+    process_tree(pid)
+        .into_iter()
+        .map(|p| resources(&p.to_string()))
+        .fold(Resources::default(), |a, b| Resources {
+            rss_bytes: a.rss_bytes + b.rss_bytes,
+            fds: a.fds + b.fds,
+            iou_wrk_threads: a.iou_wrk_threads + b.iou_wrk_threads,
+        })
+}
+
+/// CPU time of process `pid` and all its live descendants, plus what its reaped children used.
+pub fn process_tree_cpu(pid: u32) -> Duration {
+    let total = process_tree(pid)
+        .into_iter()
+        .map(|p| stat_ticks(Path::new(&format!("/proc/{p}/stat")), true).unwrap_or(0))
+        .sum();
     ticks(total)
 }
 

@@ -1,0 +1,115 @@
+//! Command-line flags. `main` parses these and calls [`crate::runner::run`].
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+
+use crate::target::System;
+
+/// Load-test harness for Tandem: throughput, setup rate, latency and idle pairs, against direct
+/// TCP and the HAProxy / nginx / socat baselines in the same run.
+#[derive(Debug, Parser)]
+#[command(name = "tandem-bench", version)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+    /// Shared settings.
+    #[command(flatten)]
+    pub common: Common,
+    /// Workload sizes.
+    #[command(flatten)]
+    pub sizes: Sizes,
+}
+
+/// The workloads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Subcommand, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Command {
+    /// N pairs move M bytes each way at once, every byte checked.
+    Throughput,
+    /// Pairs per second: connect both legs + tokens + 64-byte echo + close.
+    SetupRate,
+    /// Ping-pong at a fixed offered rate; p50/p99/p99.9/max, coordinated omission corrected.
+    Latency,
+    /// Hold N idle pairs; RSS, fds and io-wq threads of the relay.
+    Idle,
+    /// Every workload against every system, interleaved, with ratios and the targets.
+    Compare,
+}
+
+/// Settings every command shares.
+#[derive(Clone, Debug, Args, Serialize)]
+pub struct Common {
+    /// `inproc` starts the engine in this process; an ADDR would use a running proxy through
+    /// ControlService (not built yet).
+    #[arg(long, global = true, default_value = "inproc")]
+    pub target: String,
+    /// Systems to run (comma-separated). Default: every system for `compare`, else
+    /// `direct,tandem-uring-splice`.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub systems: Option<Vec<System>>,
+    /// Relay workers: Tandem engine cores, HAProxy nbthread, nginx worker_processes.
+    #[arg(long, global = true, default_value_t = 1)]
+    pub workers: usize,
+    /// CPUs to pin the relay to (comma-separated); unpinned by default.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub cores: Option<Vec<usize>>,
+    /// Rounds; each round runs every system once per scenario, in a rotated order.
+    #[arg(long, global = true)]
+    pub rounds: Option<usize>,
+    /// Small sizes that finish `compare` within 60 s on two cores.
+    #[arg(long, global = true)]
+    pub quick: bool,
+    /// Write the whole report as JSON here.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    /// Write plots (SVG) here.
+    #[arg(long, global = true)]
+    pub svg: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+}
+
+/// Workload sizes; unset ones take the default (or the `--quick` value).
+#[derive(Clone, Debug, Default, Args, Serialize)]
+pub struct Sizes {
+    /// Pairs for `throughput` (compare runs 1 and `--multi-pairs`).
+    #[arg(long, global = true)]
+    pub pairs: Option<usize>,
+    /// Bytes each way for a one-pair throughput run.
+    #[arg(long, global = true)]
+    pub bytes: Option<u64>,
+    /// Pairs of compare's many-pair throughput run.
+    #[arg(long, global = true)]
+    pub multi_pairs: Option<usize>,
+    /// Bytes each way per pair of the many-pair run.
+    #[arg(long, global = true)]
+    pub multi_bytes: Option<u64>,
+    /// Setup-rate workers (operations in flight).
+    #[arg(long, global = true)]
+    pub threads: Option<usize>,
+    /// Setup-rate operations.
+    #[arg(long, global = true)]
+    pub ops: Option<usize>,
+    /// Setup-rate wall-time cap, seconds.
+    #[arg(long, global = true)]
+    pub setup_seconds: Option<f64>,
+    /// Source addresses 127.0.0.1..=127.0.0.N for setup-rate connections.
+    #[arg(long, global = true)]
+    pub source_addrs: Option<usize>,
+    /// Latency: offered messages per second.
+    #[arg(long, global = true)]
+    pub rate: Option<u32>,
+    /// Latency: messages recorded.
+    #[arg(long, global = true)]
+    pub messages: Option<usize>,
+    /// Latency: message size, bytes.
+    #[arg(long, global = true)]
+    pub size: Option<usize>,
+    /// Idle pairs asked for.
+    #[arg(long, global = true)]
+    pub idle_pairs: Option<usize>,
+}

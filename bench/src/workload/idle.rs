@@ -1,0 +1,95 @@
+//! `idle`: open N pairs, check the last one relays, leave them idle, and report the relay's
+//! RSS, open fds and io-wq (`iou-wrk-*`) threads, before and after, and the cost per pair.
+
+use std::net::TcpStream;
+
+use serde::{Deserialize, Serialize};
+
+use crate::net::echo_through;
+use crate::procfs::{Resources, nofile_limit, resources};
+use crate::target::Target;
+
+/// Fds this process keeps for everything but the pairs (stdio, listeners, the engine's rings
+/// and eventfds, pooled pipes in use, the baseline's pipes): 512 leaves room for all of them.
+const FD_RESERVE: u64 = 512;
+
+/// Settings of one idle run.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct IdleSettings {
+    /// Pairs asked for.
+    pub pairs: usize,
+}
+
+/// Figures of one idle run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct IdleResult {
+    /// Pairs asked for.
+    pub pairs_offered: usize,
+    /// Pairs actually held (the fd limit of this process may cap it: see `limit_note`).
+    pub pairs_held: usize,
+    /// Why fewer pairs were held than offered, if they were.
+    pub limit_note: Option<String>,
+    /// The relay before opening the pairs.
+    pub before: Resources,
+    /// The relay holding the pairs.
+    pub after: Resources,
+    /// RSS growth, bytes.
+    pub rss_growth_bytes: i64,
+    /// RSS growth per pair, bytes.
+    pub rss_per_pair_bytes: f64,
+    /// RSS growth scaled to 10,000 pairs, MiB (the target unit).
+    pub rss_growth_per_10k_mib: f64,
+    /// Whether the relay's figures include this harness (in-process Tandem: RSS and fds are
+    /// the whole process's, client sockets included).
+    pub shares_process_with_harness: bool,
+}
+
+/// Fds one pair costs this process: client ends always; relay ends too when in process.
+fn fds_per_pair(target: &dyn Target) -> u64 {
+    if target.system().is_tandem() { 4 } else { 2 }
+}
+
+/// Runs the workload against `target`.
+pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> {
+    let per = fds_per_pair(target);
+    let room = (nofile_limit().saturating_sub(FD_RESERVE) / per) as usize;
+    let n = s.pairs.min(room);
+    let limit_note = (n < s.pairs).then(|| {
+        format!(
+            "RLIMIT_NOFILE {} allows {room} pairs at {per} fds per pair in this process; see bench/README.md for the settings",
+            nofile_limit()
+        )
+    });
+    let in_process = target.system().is_tandem();
+    let probe = || {
+        target
+            .relay_resources()
+            .unwrap_or_else(|| resources("self"))
+    };
+    let before = probe();
+    let mut held: Vec<(TcpStream, TcpStream)> = Vec::with_capacity(n);
+    for _ in 0..n {
+        held.push(target.open_pair()?);
+    }
+    if let Some((a, b)) = held.last_mut() {
+        echo_through(a, b, b"idle-check")?;
+    }
+    if let Some((a, b)) = held.first_mut() {
+        echo_through(a, b, b"idle-check")?;
+    }
+    let after = probe();
+    drop(held);
+    let growth = after.rss_bytes as i64 - before.rss_bytes as i64;
+    let per_pair = if n > 0 { growth as f64 / n as f64 } else { 0.0 };
+    Ok(IdleResult {
+        pairs_offered: s.pairs,
+        pairs_held: n,
+        limit_note,
+        before,
+        after,
+        rss_growth_bytes: growth,
+        rss_per_pair_bytes: per_pair,
+        rss_growth_per_10k_mib: per_pair * 10_000.0 / (1024.0 * 1024.0),
+        shares_process_with_harness: in_process,
+    })
+}
