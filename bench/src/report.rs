@@ -25,8 +25,6 @@ pub enum Figures {
     Idle(IdleResult),
     /// A run that failed; the error says why.
     Failed {
-        /// The scenario that failed.
-        scenario: String,
         /// The error chain.
         error: String,
     },
@@ -41,7 +39,8 @@ pub struct Run {
     pub system: System,
     /// Round (0-based); systems run interleaved within each round.
     pub round: usize,
-    /// The figures.
+    /// The figures (flattened: `workload` tags them).
+    #[serde(flatten)]
     pub figures: Figures,
 }
 
@@ -206,6 +205,7 @@ pub fn summarise(runs: &[Run]) -> Vec<SummaryRow> {
                 detail: hs.last().map(|h| h.detail.clone()).unwrap_or_default(),
             }
         })
+        .filter(|r: &SummaryRow| r.rounds > 0)
         .collect();
     let direct: Vec<(String, f64)> = rows
         .iter()
@@ -381,10 +381,7 @@ mod tests {
             scenario: "latency".into(),
             system: System::Socat,
             round: 1,
-            figures: Figures::Failed {
-                scenario: "latency".into(),
-                error: "x".into(),
-            },
+            figures: Figures::Failed { error: "x".into() },
         });
         let report = Report {
             schema: SCHEMA.into(),

@@ -203,7 +203,6 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
                 ));
                 let figures = run_one(scenario, system, &plan.placement).unwrap_or_else(|e| {
                     Figures::Failed {
-                        scenario: scenario.name(),
                         error: format!("{e:#}"),
                     }
                 });

@@ -72,11 +72,11 @@ pub fn render(r: &Report) -> String {
         let _ = writeln!(out, "skipped {}: {}", s.system.as_str(), s.reason);
     }
     for run in &r.runs {
-        if let crate::report::Figures::Failed { scenario, error } = &run.figures {
+        if let crate::report::Figures::Failed { error } = &run.figures {
             let _ = writeln!(
                 out,
                 "FAILED {} {} round {}: {error}",
-                scenario,
+                run.scenario,
                 run.system.as_str(),
                 run.round
             );
