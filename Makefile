@@ -78,3 +78,18 @@ fuzz:
 clean:
 	cargo clean
 	rm -rf settings/dev/data settings/test/data
+
+.PHONY: bench bench-quick
+## bench: tandem-bench compare with the defaults against direct TCP, Tandem and the baselines
+## (installed with apt when missing); writes bench/results/<date>-<commit>.{json,svg,txt}.
+bench:
+	bench/scripts/install-baselines.sh
+	cargo build --release -p tandem-bench
+	mkdir -p bench/results
+	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD); \
+	target/release/tandem-bench compare --json $$out.json --svg $$out.svg | tee $$out.txt
+
+## bench-quick: the same comparison with small sizes (under 60 s on 2 cores), table only.
+bench-quick:
+	cargo build --release -p tandem-bench
+	target/release/tandem-bench compare --quick

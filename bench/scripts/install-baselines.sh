@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Installs the baselines tandem-bench compares against (Debian packages), when missing.
+# A baseline that cannot be installed is skipped by tandem-bench with a note in its report.
+set -u
+missing=()
+command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
+command -v socat >/dev/null 2>&1 || missing+=(socat)
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+[ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"
+echo "bench: installing ${missing[*]}"
+if ! $sudo apt-get install -y "${missing[@]}"; then
+	$sudo apt-get update -qq && $sudo apt-get install -y "${missing[@]}" \
+		|| echo "bench: could not install ${missing[*]}; tandem-bench skips what is missing"
+fi
+exit 0
