@@ -239,3 +239,29 @@ mod tests {
         assert!(!environment().kernel.is_empty());
     }
 }
+
+/// RSS of `pid` (or `self`) by kind of mapping, in bytes: `heap` (brk), `stack`, `anon`
+/// (anonymous mmaps: malloc arenas of other threads, thread stacks, io_uring rings) and `file`.
+pub fn rss_by_kind(pid: &str) -> std::collections::BTreeMap<String, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut kind = "anon";
+    for line in text.lines() {
+        let mut parts = line.split_whitespace();
+        let Some(first) = parts.next() else { continue };
+        if first.contains('-') && first.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            let path = parts.nth(4).unwrap_or("");
+            kind = match path {
+                "" => "anon",
+                "[heap]" => "heap",
+                p if p.starts_with("[stack") => "stack",
+                p if p.starts_with('[') => "anon",
+                _ => "file",
+            };
+        } else if first == "Rss:" {
+            let kib: u64 = parts.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            *out.entry(kind.to_owned()).or_insert(0) += kib * 1024;
+        }
+    }
+    out
+}

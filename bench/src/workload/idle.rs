@@ -6,7 +6,7 @@ use std::net::TcpStream;
 use serde::{Deserialize, Serialize};
 
 use crate::net::echo_through;
-use crate::procfs::{Resources, nofile_limit, resources};
+use crate::procfs::{Resources, nofile_limit, resources, rss_by_kind};
 use crate::target::Target;
 
 /// Fds this process keeps for everything but the pairs (stdio, listeners, the engine's rings
@@ -39,6 +39,9 @@ pub struct IdleResult {
     pub rss_per_pair_bytes: f64,
     /// RSS growth scaled to 10,000 pairs, MiB (the target unit).
     pub rss_growth_per_10k_mib: f64,
+    /// RSS growth by kind of mapping (heap, anon, stack, file), bytes; measured for the
+    /// in-process engine only (this process), where it shows where a pair's memory goes.
+    pub rss_growth_by_kind: std::collections::BTreeMap<String, i64>,
     /// Whether the relay's figures include this harness (in-process Tandem: RSS and fds are
     /// the whole process's, client sockets included).
     pub shares_process_with_harness: bool,
@@ -66,6 +69,7 @@ pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> 
             .relay_resources()
             .unwrap_or_else(|| resources("self"))
     };
+    let kinds0 = in_process.then(|| rss_by_kind("self"));
     let before = probe();
     let mut held: Vec<(TcpStream, TcpStream)> = Vec::with_capacity(n);
     for _ in 0..n {
@@ -78,7 +82,15 @@ pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> 
         echo_through(a, b, b"idle-check")?;
     }
     let after = probe();
+    let kinds1 = in_process.then(|| rss_by_kind("self"));
     drop(held);
+    let mut by_kind = std::collections::BTreeMap::new();
+    if let (Some(k0), Some(k1)) = (kinds0, kinds1) {
+        for (k, v) in &k1 {
+            let v0 = k0.get(k).copied().unwrap_or(0);
+            by_kind.insert(k.clone(), *v as i64 - v0 as i64);
+        }
+    }
     let growth = after.rss_bytes as i64 - before.rss_bytes as i64;
     let per_pair = if n > 0 { growth as f64 / n as f64 } else { 0.0 };
     Ok(IdleResult {
@@ -90,6 +102,7 @@ pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> 
         rss_growth_bytes: growth,
         rss_per_pair_bytes: per_pair,
         rss_growth_per_10k_mib: per_pair * 10_000.0 / (1024.0 * 1024.0),
+        rss_growth_by_kind: by_kind,
         shares_process_with_harness: in_process,
     })
 }
