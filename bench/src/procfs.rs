@@ -219,27 +219,6 @@ pub fn raise_nofile() -> u64 {
     nofile_limit()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_process_is_visible() {
-        let r = resources("self");
-        assert!(r.rss_bytes > 0 && r.fds > 0, "{r:?}");
-        let me = std::process::id();
-        // Burn a little CPU so the tree's time is measurably positive.
-        let mut x = 0u64;
-        let start = std::time::Instant::now();
-        while start.elapsed() < Duration::from_millis(30) {
-            x = x.wrapping_add(std::hint::black_box(1));
-        }
-        assert!(x > 0);
-        assert!(process_tree_cpu(me) > Duration::ZERO);
-        assert!(!environment().kernel.is_empty());
-    }
-}
-
 /// RSS of `pid` (or `self`) by kind of mapping, in bytes: `heap` (brk), `stack`, `anon`
 /// (anonymous mmaps: malloc arenas of other threads, thread stacks, io_uring rings) and `file`.
 pub fn rss_by_kind(pid: &str) -> std::collections::BTreeMap<String, u64> {
@@ -264,4 +243,27 @@ pub fn rss_by_kind(pid: &str) -> std::collections::BTreeMap<String, u64> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_is_visible() {
+        let r = resources("self");
+        assert!(r.rss_bytes > 0 && r.fds > 0, "{r:?}");
+        let me = std::process::id();
+        // Burn a little CPU so the tree's time is measurably positive.
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(30) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(process_tree_cpu(me) > Duration::ZERO);
+        assert!(!environment().kernel.is_empty());
+        let kinds = rss_by_kind("self");
+        assert!(kinds.values().sum::<u64>() > 0, "{kinds:?}");
+    }
 }
