@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use tandem_control::cli::common::{LogArgs, VERSION, shutdown_signal};
+use tandem_control::control_service::CtlCommand;
 use tandem_control::proxy::{ProxyError, bind_private, bind_public, run_private, run_public};
 use tandem_control::settings::ProxySettings;
 
@@ -28,6 +29,8 @@ enum Command {
     },
     /// Validate the settings and print them, or every problem with file and key.
     CheckSettings,
+    /// Drive a running public proxy through its ControlService (pairs, stats, drain, events).
+    Ctl(CtlCommand),
     /// Print the version.
     Version,
 }
@@ -46,10 +49,14 @@ fn main() -> ExitCode {
         eprintln!("proxy: {e}");
         return ExitCode::from(2);
     }
-    if let Command::Version = cli.command {
-        println!("proxy {VERSION}");
-        return ExitCode::SUCCESS;
-    }
+    let command = match cli.command {
+        Command::Version => {
+            println!("proxy {VERSION}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Ctl(cmd) => return ctl(cmd),
+        other => other,
+    };
     let settings = match ProxySettings::from_env() {
         Ok(s) => s,
         Err(e) => {
@@ -57,13 +64,38 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match cli.command {
+    match command {
         Command::CheckSettings => {
             print!("{settings}");
             ExitCode::SUCCESS
         }
         Command::Run { which } => run(&settings, which),
-        Command::Version => ExitCode::SUCCESS,
+        Command::Version | Command::Ctl(_) => ExitCode::SUCCESS,
+    }
+}
+
+fn ctl(cmd: CtlCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("proxy ctl: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match runtime.block_on(tandem_control::control_service::run(cmd, &mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proxy ctl: {e}");
+            if e.kind() == "usage" {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
     }
 }
 

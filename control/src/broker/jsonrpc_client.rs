@@ -249,8 +249,6 @@ fn parse_endpoint(endpoint: &str) -> Result<Uri, JsonRpcClientError> {
     }
 }
 
-/// hyper-rustls wants a TLS config even for plain-HTTP endpoints; this one trusts nothing.
-
 #[cfg(test)]
 mod tests {
     use super::*;

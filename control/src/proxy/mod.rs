@@ -11,8 +11,8 @@
 pub mod announcements;
 pub mod broker;
 pub mod caller;
+mod control;
 mod error;
-mod events;
 pub mod forward;
 pub mod hyper_link;
 pub mod private;

@@ -17,13 +17,14 @@ use tracing::{info, warn};
 
 use super::announcements::expiry_ok;
 use super::caller::{allowed_domains, check_peer, client_info, expires_at, string};
+use super::control::ControlPlane;
 use super::error::{CallError, ProxyError};
-use super::events::EventLog;
 use super::hyper_link::HyperLink;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
 use super::{bind_jsonrpc, peer_check, resolve, route_config};
+use crate::control_service::EventHub;
 use crate::datastore::Datastore;
 use crate::http::{Methods, PeerInfo, ServerLimits, jsonrpc_router, serve};
 use crate::jsonrpc::{ErrorObject, Request};
@@ -45,6 +46,7 @@ pub struct PublicState {
     /// Callers must present our operator's certificate (see `peer_check`).
     check_callers: bool,
     jsonrpc_addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
 }
 
 /// A started public proxy; [`PublicProxy::serve`] runs it.
@@ -54,7 +56,8 @@ pub struct PublicProxy {
     tls: Option<Arc<ServerConfig>>,
     settings: PublicProxySettings,
     jobs: mpsc::Receiver<super::sni::SniJob>,
-    events: EventLog,
+    events: EventHub,
+    control: Option<ControlPlane>,
 }
 
 /// A cheap handle to read a running public proxy (stats, addresses, the engine).
@@ -64,6 +67,11 @@ pub struct PublicHandle {
 }
 
 impl PublicHandle {
+    /// Where the ControlService listens, when it is configured.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.state.control_addr
+    }
+
     /// The proxy's and the engine's counters.
     pub fn stats(&self) -> PublicProxyStats {
         PublicProxyStats {
@@ -174,6 +182,14 @@ impl PublicProxy {
             .internal_endpoint
             .clone()
             .unwrap_or_else(|| addrs.pairing.to_string());
+        let hub = EventHub::start(events)
+            .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
+        let control = match &settings.control {
+            Some(c) => {
+                Some(ControlPlane::bind(c, engine.clone(), endpoint.clone(), hub.clone()).await?)
+            }
+            None => None,
+        };
         let jsonrpc_addr = jsonrpc
             .local_addr()
             .map_err(|e| ProxyError::io("reading the JSON-RPC address", e))?;
@@ -187,6 +203,7 @@ impl PublicProxy {
             counters,
             check_callers: peer_check(&settings.jsonrpc_server),
             jsonrpc_addr,
+            control_addr: control.as_ref().map(ControlPlane::addr),
         });
         Ok(Self {
             state,
@@ -194,7 +211,8 @@ impl PublicProxy {
             tls,
             settings: settings.clone(),
             jobs,
-            events: EventLog::start(events),
+            events: hub,
+            control,
         })
     }
 
@@ -236,6 +254,7 @@ impl PublicProxy {
                 let _ = server_stop.wait_for(|s| *s).await;
             },
         ));
+        let control = self.control.map(|c| c.spawn(stop.clone()));
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         loop {
@@ -252,10 +271,14 @@ impl PublicProxy {
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = notifier.await;
+        if let Some(control) = control {
+            let _ = control.await;
+        }
         let engine = state.engine.clone();
         let grace = self.settings.engine.drain_grace;
         let drained = tokio::task::spawn_blocking(move || engine.drain(grace)).await;
-        self.events.stop();
+        let hub = self.events;
+        let _ = tokio::task::spawn_blocking(move || hub.shutdown()).await;
         let stats = PublicHandle { state }.stats();
         info!(proxy = ?stats.proxy, paired = stats.engine_total(|c| c.paired), "public proxy stopped");
         match drained {

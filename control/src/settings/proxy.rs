@@ -2,6 +2,7 @@
 //! and §4.7: the original keys plus Tandem's `engine:` block and call/dial deadlines.
 
 mod client;
+mod control;
 mod engine;
 mod private;
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub use client::{ProxyClientSettings, RawProxyClientSettings};
+pub use control::{ControlSettings, MAX_ADMINS, RawControlSettings};
 pub use engine::{DEFAULT_DRAIN_GRACE_SECS, ProxyEngineSettings, RawProxyEngineSettings};
 pub use private::{
     DEFAULT_REANNOUNCE_SECS, DEFAULT_TERMINATE_TIMEOUT_SECS, InternalEndpointSettings,
@@ -71,6 +73,8 @@ pub struct PublicProxySettings {
     pub call_timeout: Duration,
     /// The data plane.
     pub engine: ProxyEngineSettings,
+    /// The ControlService (gRPC, mTLS) for operators and the load harness; off when absent.
+    pub control: Option<ControlSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +105,7 @@ struct RawPublicProxySettings {
     jsonrpc_server: Option<Value>,
     call_timeout: Option<f64>,
     engine: Option<Value>,
+    control: Option<Value>,
 }
 
 fn default_tls_bind() -> String {
@@ -184,7 +189,20 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             "engine",
             &mut issues,
         );
-        match (tls_bind, internal_bind, datastore, client, server, engine) {
+        let control = optional::<RawControlSettings, ControlSettings>(
+            raw.control.as_ref(),
+            "control",
+            &mut issues,
+        );
+        match (
+            tls_bind,
+            internal_bind,
+            datastore,
+            client,
+            server,
+            engine,
+            control,
+        ) {
             (
                 Some(tls),
                 Some(internal),
@@ -192,6 +210,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 Some(client),
                 Some(server),
                 Some(engine),
+                Some(control),
             ) if issues.is_empty() => Ok(Self {
                 name: raw.name,
                 tls_bind_address: tls,
@@ -204,6 +223,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 jsonrpc_server: server,
                 call_timeout,
                 engine: engine.unwrap_or_default(),
+                control,
             }),
             _ => Err(issues),
         }
@@ -286,6 +306,13 @@ impl fmt::Display for ProxySettings {
                 "public.engine: cores={:?} driver={:?} pipe_size={} max_pairs_per_core={} drain_grace={:?}",
                 e.cores, e.driver, e.pipe_size, e.max_pairs_per_core, p.engine.drain_grace
             )?;
+            if let Some(c) = &p.control {
+                writeln!(
+                    f,
+                    "public.control: bind={} admins={:?} tls({})",
+                    c.bind_address, c.admins, c.tls
+                )?;
+            }
         }
         if let Some(p) = &self.private {
             write!(f, "{p}")?;
