@@ -119,6 +119,7 @@ pub fn public_settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicPr
         },
         call_timeout: CALL_TIMEOUT,
         engine,
+        control: None,
     }
 }
 
