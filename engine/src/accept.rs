@@ -46,10 +46,13 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
             warn!(core = core.id.0, error = %e, "cannot set FD_CLOEXEC on accepted socket");
         }
         let open = core.stats().open_conns.load(Ordering::Relaxed) as usize;
-        if open >= cfg.max_conns_per_core
-            || core.limiter.borrow().is_blocked(peer.ip(), Instant::now())
-        {
+        let full = open >= cfg.max_conns_per_core;
+        let limited = !full && core.limiter.borrow().is_blocked(peer.ip(), Instant::now());
+        if full || limited {
             CoreStats::inc(&core.stats().refused_at_accept);
+            if limited {
+                CoreStats::inc(&core.stats().limited_refusals);
+            }
             continue;
         }
         let guard = ConnGuard::new(core.shared.clone(), core.id);
@@ -90,11 +93,24 @@ async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr, port: Port, 
         }
     };
     let (token, prefix) = match read {
-        Ok(Some(x)) => x,
-        Ok(None) => return,
+        Ok(Ok(x)) => x,
+        Ok(Err(Failed::Aborted { partial })) => {
+            CoreStats::inc(&core.stats().preamble_aborted);
+            debug!(partial, "peer closed before its preamble was complete");
+            // A connect-and-close with no byte (a health check) is not held against the source.
+            if partial {
+                core.record_bad(peer.ip());
+            }
+            return;
+        }
+        Ok(Err(Failed::Refused)) => {
+            core.record_bad(peer.ip());
+            return;
+        }
         Err(_) => {
             CoreStats::inc(&core.stats().preamble_timeouts);
             debug!("preamble deadline passed");
+            core.record_bad(peer.ip());
             return;
         }
     };
@@ -137,25 +153,40 @@ async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr, port: Port, 
     }
 }
 
-/// Reads exactly 32 bytes (in any split, never more); `None` when the peer closes or errs first.
-async fn read_token(stream: &TcpStream) -> Option<(Token, Vec<u8>)> {
+/// How reading a preamble ended without a token (a deadline is the caller's `timeout`).
+enum Failed {
+    /// The peer closed or reset first; `partial` when it had sent at least one byte.
+    Aborted { partial: bool },
+    /// The ClientHello was refused (malformed, too large, no route); already counted.
+    Refused,
+}
+
+/// Reads exactly 32 bytes (in any split, never more).
+async fn read_token(stream: &TcpStream) -> Result<(Token, Vec<u8>), Failed> {
     let mut reader = TokenReader::new();
     // Bounded: each round reads >= 1 byte or waits; at most 32 reads succeed.
     loop {
         if let Some(t) = reader.token() {
-            return Some((t, Vec::new()));
+            return Ok((t, Vec::new()));
         }
+        let aborted = Failed::Aborted {
+            partial: reader.filled() > 0,
+        };
         match splice::recv(stream.as_raw_fd(), reader.unfilled()) {
             Ok(Step::Moved(n)) => reader.advance(n),
-            Ok(Step::WouldBlock) => stream.readable(false).await.ok()?,
-            Ok(Step::Eof) | Err(_) => return None,
+            Ok(Step::WouldBlock) => stream.readable(false).await.map_err(|_| aborted)?,
+            Ok(Step::Eof) | Err(_) => return Err(aborted),
         }
     }
 }
 
 /// Buffers the ClientHello (bounded by `hello_max_bytes`), asks the resolver for the token
 /// to join, and returns it with the buffered bytes to replay.
-async fn read_hello(core: &Core, stream: &TcpStream, peer: SocketAddr) -> Option<(Token, Vec<u8>)> {
+async fn read_hello(
+    core: &Core,
+    stream: &TcpStream,
+    peer: SocketAddr,
+) -> Result<(Token, Vec<u8>), Failed> {
     let max = core.shared.config.hello_max_bytes;
     let mut parser = ClientHelloReader::new(max);
     let mut buf: Vec<u8> = Vec::new();
@@ -164,8 +195,11 @@ async fn read_hello(core: &Core, stream: &TcpStream, peer: SocketAddr) -> Option
         let room = (max - buf.len()).min(HELLO_CHUNK);
         if room == 0 {
             CoreStats::inc(&core.stats().bad_hellos);
-            return None;
+            return Err(Failed::Refused);
         }
+        let aborted = Failed::Aborted {
+            partial: !buf.is_empty(),
+        };
         match splice::recv(stream.as_raw_fd(), &mut chunk[..room]) {
             Ok(Step::Moved(n)) => {
                 buf.extend_from_slice(&chunk[..n]);
@@ -175,20 +209,20 @@ async fn read_hello(core: &Core, stream: &TcpStream, peer: SocketAddr) -> Option
                     Err(e) => {
                         CoreStats::inc(&core.stats().bad_hellos);
                         debug!(error = e.kind(), "bad ClientHello");
-                        return None;
+                        return Err(Failed::Refused);
                     }
                 }
             }
-            Ok(Step::WouldBlock) => stream.readable(false).await.ok()?,
-            Ok(Step::Eof) | Err(_) => return None,
+            Ok(Step::WouldBlock) => stream.readable(false).await.map_err(|_| aborted)?,
+            Ok(Step::Eof) | Err(_) => return Err(aborted),
         }
     };
     match core.shared.resolver.resolve(&info, peer) {
-        Some(token) => Some((token, buf)),
+        Some(token) => Ok((token, buf)),
         None => {
             CoreStats::inc(&core.stats().bad_hellos);
             debug!(sni = ?info.sni, "no route for SNI");
-            None
+            Err(Failed::Refused)
         }
     }
 }

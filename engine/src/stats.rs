@@ -44,6 +44,10 @@ counters! {
     accepted,
     /// Connections refused at accept (connection limit or limited source IP).
     refused_at_accept,
+    /// Of `refused_at_accept`: refused because their source IP was over the bad-token limit.
+    limited_refusals,
+    /// Source IPs the bad-token limiter tracks now (gauge; bounded by `bad_token_table`).
+    limited_sources,
     /// Sockets received from other cores.
     handoffs_in,
     /// Sockets sent to other cores.
@@ -74,6 +78,9 @@ counters! {
     closed_drain,
     /// Connections that did not deliver a token or ClientHello in time.
     preamble_timeouts,
+    /// Connections closed or reset by the peer before their token or ClientHello was complete
+    /// (short tokens, truncated hellos, connect-and-close probes).
+    preamble_aborted,
     /// Waiting sides and issued pairs whose TTL passed.
     expired,
     /// Bad tokens: unknown.

@@ -255,12 +255,22 @@ impl Core {
                 debug!(%peer, token = %token, reason = reason.as_str(), "token refused");
                 self.stats().refusal(reason);
                 if reason != Refusal::WaitingFull {
-                    self.limiter.borrow_mut().record(peer.ip(), Instant::now());
+                    self.record_bad(peer.ip());
                 }
                 drop(conn);
             }
         }
         self.update_gauges();
+    }
+
+    /// Counts one bad preamble (token, short token, timeout, bad hello) against `ip` in the
+    /// limiter and updates the tracked-sources gauge.
+    pub(crate) fn record_bad(&self, ip: std::net::IpAddr) {
+        let mut limiter = self.limiter.borrow_mut();
+        limiter.record(ip, Instant::now());
+        self.stats()
+            .limited_sources
+            .store(limiter.len() as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn) {
