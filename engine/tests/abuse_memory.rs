@@ -39,7 +39,7 @@ fn attack_once(host: u8, addr: SocketAddr, i: usize) {
     let Ok(mut s) = try_connect_from(host, addr) else {
         return;
     };
-    if i % 8 == 0 {
+    if i.is_multiple_of(8) {
         let _ = std::io::Write::write_all(&mut s, &[0xee; 12]);
         let _ = s.shutdown(Shutdown::Write);
     } else {
@@ -55,7 +55,7 @@ fn attack(addr: SocketAddr, n: usize) {
         .map(|t| {
             std::thread::spawn(move || {
                 for i in (t..n).step_by(ATTACKERS) {
-                    let host = if i % 2 == 0 {
+                    let host = if i.is_multiple_of(2) {
                         HOT
                     } else {
                         SOURCES.start() + (i / 2 % span) as u8
