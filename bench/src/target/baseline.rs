@@ -20,16 +20,24 @@ use crate::procfs::{Resources, process_tree_cpu, tree_resources};
 const READY_WITHIN: Duration = Duration::from_secs(10);
 /// Pause between readiness probes (a refused connect returns at once).
 const PROBE_PAUSE: Duration = Duration::from_millis(20);
-/// Connections a baseline may hold (HAProxy `maxconn`, nginx `worker_connections`). HAProxy
-/// asks for about 2.5 fds per connection (two sockets plus `maxconn / 4` splice pipes), so
-/// 7,500 keeps it under the sandbox's 20,000-fd hard limit.
+/// Client connections HAProxy may hold (`maxconn`). HAProxy asks for about 2.5 fds per
+/// connection (two sockets plus `maxconn / 4` splice pipes), so 7,500 keeps it under the
+/// sandbox's 20,000-fd hard limit.
 const MAX_CONNS: usize = 7_500;
+/// Connections one nginx worker may hold (`worker_connections`, counting client and upstream
+/// sides): 19,000 sockets stay under the 20,000-fd hard limit with room for its own files.
+const NGINX_CONNS: usize = 19_000;
+/// socat's half-close timeout (`-t`), in seconds: after EOF in one direction socat waits this
+/// long for the other before closing both (its default, 0.5 s, cuts bulk transfers that are
+/// still running the other way when two cores are shared by 64 pairs).
+const SOCAT_HALF_CLOSE_SECS: u32 = 60;
 /// socat's copy buffer, in bytes (`-b`), the same as Tandem's copy-path buffer.
 const SOCAT_BUF: usize = 64 * 1024;
 
 /// A baseline relay process in front of a backend listener in this process.
 pub struct Baseline {
     system: System,
+    workers: usize,
     child: Child,
     front: SocketAddr,
     backend: TcpListener,
@@ -96,10 +104,10 @@ fn nginx_cfg(dir: &Path, front: u16, back: u16, workers: usize) -> String {
     format!(
         "daemon off;\nmaster_process on;\nworker_processes {workers};\npid {d}/nginx.pid;\n\
          error_log {d}/error.log warn;\nload_module /usr/lib/nginx/modules/ngx_stream_module.so;\n\
-         worker_rlimit_nofile {};\nevents {{ worker_connections {MAX_CONNS}; }}\n\
+         worker_rlimit_nofile {};\nevents {{ worker_connections {NGINX_CONNS}; }}\n\
          stream {{\n    server {{\n        listen 127.0.0.1:{front} backlog=4096;\n\
          proxy_pass 127.0.0.1:{back};\n        proxy_half_close on;\n    }}\n}}\n",
-        2 * MAX_CONNS + 100
+        NGINX_CONNS + 500
     )
 }
 
@@ -135,6 +143,7 @@ fn command(
         _ => vec![
             s("socat"),
             format!("-b{SOCAT_BUF}"),
+            format!("-t{SOCAT_HALF_CLOSE_SECS}"),
             format!("TCP-LISTEN:{front},bind=127.0.0.1,fork,reuseaddr,backlog=4096,nodelay"),
             format!("TCP:127.0.0.1:{back},nodelay"),
         ],
@@ -185,6 +194,7 @@ impl Baseline {
             .with_context(|| format!("spawning {}", argv.join(" ")))?;
         let mut b = Baseline {
             system,
+            workers: placement.workers.max(1),
             child,
             front: SocketAddr::from((Ipv4Addr::LOCALHOST, front)),
             backend,
@@ -244,6 +254,14 @@ impl Target for Baseline {
     fn finish_setup(&self) {
         if let Ok(mut e) = self.echo.lock() {
             e.take();
+        }
+    }
+
+    fn max_pairs(&self) -> Option<usize> {
+        match self.system {
+            System::HaproxySplice | System::HaproxyDefault => Some(MAX_CONNS),
+            System::Nginx => Some(NGINX_CONNS / 2 * self.workers),
+            _ => None,
         }
     }
 

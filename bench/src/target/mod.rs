@@ -137,6 +137,11 @@ pub trait Target: Send + Sync {
     /// The relay's memory, fds and io-wq threads (`None` for direct TCP).
     fn relay_resources(&self) -> Option<Resources>;
 
+    /// Most pairs this target can hold at once (its connection limit), if it has one.
+    fn max_pairs(&self) -> Option<usize> {
+        None
+    }
+
     /// Which path moved the bytes, when the target can tell (Tandem: splice leases, copy
     /// fallbacks), for the report to prove the variant ran the path it names.
     fn path_note(&self) -> Option<String> {

@@ -56,13 +56,20 @@ fn fds_per_pair(target: &dyn Target) -> u64 {
 pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> {
     let per = fds_per_pair(target);
     let room = (nofile_limit().saturating_sub(FD_RESERVE) / per) as usize;
-    let n = s.pairs.min(room);
-    let limit_note = (n < s.pairs).then(|| {
-        format!(
+    let cap = target.max_pairs().unwrap_or(usize::MAX);
+    let n = s.pairs.min(room).min(cap);
+    let limit_note = if n == cap && n < s.pairs {
+        Some(format!(
+            "the relay's configured connection limit allows {cap} pairs"
+        ))
+    } else if n < s.pairs {
+        Some(format!(
             "RLIMIT_NOFILE {} allows {room} pairs at {per} fds per pair in this process; see bench/README.md for the settings",
             nofile_limit()
-        )
-    });
+        ))
+    } else {
+        None
+    };
     let in_process = target.system().is_tandem();
     let probe = || {
         target
