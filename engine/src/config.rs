@@ -96,7 +96,8 @@ pub struct EngineConfig {
     pub bad_token_limit: u32,
     /// The limiter's window (default 10 s).
     pub bad_token_window: Duration,
-    /// Source IPs tracked by the limiter per core (default 4096 entries; oldest evicted).
+    /// Sources (IPv4 addresses, IPv6 /64 prefixes) tracked by the limiter per core (default
+    /// 4096 entries; oldest evicted).
     pub bad_token_table: usize,
     /// Pair-table sweep period (default 100 ms): expiry precision for waiting sides.
     pub tick: Duration,

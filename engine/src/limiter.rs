@@ -1,8 +1,13 @@
 //! Per-source-IP limiter for bad tokens (sans-IO, injected time). Bounded: at most `capacity`
 //! addresses are tracked; when full, the entry with the oldest window is evicted.
+//!
+//! An IPv6 source is tracked by its /64 prefix: one host is routinely given a whole /64, so
+//! keying by full address would let it present each bad token from a fresh address (never
+//! limited) and churn the table, evicting sources that were limited. IPv4-mapped IPv6
+//! addresses (a dual-stack listener) count as their IPv4 address.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 /// Counts bad tokens per IP in fixed windows; an IP over the limit is refused until its window ends.
@@ -27,7 +32,7 @@ impl BadTokenLimiter {
 
     /// True when connections from `ip` should be refused right at accept.
     pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        match self.seen.get(&ip) {
+        match self.seen.get(&source(ip)) {
             Some(&(start, n)) => now < start + self.window && n >= self.limit,
             None => false,
         }
@@ -35,6 +40,7 @@ impl BadTokenLimiter {
 
     /// Records one bad token from `ip`.
     pub fn record(&mut self, ip: IpAddr, now: Instant) {
+        let ip = source(ip);
         if !self.seen.contains_key(&ip) && self.seen.len() >= self.capacity {
             self.evict(now);
         }
@@ -71,6 +77,17 @@ impl BadTokenLimiter {
     }
 }
 
+/// The key a source is limited by: IPv4 as is (also when IPv4-mapped), IPv6 by its /64.
+fn source(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -86,6 +103,37 @@ mod tests {
         assert!(l.is_blocked(ip, now));
         assert!(!l.is_blocked([10, 0, 0, 2].into(), now));
         assert!(!l.is_blocked(ip, now + Duration::from_secs(10)));
+    }
+
+    #[test]
+    fn ipv6_sources_are_limited_by_their_64_prefix() {
+        let now = Instant::now();
+        let mut l = BadTokenLimiter::new(3, Duration::from_secs(10), 8);
+        // One host rotating through its /64: each bad token from a fresh address.
+        for i in 1..=3u16 {
+            l.record(
+                IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, i)),
+                now,
+            );
+        }
+        let next = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0xdead, 0, 0, 99));
+        assert!(l.is_blocked(next, now), "the /64 is limited");
+        assert_eq!(l.len(), 1, "one table entry for the /64");
+        let neighbour = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert!(!l.is_blocked(neighbour, now), "another /64 is not");
+    }
+
+    #[test]
+    fn ipv4_mapped_counts_as_ipv4() {
+        let now = Instant::now();
+        let mut l = BadTokenLimiter::new(2, Duration::from_secs(10), 8);
+        let v4: IpAddr = [192, 0, 2, 7].into();
+        let mapped = IpAddr::V6(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0xc000, 0x0207));
+        l.record(v4, now);
+        l.record(mapped, now);
+        assert!(l.is_blocked(v4, now));
+        assert!(l.is_blocked(mapped, now));
+        assert!(!l.is_blocked([192, 0, 2, 8].into(), now));
     }
 
     #[test]
