@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tandem_control::certs::{CertsPlan, generate};
 use tandem_control::cli::common::{LogArgs, VERSION, shutdown_signal};
 use tandem_control::cli::{self, CliError};
@@ -51,6 +51,12 @@ enum Command {
     },
     /// Validate the settings and print them (secrets masked), or every problem with file and key.
     CheckSettings,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the version.
     Version,
 }
@@ -93,6 +99,10 @@ enum SdCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "hyper", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = cli.log.init() {
         eprintln!("hyper: {e}");
         return ExitCode::from(2);
@@ -102,6 +112,7 @@ fn main() -> ExitCode {
             println!("hyper {VERSION}");
             ExitCode::SUCCESS
         }
+        Command::Completions { .. } => ExitCode::SUCCESS,
         Command::Certs {
             certs_dir,
             directory_dir,

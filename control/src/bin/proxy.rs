@@ -3,10 +3,10 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tandem_control::cli::common::{LogArgs, VERSION, shutdown_signal};
 use tandem_control::control_service::CtlCommand;
-use tandem_control::proxy::{ProxyError, bind_private, bind_public, run_private, run_public};
+use tandem_control::proxy::{PrivateProxy, ProxyError, PublicProxy, bind_private, bind_public};
 use tandem_control::settings::ProxySettings;
 
 /// The Tandem proxy: P2P pairing and TLS passthrough (public), outbound forwarding (private).
@@ -31,6 +31,12 @@ enum Command {
     CheckSettings,
     /// Drive a running public proxy through its ControlService (pairs, stats, drain, events).
     Ctl(CtlCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the version.
     Version,
 }
@@ -45,6 +51,10 @@ enum Which {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "proxy", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = cli.log.init() {
         eprintln!("proxy: {e}");
         return ExitCode::from(2);
@@ -70,7 +80,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run { which } => run(&settings, which),
-        Command::Version | Command::Ctl(_) => ExitCode::SUCCESS,
+        Command::Version | Command::Ctl(_) | Command::Completions { .. } => ExitCode::SUCCESS,
     }
 }
 
@@ -99,6 +109,18 @@ fn ctl(cmd: CtlCommand) -> ExitCode {
     }
 }
 
+/// Binds the `metrics:` address (served by whichever proxy runs).
+async fn bind_metrics(
+    m: &tandem_control::settings::MetricsSettings,
+) -> Result<tokio::net::TcpListener, ProxyError> {
+    tandem_control::metrics::bind(m)
+        .await
+        .map_err(|source| ProxyError::Io {
+            context: "binding the metrics address".into(),
+            source,
+        })
+}
+
 fn run(settings: &ProxySettings, which: Which) -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -114,14 +136,22 @@ fn run(settings: &ProxySettings, which: Which) -> ExitCode {
                     ProxyError::Settings("`proxy run public` needs a `public:` block".into())
                 })?;
                 let listener = bind_public(s).await?;
-                run_public(s, listener, shutdown_signal()).await
+                let mut proxy = PublicProxy::start(s, listener).await?;
+                if let Some(m) = &settings.metrics {
+                    proxy = proxy.with_metrics(bind_metrics(m).await?);
+                }
+                proxy.serve(shutdown_signal()).await
             }
             Which::Private => {
                 let s = settings.private.as_ref().ok_or_else(|| {
                     ProxyError::Settings("`proxy run private` needs a `private:` block".into())
                 })?;
                 let listener = bind_private(s).await?;
-                run_private(s, listener, shutdown_signal()).await
+                let mut proxy = PrivateProxy::start(s, listener).await?;
+                if let Some(m) = &settings.metrics {
+                    proxy = proxy.with_metrics(bind_metrics(m).await?);
+                }
+                proxy.serve(shutdown_signal()).await
             }
         }
     });

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use tandem_control::cli::common::{LogArgs, VERSION, shutdown_signal};
 use tandem_control::settings::SdSettings;
 
@@ -23,12 +23,22 @@ enum Command {
     Run,
     /// Validate the settings and print them (secrets masked), or every problem with file and key.
     CheckSettings,
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
     /// Print the version.
     Version,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "sd", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     if let Err(e) = cli.log.init() {
         eprintln!("sd: {e}");
         return ExitCode::from(2);
@@ -50,7 +60,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Run => run(&settings),
-        Command::Version => ExitCode::SUCCESS,
+        Command::Version | Command::Completions { .. } => ExitCode::SUCCESS,
     }
 }
 

@@ -1,12 +1,17 @@
 //! Prometheus metrics (`prometheus-client`) and the `/metrics`, `/healthz`, `/readyz` endpoint every
 //! process serves when its settings name a `metrics.bind_address`.
 
+pub mod collect;
+mod endpoint;
+mod engine;
 mod rpc;
 mod server;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use endpoint::{MetricsServer, bind};
+pub use engine::EngineCollector;
 pub use prometheus_client::registry::Registry;
 pub use rpc::{RpcLabels, RpcMetrics};
 pub use server::serve;

@@ -15,6 +15,7 @@ mod control;
 mod error;
 pub mod forward;
 pub mod hyper_link;
+pub mod metrics;
 pub mod private;
 mod private_methods;
 pub mod public;

@@ -25,8 +25,9 @@ use super::store::write;
 use super::terminate::Terminator;
 use super::{bind_jsonrpc, peer_check, route_config};
 use crate::datastore::{Cursor, Datastore};
-use crate::http::{ClientError, ServerLimits, jsonrpc_router, serve};
+use crate::http::{ClientError, ServerLimits, jsonrpc_router_observed, serve};
 use crate::jsonrpc::ErrorObject;
+use crate::metrics::{MetricsServer, Readiness};
 use crate::settings::proxy::PrivateProxySettings;
 
 /// Connections handled at once (each holds two sockets); more `incomingConnection` calls are
@@ -55,6 +56,7 @@ pub struct PrivateProxy {
     listener: TcpListener,
     tls: Option<Arc<ServerConfig>>,
     addr: SocketAddr,
+    metrics: Option<TcpListener>,
 }
 
 /// Binds the JSON-RPC port of `settings`.
@@ -120,7 +122,14 @@ impl PrivateProxy {
             listener: jsonrpc,
             tls,
             addr,
+            metrics: None,
         })
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs.
+    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
     }
 
     /// The JSON-RPC server's bound address.
@@ -136,12 +145,19 @@ impl PrivateProxy {
             &state.settings.jsonrpc_server,
             state.settings.call_timeout * 2,
         );
-        let router = jsonrpc_router(
+        let (registry, rpc_metrics) =
+            super::metrics::private_registry(state.slots.clone(), MAX_PRIVATE_CONNECTIONS);
+        let router = jsonrpc_router_observed(
             Arc::new(PrivateMethods {
                 state: state.clone(),
             }),
             route,
+            Some(rpc_metrics),
         );
+        let ready = Readiness::new();
+        let metrics = self
+            .metrics
+            .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
         let server = tokio::spawn(serve(
             self.listener,
             self.tls,
@@ -151,6 +167,7 @@ impl PrivateProxy {
                 let _ = stop.wait_for(|s| *s).await;
             },
         ));
+        ready.set(true);
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
         loop {
@@ -160,6 +177,7 @@ impl PrivateProxy {
             }
         }
         info!("private proxy stopping");
+        ready.set(false);
         let _ = stop_tx.send(true);
         let _ = server.await;
         let mut connections = std::mem::take(&mut *lock(&state.connections));
@@ -169,6 +187,9 @@ impl PrivateProxy {
         if drained.await.is_err() {
             connections.abort_all();
             while connections.join_next().await.is_some() {}
+        }
+        if let Some(metrics) = metrics {
+            metrics.stop().await;
         }
         Ok(())
     }

@@ -26,8 +26,9 @@ use super::store::PublicStore;
 use super::{bind_jsonrpc, peer_check, resolve, route_config};
 use crate::control_service::EventHub;
 use crate::datastore::Datastore;
-use crate::http::{Methods, PeerInfo, ServerLimits, jsonrpc_router, serve};
+use crate::http::{Methods, PeerInfo, ServerLimits, jsonrpc_router_observed, serve};
 use crate::jsonrpc::{ErrorObject, Request};
+use crate::metrics::{MetricsServer, Readiness};
 use crate::settings::proxy::PublicProxySettings;
 
 /// Most connections in one `announceConnections` call.
@@ -58,6 +59,7 @@ pub struct PublicProxy {
     jobs: mpsc::Receiver<super::sni::SniJob>,
     events: EventHub,
     control: Option<ControlPlane>,
+    metrics: Option<TcpListener>,
 }
 
 /// A cheap handle to read a running public proxy (stats, addresses, the engine).
@@ -213,7 +215,15 @@ impl PublicProxy {
             jobs,
             events: hub,
             control,
+            metrics: None,
         })
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs (ready
+    /// once serving, not ready while draining); see [`super::metrics`].
+    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
     }
 
     /// A handle for stats and addresses.
@@ -243,7 +253,16 @@ impl PublicProxy {
             &self.settings.jsonrpc_server,
             self.settings.call_timeout * 3,
         );
-        let router = jsonrpc_router(methods, route);
+        let (registry, rpc_metrics) = super::metrics::public_registry(
+            state.engine.clone(),
+            state.counters.clone(),
+            self.events.clone(),
+        );
+        let router = jsonrpc_router_observed(methods, route, Some(rpc_metrics));
+        let ready = Readiness::new();
+        let metrics = self
+            .metrics
+            .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
         let mut server_stop = stop.clone();
         let server = tokio::spawn(serve(
             self.listener,
@@ -255,6 +274,7 @@ impl PublicProxy {
             },
         ));
         let control = self.control.map(|c| c.spawn(stop.clone()));
+        ready.set(true);
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         loop {
@@ -268,6 +288,7 @@ impl PublicProxy {
             }
         }
         info!("public proxy stopping: draining");
+        ready.set(false);
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = notifier.await;
@@ -279,6 +300,9 @@ impl PublicProxy {
         let drained = tokio::task::spawn_blocking(move || engine.drain(grace)).await;
         let hub = self.events;
         let _ = tokio::task::spawn_blocking(move || hub.shutdown()).await;
+        if let Some(metrics) = metrics {
+            metrics.stop().await;
+        }
         let stats = PublicHandle { state }.stats();
         info!(proxy = ?stats.proxy, paired = stats.engine_total(|c| c.paired), "public proxy stopped");
         match drained {

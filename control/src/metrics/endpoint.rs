@@ -1,0 +1,59 @@
+//! Binding and running the metrics endpoint as a background task that a role starts after its
+//! listeners are bound and stops after it has drained.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use super::{Readiness, serve};
+use crate::settings::MetricsSettings;
+
+/// Binds the configured `metrics.bind_address`.
+pub async fn bind(settings: &MetricsSettings) -> std::io::Result<TcpListener> {
+    let address = &settings.bind_address;
+    let addrs = address.resolve().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("resolving the metrics address {address}: {e}"),
+        )
+    })?;
+    TcpListener::bind(addrs.as_slice()).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("binding the metrics address {address}: {e}"),
+        )
+    })
+}
+
+/// A running metrics endpoint; [`MetricsServer::stop`] ends it.
+#[derive(Debug)]
+pub struct MetricsServer {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` in a tokio task (logs
+    /// `metrics listening` with the bound address, which tests and operators read).
+    pub fn spawn(listener: TcpListener, registry: Registry, ready: Arc<Readiness>) -> Self {
+        if let Ok(addr) = listener.local_addr() {
+            info!(address = %addr, "metrics listening");
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let registry = Arc::new(RwLock::new(registry));
+        let task = tokio::spawn(serve(listener, registry, ready, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Stops serving and waits for the task (the HTTP server's own grace bounds the wait).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
