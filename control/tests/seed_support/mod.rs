@@ -113,6 +113,46 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// Sends SIGTERM, waits (bounded) for the exit, and returns every line the process wrote to
+    /// stderr over its whole life (the lines `wait_for` already read included).
+    pub fn stop_and_collect(mut self) -> Vec<String> {
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            // The reader thread ends at EOF (the child exited and closed stderr): all read.
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => self.log.push(line),
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if std::time::Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("{} did not stop after SIGTERM", self.name);
+            }
+        }
+        let _ = self.child.wait();
+        std::mem::take(&mut self.log)
+    }
+}
+
+/// Runs a command to completion and returns stdout and stderr; panics with stderr on failure.
+pub fn run_capture(bin: &Path, args: &[&str], env: &[(String, String)]) -> (String, String) {
+    let out = Command::new(bin)
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{stderr}",
+        bin.display()
+    );
+    (String::from_utf8(out.stdout).unwrap(), stderr)
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -122,10 +162,21 @@ impl Drop for Proc {
 
 /// Starts `bin args` with `env`, capturing stderr lines.
 pub fn spawn(name: &'static str, bin: &str, args: &[&str], env: &[(String, String)]) -> Proc {
+    spawn_logging(name, bin, args, env, "info")
+}
+
+/// Like [`spawn`] with the `RUST_LOG` directives `log` (e.g. `debug`).
+pub fn spawn_logging(
+    name: &'static str,
+    bin: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    log: &str,
+) -> Proc {
     let mut child = Command::new(bin)
         .args(args)
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
