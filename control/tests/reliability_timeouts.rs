@@ -8,7 +8,9 @@
 //!   (`timeouts.connect`), the JSON-RPC client (its call timeout) and the ControlService client
 //!   (its connect timeout);
 //! - the client-side TLS handshake deadline: the same three clients against a server that accepts
-//!   TCP and never answers the ClientHello.
+//!   TCP and never answers the ClientHello;
+//! - the HTTP header-read deadline: a client that sends half a request head to sd is cut at
+//!   `ServerLimits::default().header_timeout` (10 s).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod control_service_support;
@@ -241,4 +243,41 @@ async fn a_control_client_tls_handshake_with_a_silent_server_fails_at_its_timeou
         CLIENT_DEADLINE,
     );
     server.abort();
+}
+
+#[tokio::test]
+async fn sd_closes_a_client_that_never_finishes_its_request_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = tandem_control::certs::TestPki::generate(dir.path(), sd_common::OPS).unwrap();
+    let sd = sd_common::start(sd_common::settings(
+        &pki,
+        sd_common::file_store(dir.path()),
+        None,
+    ))
+    .await;
+    let connector = tokio_rustls::TlsConnector::from(sd_common::raw_tls(&pki, "hd-1"));
+    let tcp = tokio::net::TcpStream::connect(sd.addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("sd-1").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Half a request head, then silence (a slow-header client).
+    tls.write_all(b"POST /jsonrpc HTTP/1.1\r\nHost: sd-1\r\n")
+        .await
+        .unwrap();
+    tls.flush().await.unwrap();
+    let started = Instant::now();
+    let deadline = ServerLimits::default().header_timeout;
+    let mut buf = [0u8; 1024];
+    let closed = tokio::time::timeout(deadline + SLACK, async {
+        loop {
+            match tls.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {} // a 408 before the close is fine
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "still open after {:?}", deadline + SLACK);
+    assert_fired("sd header read", started.elapsed(), deadline);
+    sd.stop().await;
 }
