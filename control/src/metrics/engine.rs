@@ -44,6 +44,11 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         |c| c.refused_at_accept,
     ),
     (
+        "engine_limited_refusals",
+        "Of the refusals at accept: sources over the bad-preamble limit",
+        |c| c.limited_refusals,
+    ),
+    (
         "engine_paired",
         "Pairs completed (both sides arrived)",
         |c| c.paired,
@@ -110,6 +115,11 @@ const GAUGES: &[(&str, &str, Field)] = &[
         "engine_pipes_in_use",
         "Pipes leased from the pool now",
         |c| c.pipes_in_use,
+    ),
+    (
+        "engine_limited_sources",
+        "Source addresses the bad-preamble limiter tracks now",
+        |c| c.limited_sources,
     ),
 ];
 
