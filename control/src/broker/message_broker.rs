@@ -1,7 +1,7 @@
 //! [`MessageBroker`]: routes every request on every hop exactly as SPEC §2.4 describes.
 
-use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use tracing::{Instrument, debug, debug_span, warn};
 
@@ -13,6 +13,7 @@ use super::types::{
     HyperResponse, RequestSink,
 };
 use crate::directory::permissions::can_call;
+use crate::metrics::RpcMetrics;
 
 /// The `_ping` version when none is configured.
 pub const DEFAULT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -56,6 +57,8 @@ pub struct MessageBroker {
     handlers: RwLock<HandlerList>,
     in_transit: Arc<InTransit>,
     pending: Arc<PendingReplies>,
+    /// Calls by method and outcome, when the server exports metrics (set once).
+    metrics: OnceLock<RpcMetrics>,
 }
 
 impl std::fmt::Debug for MessageBroker {
@@ -84,6 +87,7 @@ impl MessageBroker {
             handlers: RwLock::new(Arc::new(Vec::new())),
             in_transit: Arc::new(InTransit::default()),
             pending: PendingReplies::new(),
+            metrics: OnceLock::new(),
         }
     }
 
@@ -91,6 +95,12 @@ impl MessageBroker {
     pub fn with_version(mut self, version: impl Into<String>) -> Self {
         self.version = version.into();
         self
+    }
+
+    /// Records every delivery in `metrics` (method from its fixed list or `other`, outcome from
+    /// `ok`, `denied`, `failed`, `error` or the delivery error's kind); false if already set.
+    pub fn set_metrics(&self, metrics: RpcMetrics) -> bool {
+        self.metrics.set(metrics).is_ok()
     }
 
     /// The operator this broker serves.
@@ -164,8 +174,27 @@ impl MessageBroker {
             .clone()
     }
 
-    /// SPEC §2.4, steps 1–9.
+    /// SPEC §2.4, steps 1–9 (counted in the broker's metrics when set).
     pub async fn deliver(
+        &self,
+        request: HyperRequest,
+        client: ClientInfo,
+    ) -> Result<HyperResponse, DeliveryError> {
+        let Some(metrics) = self.metrics.get() else {
+            return self.route(request, client).await;
+        };
+        let started = Instant::now();
+        let method = Address::parse(&request.id).map(|a| a.method);
+        let result = self.route(request, client).await;
+        metrics.observe(
+            method.as_deref().unwrap_or("other"),
+            outcome(&result),
+            started.elapsed(),
+        );
+        result
+    }
+
+    async fn route(
         &self,
         mut request: HyperRequest,
         client: ClientInfo,
@@ -261,6 +290,20 @@ impl MessageBroker {
         let message =
             format!("Channel {index} encountered an error delivering the message: {failure}");
         Ok(HyperResponse::error(id, 500, message))
+    }
+}
+
+/// The outcome label of a delivery: `ok`, `denied` (403), `failed` (a channel's 500), `error`
+/// (any other error response) or the [`DeliveryError`]'s kind: a fixed, small set.
+fn outcome(result: &Result<HyperResponse, DeliveryError>) -> &'static str {
+    match result {
+        Ok(response) => match &response.error {
+            None => "ok",
+            Some(e) if e.code == 403 => "denied",
+            Some(e) if e.code == 500 => "failed",
+            Some(_) => "error",
+        },
+        Err(e) => e.kind(),
     }
 }
 

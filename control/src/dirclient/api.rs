@@ -16,7 +16,12 @@ use tracing::{debug, info, warn};
 use crate::broker::types::{DeliveryError, Entries};
 use crate::directory::ledger::Ledger;
 use crate::directory::verify::Verifier;
+use crate::metrics::DirectoryMetrics;
 use crate::sdclient::SdClient;
+
+fn gauge(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
 
 /// What the refresher last published.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +56,7 @@ pub(super) struct ApiDirectory {
     published: watch::Sender<u64>,
     // Held by the single running refresh loop for its whole life (a second `run` waits).
     refresher: Mutex<Refresher>,
+    metrics: DirectoryMetrics,
 }
 
 impl ApiDirectory {
@@ -73,6 +79,7 @@ impl ApiDirectory {
                 verifier,
                 ledger: Ledger::new(),
             }),
+            metrics: DirectoryMetrics::default(),
         }
     }
 
@@ -141,6 +148,7 @@ impl ApiDirectory {
     }
 
     async fn refresh(&self, refresher: &mut Refresher) {
+        let started = Instant::now();
         let after = refresher
             .ledger
             .tip()
@@ -156,6 +164,8 @@ impl ApiDirectory {
             }
             Err(e) => Err(e.to_string()),
         };
+        self.metrics
+            .refreshed(outcome.is_ok(), started.elapsed().as_secs_f64());
         let mut snapshot = self
             .snapshot
             .write()
@@ -179,6 +189,8 @@ impl ApiDirectory {
                 }
                 snapshot.updated = Some(Instant::now());
                 snapshot.error = None;
+                self.metrics.records.set(gauge(snapshot.chain_len));
+                self.metrics.entries.set(gauge(snapshot.entries.len()));
             }
             Err(reason) => {
                 warn!(endpoint = %self.endpoint, %reason, "directory refresh failed");
@@ -187,5 +199,16 @@ impl ApiDirectory {
         }
         drop(snapshot);
         self.published.send_modify(|generation| *generation += 1);
+    }
+}
+
+impl super::DirectoryClient {
+    /// The refresh metrics of an `api` directory (`None` for `json`, which never refreshes);
+    /// register them with [`DirectoryMetrics::register`].
+    pub fn metrics(&self) -> Option<DirectoryMetrics> {
+        match &self.backend {
+            super::Backend::Api(api) => Some(api.metrics.clone()),
+            super::Backend::Json(_) => None,
+        }
     }
 }

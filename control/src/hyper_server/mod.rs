@@ -4,6 +4,7 @@
 //! The binary calls [`Listeners::bind`] then [`run`]; tests bind `127.0.0.1:0` themselves.
 
 mod gateway;
+mod metrics;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +18,7 @@ use tracing::{Instrument, info, info_span};
 use crate::broker::types::DirectorySource;
 
 pub use gateway::{InboundOnly, MAX_GATEWAY_BODY_BYTES, ROUTE_TIMEOUT_MARGIN};
+pub use metrics::BROKER_METHODS;
 
 use crate::broker::{
     BrokerError, JsonRpcClientChannel, JsonRpcClientError, MessageBroker, StdoutChannel,
@@ -113,7 +115,16 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HyperServerError> {
-    let server = HyperServer::start(settings, listeners)?;
+    let mut server = HyperServer::start(settings, listeners)?;
+    if let Some(m) = &settings.metrics {
+        let listener = crate::metrics::bind(m)
+            .await
+            .map_err(|source| HyperServerError::Io {
+                context: "binding the metrics address".into(),
+                source,
+            })?;
+        server.serve_metrics(listener);
+    }
     shutdown.await;
     server.shutdown().await;
     Ok(())
@@ -144,6 +155,10 @@ pub struct HyperServer {
     pub jsonrpc_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    /// Taken by [`HyperServer::serve_metrics`].
+    registry: Option<crate::metrics::Registry>,
+    ready: Arc<crate::metrics::Readiness>,
+    metrics: Option<crate::metrics::MetricsServer>,
 }
 
 impl std::fmt::Debug for HyperServer {
@@ -181,14 +196,19 @@ impl HyperServer {
         let directory = Arc::new(DirectoryClient::from_settings(settings)?);
         let (stop, stop_rx) = watch::channel(false);
         // Dropping `server` on an error below stops and aborts what was started.
+        let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
+        let registry = metrics::hyper_registry(&broker, &directory);
         let mut server = Self {
-            broker: Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call)),
+            broker,
             directory: directory.clone(),
             grpc_server: None,
             grpc_client: None,
             jsonrpc_addr: None,
             stop,
             tasks: JoinSet::new(),
+            registry: Some(registry),
+            ready: crate::metrics::Readiness::new(),
+            metrics: None,
         };
         let refresh = stop_signal(&stop_rx);
         server
@@ -199,6 +219,7 @@ impl HyperServer {
         }
         server.install_p2p(timeouts.connect)?;
         info!(channels = settings.channels.len(), "hyper server running");
+        server.ready.set(true);
         Ok(server)
     }
 
@@ -291,11 +312,27 @@ impl HyperServer {
         Ok(())
     }
 
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until [`HyperServer::shutdown`]
+    /// (ready while the server runs, not ready while it stops). A second call is ignored.
+    pub fn serve_metrics(&mut self, listener: TcpListener) {
+        if let Some(registry) = self.registry.take() {
+            self.metrics = Some(crate::metrics::MetricsServer::spawn(
+                listener,
+                registry,
+                self.ready.clone(),
+            ));
+        }
+    }
+
     /// Stops every task and waits for them (each bounded by its own grace period).
     pub async fn shutdown(mut self) {
         info!(operator = %self.broker.name(), "hyper server stopping");
+        self.ready.set(false);
         let _ = self.stop.send(true);
         while self.tasks.join_next().await.is_some() {}
+        if let Some(metrics) = self.metrics.take() {
+            metrics.stop().await;
+        }
         info!(operator = %self.broker.name(), "hyper server stopped");
     }
 }

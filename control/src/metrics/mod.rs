@@ -2,6 +2,7 @@
 //! process serves when its settings name a `metrics.bind_address`.
 
 pub mod collect;
+mod directory;
 mod endpoint;
 mod engine;
 mod rpc;
@@ -10,6 +11,7 @@ mod server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use directory::{DirectoryMetrics, RefreshOutcome};
 pub use endpoint::{MetricsServer, bind};
 pub use engine::EngineCollector;
 pub use prometheus_client::registry::Registry;
