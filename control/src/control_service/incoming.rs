@@ -6,24 +6,20 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tonic::transport::server::Connected;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use super::metrics::Metrics;
 use super::policy::{AdminPolicy, Denied};
 use crate::grpc::HANDSHAKE_TIMEOUT;
+use crate::grpc::conn::TlsConn;
 use crate::tls::peer_leaf;
 
 /// Control connections served at once (operators, scripts and load-harness workers; each keeps
@@ -45,60 +41,8 @@ pub struct Caller {
     pub admin: Result<String, Denied>,
 }
 
-/// A TLS connection with its admin check.
-pub(crate) struct AdminStream {
-    tls: TlsStream<TcpStream>,
-    caller: Caller,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl Connected for AdminStream {
-    type ConnectInfo = Caller;
-
-    fn connect_info(&self) -> Caller {
-        self.caller.clone()
-    }
-}
-
-impl AsyncRead for AdminStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for AdminStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tls.is_write_vectored()
-    }
-}
+/// A TLS connection with its admin check (tonic's connect info).
+pub(crate) type AdminStream = TlsConn<Caller>;
 
 /// Handshaken connections on their way to tonic.
 pub(crate) type ReadyTx = mpsc::Sender<io::Result<AdminStream>>;
@@ -176,11 +120,7 @@ impl Acceptor {
                         addr: Some(addr),
                         admin,
                     };
-                    let stream = AdminStream {
-                        tls,
-                        caller,
-                        _slot: slot,
-                    };
+                    let stream = TlsConn::new(tls, caller, slot);
                     // A closed receiver means the server is stopping: the stream is dropped.
                     let _ = ready.send(Ok(stream)).await;
                 }

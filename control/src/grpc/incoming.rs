@@ -3,22 +3,19 @@
 //! before tonic sees them. A peer without an identity is closed.
 
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
-use tonic::transport::server::Connected;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::HANDSHAKE_TIMEOUT;
+use super::conn::TlsConn;
 use super::identity::{PeerIdentity, identify};
 use crate::broker::types::DirectorySource;
 use crate::http::{RateLimit, RateLimiter};
@@ -37,59 +34,7 @@ const READY_QUEUE: usize = 64;
 pub const INJECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A TLS connection with its peer's operator identity (tonic's connect info).
-pub(crate) struct PeerStream {
-    tls: TlsStream<TcpStream>,
-    identity: PeerIdentity,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl Connected for PeerStream {
-    type ConnectInfo = PeerIdentity;
-
-    fn connect_info(&self) -> PeerIdentity {
-        self.identity.clone()
-    }
-}
-
-impl AsyncRead for PeerStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for PeerStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.tls).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.tls).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tls.is_write_vectored()
-    }
-}
+pub(crate) type PeerStream = TlsConn<PeerIdentity>;
 
 /// Hands already-connected sockets to the gRPC server, which TLS-accepts them like any other
 /// (the proxy path's `_connectionRequest`). Cheap to clone.
@@ -216,11 +161,7 @@ impl Acceptor {
                                 clients: Arc::new(clients),
                             };
                             debug!(operator = identity.primary(), "gRPC peer identified");
-                            let peer = PeerStream {
-                                tls,
-                                identity,
-                                _slot: slot,
-                            };
+                            let peer = TlsConn::new(tls, identity, slot);
                             // A closed receiver means the server is stopping: the stream is dropped.
                             let _ = ready.send(Ok(peer)).await;
                         }

@@ -13,6 +13,7 @@
 //! Errors crossing to gRPC are mapped in [`convert`] only.
 
 mod client;
+pub(crate) mod conn;
 mod connector;
 pub mod convert;
 mod entry;
