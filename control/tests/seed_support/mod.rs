@@ -52,15 +52,29 @@ pub fn free_ports() -> BTreeMap<&'static str, u16> {
         "TANDEM_TEST_PP_JSONRPC_PORT",
         "TANDEM_TEST_PP_CONTROL_PORT",
     ];
-    // Hold every listener until all are chosen so no two variables get the same port.
-    let held: Vec<TcpListener> = VARS
-        .iter()
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    VARS.iter()
-        .zip(&held)
-        .map(|(v, l)| (*v, l.local_addr().unwrap().port()))
-        .collect()
+    // Ports from 127.0.0.1:0 come from the kernel's ephemeral range, where every other test's
+    // connections and listeners live too: one could take a port between our choice and the child's
+    // bind. So take a block below that range (20000..32000), starting at a block derived from our
+    // pid (concurrent test processes start in different blocks), and keep the first block whose
+    // ports are all free.
+    const FIRST: u16 = 20_000;
+    const BLOCKS: u16 = 1_000;
+    let width = VARS.len() as u16;
+    let start = (std::process::id() % u32::from(BLOCKS)) as u16;
+    for i in 0..BLOCKS {
+        let base = FIRST + ((start + i) % BLOCKS) * width;
+        let ports: Vec<u16> = (base..base + width).collect();
+        let free = ports
+            .iter()
+            .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok());
+        if free {
+            return VARS.iter().copied().zip(ports).collect();
+        }
+    }
+    panic!(
+        "no block of {width} free ports in {FIRST}..{}",
+        FIRST + BLOCKS * width
+    )
 }
 
 /// A child process killed on drop, with the log lines it printed.
