@@ -120,6 +120,20 @@ async fn proxy_metrics_count_a_pair_and_the_dashboard_queries_exported_metrics()
         "{text}"
     );
     assert_eq!(total(&samples, "engine_live_pairs", &[]), 0.0);
+    assert_eq!(
+        total(&samples, "engine_pair_setup_seconds_count", &[]),
+        1.0,
+        "one pair set up: {text}"
+    );
+    assert_eq!(
+        total(
+            &samples,
+            "engine_pair_setup_seconds_bucket",
+            &[r#"le="+Inf""#]
+        ),
+        1.0
+    );
+    assert!(total(&samples, "engine_pair_setup_seconds_sum", &[]) > 0.0);
     let cores = samples
         .iter()
         .filter(|(s, _)| s.starts_with("engine_paired_total{"))

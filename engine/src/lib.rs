@@ -26,5 +26,5 @@ pub use error::EngineError;
 pub use handle::{Engine, EngineHandle, LocalAddrs, PairEvent, PairTicket, RefuseAll, SniResolver};
 pub use pair_table::{PairId, PairKind, Port, Refusal, Side};
 pub use relay::CloseReason;
-pub use stats::CoreStatsSnapshot;
+pub use stats::{CoreStatsSnapshot, PAIR_SETUP_BOUNDS_US, SetupSnapshot};
 pub use token::{CoreId, Token};

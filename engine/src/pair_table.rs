@@ -87,8 +87,14 @@ impl Refusal {
 pub enum Arrival<C> {
     /// First side: the table keeps the connection until its partner or the TTL.
     Waiting(PairId),
-    /// Second side: both connections, side A first. The tokens are now spent.
-    Paired { id: PairId, a: C, b: C },
+    /// Second side: both connections, side A first. The tokens are now spent. `setup` is the
+    /// time from registration to this arrival (the pair's setup time).
+    Paired {
+        id: PairId,
+        a: C,
+        b: C,
+        setup: Duration,
+    },
     /// Refused: the caller closes the connection.
     Refused { reason: Refusal, conn: C },
 }
@@ -118,6 +124,7 @@ struct Entry<C> {
     id: PairId,
     tokens: [Token; 2],
     kind: PairKind,
+    registered: Instant,
     expires: Instant,
     state: PairState<C>,
 }
@@ -210,6 +217,7 @@ impl<C> PairTable<C> {
             id,
             tokens,
             kind,
+            registered: now,
             expires,
             state: PairState::Issued,
         });
@@ -270,11 +278,11 @@ impl<C> PairTable<C> {
                 self.waiting += 1;
                 Arrival::Waiting(entry.id)
             }
-            PairState::Waiting { .. } => self.complete(idx, conn, side),
+            PairState::Waiting { .. } => self.complete(idx, conn, side, now),
         }
     }
 
-    fn complete(&mut self, idx: usize, conn: C, side: Side) -> Arrival<C> {
+    fn complete(&mut self, idx: usize, conn: C, side: Side, now: Instant) -> Arrival<C> {
         let entry = self.remove(idx);
         let PairState::Waiting { conn: first, .. } = entry.state else {
             unreachable!("complete is only called on a waiting entry");
@@ -286,7 +294,12 @@ impl<C> PairTable<C> {
             Side::B => (first, conn),
             Side::A => (conn, first),
         };
-        Arrival::Paired { id: entry.id, a, b }
+        Arrival::Paired {
+            id: entry.id,
+            a,
+            b,
+            setup: now.saturating_duration_since(entry.registered),
+        }
     }
 
     fn remove(&mut self, idx: usize) -> Entry<C> {

@@ -55,6 +55,22 @@ fn pairs_in_both_orders() {
 }
 
 #[test]
+fn paired_reports_the_time_since_registration() {
+    let t0 = Instant::now();
+    let mut t = PairTable::new(limits(10, 10));
+    let [a, b] = pair(&mut t, 1, t0);
+    let first = t0 + Duration::from_millis(5);
+    assert!(matches!(
+        t.arrive(&a, Port::Pairing, 1, first),
+        Arrival::Waiting(_)
+    ));
+    match t.arrive(&b, Port::Pairing, 2, t0 + Duration::from_millis(40)) {
+        Arrival::Paired { setup, .. } => assert_eq!(setup, Duration::from_millis(40)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn refusals_by_reason() {
     let now = Instant::now();
     let mut t = PairTable::new(limits(10, 10));
@@ -239,7 +255,7 @@ proptest! {
                             prop_assert!(now < expires);
                             *admitted.entry(token).or_default() += 1;
                         }
-                        Arrival::Paired { id, a, b } => {
+                        Arrival::Paired { id, a, b, .. } => {
                             prop_assert_eq!(id.core, core);
                             prop_assert!(now < expires);
                             prop_assert_eq!(a, (pair, Side::A));

@@ -13,6 +13,8 @@ macro_rules! counters {
             $($(#[$doc])* pub $name: AtomicU64,)*
             /// 0 = starting, 1 = io_uring, 2 = epoll.
             pub driver: AtomicU64,
+            /// Time from pair registration until both sides arrived.
+            pub pair_setup: SetupHistogram,
         }
 
         /// A point-in-time copy of [`CoreStats`].
@@ -21,6 +23,8 @@ macro_rules! counters {
             $($(#[$doc])* pub $name: u64,)*
             /// The driver the core runs on, once started.
             pub driver: Option<DriverInUse>,
+            /// Pair setup times.
+            pub pair_setup: SetupSnapshot,
         }
 
         impl CoreStats {
@@ -33,6 +37,7 @@ macro_rules! counters {
                         2 => Some(DriverInUse::Legacy),
                         _ => None,
                     },
+                    pair_setup: self.pair_setup.snapshot(),
                 }
             }
         }
@@ -109,6 +114,61 @@ counters! {
     accept_errors,
 }
 
+/// Upper bounds of the pair-setup histogram's buckets, in microseconds (500 µs .. 30 s: local
+/// pairs take well under a millisecond; the default pair TTL caps the slowest). One more bucket
+/// counts everything above the last bound.
+pub const PAIR_SETUP_BOUNDS_US: [u64; 15] = [
+    500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000, 1_000_000,
+    2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// Buckets of the pair-setup histogram: one per bound plus the overflow bucket.
+pub const PAIR_SETUP_BUCKETS: usize = PAIR_SETUP_BOUNDS_US.len() + 1;
+
+/// A fixed-bucket histogram of pair setup times, written by its core with relaxed atomics
+/// (16 counters and a sum: no allocation, bounded).
+#[derive(Debug, Default)]
+pub struct SetupHistogram {
+    /// Per-bucket (not cumulative) counts; the last is the overflow bucket.
+    buckets: [AtomicU64; PAIR_SETUP_BUCKETS],
+    /// Sum of the observed times, microseconds.
+    sum_us: AtomicU64,
+}
+
+/// A copy of a [`SetupHistogram`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SetupSnapshot {
+    /// Per-bucket (not cumulative) counts, bounds [`PAIR_SETUP_BOUNDS_US`] then overflow.
+    pub buckets: [u64; PAIR_SETUP_BUCKETS],
+    /// Sum of the observed times, microseconds.
+    pub sum_us: u64,
+}
+
+impl SetupSnapshot {
+    /// Observations in total.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().sum()
+    }
+}
+
+impl SetupHistogram {
+    /// Records one setup time.
+    pub fn observe(&self, took: std::time::Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
+        let i = PAIR_SETUP_BOUNDS_US.partition_point(|&bound| bound < us);
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Reads the buckets (each individually consistent).
+    pub fn snapshot(&self) -> SetupSnapshot {
+        SetupSnapshot {
+            buckets: std::array::from_fn(|i| self.buckets[i].load(Ordering::Relaxed)),
+            sum_us: self.sum_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl CoreStats {
     /// Adds 1 to a counter.
     pub fn inc(c: &AtomicU64) {
@@ -140,5 +200,27 @@ impl CoreStats {
             DriverInUse::Legacy => 2,
         };
         self.driver.store(v, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn setup_times_land_in_their_bucket() {
+        let h = SetupHistogram::default();
+        h.observe(Duration::from_micros(100));
+        h.observe(Duration::from_micros(500));
+        h.observe(Duration::from_micros(501));
+        h.observe(Duration::from_secs(3600));
+        let s = h.snapshot();
+        assert_eq!(s.buckets[0], 2, "<= 500 µs, bound inclusive");
+        assert_eq!(s.buckets[1], 1);
+        assert_eq!(s.buckets[PAIR_SETUP_BUCKETS - 1], 1, "overflow");
+        assert_eq!(s.count(), 4);
+        assert_eq!(s.sum_us, 100 + 500 + 501 + 3_600_000_000);
     }
 }

@@ -250,7 +250,10 @@ impl Core {
             .arrive(&token, port, conn, Instant::now());
         match arrival {
             Arrival::Waiting(id) => debug!(pair = %id, %peer, "first side waiting"),
-            Arrival::Paired { id, a, b } => self.start_relay(id, a, b),
+            Arrival::Paired { id, a, b, setup } => {
+                self.stats().pair_setup.observe(setup);
+                self.start_relay(id, a, b);
+            }
             Arrival::Refused { reason, conn } => {
                 debug!(%peer, token = %token, reason = reason.as_str(), "token refused");
                 self.stats().refusal(reason);

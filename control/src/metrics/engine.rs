@@ -2,8 +2,9 @@
 //! scrape time and exported with a `core` label (bounded by the engine's core count).
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
-use tandem_engine::{CoreStatsSnapshot, EngineHandle};
+use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
+use tandem_engine::{CoreStatsSnapshot, EngineHandle, PAIR_SETUP_BOUNDS_US};
 
 use super::collect::{counter, gauge};
 
@@ -199,6 +200,7 @@ impl Collector for EngineCollector {
             });
             counter(&mut encoder, name, help, samples)?;
         }
+        encode_setup(&mut encoder, &stats)?;
         let drivers = stats.iter().enumerate().map(|(i, c)| {
             let driver = c.driver.map_or("starting", |d| d.as_str()).to_owned();
             let labels: CoreAnd = [("core", i.to_string()), ("driver", driver)];
@@ -211,4 +213,30 @@ impl Collector for EngineCollector {
             drivers,
         )
     }
+}
+
+/// `engine_pair_setup_seconds{core}`: the engine's fixed-bucket histogram of the time from pair
+/// registration until both sides arrived.
+fn encode_setup(
+    encoder: &mut DescriptorEncoder,
+    stats: &[CoreStatsSnapshot],
+) -> Result<(), std::fmt::Error> {
+    let mut family = encoder.encode_descriptor(
+        "engine_pair_setup_seconds",
+        "Time from pair registration until both sides arrived",
+        None,
+        MetricType::Histogram,
+    )?;
+    for (i, c) in stats.iter().enumerate() {
+        let h = &c.pair_setup;
+        let bounds = PAIR_SETUP_BOUNDS_US
+            .iter()
+            .map(|us| *us as f64 / 1e6)
+            .chain([f64::INFINITY]);
+        let buckets: Vec<(f64, u64)> = bounds.zip(h.buckets).collect();
+        family
+            .encode_family(&core(i))?
+            .encode_histogram::<NoLabelSet>(h.sum_us as f64 / 1e6, h.count(), &buckets, None)?;
+    }
+    Ok(())
 }

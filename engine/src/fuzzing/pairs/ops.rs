@@ -57,7 +57,7 @@ impl Run {
                     waiting: Some((side, conn, self.now)),
                 };
             }
-            (Arrival::Paired { id, a, b }, Want::Paired(first)) => {
+            (Arrival::Paired { id, a, b, .. }, Want::Paired(first)) => {
                 assert_eq!(id, pair.id);
                 let want = match side {
                     Side::B => (first, conn),
