@@ -12,6 +12,11 @@ use prometheus_client::registry::Registry;
 /// client sending random method names cannot grow the families without bound.
 pub const MAX_METHOD_LABELS: usize = 64;
 
+/// The largest number of distinct outcome labels kept per endpoint; later new outcomes count as
+/// `other`. Outcomes are `ok`, error kinds or JSON-RPC codes, and a proxy passes a peer's codes
+/// through, so without this bound a peer could grow the families.
+pub const MAX_OUTCOME_LABELS: usize = 32;
+
 /// Labels of one call.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RpcLabels {
@@ -27,6 +32,7 @@ pub struct RpcMetrics {
     calls: Family<RpcLabels, Counter>,
     latency: Family<RpcLabels, Histogram>,
     known: std::sync::Arc<[&'static str]>,
+    outcomes: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl RpcMetrics {
@@ -53,6 +59,7 @@ impl RpcMetrics {
             calls,
             latency,
             known: known.into(),
+            outcomes: std::sync::Arc::default(),
         }
     }
 
@@ -64,14 +71,32 @@ impl RpcMetrics {
             .find(|m| **m == method)
             .copied()
             .unwrap_or("other");
+        let outcome = self.bounded_outcome(outcome);
         let labels = RpcLabels {
             method: method.to_owned(),
-            outcome: outcome.to_owned(),
+            outcome,
         };
         self.calls.get_or_create(&labels).inc();
         self.latency
             .get_or_create(&labels)
             .observe(took.as_secs_f64());
+    }
+}
+
+impl RpcMetrics {
+    fn bounded_outcome(&self, outcome: &str) -> String {
+        let mut seen = self
+            .outcomes
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if seen.contains(outcome) {
+            return outcome.to_owned();
+        }
+        if seen.len() < MAX_OUTCOME_LABELS {
+            seen.insert(outcome.to_owned());
+            return outcome.to_owned();
+        }
+        "other".to_owned()
     }
 }
 
@@ -96,6 +121,19 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("random1"));
+        for code in 0..(MAX_OUTCOME_LABELS + 10) {
+            m.observe("getTip", &code.to_string(), Duration::from_millis(1));
+        }
+        let text = crate::metrics::render(&registry);
+        let outcomes = text
+            .lines()
+            .filter(|l| l.starts_with("t_rpc_calls_total{"))
+            .count();
+        assert_eq!(outcomes, MAX_OUTCOME_LABELS + 1, "bounded, plus `other`");
+        assert!(
+            text.contains(r#"t_rpc_calls_total{method="getTip",outcome="other"} 12"#),
+            "{text}"
+        );
         assert!(text.contains("t_rpc_call_seconds_bucket"));
     }
 }
