@@ -260,7 +260,8 @@ impl Target for Baseline {
     fn max_pairs(&self) -> Option<usize> {
         match self.system {
             System::HaproxySplice | System::HaproxyDefault => Some(MAX_CONNS),
-            System::Nginx => Some(NGINX_CONNS / 2 * self.workers),
+            // Each pair is two connections of the worker's budget; 100 kept for the listener and probes.
+            System::Nginx => Some((NGINX_CONNS / 2 - 100) * self.workers),
             _ => None,
         }
     }
