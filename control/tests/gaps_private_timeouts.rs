@@ -134,9 +134,9 @@ async fn a_terminate_tls_client_that_never_sends_a_request_is_closed_at_the_time
     private.announce().await;
 
     // 1. TLS completes, then silence: cut at the timeout.
-    let paired = paired(&private).await;
+    let socket = paired(&private).await;
     let started = Instant::now();
-    let mut tls = tls_to_domain(paired, &root).await;
+    let mut tls = tls_to_domain(socket, &root).await;
     let waited = closed_after(&mut tls, started).await;
     assert_at_deadline(waited, "silent client after TLS");
     // 2. Not even a ClientHello: cut at the same timeout.
