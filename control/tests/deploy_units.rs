@@ -42,6 +42,11 @@ fn units_verify() {
             "tandem-hyper@hd-1.service",
             dir.path(),
         ),
+        instantiate(
+            "tandem-proxy@.service",
+            "tandem-proxy@public.service",
+            dir.path(),
+        ),
     ];
     let out = Command::new(analyze)
         .arg("verify")
