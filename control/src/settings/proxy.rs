@@ -44,7 +44,7 @@ pub struct ProxySettings {
     pub public: Option<PublicProxySettings>,
     /// `private:` (for `proxy run private`).
     pub private: Option<PrivateProxySettings>,
-    /// Prometheus endpoint, if any (accepted; served by the later metrics work).
+    /// Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`), if any.
     pub metrics: Option<MetricsSettings>,
 }
 
