@@ -57,17 +57,23 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
         }
         let guard = ConnGuard::new(core.shared.clone(), core.id);
         let span = info_span!("conn", core = core.id.0, %peer, port = ?port);
-        let c = core.clone();
-        core.spawn(
-            async move {
-                let close = c.close_all.clone();
-                monoio::select! {
-                    _ = serve(c, stream, peer, port, guard) => {},
-                    _ = close.wait() => {},
-                }
-            }
-            .instrument(span),
-        );
+        core.spawn(conn_task(core.clone(), stream, peer, port, guard).instrument(span));
+    }
+}
+
+/// The task of one accepted connection: reads its preamble and pairs or hands it off; ends
+/// early when the core closes all connections.
+pub(crate) async fn conn_task(
+    core: Rc<Core>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: Port,
+    guard: ConnGuard,
+) {
+    let close = core.close_all.clone();
+    monoio::select! {
+        _ = serve(core, stream, peer, port, guard) => {},
+        _ = close.wait() => {},
     }
 }
 
@@ -83,7 +89,13 @@ fn set_options(core: &Core, stream: &TcpStream) {
     }
 }
 
-async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr, port: Port, guard: ConnGuard) {
+pub(crate) async fn serve(
+    core: Rc<Core>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    port: Port,
+    guard: ConnGuard,
+) {
     set_options(&core, &stream);
     let cfg = &core.shared.config;
     let read = match port {
@@ -154,7 +166,7 @@ async fn serve(core: Rc<Core>, stream: TcpStream, peer: SocketAddr, port: Port, 
 }
 
 /// How reading a preamble ended without a token (a deadline is the caller's `timeout`).
-enum Failed {
+pub(crate) enum Failed {
     /// The peer closed or reset first; `partial` when it had sent at least one byte.
     Aborted { partial: bool },
     /// The ClientHello was refused (malformed, too large, no route); already counted.
@@ -162,7 +174,7 @@ enum Failed {
 }
 
 /// Reads exactly 32 bytes (in any split, never more).
-async fn read_token(stream: &TcpStream) -> Result<(Token, Vec<u8>), Failed> {
+pub(crate) async fn read_token(stream: &TcpStream) -> Result<(Token, Vec<u8>), Failed> {
     let mut reader = TokenReader::new();
     // Bounded: each round reads >= 1 byte or waits; at most 32 reads succeed.
     loop {
@@ -182,15 +194,16 @@ async fn read_token(stream: &TcpStream) -> Result<(Token, Vec<u8>), Failed> {
 
 /// Buffers the ClientHello (bounded by `hello_max_bytes`), asks the resolver for the token
 /// to join, and returns it with the buffered bytes to replay.
-async fn read_hello(
+pub(crate) async fn read_hello(
     core: &Core,
     stream: &TcpStream,
     peer: SocketAddr,
 ) -> Result<(Token, Vec<u8>), Failed> {
     let max = core.shared.config.hello_max_bytes;
     let mut parser = ClientHelloReader::new(max);
+    // Bytes are received straight into `buf` (grown by at most HELLO_CHUNK per read), so no
+    // fixed-size chunk lives in this future across the readiness await.
     let mut buf: Vec<u8> = Vec::new();
-    let mut chunk = [0u8; HELLO_CHUNK];
     let info = loop {
         let room = (max - buf.len()).min(HELLO_CHUNK);
         if room == 0 {
@@ -200,25 +213,34 @@ async fn read_hello(
         let aborted = Failed::Aborted {
             partial: !buf.is_empty(),
         };
-        match splice::recv(stream.as_raw_fd(), &mut chunk[..room]) {
-            Ok(Step::Moved(n)) => {
-                buf.extend_from_slice(&chunk[..n]);
-                match parser.feed(&chunk[..n]) {
-                    Ok(Some(info)) => break info,
-                    Ok(None) => {}
-                    Err(e) => {
-                        CoreStats::inc(&core.stats().bad_hellos);
-                        debug!(error = e.kind(), "bad ClientHello");
-                        return Err(Failed::Refused);
-                    }
+        let filled = buf.len();
+        buf.resize(filled + room, 0);
+        let step = splice::recv(stream.as_raw_fd(), &mut buf[filled..]);
+        let got = match &step {
+            Ok(Step::Moved(n)) => *n,
+            _ => 0,
+        };
+        buf.truncate(filled + got);
+        match step {
+            Ok(Step::Moved(_)) => match parser.feed(&buf[filled..]) {
+                Ok(Some(info)) => break info,
+                Ok(None) => {}
+                Err(e) => {
+                    CoreStats::inc(&core.stats().bad_hellos);
+                    debug!(error = e.kind(), "bad ClientHello");
+                    return Err(Failed::Refused);
                 }
-            }
+            },
             Ok(Step::WouldBlock) => stream.readable(false).await.map_err(|_| aborted)?,
             Ok(Step::Eof) | Err(_) => return Err(aborted),
         }
     };
     match core.shared.resolver.resolve(&info, peer) {
-        Some(token) => Ok((token, buf)),
+        Some(token) => {
+            // Kept until the pair closes: give back the unused room of the last read.
+            buf.shrink_to_fit();
+            Ok((token, buf))
+        }
         None => {
             CoreStats::inc(&core.stats().bad_hellos);
             debug!(sni = ?info.sni, "no route for SNI");

@@ -151,18 +151,9 @@ impl Core {
 
     /// Spawns a task that drain waits for (counted until it ends).
     pub(crate) fn spawn<F: Future<Output = ()> + 'static>(self: &Rc<Self>, fut: F) {
-        struct TaskGuard(Rc<Core>);
-        impl Drop for TaskGuard {
-            fn drop(&mut self) {
-                self.0.tasks.set(self.0.tasks.get() - 1);
-            }
-        }
         self.tasks.set(self.tasks.get() + 1);
         let guard = TaskGuard(self.clone());
-        drop(monoio::spawn(async move {
-            let _guard = guard;
-            fut.await;
-        }));
+        drop(monoio::spawn(Counted { fut, _guard: guard }));
     }
 
     fn update_gauges(&self) {
@@ -283,48 +274,7 @@ impl Core {
         CoreStats::inc(&self.stats().live_pairs);
         self.live.set(self.live.get() + 1);
         self.shared.emit(self.id, PairEvent::Paired { id });
-        self.spawn(
-            async move {
-                let Conn {
-                    stream: sa,
-                    prefix: pa,
-                    _guard: ga,
-                    ..
-                } = a;
-                let Conn {
-                    stream: sb,
-                    prefix: pb,
-                    _guard: gb,
-                    ..
-                } = b;
-                let env = RelayEnv {
-                    pipes: &core.pipes,
-                    bufs: &core.bufs,
-                    stats: core.stats(),
-                    idle: core.shared.config.idle_timeout,
-                };
-                let (reason, bytes) = relay::relay(sa, sb, [&pa, &pb], &env, &core.close_all).await;
-                drop((ga, gb));
-                debug!(
-                    reason = reason.as_str(),
-                    a_to_b = bytes[0],
-                    b_to_a = bytes[1],
-                    "pair closed"
-                );
-                let s = core.stats();
-                CoreStats::dec(&s.live_pairs);
-                CoreStats::inc(match reason {
-                    CloseReason::Normal => &s.closed_normal,
-                    CloseReason::Reset => &s.closed_reset,
-                    CloseReason::Idle => &s.closed_idle,
-                    _ => &s.closed_drain,
-                });
-                core.live.set(core.live.get() - 1);
-                core.shared
-                    .emit(core.id, PairEvent::closed(id, reason, bytes));
-            }
-            .instrument(span),
-        );
+        self.spawn(relay_task(core, id, a, b).instrument(span));
     }
 
     /// Expires pairs whose TTL passed; closes their waiting sides.
@@ -340,6 +290,77 @@ impl Core {
         }
         self.update_gauges();
     }
+}
+
+/// Decrements the core's task count when its task ends or is dropped.
+struct TaskGuard(Rc<Core>);
+
+impl Drop for TaskGuard {
+    fn drop(&mut self) {
+        self.0.tasks.set(self.0.tasks.get() - 1);
+    }
+}
+
+/// A spawned task with its count guard. A struct rather than an `async` block: an awaited
+/// captured future is stored twice in an `async` block's state (rust-lang/rust#62958), which
+/// would double every task's allocation.
+struct Counted<F> {
+    fut: F,
+    _guard: TaskGuard,
+}
+
+impl<F: Future> Future for Counted<F> {
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<F::Output> {
+        // SAFETY: `fut` is structurally pinned: it is never moved out of `Counted`, which
+        // has no Drop impl and no Unpin impl, and it is dropped in place with it.
+        unsafe { self.map_unchecked_mut(|c| &mut c.fut) }.poll(cx)
+    }
+}
+
+/// The task of one pair: relays until it closes, then counts the close and emits its event.
+pub(crate) async fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) {
+    let Conn {
+        stream: sa,
+        prefix: pa,
+        _guard: ga,
+        ..
+    } = a;
+    let Conn {
+        stream: sb,
+        prefix: pb,
+        _guard: gb,
+        ..
+    } = b;
+    let env = RelayEnv {
+        pipes: &core.pipes,
+        bufs: &core.bufs,
+        stats: core.stats(),
+        idle: core.shared.config.idle_timeout,
+    };
+    let (reason, bytes) = relay::relay(sa, sb, [&pa, &pb], &env, &core.close_all).await;
+    drop((ga, gb));
+    debug!(
+        reason = reason.as_str(),
+        a_to_b = bytes[0],
+        b_to_a = bytes[1],
+        "pair closed"
+    );
+    let s = core.stats();
+    CoreStats::dec(&s.live_pairs);
+    CoreStats::inc(match reason {
+        CloseReason::Normal => &s.closed_normal,
+        CloseReason::Reset => &s.closed_reset,
+        CloseReason::Idle => &s.closed_idle,
+        _ => &s.closed_drain,
+    });
+    core.live.set(core.live.get() - 1);
+    core.shared
+        .emit(core.id, PairEvent::closed(id, reason, bytes));
 }
 
 /// The body of a worker: listeners, tick, mailbox; returns after drain.
@@ -397,3 +418,7 @@ async fn drain(core: &Rc<Core>) {
     }
     drop(core.mailbox().close());
 }
+
+#[cfg(test)]
+#[path = "future_size_tests.rs"]
+mod future_size_tests;

@@ -8,12 +8,12 @@
 pub mod pipe_pool;
 pub mod splice;
 
-mod pump;
+pub(crate) mod pump;
 
 use std::cell::Cell;
 use std::future::poll_fn;
 use std::os::fd::AsRawFd;
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::sync::atomic::AtomicU64;
 use std::task::Poll;
 use std::time::{Duration, Instant};
@@ -100,13 +100,19 @@ pub(crate) async fn relay(
         last: &last,
     };
     let run = async {
-        pump::write_all(&b, prefixes[0], env, &dir_ab).await?;
-        pump::write_all(&a, prefixes[1], env, &dir_ba).await?;
-        both_or_first_error(
-            pump::pump(&a, &b, env, &dir_ab),
-            pump::pump(&b, &a, env, &dir_ba),
-        )
-        .await
+        // Boxed, and only with a prefix: a buffered ClientHello is rare and short-lived, so
+        // its writability wait need not enlarge every pair's future.
+        if !prefixes[0].is_empty() {
+            Box::pin(pump::write_all(&b, prefixes[0], env, &dir_ab)).await?;
+        }
+        if !prefixes[1].is_empty() {
+            Box::pin(pump::write_all(&a, prefixes[1], env, &dir_ba)).await?;
+        }
+        // Pinned here and borrowed: moving them into the joining future as arguments would
+        // store each pump twice in this future (arguments and the locals they move into).
+        let ab = pin!(pump::pump(&a, &b, env, &dir_ab));
+        let ba = pin!(pump::pump(&b, &a, env, &dir_ba));
+        both_or_first_error(ab, ba).await
     };
     let reason = monoio::select! {
         r = run => match r {
@@ -125,13 +131,14 @@ pub(crate) async fn relay(
 }
 
 /// Runs both directions; finishes when both finish, or at the first error (dropping the other).
-async fn both_or_first_error<F1, F2>(f1: F1, f2: F2) -> Result<(), Fatal>
+async fn both_or_first_error<F1, F2>(
+    mut f1: Pin<&mut F1>,
+    mut f2: Pin<&mut F2>,
+) -> Result<(), Fatal>
 where
     F1: Future<Output = Result<(), Fatal>>,
     F2: Future<Output = Result<(), Fatal>>,
 {
-    let mut f1 = pin!(f1);
-    let mut f2 = pin!(f2);
     let (mut done1, mut done2) = (false, false);
     poll_fn(|cx| {
         if !done1 && let Poll::Ready(r) = f1.as_mut().poll(cx) {

@@ -24,7 +24,7 @@ enum Burst {
 /// Waits until `s` is readable (or writable). With an idle timeout, gives up with
 /// `Fatal::Idle` once no byte moved in either direction for that long. The loop only
 /// repeats when the other direction moved bytes meanwhile, so it ends when the pair idles.
-async fn wait_ready(
+pub(crate) async fn wait_ready(
     s: &TcpStream,
     read: bool,
     env: &RelayEnv<'_>,
@@ -73,7 +73,9 @@ pub(crate) async fn pump(
             Some(pipe) => {
                 CoreStats::inc(&env.stats.pipe_leases);
                 CoreStats::inc(&env.stats.pipes_in_use);
-                let r = splice_burst(src, dst, &pipe, env, dir).await;
+                // Boxed: the burst's state (with its writability wait) exists only while bytes
+                // move, so an idle pump holds just the readiness wait above.
+                let r = Box::pin(splice_burst(src, dst, &pipe, env, dir)).await;
                 CoreStats::dec(&env.stats.pipes_in_use);
                 match r {
                     Ok(_) => env.pipes.give_back(pipe),
@@ -84,7 +86,7 @@ pub(crate) async fn pump(
             None => {
                 CoreStats::inc(&env.stats.copy_fallbacks);
                 let mut buf = env.bufs.lease();
-                let r = copy_burst(src, dst, &mut buf, env, dir).await;
+                let r = Box::pin(copy_burst(src, dst, &mut buf, env, dir)).await;
                 env.bufs.give_back(buf);
                 r?
             }

@@ -1,0 +1,52 @@
+//! Sizes of the per-connection and per-pair task futures, built without being polled.
+//!
+//! Every accepted connection and every idle pair holds one of these on the worker's heap for
+//! its whole life, so a buffer kept across an await is paid per connection. The bounds below
+//! are deterministic for a given compiler (no RSS involved) and fail when a large local is
+//! held across an await again; the printed figures are what the report quotes.
+
+use std::mem::size_of;
+
+use crate::accept::{conn_task, read_hello, read_token, serve};
+use crate::relay::{pump, relay};
+use crate::worker::relay_task;
+
+/// Size of the future `f` returns, without calling it.
+fn ret1<A, F>(_: impl FnOnce(A) -> F) -> usize {
+    size_of::<F>()
+}
+fn ret3<A, B, C, F>(_: impl FnOnce(A, B, C) -> F) -> usize {
+    size_of::<F>()
+}
+fn ret4<A, B, C, D, F>(_: impl FnOnce(A, B, C, D) -> F) -> usize {
+    size_of::<F>()
+}
+fn ret5<A, B, C, D, E, F>(_: impl FnOnce(A, B, C, D, E) -> F) -> usize {
+    size_of::<F>()
+}
+
+/// Bytes a task future may take, in bytes: each is below it in a debug build (the largest,
+/// `relay_task`, ~3.3 KiB: two pumps each holding monoio's ~640-byte `Sleep` for the idle
+/// timeout), and each would exceed it again with a 4 KiB buffer held across an await.
+const MAX_TASK_FUTURE: usize = 4096;
+
+#[test]
+fn task_futures_hold_no_buffers() {
+    let sizes = [
+        ("accept::conn_task", ret5(conn_task)),
+        ("accept::serve", ret5(serve)),
+        ("accept::read_token", ret1(read_token)),
+        ("accept::read_hello", ret3(read_hello)),
+        ("worker::relay_task", ret4(relay_task)),
+        ("relay::relay", ret5(relay)),
+        ("relay::pump::pump", ret4(pump::pump)),
+        ("relay::pump::wait_ready", ret4(pump::wait_ready)),
+        ("monoio::time::sleep", ret1(monoio::time::sleep)),
+    ];
+    for (name, size) in sizes {
+        eprintln!("future size {name}: {size} bytes");
+    }
+    for (name, size) in sizes {
+        assert!(size <= MAX_TASK_FUTURE, "{name} future is {size} bytes");
+    }
+}
