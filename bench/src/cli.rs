@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use crate::target::System;
+use crate::workload::PairCreation;
 
 /// Load-test harness for Tandem: throughput, setup rate, latency and idle pairs, against direct
 /// TCP and the HAProxy / nginx / socat baselines in the same run.
@@ -42,10 +43,36 @@ pub enum Command {
 /// Settings every command shares.
 #[derive(Clone, Debug, Args, Serialize)]
 pub struct Common {
-    /// `inproc` starts the engine in this process; an ADDR would use a running proxy through
-    /// ControlService (not built yet).
-    #[arg(long, global = true, default_value = "inproc")]
+    /// `inproc` starts the engine in this process; `HOST:PORT` is the ControlService of a
+    /// running `proxy`, whose pairs are then created through it (system `tandem-proxy`).
+    #[arg(
+        long,
+        global = true,
+        default_value = "inproc",
+        env = "TANDEM_BENCH_TARGET"
+    )]
     pub target: String,
+    /// With `--target ADDR`: an admin's TLS certificate chain (PEM).
+    #[arg(long, global = true, env = "TANDEM_BENCH_ADMIN_CERT")]
+    pub admin_cert: Option<PathBuf>,
+    /// With `--target ADDR`: that admin's private key (PEM).
+    #[arg(long, global = true, env = "TANDEM_BENCH_ADMIN_KEY")]
+    pub admin_key: Option<PathBuf>,
+    /// With `--target ADDR`: the CA certificate the proxy's certificate chains to (PEM).
+    #[arg(long, global = true, env = "TANDEM_BENCH_CA")]
+    pub ca: Option<PathBuf>,
+    /// With `--target ADDR`: the name the proxy's certificate is verified against.
+    #[arg(long, global = true, env = "TANDEM_BENCH_SERVER_NAME")]
+    pub server_name: Option<String>,
+    /// With `--target ADDR`: bound on connecting and on each ControlService call, seconds.
+    #[arg(long, global = true, default_value_t = 10.0)]
+    pub control_timeout: f64,
+    /// Setup-rate pair creation: `ahead` (tokens made before the timed part; scenario
+    /// `setup-rate`) or `control-per-pair` (one ControlService call inside each timed
+    /// operation; scenario `setup-rate-control`, needs `--target ADDR`). Default: `ahead`
+    /// in process, `control-per-pair` with `--target ADDR`.
+    #[arg(long, global = true, value_enum)]
+    pub pair_creation: Option<PairCreation>,
     /// Systems to run (comma-separated). Default: every system for `compare`, else
     /// `direct,tandem-uring-splice`.
     #[arg(long, global = true, value_delimiter = ',')]

@@ -4,17 +4,20 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use anyhow::bail;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, Common};
 use crate::procfs::{environment, raise_nofile};
 use crate::report::{Figures, Report, Run, SCHEMA, Skipped, check_targets, summarise};
-use crate::target::{Placement, System, Target, baseline_version, start};
+use crate::target::{Placement, Remote, RemoteSettings, System, Target, baseline_version, start};
 use crate::workload::{
-    IdleSettings, LatencySettings, SetupSettings, ThroughputSettings, idle, latency, setup_rate,
-    throughput,
+    IdleSettings, LatencySettings, PairCreation, SetupSettings, ThroughputSettings, idle, latency,
+    setup_rate, throughput,
 };
 
 const MIB: u64 = 1024 * 1024;
@@ -38,7 +41,7 @@ impl Scenario {
     pub fn name(&self) -> String {
         match self {
             Scenario::Throughput(t) => format!("throughput-{}", t.pairs),
-            Scenario::SetupRate(_) => "setup-rate".into(),
+            Scenario::SetupRate(s) => s.pair_creation.scenario().into(),
             Scenario::Latency(_) => "latency".into(),
             Scenario::Idle(_) => "idle".into(),
         }
@@ -60,8 +63,10 @@ impl Scenario {
 pub struct Plan {
     /// The command.
     pub command: Command,
-    /// `inproc`.
+    /// `inproc`, or the ControlService address of a running proxy.
     pub target: String,
+    /// How to reach and authenticate to the running proxy (`--target ADDR`).
+    pub remote: Option<RemoteSettings>,
     /// Systems, in base order.
     pub systems: Vec<System>,
     /// Relay placement.
@@ -77,13 +82,7 @@ pub struct Plan {
 /// Resolves `cli` into a plan.
 pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
     let c = &cli.common;
-    if c.target != "inproc" {
-        bail!(
-            "--target {}: driving a running proxy through ControlService is not built yet \
-             (the ControlService client is not in the tree); use --target inproc",
-            c.target
-        );
-    }
+    let remote = remote_settings(c)?;
     let q = c.quick;
     let z = &cli.sizes;
     let pick = |v: Option<u64>, quick: u64, full: u64| v.unwrap_or(if q { quick } else { full });
@@ -99,6 +98,11 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
         pick(z.multi_bytes, 2 * MIB, 16 * MIB),
     );
     let setup = Scenario::SetupRate(SetupSettings {
+        pair_creation: c.pair_creation.unwrap_or(if remote.is_some() {
+            PairCreation::ControlPerPair
+        } else {
+            PairCreation::Ahead
+        }),
         threads: z.threads.unwrap_or(64),
         ops: pick(z.ops.map(|v| v as u64), 5_000, 30_000) as usize,
         max_seconds: z.setup_seconds.unwrap_or(if q { 3.0 } else { 10.0 }),
@@ -120,12 +124,17 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
         Command::Compare => vec![one, many, setup, lat, idle],
     };
     let systems = c.systems.clone().unwrap_or_else(|| match cli.command {
+        _ if remote.is_some() => vec![System::Direct, System::TandemProxy],
         Command::Compare => System::ALL.to_vec(),
         _ => vec![System::Direct, System::TandemUringSplice],
     });
+    if systems.contains(&System::TandemProxy) && remote.is_none() {
+        bail!("system tandem-proxy needs --target ADDR (a running proxy's ControlService)");
+    }
     Ok(Plan {
         command: cli.command,
         target: c.target.clone(),
+        remote,
         systems,
         placement: Placement {
             workers: c.workers.max(1),
@@ -141,6 +150,34 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
         quick: q,
         scenarios,
     })
+}
+
+/// `None` for `--target inproc`; else the address plus the admin credentials (flags or env).
+fn remote_settings(c: &Common) -> anyhow::Result<Option<RemoteSettings>> {
+    if c.target == "inproc" {
+        return Ok(None);
+    }
+    let need = |v: &Option<PathBuf>, flag: &str, env: &str| {
+        v.clone()
+            .with_context(|| format!("--target {} needs {flag} (or {env})", c.target))
+    };
+    anyhow::ensure!(
+        c.control_timeout > 0.0 && c.control_timeout.is_finite(),
+        "--control-timeout must be a positive number of seconds"
+    );
+    Ok(Some(RemoteSettings {
+        addr: c.target.clone(),
+        cert: need(&c.admin_cert, "--admin-cert", "TANDEM_BENCH_ADMIN_CERT")?,
+        key: need(&c.admin_key, "--admin-key", "TANDEM_BENCH_ADMIN_KEY")?,
+        ca: need(&c.ca, "--ca", "TANDEM_BENCH_CA")?,
+        server_name: c.server_name.clone().with_context(|| {
+            format!(
+                "--target {} needs --server-name (or TANDEM_BENCH_SERVER_NAME)",
+                c.target
+            )
+        })?,
+        timeout: Duration::from_secs_f64(c.control_timeout),
+    }))
 }
 
 fn progress(total: usize, hidden: bool) -> ProgressBar {
@@ -166,7 +203,7 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
     let mut skipped = Vec::new();
     let mut systems = Vec::new();
     for &s in &plan.systems {
-        if s.is_tandem() || s == System::Direct {
+        if s.is_tandem() || s == System::Direct || s == System::TandemProxy {
             systems.push(s);
             continue;
         }
@@ -201,10 +238,8 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
                     scenario.name(),
                     system.as_str()
                 ));
-                let figures = run_one(scenario, system, &plan.placement).unwrap_or_else(|e| {
-                    Figures::Failed {
-                        error: format!("{e:#}"),
-                    }
+                let figures = run_one(scenario, system, plan).unwrap_or_else(|e| Figures::Failed {
+                    error: format!("{e:#}"),
                 });
                 runs.push(Run {
                     scenario: scenario.name(),
@@ -219,6 +254,7 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
     bar.finish_and_clear();
     let summary = summarise(&runs);
     let tandem = [
+        System::TandemProxy,
         System::TandemUringSplice,
         System::TandemEpollSplice,
         System::TandemUringCopy,
@@ -241,10 +277,13 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
     })
 }
 
-fn run_one(scenario: &Scenario, system: System, placement: &Placement) -> anyhow::Result<Figures> {
-    let target = match start(system, placement)? {
-        Ok(t) => t,
-        Err(why) => bail!("{why}"),
+fn run_one(scenario: &Scenario, system: System, plan: &Plan) -> anyhow::Result<Figures> {
+    let target: Box<dyn Target> = match (system, &plan.remote) {
+        (System::TandemProxy, Some(remote)) => Box::new(Remote::connect(remote)?),
+        _ => match start(system, &plan.placement)? {
+            Ok(t) => t,
+            Err(why) => bail!("{why}"),
+        },
     };
     let figures = scenario.run(target.as_ref());
     drop(target);

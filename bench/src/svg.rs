@@ -87,7 +87,11 @@ pub fn write(report: &Report, path: &Path) -> anyhow::Result<()> {
         let rows: Vec<&SummaryRow> = report
             .summary
             .iter()
-            .filter(|r| r.scenario == scenario && r.rounds > 0)
+            .filter(|r| {
+                let same = r.scenario == scenario
+                    || (scenario == "setup-rate" && r.scenario == "setup-rate-control");
+                same && r.rounds > 0
+            })
             .collect();
         if !rows.is_empty() {
             panel(area, title, &rows)?;

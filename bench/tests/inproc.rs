@@ -121,9 +121,13 @@ fn compare_in_process_checks_every_byte_and_reports_every_field() {
 }
 
 #[test]
-fn a_remote_target_is_refused_until_the_control_client_exists() {
+fn a_remote_target_needs_admin_credentials_and_tandem_proxy_needs_a_target() {
     let cli =
         Cli::try_parse_from(["tandem-bench", "throughput", "--target", "127.0.0.1:7000"]).unwrap();
     let err = runner::plan(&cli).unwrap_err().to_string();
-    assert!(err.contains("not built yet"), "{err}");
+    assert!(err.contains("--admin-cert"), "{err}");
+    let cli =
+        Cli::try_parse_from(["tandem-bench", "throughput", "--systems", "tandem-proxy"]).unwrap();
+    let err = runner::plan(&cli).unwrap_err().to_string();
+    assert!(err.contains("--target ADDR"), "{err}");
 }

@@ -15,6 +15,7 @@ use super::echo::EchoServer;
 use super::{Placement, System, Target};
 use crate::net::{accept_timeout, dial, free_port, listen};
 use crate::procfs::{Resources, process_tree_cpu, tree_resources};
+use crate::workload::PairCreation;
 
 /// How long a baseline has to start listening and relay a first connection.
 const READY_WITHIN: Duration = Duration::from_secs(10);
@@ -241,7 +242,12 @@ impl Target for Baseline {
         pair_via(self.front, &self.backend)
     }
 
-    fn prepare_setup(&self, _ops: usize, threads: usize) -> anyhow::Result<()> {
+    fn prepare_setup(
+        &self,
+        _ops: usize,
+        threads: usize,
+        _creation: PairCreation,
+    ) -> anyhow::Result<()> {
         let e = EchoServer::start(&self.backend, threads)?;
         *self.echo.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(e);
         Ok(())

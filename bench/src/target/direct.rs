@@ -11,6 +11,7 @@ use super::echo::{ECHO_LEN, EchoServer};
 use super::{System, Target};
 use crate::net::{STEP, accept_timeout, dial, listen};
 use crate::procfs::Resources;
+use crate::workload::PairCreation;
 
 /// A listener in this process; pairs are (client, accepted).
 pub struct Direct {
@@ -58,7 +59,12 @@ impl Target for Direct {
         pair_via(self.listener.local_addr()?, &self.listener)
     }
 
-    fn prepare_setup(&self, _ops: usize, threads: usize) -> anyhow::Result<()> {
+    fn prepare_setup(
+        &self,
+        _ops: usize,
+        threads: usize,
+        _creation: PairCreation,
+    ) -> anyhow::Result<()> {
         let e = EchoServer::start(&self.listener, threads)?;
         *self.echo.lock().map_err(|_| anyhow::anyhow!("poisoned"))? = Some(e);
         Ok(())

@@ -4,6 +4,7 @@
 mod baseline;
 mod direct;
 mod echo;
+mod remote;
 mod tandem;
 
 use std::net::{Ipv4Addr, TcpStream};
@@ -13,10 +14,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::procfs::Resources;
+use crate::workload::PairCreation;
 
 pub use baseline::{Baseline, baseline_version};
 pub use direct::Direct;
 pub use echo::EchoServer;
+pub use remote::{Remote, RemoteSettings};
 pub use tandem::Tandem;
 
 /// One system under test.
@@ -41,10 +44,13 @@ pub enum System {
     Nginx,
     /// socat, one forked process per connection.
     Socat,
+    /// A running `proxy` at `--target ADDR`: pairs created through its ControlService.
+    TandemProxy,
 }
 
 impl System {
-    /// Every system, in report order.
+    /// Every system that runs on this machine without outside help, in report order
+    /// ([`System::TandemProxy`] needs `--target ADDR` and is not in this list).
     pub const ALL: [System; 9] = [
         System::Direct,
         System::TandemUringSplice,
@@ -69,6 +75,7 @@ impl System {
             System::HaproxyDefault => "haproxy-default",
             System::Nginx => "nginx",
             System::Socat => "socat",
+            System::TandemProxy => "tandem-proxy",
         }
     }
 
@@ -95,9 +102,11 @@ impl FromStr for System {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         System::ALL
             .into_iter()
+            .chain([System::TandemProxy])
             .find(|x| x.as_str() == s)
             .ok_or_else(|| {
-                let names: Vec<_> = System::ALL.iter().map(|x| x.as_str()).collect();
+                let mut names: Vec<_> = System::ALL.iter().map(|x| x.as_str()).collect();
+                names.push(System::TandemProxy.as_str());
                 format!("unknown system {s:?}; one of {}", names.join(", "))
             })
     }
@@ -122,8 +131,14 @@ pub trait Target: Send + Sync {
     fn open_pair(&self) -> anyhow::Result<(TcpStream, TcpStream)>;
 
     /// Prepares `ops` setup-rate operations for `threads` workers (Tandem creates the tokens
-    /// here, outside the timed part; relays start an echo server).
-    fn prepare_setup(&self, ops: usize, threads: usize) -> anyhow::Result<()>;
+    /// here, outside the timed part, unless `creation` asks for one ControlService call per
+    /// operation; relays start an echo server).
+    fn prepare_setup(
+        &self,
+        ops: usize,
+        threads: usize,
+        creation: PairCreation,
+    ) -> anyhow::Result<()>;
 
     /// One setup-rate operation: connect (both legs), tokens, 64-byte echo, close.
     fn setup_op(&self, from: Option<Ipv4Addr>) -> anyhow::Result<()>;
@@ -157,6 +172,7 @@ pub fn start(
     Ok(match system {
         System::Direct => Ok(Box::new(Direct::start()?)),
         s if s.is_tandem() => Ok(Box::new(Tandem::start(s, placement)?)),
+        System::TandemProxy => Err("tandem-proxy needs --target ADDR (a running proxy)".into()),
         s => match Baseline::start(s, placement)? {
             Ok(b) => Ok(Box::new(b)),
             Err(why) => Err(why),
@@ -176,5 +192,7 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", s.as_str()));
         }
         assert!("nope".parse::<System>().is_err());
+        assert_eq!("tandem-proxy".parse::<System>(), Ok(System::TandemProxy));
+        assert!(!System::ALL.contains(&System::TandemProxy));
     }
 }

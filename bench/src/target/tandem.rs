@@ -15,6 +15,7 @@ use super::echo::ECHO_LEN;
 use super::{Placement, System, Target};
 use crate::net::{dial, echo_through};
 use crate::procfs::{Resources, own_threads_cpu, resources};
+use crate::workload::PairCreation;
 use std::io::Write;
 
 /// Thread-name prefixes whose CPU is the relay's: the engine's workers and their io-wq threads.
@@ -119,7 +120,15 @@ impl Target for Tandem {
         self.join(&t, None)
     }
 
-    fn prepare_setup(&self, ops: usize, _threads: usize) -> anyhow::Result<()> {
+    fn prepare_setup(
+        &self,
+        ops: usize,
+        _threads: usize,
+        creation: PairCreation,
+    ) -> anyhow::Result<()> {
+        if creation == PairCreation::ControlPerPair {
+            bail!("pair creation through ControlService needs --target ADDR (a running proxy)");
+        }
         let made = (0..ops)
             .map(|_| self.create())
             .collect::<Result<Vec<_>, _>>()?;

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 pub use idle::{IdleResult, IdleSettings};
 pub use latency::{LatencyResult, LatencySettings};
-pub use setup_rate::{SetupResult, SetupSettings};
+pub use setup_rate::{PairCreation, SetupResult, SetupSettings};
 pub use throughput::{ThroughputResult, ThroughputSettings};
 
 /// Relay CPU spent during a run, and what it means per unit of work.

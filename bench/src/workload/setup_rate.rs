@@ -17,9 +17,34 @@ use crate::target::Target;
 /// instead of spinning through every remaining operation).
 const MAX_CONSECUTIVE_ERRORS: usize = 50;
 
+/// How a setup-rate operation gets its pair's tokens.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum PairCreation {
+    /// Tokens created before the timed part (in process: the engine handle; through a proxy:
+    /// ControlService calls made ahead). Scenario `setup-rate`.
+    #[default]
+    Ahead,
+    /// Each timed operation makes one ControlService `CreatePair` call first (needs
+    /// `--target ADDR`). Scenario `setup-rate-control`.
+    ControlPerPair,
+}
+
+impl PairCreation {
+    /// Scenario name in the report for this mode.
+    pub fn scenario(&self) -> &'static str {
+        match self {
+            PairCreation::Ahead => "setup-rate",
+            PairCreation::ControlPerPair => "setup-rate-control",
+        }
+    }
+}
+
 /// Settings of one setup-rate run.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SetupSettings {
+    /// Where each operation's tokens come from.
+    pub pair_creation: PairCreation,
     /// Workers with one operation in flight each (offered concurrency).
     pub threads: usize,
     /// Operations to run (tokens created ahead for Tandem).
@@ -33,6 +58,8 @@ pub struct SetupSettings {
 /// Figures of one setup-rate run.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SetupResult {
+    /// Where each operation's tokens came from (`ahead` or `control-per-pair`).
+    pub pair_creation: PairCreation,
     /// Workers.
     pub threads: usize,
     /// Source addresses used.
@@ -108,7 +135,7 @@ fn worker(
 
 /// Runs the workload against `target`.
 pub fn run(target: &dyn Target, s: &SetupSettings) -> anyhow::Result<SetupResult> {
-    target.prepare_setup(s.ops, s.threads)?;
+    target.prepare_setup(s.ops, s.threads, s.pair_creation)?;
     let next = AtomicUsize::new(0);
     let start = Barrier::new(s.threads + 1);
     let cpu0 = target.relay_cpu();
@@ -151,6 +178,7 @@ pub fn run(target: &dyn Target, s: &SetupSettings) -> anyhow::Result<SetupResult
         }
     }
     Ok(SetupResult {
+        pair_creation: s.pair_creation,
         threads: s.threads,
         source_addrs: s.source_addrs,
         ops_offered: s.ops,
