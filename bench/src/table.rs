@@ -25,7 +25,7 @@ pub fn render(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<14} {:<20} {:>6} {:>12} {:<14} {:>7} {:>10} {:>9} {:>8}  detail",
+        "{:<18} {:<20} {:>6} {:>12} {:<14} {:>7} {:>10} {:>9} {:>8}  detail",
         "scenario",
         "system",
         "rounds",
@@ -44,7 +44,7 @@ pub fn render(r: &Report) -> String {
         last.clone_from(&row.scenario);
         let _ = writeln!(
             out,
-            "{:<14} {:<20} {:>6} {:>12} {:<14} {:>7} {:>10} {:>9} {:>8}  {}",
+            "{:<18} {:<20} {:>6} {:>12} {:<14} {:>7} {:>10} {:>9} {:>8}  {}",
             row.scenario,
             row.system,
             row.rounds,
