@@ -79,14 +79,32 @@ fn rss_bytes() -> u64 {
     pages * page
 }
 
+/// Bytes allocated and in use by malloc over all arenas (glibc `mallinfo2().uordblks`): live
+/// allocations, as opposed to RSS, which also counts what the allocator keeps after a free.
+#[cfg(target_env = "gnu")]
+fn malloc_in_use() -> u64 {
+    // SAFETY: mallinfo2 takes no arguments and only reads allocator statistics.
+    unsafe { libc::mallinfo2() }.uordblks as u64
+}
+
+/// Not available outside glibc; reported as 0.
+#[cfg(not(target_env = "gnu"))]
+fn malloc_in_use() -> u64 {
+    0
+}
+
 /// Prints RSS growth since `base`, in total and per pair (a report, not an assertion: RSS
 /// depends on the allocator and the machine).
-fn report_rss(driver: Driver, what: &str, base: u64, pairs: usize) {
-    let grown = rss_bytes().saturating_sub(base);
+fn report_rss(driver: Driver, what: &str, base: (u64, u64), pairs: usize) {
+    let grown = rss_bytes().saturating_sub(base.0);
+    let used = malloc_in_use().saturating_sub(base.1);
+    let per_pair = |b: u64| b as f64 / 1024.0 / pairs.max(1) as f64;
     eprintln!(
-        "{driver:?}: RSS growth {what}: {} KiB total, {:.1} KiB per pair ({pairs} pairs)",
+        "{driver:?}: growth {what}: RSS {} KiB total, {:.1} KiB per pair; malloc in use {:.1} \
+         KiB per pair ({pairs} pairs)",
         grown / 1024,
-        grown as f64 / 1024.0 / pairs.max(1) as f64
+        per_pair(grown),
+        per_pair(used)
     );
 }
 
@@ -211,8 +229,14 @@ fn idle_pairs_hold_no_io_wq_threads(driver: Driver, soft: u64) {
     let children = 2.max(pairs.div_ceil(per_process.max(1)));
     let (h, events) = start(config(driver));
     let addr = h.local_addrs().pairing;
-    let base = rss_bytes();
+    let base = (rss_bytes(), malloc_in_use());
     let tickets = create_pairs(&h, pairs);
+    report_rss(
+        driver,
+        "from token creation to tokens registered",
+        base,
+        pairs,
+    );
     let (ready_tx, ready) = channel();
     // Children spawned while the engine already holds sockets must not inherit them.
     let mut holders = Vec::with_capacity(children);
