@@ -21,37 +21,15 @@ enum Burst {
     Eof,
 }
 
-/// Waits until `s` is readable (or writable). With an idle timeout, gives up with
-/// `Fatal::Idle` once no byte moved in either direction for that long. The loop only
-/// repeats when the other direction moved bytes meanwhile, so it ends when the pair idles.
-pub(crate) async fn wait_ready(
-    s: &TcpStream,
-    read: bool,
-    env: &RelayEnv<'_>,
-    dir: &Direction<'_>,
-) -> Result<(), Fatal> {
-    loop {
-        let Some(idle) = env.idle else {
-            let r = if read {
-                s.readable(false).await
-            } else {
-                s.writable(false).await
-            };
-            return r.map_err(|_| Fatal::Reset);
-        };
-        let left = idle.saturating_sub(dir.last.get().elapsed());
-        if left.is_zero() {
-            return Err(Fatal::Idle);
-        }
-        let r = if read {
-            monoio::time::timeout(left, s.readable(false)).await
-        } else {
-            monoio::time::timeout(left, s.writable(false)).await
-        };
-        if let Ok(r) = r {
-            return r.map_err(|_| Fatal::Reset);
-        }
-    }
+/// Waits until `s` is readable (or writable). No timer here: the pair's idle timeout is one
+/// watcher in `relay`, so an idle direction holds only this readiness wait.
+pub(crate) async fn wait_ready(s: &TcpStream, read: bool) -> Result<(), Fatal> {
+    let r = if read {
+        s.readable(false).await
+    } else {
+        s.writable(false).await
+    };
+    r.map_err(|_| Fatal::Reset)
 }
 
 fn moved(n: usize, dir: &Direction<'_>) {
@@ -68,7 +46,7 @@ pub(crate) async fn pump(
     dir: &Direction<'_>,
 ) -> Result<(), Fatal> {
     loop {
-        wait_ready(src, true, env, dir).await?;
+        wait_ready(src, true).await?;
         let burst = match env.pipes.lease() {
             Some(pipe) => {
                 CoreStats::inc(&env.stats.pipe_leases);
@@ -86,7 +64,7 @@ pub(crate) async fn pump(
             None => {
                 CoreStats::inc(&env.stats.copy_fallbacks);
                 let mut buf = env.bufs.lease();
-                let r = Box::pin(copy_burst(src, dst, &mut buf, env, dir)).await;
+                let r = Box::pin(copy_burst(src, dst, &mut buf, dir)).await;
                 env.bufs.give_back(buf);
                 r?
             }
@@ -108,7 +86,7 @@ async fn splice_burst(
     for _ in 0..ROUNDS_PER_WAKEUP {
         match splice::splice(src.as_raw_fd(), pipe.write_fd(), env.pipes.pipe_size()) {
             Ok(Step::Moved(n)) => {
-                drain_pipe(pipe.read_fd(), dst, n, env, dir).await?;
+                drain_pipe(pipe.read_fd(), dst, n).await?;
                 moved(n, dir);
             }
             Ok(Step::WouldBlock) => return Ok(Burst::Again),
@@ -120,17 +98,11 @@ async fn splice_burst(
 }
 
 /// Moves exactly `n` bytes out of the pipe into `dst`, waiting for writability on EAGAIN.
-async fn drain_pipe(
-    pipe_read: RawFd,
-    dst: &TcpStream,
-    mut n: usize,
-    env: &RelayEnv<'_>,
-    dir: &Direction<'_>,
-) -> Result<(), Fatal> {
+async fn drain_pipe(pipe_read: RawFd, dst: &TcpStream, mut n: usize) -> Result<(), Fatal> {
     while n > 0 {
         match splice::splice(pipe_read, dst.as_raw_fd(), n) {
             Ok(Step::Moved(k)) => n -= k.min(n),
-            Ok(Step::WouldBlock) => wait_ready(dst, false, env, dir).await?,
+            Ok(Step::WouldBlock) => wait_ready(dst, false).await?,
             Ok(Step::Eof) | Err(_) => return Err(Fatal::Reset),
         }
     }
@@ -141,13 +113,12 @@ async fn copy_burst(
     src: &TcpStream,
     dst: &TcpStream,
     buf: &mut [u8],
-    env: &RelayEnv<'_>,
     dir: &Direction<'_>,
 ) -> Result<Burst, Fatal> {
     for _ in 0..ROUNDS_PER_WAKEUP {
         match splice::recv(src.as_raw_fd(), buf) {
             Ok(Step::Moved(n)) => {
-                send_all(dst, &buf[..n], env, dir).await?;
+                send_all(dst, &buf[..n]).await?;
                 moved(n, dir);
             }
             Ok(Step::WouldBlock) => return Ok(Burst::Again),
@@ -158,16 +129,11 @@ async fn copy_burst(
     Ok(Burst::Again)
 }
 
-async fn send_all(
-    dst: &TcpStream,
-    mut bytes: &[u8],
-    env: &RelayEnv<'_>,
-    dir: &Direction<'_>,
-) -> Result<(), Fatal> {
+async fn send_all(dst: &TcpStream, mut bytes: &[u8]) -> Result<(), Fatal> {
     while !bytes.is_empty() {
         match splice::send(dst.as_raw_fd(), bytes) {
             Ok(Step::Moved(k)) => bytes = &bytes[k.min(bytes.len())..],
-            Ok(_) => wait_ready(dst, false, env, dir).await?,
+            Ok(_) => wait_ready(dst, false).await?,
             Err(_) => return Err(Fatal::Reset),
         }
     }
@@ -178,10 +144,9 @@ async fn send_all(
 pub(crate) async fn write_all(
     dst: &TcpStream,
     bytes: &[u8],
-    env: &RelayEnv<'_>,
     dir: &Direction<'_>,
 ) -> Result<(), Fatal> {
-    send_all(dst, bytes, env, dir).await?;
+    send_all(dst, bytes).await?;
     if !bytes.is_empty() {
         moved(bytes.len(), dir);
     }
