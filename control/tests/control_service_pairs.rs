@@ -50,7 +50,16 @@ async fn created_pair_relays_and_shows_in_list_stats_and_events() {
         seq: pair.id.1,
     };
 
-    let listed = client.list_pairs(0).await.unwrap();
+    // The per-core counts are the cores' own counters: the owning core updates them when it takes
+    // the registration from its mailbox, just after CreatePair returns. Poll (bounded) for that.
+    let mut listed = client.list_pairs(0).await.unwrap();
+    for _ in 0..200 {
+        if listed.cores.iter().map(|c| c.issued).sum::<u64>() == 1 {
+            break;
+        }
+        tokio::task::yield_now().await;
+        listed = client.list_pairs(0).await.unwrap();
+    }
     let info = find(&listed, &id).expect("the issued pair is listed");
     assert_eq!(info.state(), pb::PairState::Issued);
     assert_eq!(info.expires_at, pair.expires_at);
