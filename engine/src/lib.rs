@@ -4,6 +4,7 @@
 mod accept;
 pub mod clienthello;
 pub mod config;
+mod core_msg;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

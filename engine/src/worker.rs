@@ -12,42 +12,16 @@ use monoio::net::TcpStream;
 use tracing::{Instrument, debug, info_span};
 
 use crate::config::EngineConfig;
+pub(crate) use crate::core_msg::{CoreMsg, Handoff};
 use crate::handle::{PairEvent, SniResolver};
 use crate::limiter::BadTokenLimiter;
 use crate::mailbox::Mailbox;
-use crate::pair_table::{Arrival, PairId, PairKind, PairTable, Port, Refusal, TableLimits};
+use crate::pair_table::{Arrival, PairId, PairTable, Port, Refusal, TableLimits};
 use crate::relay::pipe_pool::{BufPool, PipePool};
 use crate::relay::{self, CloseReason, RelayEnv};
 use crate::signal::LocalSignal;
 use crate::stats::CoreStats;
 use crate::token::{CoreId, Token, TokenMap};
-
-/// A message into a core's mailbox.
-pub(crate) enum CoreMsg {
-    /// Issue a pair owned by this core.
-    Register {
-        id: PairId,
-        tokens: [Token; 2],
-        kind: PairKind,
-        ttl: Duration,
-    },
-    /// Cancel a pair not yet completed.
-    Cancel { seq: u64 },
-    /// A socket accepted by another core whose token this core owns.
-    Arrive(Handoff),
-    /// Stop accepting, let pairs finish for `grace`, then close the rest.
-    Drain { grace: Duration },
-}
-
-/// A socket moving between cores: the fd (owned; closed if the message is dropped) and the
-/// bytes already read from it beyond the token (a ClientHello on the TLS port).
-pub(crate) struct Handoff {
-    pub stream: std::net::TcpStream,
-    pub peer: SocketAddr,
-    pub token: Token,
-    pub port: Port,
-    pub prefix: Vec<u8>,
-}
 
 /// State shared by all cores and the handle (immutable or atomic only).
 pub(crate) struct Shared {

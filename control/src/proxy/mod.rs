@@ -19,6 +19,7 @@ pub mod metrics;
 pub mod private;
 mod private_methods;
 pub mod public;
+mod public_methods;
 pub mod sni;
 pub mod stats;
 mod store;

@@ -9,25 +9,22 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rustls::ServerConfig;
-use serde_json::{Map, Value, json};
 use tandem_engine::{Engine, EngineHandle, LocalAddrs};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
-use super::announcements::expiry_ok;
-use super::caller::{allowed_domains, check_peer, client_info, expires_at, string};
 use super::control::ControlPlane;
-use super::error::{CallError, ProxyError};
+use super::error::ProxyError;
 use super::hyper_link::HyperLink;
+use super::public_methods::PublicMethods;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
 use super::{bind_jsonrpc, peer_check, resolve, route_config};
 use crate::control_service::EventHub;
 use crate::datastore::Datastore;
-use crate::http::{Methods, PeerInfo, ServerLimits, jsonrpc_router_observed, serve};
-use crate::jsonrpc::{ErrorObject, Request};
+use crate::http::{ServerLimits, jsonrpc_router_observed, serve};
 use crate::metrics::{MetricsServer, Readiness};
 use crate::settings::proxy::PublicProxySettings;
 
@@ -45,7 +42,7 @@ pub struct PublicState {
     pub(crate) announcements: PublicStore,
     pub(crate) counters: Arc<ProxyCounters>,
     /// Callers must present our operator's certificate (see `peer_check`).
-    check_callers: bool,
+    pub(crate) check_callers: bool,
     jsonrpc_addr: SocketAddr,
     control_addr: Option<SocketAddr>,
 }
@@ -246,9 +243,7 @@ impl PublicProxy {
             state.counters.clone(),
             stop.clone(),
         ));
-        let methods = Arc::new(PublicMethods {
-            state: state.clone(),
-        });
+        let methods = Arc::new(PublicMethods::new(state.clone()));
         let route = route_config(
             &self.settings.jsonrpc_server,
             self.settings.call_timeout * 3,
@@ -334,84 +329,4 @@ fn log_summary(state: &PublicState) {
         bad_hellos = total(|c| c.bad_hellos),
         "proxy summary"
     );
-}
-
-struct PublicMethods {
-    state: Arc<PublicState>,
-}
-
-impl Methods for PublicMethods {
-    async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
-        let state = &self.state;
-        let result = match check_peer(&peer, &state.name, state.check_callers) {
-            Err(e) => Err(e),
-            Ok(()) => match request.method.as_str() {
-                "requestConnection" => {
-                    super::broker::request_connection(state, request.params).await
-                }
-                "announceConnections" => announce_connections(state, request.params).await,
-                "getAnnouncements" => Ok(json!(state.announcements.live(Utc::now()))),
-                _ => Err(CallError::MethodNotFound),
-            },
-        };
-        result.map_err(|e| {
-            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
-            e.to_error_object()
-        })
-    }
-}
-
-async fn announce_connections(
-    state: &PublicState,
-    mut params: Map<String, Value>,
-) -> Result<Value, CallError> {
-    let client = client_info(&mut params)?;
-    let now = Utc::now();
-    let Some(Value::Array(items)) = params.get("connections") else {
-        return Err(CallError::InvalidParams(
-            "connections: required list".into(),
-        ));
-    };
-    if items.len() > MAX_CONNECTIONS_PER_CALL {
-        return Err(CallError::InvalidParams(format!(
-            "connections: at most {MAX_CONNECTIONS_PER_CALL} per call"
-        )));
-    }
-    let mut requested = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::Object(item) = item else {
-            return Err(CallError::InvalidParams(format!(
-                "connections[{i}]: must be an object"
-            )));
-        };
-        let domain = string(item, "domain")?;
-        let expires = expires_at(item.get("expires_at"), "expires_at")?;
-        if !expiry_ok(expires, now) {
-            return Err(CallError::InvalidParams(format!(
-                "connections[{i}].expires_at: timed announcements need to expire in 7 days or less"
-            )));
-        }
-        requested.push((domain, expires));
-    }
-    let allowed = allowed_domains(&client.entry, &state.name)?;
-    let plan = state
-        .announcements
-        .announce(&client.name, &allowed, &requested, now)
-        .await?;
-    let results = plan
-        .results
-        .iter()
-        .map(|r| match r {
-            Ok(()) => {
-                ProxyCounters::inc(&state.counters.announcements_accepted);
-                Value::Null
-            }
-            Err(refusal) => {
-                ProxyCounters::inc(&state.counters.announcements_refused);
-                let (code, message) = refusal.code_message();
-                json!({"code": code, "message": message})
-            }
-        })
-        .collect();
-    Ok(Value::Array(results))
 }

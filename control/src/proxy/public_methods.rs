@@ -1,0 +1,103 @@
+//! The public proxy's JSON-RPC methods (SPEC §4.2): `requestConnection`, `announceConnections`,
+//! `getAnnouncements`; only our own Hyper node may call them (see `caller::check_peer`).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::{Map, Value, json};
+use tracing::info;
+
+use super::announcements::expiry_ok;
+use super::caller::{allowed_domains, check_peer, client_info, expires_at, string};
+use super::error::CallError;
+use super::public::{MAX_CONNECTIONS_PER_CALL, PublicState};
+use super::stats::ProxyCounters;
+use crate::http::{Methods, PeerInfo};
+use crate::jsonrpc::{ErrorObject, Request};
+
+/// The public proxy's JSON-RPC methods, called by its own Hyper node.
+pub(crate) struct PublicMethods {
+    state: Arc<PublicState>,
+}
+
+impl PublicMethods {
+    pub(crate) fn new(state: Arc<PublicState>) -> Self {
+        Self { state }
+    }
+}
+
+impl Methods for PublicMethods {
+    async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
+        let state = &self.state;
+        let result = match check_peer(&peer, &state.name, state.check_callers) {
+            Err(e) => Err(e),
+            Ok(()) => match request.method.as_str() {
+                "requestConnection" => {
+                    super::broker::request_connection(state, request.params).await
+                }
+                "announceConnections" => announce_connections(state, request.params).await,
+                "getAnnouncements" => Ok(json!(state.announcements.live(Utc::now()))),
+                _ => Err(CallError::MethodNotFound),
+            },
+        };
+        result.map_err(|e| {
+            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
+            e.to_error_object()
+        })
+    }
+}
+
+async fn announce_connections(
+    state: &PublicState,
+    mut params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let client = client_info(&mut params)?;
+    let now = Utc::now();
+    let Some(Value::Array(items)) = params.get("connections") else {
+        return Err(CallError::InvalidParams(
+            "connections: required list".into(),
+        ));
+    };
+    if items.len() > MAX_CONNECTIONS_PER_CALL {
+        return Err(CallError::InvalidParams(format!(
+            "connections: at most {MAX_CONNECTIONS_PER_CALL} per call"
+        )));
+    }
+    let mut requested = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let Value::Object(item) = item else {
+            return Err(CallError::InvalidParams(format!(
+                "connections[{i}]: must be an object"
+            )));
+        };
+        let domain = string(item, "domain")?;
+        let expires = expires_at(item.get("expires_at"), "expires_at")?;
+        if !expiry_ok(expires, now) {
+            return Err(CallError::InvalidParams(format!(
+                "connections[{i}].expires_at: timed announcements need to expire in 7 days or less"
+            )));
+        }
+        requested.push((domain, expires));
+    }
+    let allowed = allowed_domains(&client.entry, &state.name)?;
+    let plan = state
+        .announcements
+        .announce(&client.name, &allowed, &requested, now)
+        .await?;
+    let results = plan
+        .results
+        .iter()
+        .map(|r| match r {
+            Ok(()) => {
+                ProxyCounters::inc(&state.counters.announcements_accepted);
+                Value::Null
+            }
+            Err(refusal) => {
+                ProxyCounters::inc(&state.counters.announcements_refused);
+                let (code, message) = refusal.code_message();
+                json!({"code": code, "message": message})
+            }
+        })
+        .collect();
+    Ok(Value::Array(results))
+}
