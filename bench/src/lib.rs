@@ -1,6 +1,7 @@
 //! The load-test harness (`tandem-bench`): see bench/README.md.
 pub mod checksum;
 pub mod cli;
+pub mod goals;
 pub mod net;
 pub mod procfs;
 pub mod report;
