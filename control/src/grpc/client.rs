@@ -202,12 +202,21 @@ impl GrpcClient {
         let started = Instant::now();
         let deadline = self.timeouts.call;
         let address = Address::parse(&request.id).ok_or(DeliveryError::BadAddress)?;
+        let timeout = || DeliveryError::Timeout {
+            peer: address.operator.clone(),
+            seconds: deadline.as_secs_f64(),
+        };
         match tokio::time::timeout(deadline, self.exchange(&address, request, started)).await {
+            // tonic enforces the same deadline (the request's grpc-timeout) and may fire first:
+            // either way the caller sees one kind of error, a timeout.
+            // (10 ms of slack for timer rounding between the two clocks.)
+            Ok(Err(DeliveryError::Channel(_)))
+                if started.elapsed() + Duration::from_millis(10) >= deadline =>
+            {
+                Err(timeout())
+            }
             Ok(result) => result,
-            Err(_) => Err(DeliveryError::Timeout {
-                peer: address.operator,
-                seconds: deadline.as_secs_f64(),
-            }),
+            Err(_) => Err(timeout()),
         }
     }
 
