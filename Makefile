@@ -33,11 +33,12 @@ lint:
 fmt:
 	cargo fmt --all
 
+## build: the binaries of the default members (proto, engine, control, bench; not the fuzz targets).
 build:
-	cargo build --workspace --bins
+	cargo build --bins
 
 build-release:
-	cargo build --workspace --bins $(CARGO_PROFILE_FLAG)
+	cargo build --bins $(CARGO_PROFILE_FLAG)
 
 ## certs: the dev PKI under settings/dev/certs and the pinned fingerprints (idempotent).
 certs: build-release
