@@ -97,7 +97,6 @@ pub async fn run(
         context: "reading the bound address".into(),
         source,
     })?;
-    info!(address = %local, tls = tls.is_some(), "sd listening");
     let ready = crate::metrics::Readiness::new();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics_task = match &settings.metrics {
@@ -129,6 +128,8 @@ pub async fn run(
         None => None,
     };
     ready.set(true);
+    // Logged once ready: tests and scripts take this line as "serving".
+    info!(address = %local, tls = tls.is_some(), "sd listening");
     serve(listener, tls, router, ServerLimits::default(), shutdown).await;
     ready.set(false);
     let _ = stop.send(true);
