@@ -158,6 +158,8 @@ impl PrivateProxy {
         let metrics = self
             .metrics
             .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
+        // The listener is bound: ready from here on (before the first request can be served).
+        ready.set(true);
         let server = tokio::spawn(serve(
             self.listener,
             self.tls,
@@ -167,7 +169,6 @@ impl PrivateProxy {
                 let _ = stop.wait_for(|s| *s).await;
             },
         ));
-        ready.set(true);
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
         loop {

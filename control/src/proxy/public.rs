@@ -259,6 +259,8 @@ impl PublicProxy {
             .metrics
             .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
         let mut server_stop = stop.clone();
+        // The listener is bound: ready from here on (before the first request can be served).
+        ready.set(true);
         let server = tokio::spawn(serve(
             self.listener,
             self.tls,
@@ -269,7 +271,6 @@ impl PublicProxy {
             },
         ));
         let control = self.control.map(|c| c.spawn(stop.clone()));
-        ready.set(true);
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         loop {
