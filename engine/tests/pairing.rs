@@ -60,7 +60,20 @@ fn cross_core_handoff(driver: Driver) {
         let mut b = dial(addr, &t.side_b);
         ping_pong(&mut a, &mut b);
     }
-    let stats = h.stats();
+    // The sending core counts a hand-off just after its mailbox accepted it, so the receiving core
+    // may pair, relay and count it first: wait (bounded) until the two counts agree.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let mut stats = h.stats();
+    let count = |stats: &[tandem_engine::stats::CoreStatsSnapshot],
+                 f: fn(&tandem_engine::stats::CoreStatsSnapshot) -> u64| {
+        stats.iter().map(f).sum::<u64>()
+    };
+    while count(&stats, |s| s.handoffs_in) != count(&stats, |s| s.handoffs_out)
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::yield_now();
+        stats = h.stats();
+    }
     let handed: u64 = stats.iter().map(|s| s.handoffs_in).sum();
     let sent: u64 = stats.iter().map(|s| s.handoffs_out).sum();
     // 32 connections spread by SO_REUSEPORT over 2 cores: P(no handoff) = 2^-32.
