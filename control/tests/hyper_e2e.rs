@@ -20,8 +20,8 @@ use tandem_control::certs::TestPki;
 use tandem_control::directory::{ChangeRecord, RecordTime, Section};
 use tandem_control::hyper_server::{HyperServer, Listeners};
 use tandem_control::settings::hyper::{
-    ApiDirectorySettings, ChannelKind, ChannelSettings, DirectoryClientSettings, DirectorySettings,
-    GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings, Timeouts,
+    ChannelKind, ChannelSettings, GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings,
+    Timeouts,
 };
 use tandem_control::settings::{HostPort, HyperSettings, JsonRpcServerSettings};
 
@@ -78,27 +78,11 @@ fn hyper_settings(
     op: &str,
     channels: Vec<ChannelSettings>,
 ) -> HyperSettings {
-    HyperSettings {
-        name: op.into(),
-        directory: DirectorySettings::Api(ApiDirectorySettings {
-            endpoints: vec![format!("https://{sd}/jsonrpc")],
-            server_names: vec!["sd-1".into()],
-            jsonrpc_client: DirectoryClientSettings {
-                tls: Some(pki.client_tls_settings(op, "sd-1")),
-                proxy_url: None,
-            },
-            ca_certificate_files: vec![pki.root_cert()],
-            ca_intermediate_certificate_files: vec![pki.intermediate_cert()],
-            cache_entries_for: Duration::from_secs(5),
-        }),
-        channels,
-        signing: None,
-        metrics: None,
-        timeouts: Timeouts {
-            call: CALL,
-            connect: Duration::from_secs(2),
-        },
-    }
+    let timeouts = Timeouts {
+        call: CALL,
+        connect: Duration::from_secs(2),
+    };
+    hyper_support::api_settings(pki, sd, op, channels, timeouts)
 }
 
 fn grpc_channels(pki: &TestPki, op: &str, server: bool) -> Vec<ChannelSettings> {

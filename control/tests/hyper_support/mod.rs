@@ -160,3 +160,35 @@ async fn app_handler(
     reply["id"] = id;
     Json(reply)
 }
+
+/// Settings of an operator `op` whose directory is the sd at `sd` (api type, TLS as `op`), with
+/// `channels` and `timeouts` — the one builder the hyper, metrics and p2p tests share.
+pub fn api_settings(
+    pki: &tandem_control::certs::TestPki,
+    sd: std::net::SocketAddr,
+    op: &str,
+    channels: Vec<tandem_control::settings::hyper::ChannelSettings>,
+    timeouts: tandem_control::settings::hyper::Timeouts,
+) -> tandem_control::settings::HyperSettings {
+    use tandem_control::settings::hyper::{
+        ApiDirectorySettings, DirectoryClientSettings, DirectorySettings,
+    };
+    tandem_control::settings::HyperSettings {
+        name: op.into(),
+        directory: DirectorySettings::Api(ApiDirectorySettings {
+            endpoints: vec![format!("https://{sd}/jsonrpc")],
+            server_names: vec!["sd-1".into()],
+            jsonrpc_client: DirectoryClientSettings {
+                tls: Some(pki.client_tls_settings(op, "sd-1")),
+                proxy_url: None,
+            },
+            ca_certificate_files: vec![pki.root_cert()],
+            ca_intermediate_certificate_files: vec![pki.intermediate_cert()],
+            cache_entries_for: std::time::Duration::from_secs(5),
+        }),
+        channels,
+        signing: None,
+        metrics: None,
+        timeouts,
+    }
+}
