@@ -6,6 +6,7 @@
 //! `timeouts.connect`, and then fail with a clear "unreachable" error.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -53,6 +54,10 @@ pub(super) struct ApiDirectory {
     // std RwLock: held only to copy or replace the snapshot, never across an await.
     snapshot: RwLock<Snapshot>,
     kick: Notify,
+    /// Tickets of callers waiting for a fresh refresh (the last one handed out).
+    requested: AtomicU64,
+    /// The highest ticket that a finished refresh served: a refresh serves the tickets handed out
+    /// before it started, so a caller never takes the outcome of a fetch older than its request.
     published: watch::Sender<u64>,
     // Held by the single running refresh loop for its whole life (a second `run` waits).
     refresher: Mutex<Refresher>,
@@ -73,6 +78,7 @@ impl ApiDirectory {
             wait_bound,
             snapshot: RwLock::new(Snapshot::default()),
             kick: Notify::new(),
+            requested: AtomicU64::new(0),
             published: watch::Sender::new(0),
             refresher: Mutex::new(Refresher {
                 client,
@@ -100,12 +106,14 @@ impl ApiDirectory {
         {
             return Ok(current.entries);
         }
+        let ticket = self.requested.fetch_add(1, Ordering::SeqCst) + 1;
         let mut published = self.published.subscribe();
         self.kick.notify_one();
-        if tokio::time::timeout(self.wait_bound, published.changed())
-            .await
-            .is_err()
-        {
+        let served = published.wait_for(|served| *served >= ticket);
+        if !matches!(
+            tokio::time::timeout(self.wait_bound, served).await,
+            Ok(Ok(_))
+        ) {
             return Err(self.unreachable(&format!(
                 "no answer within {:.1}s",
                 self.wait_bound.as_secs_f64()
@@ -149,6 +157,7 @@ impl ApiDirectory {
 
     async fn refresh(&self, refresher: &mut Refresher) {
         let started = Instant::now();
+        let serves = self.requested.load(Ordering::SeqCst);
         let after = refresher
             .ledger
             .tip()
@@ -198,7 +207,8 @@ impl ApiDirectory {
             }
         }
         drop(snapshot);
-        self.published.send_modify(|generation| *generation += 1);
+        self.published
+            .send_modify(|served| *served = (*served).max(serves));
     }
 }
 
