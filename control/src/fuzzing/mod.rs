@@ -1,5 +1,5 @@
 //! Fuzz checks for the control plane's parsers of peer input, shared by the `tandem-fuzz` targets and the corpus
-//! replay test (`tests/fuzz_corpus.rs`). Each function takes arbitrary bytes, drives the real public API and panics
+//! replay test (`tests/integration/fuzz_corpus.rs`). Each function takes arbitrary bytes, drives the real public API and panics
 //! when an invariant breaks; any input must return normally otherwise. Not a stable API.
 
 mod directory;
