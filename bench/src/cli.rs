@@ -80,6 +80,10 @@ pub struct Common {
     /// Relay workers: Tandem engine cores, HAProxy nbthread, nginx worker_processes.
     #[arg(long, global = true, default_value_t = 1)]
     pub workers: usize,
+    /// Pipe size in bytes for the Tandem splice variants (the engine's `pipe_size`; default
+    /// the engine's own). The kernel rounds it up to a power-of-two number of pages.
+    #[arg(long, global = true)]
+    pub pipe_size: Option<usize>,
     /// CPUs to pin the relay to (comma-separated); unpinned by default.
     #[arg(long, global = true, value_delimiter = ',')]
     pub cores: Option<Vec<usize>>,

@@ -139,6 +139,7 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
         placement: Placement {
             workers: c.workers.max(1),
             cpus: c.cores.clone(),
+            pipe_size: c.pipe_size,
         },
         rounds: c
             .rounds

@@ -108,6 +108,9 @@ counters! {
     copy_fallbacks,
     /// Pipes currently leased.
     pipes_in_use,
+    /// Pipes the kernel made below 64 KiB (the user's pipe budget, `fs.pipe-user-pages-soft`,
+    /// was spent): closed; the core's pool stopped growing and those transfers copied.
+    pipes_undersized,
     /// Pair events dropped because the event channel was full.
     events_dropped,
     /// Accept errors (EMFILE and others) survived.

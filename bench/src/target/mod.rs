@@ -119,6 +119,8 @@ pub struct Placement {
     pub workers: usize,
     /// CPUs to pin the relay to (`taskset -c` for baselines, engine pinning for Tandem).
     pub cpus: Option<Vec<usize>>,
+    /// The engine's pipe size for the Tandem splice variants (`None`: the engine default).
+    pub pipe_size: Option<usize>,
 }
 
 /// A running system under test. Every call is bounded by [`crate::net::STEP`].

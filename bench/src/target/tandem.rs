@@ -55,6 +55,7 @@ impl Tandem {
             pin,
             driver,
             pipe_pool_size: if copy { 0 } else { defaults.pipe_pool_size },
+            pipe_size: placement.pipe_size.unwrap_or(defaults.pipe_size),
             idle_timeout: None,
             ..defaults
         };

@@ -125,6 +125,7 @@ pub(crate) fn core_stats(core: usize, s: &CoreStatsSnapshot) -> pb::CoreStats {
         pipes_in_use: s.pipes_in_use,
         events_dropped: s.events_dropped,
         accept_errors: s.accept_errors,
+        pipes_undersized: s.pipes_undersized,
     }
 }
 

@@ -85,6 +85,11 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         |c| c.copy_fallbacks,
     ),
     (
+        "engine_pipes_undersized",
+        "Pipes the kernel made below 64 KiB (fs.pipe-user-pages-soft spent); the pool stopped growing",
+        |c| c.pipes_undersized,
+    ),
+    (
         "engine_events_dropped",
         "Pair events dropped because the event channel was full",
         |c| c.events_dropped,

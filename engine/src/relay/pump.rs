@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use monoio::net::TcpStream;
 
-use super::pipe_pool::Pipe;
+use super::pipe_pool::{NoPipe, Pipe};
 use super::splice::{self, Step};
 use super::{Direction, Fatal, RelayEnv};
 use crate::stats::CoreStats;
@@ -48,12 +48,12 @@ pub(crate) async fn pump(
     loop {
         wait_ready(src, true).await?;
         let burst = match env.pipes.lease() {
-            Some(pipe) => {
+            Ok(pipe) => {
                 CoreStats::inc(&env.stats.pipe_leases);
                 CoreStats::inc(&env.stats.pipes_in_use);
                 // Boxed: the burst's state (with its writability wait) exists only while bytes
                 // move, so an idle pump holds just the readiness wait above.
-                let r = Box::pin(splice_burst(src, dst, &pipe, env, dir)).await;
+                let r = Box::pin(splice_burst(src, dst, &pipe, dir)).await;
                 CoreStats::dec(&env.stats.pipes_in_use);
                 match r {
                     Ok(_) => env.pipes.give_back(pipe),
@@ -61,8 +61,11 @@ pub(crate) async fn pump(
                 }
                 r?
             }
-            None => {
+            Err(why) => {
                 CoreStats::inc(&env.stats.copy_fallbacks);
+                if why == NoPipe::Undersized {
+                    CoreStats::inc(&env.stats.pipes_undersized);
+                }
                 let mut buf = env.bufs.lease();
                 let r = Box::pin(copy_burst(src, dst, &mut buf, dir)).await;
                 env.bufs.give_back(buf);
@@ -80,11 +83,10 @@ async fn splice_burst(
     src: &TcpStream,
     dst: &TcpStream,
     pipe: &Pipe,
-    env: &RelayEnv<'_>,
     dir: &Direction<'_>,
 ) -> Result<Burst, Fatal> {
     for _ in 0..ROUNDS_PER_WAKEUP {
-        match splice::splice(src.as_raw_fd(), pipe.write_fd(), env.pipes.pipe_size()) {
+        match splice::splice(src.as_raw_fd(), pipe.write_fd(), pipe.capacity()) {
             Ok(Step::Moved(n)) => {
                 drain_pipe(pipe.read_fd(), dst, n).await?;
                 moved(n, dir);

@@ -133,6 +133,7 @@ fn core_json(c: &pb::CoreStats) -> Value {
         "bad_hellos": c.bad_hellos, "pipe_leases": c.pipe_leases,
         "copy_fallbacks": c.copy_fallbacks, "pipes_in_use": c.pipes_in_use,
         "events_dropped": c.events_dropped, "accept_errors": c.accept_errors,
+        "pipes_undersized": c.pipes_undersized,
     })
 }
 
