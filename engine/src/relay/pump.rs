@@ -12,6 +12,10 @@ use super::{Direction, Fatal, RelayEnv};
 use crate::stats::CoreStats;
 
 /// Transfers per readiness before yielding to the other tasks of the core (fairness bound).
+/// A burst also ends at a short read (fewer bytes than asked: the socket is empty), without
+/// the syscall that would only return EAGAIN: the readiness wait that follows is
+/// level-triggered, so bytes that arrive meanwhile complete it at once. One syscall less per
+/// message on request/response traffic.
 const ROUNDS_PER_WAKEUP: usize = 16;
 
 enum Burst {
@@ -85,11 +89,15 @@ async fn splice_burst(
     pipe: &Pipe,
     dir: &Direction<'_>,
 ) -> Result<Burst, Fatal> {
+    let asked = pipe.capacity();
     for _ in 0..ROUNDS_PER_WAKEUP {
-        match splice::splice(src.as_raw_fd(), pipe.write_fd(), pipe.capacity()) {
+        match splice::splice(src.as_raw_fd(), pipe.write_fd(), asked) {
             Ok(Step::Moved(n)) => {
                 drain_pipe(pipe.read_fd(), dst, n).await?;
                 moved(n, dir);
+                if n < asked {
+                    return Ok(Burst::Again);
+                }
             }
             Ok(Step::WouldBlock) => return Ok(Burst::Again),
             Ok(Step::Eof) => return Ok(Burst::Eof),
@@ -122,6 +130,9 @@ async fn copy_burst(
             Ok(Step::Moved(n)) => {
                 send_all(dst, &buf[..n]).await?;
                 moved(n, dir);
+                if n < buf.len() {
+                    return Ok(Burst::Again);
+                }
             }
             Ok(Step::WouldBlock) => return Ok(Burst::Again),
             Ok(Step::Eof) => return Ok(Burst::Eof),
