@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::hyper_support::{change_record as record, channel, loopback};
 use hyper_support::{call, hd_services, listener, start_app};
 use sd_common::{
     admin_chain, certificates_record, client, file_store, groups_record, settings as sd_settings,
@@ -17,40 +18,15 @@ use sd_common::{
 };
 use serde_json::{Value, json};
 use tandem_control::certs::TestPki;
-use tandem_control::directory::{ChangeRecord, RecordTime, Section};
+use tandem_control::directory::Section;
 use tandem_control::hyper_server::{HyperServer, Listeners};
 use tandem_control::settings::hyper::{
     ChannelKind, ChannelSettings, GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings,
     Timeouts,
 };
-use tandem_control::settings::{HostPort, HyperSettings, JsonRpcServerSettings};
+use tandem_control::settings::{HyperSettings, JsonRpcServerSettings};
 
 const CALL: Duration = Duration::from_secs(3);
-
-fn record(name: &str, section: Section, data: Value) -> ChangeRecord {
-    ChangeRecord::new(
-        name.into(),
-        section,
-        &data,
-        RecordTime::from_utc(chrono::Utc::now()),
-    )
-    .unwrap()
-}
-
-fn channel(kind: ChannelKind) -> ChannelSettings {
-    ChannelSettings {
-        name: kind.type_name().into(),
-        services: Vec::new(),
-        kind,
-    }
-}
-
-fn loopback() -> HostPort {
-    HostPort {
-        host: "127.0.0.1".into(),
-        port: 0,
-    }
-}
 
 /// hd-2 only lets health-departments call `_ping` and `echo`-like methods listed in `hd_services`.
 async fn publish(pki: &TestPki, sd: SocketAddr, grpc: &[(&str, Option<SocketAddr>)]) {

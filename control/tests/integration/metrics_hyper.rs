@@ -12,46 +12,22 @@ use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use crate::hyper_support::{change_record as record, channel, loopback};
 use hyper_support::{call, hd_services, listener, start_app};
 use metrics_support::{get, parse_prometheus, sample, total};
 use sd_common::{
     admin_chain, certificates_record, client, file_store, groups_record, settings as sd_settings,
     start,
 };
-use serde_json::{Value, json};
+use serde_json::json;
 use tandem_control::certs::TestPki;
-use tandem_control::directory::{ChangeRecord, RecordTime, Section};
+use tandem_control::directory::Section;
 use tandem_control::hyper_server::{HyperServer, Listeners};
 use tandem_control::settings::hyper::{
     ChannelKind, ChannelSettings, GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings,
     Timeouts,
 };
-use tandem_control::settings::{HostPort, HyperSettings, JsonRpcServerSettings};
-
-fn record(name: &str, section: Section, data: Value) -> ChangeRecord {
-    ChangeRecord::new(
-        name.into(),
-        section,
-        &data,
-        RecordTime::from_utc(chrono::Utc::now()),
-    )
-    .unwrap()
-}
-
-fn channel(kind: ChannelKind) -> ChannelSettings {
-    ChannelSettings {
-        name: kind.type_name().into(),
-        services: Vec::new(),
-        kind,
-    }
-}
-
-fn loopback() -> HostPort {
-    HostPort {
-        host: "127.0.0.1".into(),
-        port: 0,
-    }
-}
+use tandem_control::settings::{HyperSettings, JsonRpcServerSettings};
 
 async fn publish(pki: &TestPki, sd: SocketAddr, grpc: &[(&str, SocketAddr)]) {
     let mut records = Vec::new();

@@ -15,8 +15,10 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use tandem_control::directory::{ChangeRecord, RecordTime, Section};
 use tandem_control::hyper_server::{Listeners, run};
-use tandem_control::settings::HyperSettings;
+use tandem_control::settings::hyper::{ChannelKind, ChannelSettings};
+use tandem_control::settings::{HostPort, HyperSettings};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -190,5 +192,33 @@ pub fn api_settings(
         signing: None,
         metrics: None,
         timeouts,
+    }
+}
+
+/// An unsigned directory record of `section` for operator `name`, timestamped now.
+pub fn change_record(name: &str, section: Section, data: Value) -> ChangeRecord {
+    ChangeRecord::new(
+        name.into(),
+        section,
+        &data,
+        RecordTime::from_utc(chrono::Utc::now()),
+    )
+    .unwrap()
+}
+
+/// A channel of `kind` with its default name and no service restriction.
+pub fn channel(kind: ChannelKind) -> ChannelSettings {
+    ChannelSettings {
+        name: kind.type_name().into(),
+        services: Vec::new(),
+        kind,
+    }
+}
+
+/// 127.0.0.1 on a port the OS picks.
+pub fn loopback() -> HostPort {
+    HostPort {
+        host: "127.0.0.1".into(),
+        port: 0,
     }
 }

@@ -8,19 +8,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use crate::hyper_support::{change_record as record, channel, loopback};
 use axum::Json;
 use axum::extract::State;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 use tandem_control::certs::TestPki;
-use tandem_control::directory::{ChangeRecord, RecordTime, Section};
+use tandem_control::directory::Section;
 use tandem_control::hyper_server::{HyperServer, Listeners};
 use tandem_control::settings::hyper::{
     ChannelKind, ChannelSettings, GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings,
     Timeouts,
 };
-use tandem_control::settings::{HostPort, HyperSettings, JsonRpcServerSettings};
+use tandem_control::settings::{HyperSettings, JsonRpcServerSettings};
 use tandem_engine::{Engine, EngineConfig, EngineHandle, PairKind, RefuseAll};
 use tokio::net::TcpListener;
 
@@ -104,31 +105,6 @@ async fn start_proxy_app(app: ProxyApp) -> SocketAddr {
 /// Pairs completed by the engine.
 pub fn paired(engine: &EngineHandle) -> u64 {
     engine.stats().iter().map(|s| s.paired).sum()
-}
-
-fn record(name: &str, section: Section, data: Value) -> ChangeRecord {
-    ChangeRecord::new(
-        name.into(),
-        section,
-        &data,
-        RecordTime::from_utc(chrono::Utc::now()),
-    )
-    .unwrap()
-}
-
-fn channel(kind: ChannelKind) -> ChannelSettings {
-    ChannelSettings {
-        name: kind.type_name().into(),
-        services: Vec::new(),
-        kind,
-    }
-}
-
-fn loopback() -> HostPort {
-    HostPort {
-        host: "127.0.0.1".into(),
-        port: 0,
-    }
 }
 
 fn service(name: &str, group: &str, methods: &[&str]) -> Value {
