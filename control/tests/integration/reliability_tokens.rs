@@ -16,9 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
 use seed_support::*;
 use serde_json::{Value, json};
-use tandem_control::http::JsonRpcClient;
 use tandem_control::jsonrpc::params;
-use tandem_control::settings::TlsSettings;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Upper bound for one awaited step of the pair check.
@@ -77,29 +75,6 @@ fn the_scanner_finds_planted_tokens_and_ignores_other_base64() {
         vec![format!(r#"{{"tokens":["{}"]}}"#, STANDARD.encode(other))],
     )];
     assert_eq!(leaks(&logs, &[]).len(), 1);
-}
-
-/// A local app's client of hd-1's gateway.
-fn gateway(layout: &Layout) -> JsonRpcClient {
-    let certs = layout.root().join("certs");
-    let tls = TlsSettings {
-        ca_certificate_files: vec![certs.join("root.crt")],
-        certificate_file: Some(certs.join("hd-1.crt")),
-        key_file: Some(certs.join("hd-1.key")),
-        server_name: Some("hd-1".into()),
-        verify_client: true,
-        request_client_cert: false,
-        insecure_skip_verify: false,
-    };
-    let config = tandem_control::tls::client_config(&tls, &[]).unwrap();
-    let port = layout.ports["TANDEM_TEST_HD1_JSONRPC_PORT"];
-    JsonRpcClient::new(
-        &format!("https://127.0.0.1:{port}/jsonrpc"),
-        Some(config),
-        Some("hd-1"),
-        Duration::from_secs(30),
-    )
-    .unwrap()
 }
 
 /// `proxy ctl pair create --json` at debug level: the two tokens, the endpoint and ctl's stderr.

@@ -6,36 +6,9 @@
 
 use crate::seed_support;
 
-use std::time::Duration;
-
 use seed_support::*;
 use serde_json::{Value, json};
-use tandem_control::http::JsonRpcClient;
 use tandem_control::jsonrpc::params;
-use tandem_control::settings::TlsSettings;
-
-/// A local app's client of hd-1's gateway.
-fn gateway(layout: &Layout) -> JsonRpcClient {
-    let certs = layout.root().join("certs");
-    let tls = TlsSettings {
-        ca_certificate_files: vec![certs.join("root.crt")],
-        certificate_file: Some(certs.join("hd-1.crt")),
-        key_file: Some(certs.join("hd-1.key")),
-        server_name: Some("hd-1".into()),
-        verify_client: true,
-        request_client_cert: false,
-        insecure_skip_verify: false,
-    };
-    let config = tandem_control::tls::client_config(&tls, &[]).unwrap();
-    let port = layout.ports["TANDEM_TEST_HD1_JSONRPC_PORT"];
-    JsonRpcClient::new(
-        &format!("https://127.0.0.1:{port}/jsonrpc"),
-        Some(config),
-        Some("hd-1"),
-        Duration::from_secs(30),
-    )
-    .unwrap()
-}
 
 /// `proxy ctl stats --json` against the test proxy: the engine's per-core counters.
 fn proxy_stats(layout: &Layout) -> Value {

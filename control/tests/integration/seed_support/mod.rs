@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use tandem_control::http::JsonRpcClient;
+use tandem_control::settings::TlsSettings;
+
 pub const HYPER: &str = env!("CARGO_BIN_EXE_hyper");
 pub const SD: &str = env!("CARGO_BIN_EXE_sd");
 pub const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
@@ -331,4 +334,27 @@ impl Layout {
             certs.join("root.crt").display().to_string(),
         ]
     }
+}
+
+/// A local app's client of hd-1's gateway.
+pub fn gateway(layout: &Layout) -> JsonRpcClient {
+    let certs = layout.root().join("certs");
+    let tls = TlsSettings {
+        ca_certificate_files: vec![certs.join("root.crt")],
+        certificate_file: Some(certs.join("hd-1.crt")),
+        key_file: Some(certs.join("hd-1.key")),
+        server_name: Some("hd-1".into()),
+        verify_client: true,
+        request_client_cert: false,
+        insecure_skip_verify: false,
+    };
+    let config = tandem_control::tls::client_config(&tls, &[]).unwrap();
+    let port = layout.ports["TANDEM_TEST_HD1_JSONRPC_PORT"];
+    JsonRpcClient::new(
+        &format!("https://127.0.0.1:{port}/jsonrpc"),
+        Some(config),
+        Some("hd-1"),
+        Duration::from_secs(30),
+    )
+    .unwrap()
 }
