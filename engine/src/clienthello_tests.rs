@@ -104,6 +104,18 @@ fn refusals() {
     assert_eq!(parse_all(&no_sni, 65536).unwrap().unwrap().sni, None);
 }
 
+#[test]
+fn one_byte_records_can_push_a_hello_past_the_bound() {
+    // ~11 KB of hello in 1-byte records is ~66 KB on the wire (found by the property below).
+    let hello = frame(
+        &build_hello(Some("svc.internal-server.local"), &[b"h2"], 10_827),
+        1,
+    );
+    assert!(hello.len() > 65536);
+    assert_eq!(parse_all(&hello, 65536), Err(HelloError::TooLarge));
+    assert!(parse_all(&hello, hello.len()).unwrap().is_some());
+}
+
 proptest! {
     #[test]
     fn any_segmentation_and_record_framing_parses(
@@ -111,19 +123,29 @@ proptest! {
         chunk in 1usize..(1 << 14),
         cuts in prop::collection::vec(1usize..4000, 0..20),
     ) {
+        const BOUND: usize = 65536;
         let hello = frame(&build_hello(Some("svc.internal-server.local"), &[b"h2"], pad), chunk);
-        let mut r = ClientHelloReader::new(65536);
+        let mut r = ClientHelloReader::new(BOUND);
         let mut rest: &[u8] = &hello;
-        let mut got = None;
+        let mut outcome = Ok(None);
         for c in cuts.into_iter().chain(std::iter::once(usize::MAX)) {
             let (seg, tail) = rest.split_at(c.min(rest.len()));
             rest = tail;
-            if let Some(info) = r.feed(seg).unwrap() {
-                got = Some(info);
+            outcome = r.feed(seg);
+            if !matches!(outcome, Ok(None)) {
                 break;
             }
         }
-        prop_assert_eq!(got.and_then(|i| i.sni), Some("svc.internal-server.local".to_owned()));
+        // The bound counts bytes on the wire, record headers included: small records (5 bytes
+        // of header each) can push a hello past it, and then it is refused, never misparsed.
+        if hello.len() <= BOUND {
+            prop_assert_eq!(
+                outcome.unwrap().and_then(|i| i.sni),
+                Some("svc.internal-server.local".to_owned())
+            );
+        } else {
+            prop_assert_eq!(outcome, Err(HelloError::TooLarge));
+        }
     }
 
     #[test]
