@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use monoio::net::{TcpListener, TcpStream};
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::clienthello::ClientHelloReader;
 use crate::mailbox::SendError;
@@ -58,6 +58,12 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
         let guard = ConnGuard::new(core.shared.clone(), core.id);
         let span = info_span!("conn", core = core.id.0, %peer, port = ?port);
         core.spawn(conn_task(core.clone(), stream, peer, port, guard).instrument(span));
+    }
+    // Synchronously: with io_uring the fd's close is an op the ring runs later.
+    splice::stop_listening(listener.as_raw_fd());
+    drop(listener);
+    if core.shared.accepting.fetch_sub(1, Ordering::AcqRel) == 1 {
+        info!("every data port is closed: no new connections, live pairs drain");
     }
 }
 

@@ -3,7 +3,7 @@
 //! (plain threads, tokio) can call it; no call blocks except `drain`, which joins the workers.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -152,6 +152,7 @@ impl Engine {
             cores,
             map: TokenMap::new(n),
             events: tx,
+            accepting: AtomicUsize::new(n * if config.tls_addr.is_some() { 2 } else { 1 }),
             config,
             resolver,
         });

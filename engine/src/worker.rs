@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::time::{Duration, Instant};
 
@@ -30,6 +31,8 @@ pub(crate) struct Shared {
     pub events: SyncSender<PairEvent>,
     pub config: EngineConfig,
     pub resolver: Arc<dyn SniResolver>,
+    /// Accept loops still running, over all cores and ports (the last to stop on drain logs it).
+    pub accepting: AtomicUsize,
 }
 
 /// The cross-thread face of one core.

@@ -84,12 +84,13 @@ fn sigterm_drains_live_pairs_refuses_new_ones_and_exits_zero() {
     proxy.sigterm();
     let signalled = Instant::now();
     proxy.wait_for("public proxy stopping: draining");
-    // No new pairs: the data port stops taking connections and pair create fails (bounded poll).
-    let deadline = Instant::now() + STEP;
-    while TcpStream::connect(&pairing).is_ok() {
-        assert!(Instant::now() < deadline, "pairing port still accepting");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    // No new pairs: once the engine says its last listener closed, the data port refuses
+    // connections, and pair create fails.
+    proxy.wait_for("every data port is closed");
+    assert!(
+        TcpStream::connect(&pairing).is_err(),
+        "pairing port still accepting"
+    );
     assert!(
         ctl(&layout, &["pair", "create", "--json"]).is_err(),
         "pair create refused while draining"

@@ -72,6 +72,13 @@ pub fn shutdown_write(fd: RawFd) {
     let _ = unsafe { libc::shutdown(fd, libc::SHUT_WR) };
 }
 
+/// shutdown(2) of a listening socket: it stops listening at once (queued, unaccepted
+/// connections are reset), whenever the driver gets round to closing the fd itself.
+pub fn stop_listening(fd: RawFd) {
+    // SAFETY: plain syscall on an open fd; an error (already closed) changes nothing for us.
+    let _ = unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+}
+
 /// Sets SO_LINGER {on, 0} so that closing the socket sends RST instead of FIN.
 pub fn set_reset_on_close(fd: RawFd) {
     let linger = libc::linger {
