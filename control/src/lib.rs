@@ -19,6 +19,7 @@ pub mod p2p;
 pub mod proxy;
 pub mod sd;
 pub mod sdclient;
+pub mod serving;
 pub mod settings;
 pub mod telemetry;
 pub mod tls;

@@ -57,6 +57,7 @@ fn settings(pki: &TestPki, dir: &Path) -> PublicProxySettings {
             tls: None,
         },
         jsonrpc_server: JsonRpcServerSettings {
+            serving: Default::default(),
             bind_address: local(),
             path: "/jsonrpc".into(),
             cors: None,
@@ -66,6 +67,7 @@ fn settings(pki: &TestPki, dir: &Path) -> PublicProxySettings {
         call_timeout: Duration::from_secs(5),
         engine,
         control: Some(ControlSettings {
+            serving: Default::default(),
             bind_address: local(),
             tls: pki.tls_settings(PROXY),
             admins: vec![ADMIN.into()],

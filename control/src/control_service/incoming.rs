@@ -1,36 +1,31 @@
-//! The ControlService's connections: TCP from the listener, a rustls handshake under
-//! [`HANDSHAKE_TIMEOUT`](crate::grpc::HANDSHAKE_TIMEOUT) (client certificates verified against our
-//! CA by the `ServerConfig`), then the admin check of the client certificate, once per
-//! connection. The result rides along as tonic's connect info; every call checks it, so a
-//! non-admin gets `PermissionDenied` on each call and each refusal is counted.
+//! The ControlService's connections: TCP from the listener admitted by the serving kit, a rustls
+//! handshake under the kit's deadline (client certificates verified against our CA by the
+//! `ServerConfig`), then the admin check of the client certificate, once per connection. The
+//! result rides along as tonic's connect info; every call checks it, so a non-admin gets
+//! `PermissionDenied` on each call and each refusal is counted. An admin's connection is
+//! established (tonic's keepalive and maximum age watch it); a non-admin's never is: it stays
+//! evictable and the kit cuts it at the first-request deadline, so valid non-admin certificates
+//! cannot hold the port.
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tracing::{Instrument, debug, debug_span, info, warn};
 
 use super::metrics::Metrics;
 use super::policy::{AdminPolicy, Denied};
-use crate::grpc::HANDSHAKE_TIMEOUT;
 use crate::grpc::conn::TlsConn;
+use crate::serving::{ACCEPT_BACKOFF, Admission};
 use crate::tls::peer_leaf;
 
-/// Control connections served at once (operators, scripts and load-harness workers; each keeps
-/// one HTTP/2 connection); past it new ones are closed at once.
-pub const MAX_CONTROL_CONNECTIONS: usize = 256;
-/// TLS handshakes in progress at once; past it new connections are closed (slow-handshake floods).
-const MAX_HANDSHAKES: usize = 64;
 /// Handshaken connections waiting for tonic to pick them up.
 const READY_QUEUE: usize = 16;
-/// Back-off after an accept error such as EMFILE.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Who is calling: tonic's connect info, attached to every request of the connection.
 #[derive(Debug, Clone)]
@@ -60,14 +55,13 @@ pub(crate) struct Acceptor {
     pub(crate) tls: Arc<ServerConfig>,
     pub(crate) policy: AdminPolicy,
     pub(crate) metrics: Arc<Metrics>,
+    pub(crate) admission: Admission,
 }
 
 impl Acceptor {
     /// Accepts until `stop` turns true; handshakes run concurrently (bounded), aborted on stop.
     pub(crate) async fn run(self, ready: ReadyTx, mut stop: watch::Receiver<bool>) {
         let acceptor = TlsAcceptor::from(self.tls.clone());
-        let connections = Arc::new(Semaphore::new(MAX_CONTROL_CONNECTIONS));
-        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         let mut tasks = JoinSet::new();
         loop {
             let (stream, addr) = tokio::select! {
@@ -82,11 +76,7 @@ impl Acceptor {
                     }
                 },
             };
-            let (Ok(slot), Ok(handshake)) = (
-                connections.clone().try_acquire_owned(),
-                handshakes.clone().try_acquire_owned(),
-            ) else {
-                debug!(peer = %addr, "control connection or handshake limit reached; closed");
+            let Some((io, slot)) = self.admission.admit(stream, addr) else {
                 continue;
             };
             let (acceptor, policy, metrics, ready) = (
@@ -98,20 +88,25 @@ impl Acceptor {
             let span = debug_span!("control_connection", peer = %addr);
             tasks.spawn(
                 async move {
-                    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                        .await
-                    {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            return metrics.handshake_failed(&format!("TLS handshake failed: {e}"));
+                    let tls = match acceptor.accept(io).await {
+                        Ok(tls) => tls,
+                        Err(e) => {
+                            slot.count_failed_handshake();
+                            let why = match slot.cut_reason() {
+                                Some(reason) => reason.as_str().to_owned(),
+                                None => format!("TLS handshake failed: {e}"),
+                            };
+                            return metrics.handshake_failed(&why);
                         }
-                        Err(_) => return metrics.handshake_failed("TLS handshake timed out"),
                     };
-                    drop(handshake);
+                    slot.handshaken();
                     let leaf = peer_leaf(tls.get_ref().1);
                     let admin = policy.authorize(leaf.as_deref()).await;
                     match &admin {
-                        Ok(name) => debug!(admin = %name, "control client identified"),
+                        Ok(name) => {
+                            slot.establish();
+                            debug!(admin = %name, "control client identified");
+                        }
                         Err(d) => {
                             info!(reason = d.kind(), detail = %d, "control client is not an admin")
                         }
@@ -120,7 +115,7 @@ impl Acceptor {
                         addr: Some(addr),
                         admin,
                     };
-                    let stream = TlsConn::new(tls, caller, slot);
+                    let stream = TlsConn::new(tls, caller);
                     // A closed receiver means the server is stopping: the stream is dropped.
                     let _ = ready.send(Ok(stream)).await;
                 }

@@ -28,7 +28,7 @@ pub use book::{MAX_TRACKED_PAIRS, PairBook, Tracked};
 pub use client::{ClientError, ControlClient, CreatedPair};
 pub use ctl::{CtlAction, CtlCommand, CtlError, CtlTarget, PairCommand, run};
 pub use hub::{EventHub, HubCounters, HubEvent, WATCH_BACKLOG};
-pub use incoming::{Caller, MAX_CONTROL_CONNECTIONS};
+pub use incoming::Caller;
 pub use metrics::ServiceCounters;
 pub use policy::{AdminPolicy, DEFAULT_ADMIN_GROUP, Denied};
 pub use server::{ControlServer, DEFAULT_LIST_LIMIT, EventStream, MAX_LIST_LIMIT};

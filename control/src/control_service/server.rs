@@ -25,6 +25,7 @@ use super::metrics::{Metrics, ServiceCounters};
 use super::policy::AdminPolicy;
 use super::{ControlError, MAX_DRAIN_GRACE, MAX_PAIR_TTL};
 use crate::grpc::SHUTDOWN_GRACE;
+use crate::serving::{Admission, ServingConfig, ServingMetrics};
 use crate::settings::tls::TlsSettings;
 
 /// Pairs `ListPairs` returns when the request names no limit.
@@ -34,6 +35,10 @@ pub const DEFAULT_LIST_LIMIT: usize = 1000;
 pub const MAX_LIST_LIMIT: usize = 10_000;
 /// Calls one control connection may have open at once (watch streams count).
 const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// A control connection is recycled after an hour (clients reconnect transparently; a
+/// `WatchEvents` stream then resumes on the new connection), with a minute of grace.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3600);
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
 
 struct Inner {
     engine: EngineHandle,
@@ -99,13 +104,32 @@ impl ControlServer {
         tls: Arc<ServerConfig>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ControlError> {
+        let admission = Admission::new(
+            "control",
+            ServingConfig::default(),
+            ServingMetrics::default(),
+        );
+        self.serve_with(listener, tls, admission, shutdown).await
+    }
+
+    /// [`ControlServer::serve`] under the serving kit's `admission` (from the `control.serving`
+    /// settings).
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        tls: Arc<ServerConfig>,
+        admission: Admission,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ControlError> {
         let local = listener.local_addr().map_err(ControlError::Listener)?;
         let (ready_tx, ready_rx) = incoming::ready_channel();
+        let h2 = admission.config().http2;
         let acceptor = Acceptor {
             listener,
             tls,
             policy: self.inner.policy.clone(),
             metrics: self.inner.metrics.clone(),
+            admission,
         };
         let service = ControlServiceServer::new(self)
             .max_decoding_message_size(tandem_proto::MAX_MESSAGE_BYTES)
@@ -118,6 +142,12 @@ impl ControlServer {
         let accept = acceptor.run(ready_tx, stop_rx.clone());
         let server = tonic::transport::Server::builder()
             .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .http2_max_header_list_size(h2.max_header_list_bytes)
+            .http2_max_pending_accept_reset_streams(Some(h2.max_pending_resets))
+            .http2_keepalive_interval(Some(h2.keepalive_interval))
+            .http2_keepalive_timeout(Some(h2.keepalive_timeout))
+            .max_connection_age(MAX_CONNECTION_AGE)
+            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
             .add_service(service)
             .serve_with_incoming_shutdown(ReceiverStream::new(ready_rx), {
                 let mut stop = stop_rx.clone();

@@ -1,6 +1,6 @@
 //! A TLS-accepted connection handed to a tonic server, carrying what the accept loop learned about
-//! the peer (an operator identity, an admin check) as tonic's connect info, and holding its
-//! connection slot until it closes.
+//! the peer (an operator identity, an admin check) as tonic's connect info. The TCP stream under
+//! the TLS is the serving kit's [`Guarded`] I/O, which holds the connection's slot until it closes.
 
 use std::io;
 use std::pin::Pin;
@@ -8,25 +8,21 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::server::TlsStream;
 use tonic::transport::server::Connected;
 
+use crate::serving::Guarded;
+
 /// A server-side TLS connection with peer information `I`.
 pub(crate) struct TlsConn<I> {
-    tls: TlsStream<TcpStream>,
+    tls: TlsStream<Guarded<TcpStream>>,
     info: I,
-    _slot: OwnedSemaphorePermit,
 }
 
 impl<I> TlsConn<I> {
-    /// Wraps an accepted connection; `slot` is released when the connection is dropped.
-    pub(crate) fn new(tls: TlsStream<TcpStream>, info: I, slot: OwnedSemaphorePermit) -> Self {
-        Self {
-            tls,
-            info,
-            _slot: slot,
-        }
+    /// Wraps an accepted connection; its slot is released when the connection is dropped.
+    pub(crate) fn new(tls: TlsStream<Guarded<TcpStream>>, info: I) -> Self {
+        Self { tls, info }
     }
 }
 

@@ -1,31 +1,32 @@
-//! The gRPC server's connections: TCP accepted from the listener (per-IP rate limited) or injected
-//! (proxy sockets, SPEC §4.5), TLS-accepted with a deadline, and mapped to an operator identity
-//! before tonic sees them. A peer without an identity is closed.
+//! The gRPC server's connections: TCP accepted from the listener (admitted by the serving kit and
+//! the per-IP `tcp_rate_limits`) or injected (proxy sockets, SPEC §4.5, admitted apart so that a
+//! flood on the public port never delays a brokered call), TLS-accepted under the kit's handshake
+//! deadline, and mapped to an operator identity before tonic sees them. A peer without an identity
+//! is closed; an identified one is established (tonic's keepalive and maximum age watch it).
 
 use std::io;
+use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tracing::{Instrument, debug, debug_span, warn};
 
-use super::HANDSHAKE_TIMEOUT;
 use super::conn::TlsConn;
 use super::identity::{PeerIdentity, identify};
 use crate::broker::types::DirectorySource;
 use crate::http::{RateLimit, RateLimiter};
+use crate::serving::{ACCEPT_BACKOFF, Admission, AdmissionConfig, Guarded, ServingConfig, Slot};
 use crate::settings::listeners::TcpRateLimit;
 use crate::tls::peer_leaf;
 
-/// Connections served at once (accepted or injected); past it new ones are closed at once.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// TLS handshakes in progress at once; past it new connections are closed (slow-handshake floods).
-pub const MAX_HANDSHAKES: usize = 256;
+/// Injected (brokered) connections held at once, apart from the listener's own admission.
+pub const MAX_INJECTED_CONNECTIONS: usize = 1024;
 /// Injected sockets waiting to be picked up (the original's capacity 1, with room for bursts).
 const INJECT_QUEUE: usize = 16;
 /// Handshaken connections waiting for tonic to pick them up.
@@ -81,6 +82,29 @@ pub(crate) struct Acceptor {
     pub(crate) tls: Arc<ServerConfig>,
     pub(crate) directory: Arc<dyn DirectorySource>,
     pub(crate) rate_limits: Vec<TcpRateLimit>,
+    /// The listener's admission.
+    pub(crate) admission: Admission,
+    /// Injected sockets' admission: all come from the proxy, so no per-source cap or rate.
+    pub(crate) injected: Admission,
+}
+
+/// The admission of injected sockets under `serving`'s deadlines.
+pub(crate) fn injected_admission(
+    serving: &ServingConfig,
+    metrics: crate::serving::ServingMetrics,
+) -> Admission {
+    let cap = NonZeroUsize::new(MAX_INJECTED_CONNECTIONS).unwrap_or(NonZeroUsize::MIN);
+    let config = ServingConfig {
+        admission: AdmissionConfig {
+            max_connections: cap,
+            per_source_connections: NonZeroU32::new(u32::try_from(cap.get()).unwrap_or(u32::MAX))
+                .unwrap_or(NonZeroU32::MIN),
+            per_source_rate: None,
+            ..AdmissionConfig::default()
+        },
+        ..serving.clone()
+    };
+    Admission::new("grpc_injected", config, metrics)
 }
 
 /// Handshaken connections on their way to tonic.
@@ -101,7 +125,8 @@ pub(crate) fn channels() -> (InjectHandle, mpsc::Receiver<TcpStream>, ReadyTx, R
 }
 
 impl Acceptor {
-    /// Accepts until `stop` turns true; handshakes run concurrently (bounded) and are aborted on stop.
+    /// Accepts until `stop` turns true; handshakes run concurrently (each under the kit's
+    /// deadline) and are aborted on stop.
     pub(crate) async fn run(
         self,
         mut injected: mpsc::Receiver<TcpStream>,
@@ -109,8 +134,6 @@ impl Acceptor {
         mut stop: watch::Receiver<bool>,
     ) {
         let acceptor = TlsAcceptor::from(self.tls.clone());
-        let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-        let handshakes = Arc::new(Semaphore::new(MAX_HANDSHAKES));
         let mut limiter = RateLimiter::new(
             self.rate_limits
                 .iter()
@@ -122,50 +145,54 @@ impl Acceptor {
         );
         let mut tasks = JoinSet::new();
         loop {
-            let stream = tokio::select! {
+            let admitted = tokio::select! {
                 () = super::stopped(&mut stop) => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
                 accepted = self.listener.accept() => match accepted {
-                    Ok((stream, addr)) if limiter.check(addr.ip(), Instant::now()) => stream,
+                    Ok((stream, addr)) if limiter.check(addr.ip(), Instant::now()) => {
+                        self.admission.admit(stream, addr)
+                    }
                     Ok((_, addr)) => {
                         debug!(peer = %addr, "gRPC connection over the rate limit; closed");
                         continue;
                     }
                     Err(e) => {
                         warn!(error = %e, "gRPC accept failed; backing off");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
                         continue;
                     }
                 },
-                Some(stream) = injected.recv() => stream,
+                Some(stream) = injected.recv() => match stream.peer_addr() {
+                    Ok(addr) => self.injected.admit(stream, addr),
+                    Err(e) => {
+                        debug!(error = %e, "injected socket already closed");
+                        continue;
+                    }
+                },
             };
-            let addr = stream.peer_addr().ok();
-            let (Ok(slot), Ok(handshake)) = (
-                connections.clone().try_acquire_owned(),
-                handshakes.clone().try_acquire_owned(),
-            ) else {
-                debug!(peer = ?addr, "gRPC connection or handshake limit reached; closed");
-                continue;
-            };
+            let Some((io, slot)) = admitted else { continue };
+            let addr = io.get_ref().peer_addr().ok();
             let (acceptor, directory, ready) =
                 (acceptor.clone(), self.directory.clone(), ready.clone());
             let span = debug_span!("grpc_connection", peer = ?addr);
             tasks.spawn(
                 async move {
-                    let result = handshake_peer(acceptor, stream, &*directory).await;
-                    drop(handshake);
-                    match result {
+                    match handshake_peer(acceptor, io, &slot, &*directory).await {
                         Ok((tls, clients)) => {
                             let identity = PeerIdentity {
                                 addr,
                                 clients: Arc::new(clients),
                             };
                             debug!(operator = identity.primary(), "gRPC peer identified");
-                            let peer = TlsConn::new(tls, identity, slot);
+                            slot.establish();
+                            let peer = TlsConn::new(tls, identity);
                             // A closed receiver means the server is stopping: the stream is dropped.
                             let _ = ready.send(Ok(peer)).await;
                         }
-                        Err(reason) => debug!(%reason, "gRPC connection refused"),
+                        Err(reason) => {
+                            slot.count_failed_handshake();
+                            debug!(%reason, "gRPC connection refused");
+                        }
                     }
                 }
                 .instrument(span),
@@ -176,17 +203,25 @@ impl Acceptor {
     }
 }
 
-/// TLS handshake with a deadline, then the directory identity of the client certificate.
+/// The TLS handshake (the kit's deadline cuts a silent or slow one), then the directory identity
+/// of the client certificate.
 async fn handshake_peer(
     acceptor: TlsAcceptor,
-    stream: TcpStream,
+    io: Guarded<TcpStream>,
+    slot: &Slot,
     directory: &dyn DirectorySource,
-) -> Result<(TlsStream<TcpStream>, Vec<crate::broker::types::ClientInfo>), String> {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Err(_) => return Err("TLS handshake timed out".into()),
-        Ok(Err(e)) => return Err(format!("TLS handshake failed: {e}")),
-        Ok(Ok(tls)) => tls,
-    };
+) -> Result<
+    (
+        TlsStream<Guarded<TcpStream>>,
+        Vec<crate::broker::types::ClientInfo>,
+    ),
+    String,
+> {
+    let tls = acceptor
+        .accept(io)
+        .await
+        .map_err(|e| format!("TLS handshake failed: {e}"))?;
+    slot.handshaken();
     let leaf = peer_leaf(tls.get_ref().1);
     let clients = identify(leaf.as_deref(), directory)
         .await

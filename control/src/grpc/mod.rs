@@ -30,7 +30,7 @@ use std::time::Duration;
 pub use client::{GrpcClient, MAX_CALLS_PER_PEER, MAX_PEERS, ProxyDialer};
 pub use entry::{GrpcServerEntry, reverse_targets};
 pub use identity::PeerIdentity;
-pub use incoming::{INJECT_TIMEOUT, InjectError, InjectHandle, MAX_CONNECTIONS, MAX_HANDSHAKES};
+pub use incoming::{INJECT_TIMEOUT, InjectError, InjectHandle, MAX_INJECTED_CONNECTIONS};
 pub use reverse::{MAX_PENDING_PER_STREAM, ReverseChannel};
 pub use reverse_client::REVERSE_REFRESH;
 pub use server::{GrpcServer, GrpcServerHandle};
@@ -40,7 +40,7 @@ pub use tandem_proto::MAX_MESSAGE_BYTES;
 use crate::tls::TlsError;
 
 /// Time allowed for a TLS handshake on an accepted or injected connection.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = crate::serving::DEFAULT_HANDSHAKE_TIMEOUT;
 /// After shutdown, how long open gRPC connections may finish before the server task returns.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// The ALPN protocol of gRPC.

@@ -21,6 +21,7 @@ use super::incoming::{self, Acceptor, InjectHandle};
 use super::reverse::{PushStream, ReverseChannel};
 use super::{ALPN_H2, GrpcError, SHUTDOWN_GRACE, stopped};
 use crate::broker::types::{DirectorySource, RequestSink};
+use crate::serving::{Admission, Http2Limits, ServingMetrics};
 use crate::settings::hyper::{GrpcServerSettings, Timeouts};
 use crate::tls::server_config;
 
@@ -128,6 +129,24 @@ impl GrpcServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<GrpcServerHandle, GrpcError> {
+        let metrics = ServingMetrics::default();
+        Self::start_with_metrics(
+            metrics, settings, own_name, timeouts, directory, sink, listener, shutdown,
+        )
+    }
+
+    /// [`GrpcServer::start`], counting the serving kit's admissions and cuts in `metrics`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with_metrics(
+        metrics: ServingMetrics,
+        settings: &GrpcServerSettings,
+        own_name: &str,
+        timeouts: &Timeouts,
+        directory: Arc<dyn DirectorySource>,
+        sink: Arc<dyn RequestSink>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<GrpcServerHandle, GrpcError> {
         let tls = server_config(&settings.tls, &[ALPN_H2])?;
         let local_addr = listener.local_addr().map_err(GrpcError::Listener)?;
         let reverse = Arc::new(ReverseChannel::new(own_name, timeouts.call));
@@ -137,7 +156,10 @@ impl GrpcServer {
             tls,
             directory,
             rate_limits: settings.tcp_rate_limits.clone(),
+            admission: Admission::new("grpc", settings.serving.clone(), metrics.clone()),
+            injected: incoming::injected_admission(&settings.serving, metrics),
         };
+        let h2 = settings.serving.http2;
         let service = HyperServer::new(HyperService {
             sink,
             reverse: reverse.clone(),
@@ -155,7 +177,7 @@ impl GrpcServer {
                     reverse_for_stop.close_all().await;
                 };
                 let accept = acceptor.run(injected, ready_tx, stop_rx.clone());
-                let serve = serve(service, ready_rx, stop_rx);
+                let serve = serve(service, h2, ready_rx, stop_rx);
                 tokio::join!(signal, accept, serve);
                 info!("gRPC server stopped");
             }
@@ -173,11 +195,14 @@ impl GrpcServer {
 /// tonic over the ready connections; after stop, connections get [`SHUTDOWN_GRACE`] to finish.
 async fn serve(
     service: HyperServer<HyperService>,
+    h2: Http2Limits,
     ready: incoming::ReadyRx,
     stop: watch::Receiver<bool>,
 ) {
     let server = tonic::transport::Server::builder()
         .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(h2.max_header_list_bytes)
+        .http2_max_pending_accept_reset_streams(Some(h2.max_pending_resets))
         .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
         .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
         .max_connection_age(MAX_CONNECTION_AGE)

@@ -42,6 +42,9 @@ pub struct RouteConfig {
     pub rate_limits: Vec<RateLimit>,
     /// How long one call may take before the client gets an error.
     pub call_timeout: Duration,
+    /// How long the whole request body may take to arrive (slow-drip bodies); see
+    /// [`crate::serving::DEFAULT_BODY_TIMEOUT`].
+    pub body_timeout: Duration,
     /// CORS policy, if configured.
     pub cors: Option<Cors>,
 }
@@ -51,6 +54,7 @@ struct RouteState<M> {
     limiter: Mutex<RateLimiter>,
     max_body_bytes: usize,
     call_timeout: Duration,
+    body_timeout: Duration,
     metrics: Option<RpcMetrics>,
 }
 
@@ -70,6 +74,7 @@ pub fn jsonrpc_router_observed<M: Methods>(
         limiter: Mutex::new(RateLimiter::new(config.rate_limits)),
         max_body_bytes: config.max_body_bytes,
         call_timeout: config.call_timeout,
+        body_timeout: config.body_timeout,
         metrics,
     });
     let mut router = Router::new()
@@ -109,11 +114,17 @@ async fn handle<M: Methods>(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = match axum::body::to_bytes(request.into_body(), state.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
+    let body = axum::body::to_bytes(request.into_body(), state.max_body_bytes);
+    let body = match tokio::time::timeout(state.body_timeout, body).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             let error = ErrorObject::new(INVALID_REQUEST, "request body too large or unreadable");
             return respond(StatusCode::PAYLOAD_TOO_LARGE, &Response::error(None, error));
+        }
+        Err(_) => {
+            debug!(peer = %peer.addr, timeout = ?state.body_timeout, "request body too slow");
+            let error = ErrorObject::new(INVALID_REQUEST, "request body not received in time");
+            return respond(StatusCode::REQUEST_TIMEOUT, &Response::error(None, error));
         }
     };
     let rpc = match decode_request(content_type.as_deref(), &body) {

@@ -1,5 +1,6 @@
-//! An HTTP/1.1 + HTTP/2 server for axum routers over plain TCP or rustls, with bounded connections,
-//! handshake and header deadlines, and graceful shutdown. Every spawned connection task is tracked.
+//! An HTTP/1.1 + HTTP/2 server for axum routers over plain TCP or rustls, served by the serving kit
+//! ([`crate::serving`]): admission per source and overall, handshake / first-request / idle
+//! deadlines, header and HTTP/2 limits, graceful shutdown. Every connection task is tracked.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,32 +15,49 @@ use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-use tracing::{Instrument, debug, info_span, warn};
+use tracing::debug;
 
-/// Bounds of one server.
+use crate::serving::{
+    Admission, Handshake, ServingConfig, ServingMetrics, Slot, serve_connections,
+};
+
+/// How one HTTP server is served.
 #[derive(Debug, Clone)]
 pub struct ServerLimits {
-    /// Connections served at once; further connections are closed at accept (back-pressure).
-    pub max_connections: usize,
-    /// Time allowed for the TLS handshake.
-    pub handshake_timeout: Duration,
-    /// Time allowed for a request's headers to arrive (slow-header clients are cut).
-    pub header_timeout: Duration,
+    /// The listener's name in logs and metrics (`sd`, `gateway`, `public_proxy`, ...).
+    pub name: &'static str,
+    /// Admission, deadlines and HTTP/2 limits.
+    pub serving: ServingConfig,
     /// After shutdown starts, how long open connections may finish before they are cut.
     pub grace: Duration,
+    /// Where admissions, refusals and cuts are counted.
+    pub metrics: ServingMetrics,
 }
+
+/// Default shutdown grace of an HTTP server.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
 
 impl Default for ServerLimits {
     fn default() -> Self {
         Self {
-            max_connections: 1024,
-            handshake_timeout: Duration::from_secs(10),
-            header_timeout: Duration::from_secs(10),
-            grace: Duration::from_secs(5),
+            name: "http",
+            serving: ServingConfig::default(),
+            grace: DEFAULT_GRACE,
+            metrics: ServingMetrics::default(),
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The defaults for the listener called `name`, counting into `metrics`.
+    pub fn named(name: &'static str, serving: ServingConfig, metrics: ServingMetrics) -> Self {
+        Self {
+            name,
+            serving,
+            metrics,
+            ..Self::default()
         }
     }
 }
@@ -62,82 +80,84 @@ pub async fn serve(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
 ) {
+    let admission = Admission::new(limits.name, limits.serving.clone(), limits.metrics.clone());
+    let handshake = if tls.is_some() {
+        Handshake::Tls
+    } else {
+        Handshake::None
+    };
     let acceptor = tls.map(TlsAcceptor::from);
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let mut connections = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                let (stream, addr) = match accepted {
-                    Ok(a) => a,
+    let serving = limits.serving.clone();
+    serve_connections(
+        listener,
+        admission,
+        handshake,
+        limits.grace,
+        shutdown,
+        move |io, addr, slot| {
+            let (acceptor, router, serving) = (acceptor.clone(), router.clone(), serving.clone());
+            async move {
+                let Some(acceptor) = acceptor else {
+                    let peer = PeerInfo { addr, leaf: None };
+                    return serve_stream(io, peer, router, slot, &serving).await;
+                };
+                match acceptor.accept(io).await {
+                    Ok(tls) => {
+                        slot.handshaken();
+                        let leaf = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| c.clone().into_owned());
+                        serve_stream(tls, PeerInfo { addr, leaf }, router, slot, &serving).await;
+                    }
                     Err(e) => {
-                        // EMFILE and friends: back off instead of spinning, never stop serving.
-                        warn!(error = %e, "accept failed; backing off");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
+                        slot.count_failed_handshake();
+                        debug!(error = %e, "TLS handshake failed");
                     }
-                };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    debug!(%addr, "connection limit reached; closing");
-                    continue;
-                };
-                let (acceptor, router, limits) = (acceptor.clone(), router.clone(), limits.clone());
-                let span = info_span!("http_connection", peer = %addr);
-                connections.spawn(
-                    async move {
-                        let _permit = permit;
-                        let _ = stream.set_nodelay(true);
-                        match acceptor {
-                            None => serve_stream(stream, PeerInfo { addr, leaf: None }, router, &limits).await,
-                            Some(acceptor) => {
-                                let handshake = tokio::time::timeout(limits.handshake_timeout, acceptor.accept(stream));
-                                match handshake.await {
-                                    Ok(Ok(tls)) => {
-                                        let leaf = tls.get_ref().1.peer_certificates()
-                                            .and_then(|c| c.first()).map(|c| c.clone().into_owned());
-                                        serve_stream(tls, PeerInfo { addr, leaf }, router, &limits).await;
-                                    }
-                                    Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
-                                    Err(_) => debug!("TLS handshake timed out"),
-                                }
-                            }
-                        }
-                    }
-                    .instrument(span),
-                );
+                }
             }
-        }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(limits.grace, async {
-        while connections.join_next().await.is_some() {}
-    });
-    if drained.await.is_err() {
-        connections.abort_all();
-        while connections.join_next().await.is_some() {}
-    }
+        },
+    )
+    .await;
 }
 
-async fn serve_stream<S>(stream: S, peer: PeerInfo, router: Router, limits: &ServerLimits)
-where
+/// Serves HTTP on one connection; every request holds the connection's slot busy until answered.
+async fn serve_stream<S>(
+    stream: S,
+    peer: PeerInfo,
+    router: Router,
+    slot: Slot,
+    serving: &ServingConfig,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = router.map_request(move |mut req: hyper::Request<hyper::body::Incoming>| {
+    let service = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(peer.clone());
-        req
+        let busy = slot.request();
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(req).await;
+            drop(busy);
+            response
+        }
     });
+    let limits = &serving.http2;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout);
+        .header_read_timeout(serving.deadlines.header)
+        .max_buf_size(limits.h1_max_buf_bytes);
     builder
         .http2()
         .timer(TokioTimer::new())
-        .max_concurrent_streams(64);
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list_bytes)
+        .max_pending_accept_reset_streams(limits.max_pending_resets)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
     if let Err(e) = builder
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
         .await

@@ -15,6 +15,7 @@ use crate::broker::types::{
 use crate::broker::{JsonRpcGateway, MessageBroker};
 use crate::directory::entry::DirectoryEntry;
 use crate::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router, serve};
+use crate::serving::ServingMetrics;
 use crate::settings::JsonRpcServerSettings;
 
 /// The largest request body the gateway reads, in bytes: a request must fit a 4 MiB gRPC message.
@@ -30,6 +31,7 @@ pub(super) fn serve_gateway(
     settings: &JsonRpcServerSettings,
     broker: Arc<MessageBroker>,
     call_timeout: Duration,
+    metrics: ServingMetrics,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = ()> + Send + 'static, HyperServerError> {
@@ -50,6 +52,7 @@ pub(super) fn serve_gateway(
             })
             .collect(),
         call_timeout: call_timeout + ROUTE_TIMEOUT_MARGIN,
+        body_timeout: settings.serving.deadlines.body,
         cors: settings.cors.as_ref().map(|c| Cors {
             allowed_hosts: c.allowed_hosts.clone(),
             allowed_headers: Vec::new(),
@@ -67,7 +70,7 @@ pub(super) fn serve_gateway(
         listener,
         tls,
         router,
-        ServerLimits::default(),
+        ServerLimits::named("gateway", settings.serving.clone(), metrics),
         shutdown,
     ))
 }

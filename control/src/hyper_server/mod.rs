@@ -157,6 +157,8 @@ pub struct HyperServer {
     tasks: JoinSet<()>,
     /// Taken by [`HyperServer::serve_metrics`].
     registry: Option<crate::metrics::Registry>,
+    /// Admissions, refusals and cuts of the gateway and the gRPC server.
+    serving_metrics: crate::serving::ServingMetrics,
     ready: Arc<crate::metrics::Readiness>,
     metrics: Option<crate::metrics::MetricsServer>,
 }
@@ -197,7 +199,8 @@ impl HyperServer {
         let (stop, stop_rx) = watch::channel(false);
         // Dropping `server` on an error below stops and aborts what was started.
         let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
-        let registry = metrics::hyper_registry(&broker, &directory);
+        let mut registry = metrics::hyper_registry(&broker, &directory);
+        let serving_metrics = crate::serving::ServingMetrics::register(&mut registry);
         let mut server = Self {
             broker,
             directory: directory.clone(),
@@ -207,6 +210,7 @@ impl HyperServer {
             stop,
             tasks: JoinSet::new(),
             registry: Some(registry),
+            serving_metrics,
             ready: crate::metrics::Readiness::new(),
             metrics: None,
         };
@@ -238,7 +242,8 @@ impl HyperServer {
                     .grpc
                     .take()
                     .ok_or(HyperServerError::MissingListener("grpc_server"))?;
-                let handle = GrpcServer::start(
+                let handle = GrpcServer::start_with_metrics(
+                    self.serving_metrics.clone(),
                     s,
                     name,
                     &timeouts,
@@ -279,6 +284,7 @@ impl HyperServer {
                     s,
                     broker.clone(),
                     timeouts.call,
+                    self.serving_metrics.clone(),
                     listener,
                     stop_signal(stop),
                 )?;

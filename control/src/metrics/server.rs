@@ -50,5 +50,9 @@ pub async fn serve(
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz));
-    serve_http(listener, None, router, ServerLimits::default(), shutdown).await;
+    let limits = ServerLimits {
+        name: "metrics",
+        ..ServerLimits::default()
+    };
+    serve_http(listener, None, router, limits, shutdown).await;
 }

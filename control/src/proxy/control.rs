@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::error::ProxyError;
 use super::resolve;
 use crate::control_service::{AdminPolicy, ControlServer, EventHub};
+use crate::serving::{Admission, ServingConfig, ServingMetrics};
 use crate::settings::proxy::ControlSettings;
 
 /// A bound control service, ready to serve.
@@ -22,6 +23,7 @@ pub(crate) struct ControlPlane {
     listener: TcpListener,
     tls: Arc<ServerConfig>,
     addr: SocketAddr,
+    serving: ServingConfig,
 }
 
 impl ControlPlane {
@@ -47,6 +49,7 @@ impl ControlPlane {
             listener,
             tls,
             addr,
+            serving: settings.serving.clone(),
         })
     }
 
@@ -56,13 +59,21 @@ impl ControlPlane {
     }
 
     /// Serves until `stop` turns true (tracked by the returned handle).
-    pub(crate) fn spawn(self, mut stop: watch::Receiver<bool>) -> JoinHandle<()> {
+    pub(crate) fn spawn(
+        self,
+        mut stop: watch::Receiver<bool>,
+        metrics: ServingMetrics,
+    ) -> JoinHandle<()> {
         info!(address = %self.addr, "control service listening");
+        let admission = Admission::new("control", self.serving, metrics);
         tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            if let Err(e) = self.server.serve(self.listener, self.tls, shutdown).await {
+            let serving = self
+                .server
+                .serve_with(self.listener, self.tls, admission, shutdown);
+            if let Err(e) = serving.await {
                 warn!(error = %e, "control service stopped with an error");
             }
         })

@@ -3,6 +3,7 @@
 //! JSON-RPC calls (`proxy_rpc_*`). Counters are read at scrape time from the atomics the proxy and
 //! the engine keep anyway.
 
+use crate::serving::ServingMetrics;
 use std::sync::Arc;
 
 use prometheus_client::collector::Collector;
@@ -76,12 +77,13 @@ pub(crate) fn public_registry(
     engine: tandem_engine::EngineHandle,
     counters: Arc<ProxyCounters>,
     hub: EventHub,
-) -> (Registry, RpcMetrics) {
+) -> (Registry, RpcMetrics, ServingMetrics) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(EngineCollector::new(engine)));
     registry.register_collector(Box::new(ProxyCollector { counters, hub }));
     let rpc = RpcMetrics::register(&mut registry, "proxy_rpc", PUBLIC_METHODS);
-    (registry, rpc)
+    let serving = ServingMetrics::register(&mut registry);
+    (registry, rpc, serving)
 }
 
 /// The JSON-RPC methods of the private proxy kept as `method` labels.
@@ -127,9 +129,10 @@ impl Collector for PrivateCollector {
 pub(crate) fn private_registry(
     slots: Arc<tokio::sync::Semaphore>,
     max: usize,
-) -> (Registry, RpcMetrics) {
+) -> (Registry, RpcMetrics, ServingMetrics) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(PrivateCollector { slots, max }));
     let rpc = RpcMetrics::register(&mut registry, "proxy_private_rpc", PRIVATE_METHODS);
-    (registry, rpc)
+    let serving = ServingMetrics::register(&mut registry);
+    (registry, rpc, serving)
 }

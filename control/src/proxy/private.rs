@@ -145,7 +145,7 @@ impl PrivateProxy {
             &state.settings.jsonrpc_server,
             state.settings.call_timeout * 2,
         );
-        let (registry, rpc_metrics) =
+        let (registry, rpc_metrics, serving_metrics) =
             super::metrics::private_registry(state.slots.clone(), MAX_PRIVATE_CONNECTIONS);
         let router = jsonrpc_router_observed(
             Arc::new(PrivateMethods {
@@ -164,7 +164,11 @@ impl PrivateProxy {
             self.listener,
             self.tls,
             router,
-            ServerLimits::default(),
+            ServerLimits::named(
+                "private_proxy",
+                state.settings.jsonrpc_server.serving.clone(),
+                serving_metrics,
+            ),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },

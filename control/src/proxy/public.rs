@@ -248,7 +248,7 @@ impl PublicProxy {
             &self.settings.jsonrpc_server,
             self.settings.call_timeout * 3,
         );
-        let (registry, rpc_metrics) = super::metrics::public_registry(
+        let (registry, rpc_metrics, serving_metrics) = super::metrics::public_registry(
             state.engine.clone(),
             state.counters.clone(),
             self.events.clone(),
@@ -265,12 +265,16 @@ impl PublicProxy {
             self.listener,
             self.tls,
             router,
-            ServerLimits::default(),
+            ServerLimits::named(
+                "public_proxy",
+                self.settings.jsonrpc_server.serving.clone(),
+                serving_metrics.clone(),
+            ),
             async move {
                 let _ = server_stop.wait_for(|s| *s).await;
             },
         ));
-        let control = self.control.map(|c| c.spawn(stop.clone()));
+        let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         loop {

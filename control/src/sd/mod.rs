@@ -20,6 +20,7 @@ pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
 use crate::datastore::Datastore;
 use crate::directory::verify::Verifier;
 use crate::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router_observed, serve};
+use crate::serving::ServingMetrics;
 use crate::settings::sd::SdSettings;
 
 /// ALPN protocols the JSON-RPC servers offer.
@@ -72,6 +73,7 @@ pub async fn run(
             "getEntry",
         ],
     );
+    let serving_metrics = ServingMetrics::register(&mut registry);
     let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);
     service.observe_ledger();
     let route = RouteConfig {
@@ -86,6 +88,7 @@ pub async fn run(
             })
             .collect(),
         call_timeout: settings.limits.request_timeout,
+        body_timeout: server.serving.deadlines.body,
         cors: server.cors.as_ref().map(|c| Cors {
             allowed_hosts: c.allowed_hosts.clone(),
             allowed_headers: Vec::new(),
@@ -130,7 +133,8 @@ pub async fn run(
     ready.set(true);
     // Logged once ready: tests and scripts take this line as "serving".
     info!(address = %local, tls = tls.is_some(), "sd listening");
-    serve(listener, tls, router, ServerLimits::default(), shutdown).await;
+    let limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
+    serve(listener, tls, router, limits, shutdown).await;
     ready.set(false);
     let _ = stop.send(true);
     if let Some(task) = metrics_task {

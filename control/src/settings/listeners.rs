@@ -12,7 +12,9 @@ use serde::Deserialize;
 
 use super::convert::convert;
 use super::error::FieldIssues;
+use super::serving::RawServingSettings;
 use super::tls::{RawTlsSettings, TlsSettings};
+use crate::serving::ServingConfig;
 
 /// A `host:port` (or `[v6]:port`) address, resolved when a listener binds or a client dials,
 /// because settings name hosts (`localhost:8888`) and resolution is I/O.
@@ -210,6 +212,8 @@ pub struct JsonRpcServerSettings {
     pub tls: Option<TlsSettings>,
     /// Per-IP connection rate limits.
     pub tcp_rate_limits: Vec<TcpRateLimit>,
+    /// The serving kit's admission policy and deadlines (`serving:`, defaults when absent).
+    pub serving: ServingConfig,
 }
 
 /// Raw `jsonrpc_server`.
@@ -223,6 +227,7 @@ pub struct RawJsonRpcServerSettings {
     tls: Option<serde_json::Value>,
     #[serde(default)]
     tcp_rate_limits: Vec<RawTcpRateLimit>,
+    serving: Option<serde_json::Value>,
 }
 
 fn default_jsonrpc_path() -> String {
@@ -242,6 +247,7 @@ impl TryFrom<RawJsonRpcServerSettings> for JsonRpcServerSettings {
             optional::<RawCorsSettings, CorsSettings>(raw.cors.as_ref(), "cors", &mut issues);
         let tls = optional::<RawTlsSettings, TlsSettings>(raw.tls.as_ref(), "tls", &mut issues);
         let tcp_rate_limits = rate_limits(raw.tcp_rate_limits, "tcp_rate_limits", &mut issues);
+        let serving = serving(raw.serving.as_ref(), &mut issues);
         match bind_address {
             Some(bind_address) if issues.is_empty() => Ok(Self {
                 bind_address,
@@ -249,10 +255,21 @@ impl TryFrom<RawJsonRpcServerSettings> for JsonRpcServerSettings {
                 cors: cors.flatten(),
                 tls: tls.flatten(),
                 tcp_rate_limits,
+                serving,
             }),
             _ => Err(issues),
         }
     }
+}
+
+/// Converts an optional `serving:` block (the defaults when absent or invalid; issues recorded).
+pub(crate) fn serving(
+    value: Option<&serde_json::Value>,
+    issues: &mut FieldIssues,
+) -> ServingConfig {
+    optional::<RawServingSettings, ServingConfig>(value, "serving", issues)
+        .flatten()
+        .unwrap_or_default()
 }
 
 /// Converts an optional nested block; `Some(None)` never happens on success paths that matter:

@@ -17,6 +17,7 @@ pub mod paths;
 pub mod proxy;
 pub mod sd;
 pub mod secret;
+pub mod serving;
 pub mod tls;
 
 pub use datastore::DatastoreSettings;

@@ -64,6 +64,7 @@ impl Running {
         let tls =
             tandem_control::tls::server_config(&pki.tls_settings("sd-1"), &[b"http/1.1"]).unwrap();
         let route = RouteConfig {
+            body_timeout: tandem_control::serving::DEFAULT_BODY_TIMEOUT,
             path: "/jsonrpc".into(),
             max_body_bytes: 1 << 20,
             rate_limits: Vec::new(),

@@ -65,6 +65,7 @@ fn grpc_channels(pki: &TestPki, op: &str, server: bool) -> Vec<ChannelSettings> 
     let mut out = Vec::new();
     if server {
         out.push(channel(ChannelKind::GrpcServer(GrpcServerSettings {
+            serving: Default::default(),
             bind_address: loopback(),
             tls: pki.tls_settings(op),
             tcp_rate_limits: Vec::new(),
@@ -103,6 +104,7 @@ impl Mesh {
 
         let mut channels1 = grpc_channels(&pki, "hd-1", true);
         channels1.push(channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
+            serving: Default::default(),
             bind_address: loopback(),
             path: "/jsonrpc".into(),
             cors: None,

@@ -31,6 +31,7 @@ fn channel(kind: ChannelKind) -> ChannelSettings {
 
 fn gateway_channel() -> ChannelSettings {
     channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
+        serving: Default::default(),
         bind_address: HostPort {
             host: "127.0.0.1".into(),
             port: 0,

@@ -32,6 +32,7 @@ fn settings(
         ],
     );
     let gateway = ChannelKind::JsonRpcServer(JsonRpcServerSettings {
+        serving: Default::default(),
         bind_address: HostPort {
             host: "127.0.0.1".into(),
             port: 0,

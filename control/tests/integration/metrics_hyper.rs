@@ -63,6 +63,7 @@ fn settings(
 fn grpc_channels(pki: &TestPki, op: &str) -> Vec<ChannelSettings> {
     vec![
         channel(ChannelKind::GrpcServer(GrpcServerSettings {
+            serving: Default::default(),
             bind_address: loopback(),
             tls: pki.tls_settings(op),
             tcp_rate_limits: Vec::new(),
@@ -92,6 +93,7 @@ async fn broker_and_directory_metrics_count_the_calls() {
 
     let mut channels1 = grpc_channels(&pki, "hd-1");
     channels1.push(channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
+        serving: Default::default(),
         bind_address: loopback(),
         path: "/jsonrpc".into(),
         cors: None,

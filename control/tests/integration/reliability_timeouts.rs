@@ -1,6 +1,6 @@
 //! Issue 8 item 6, the waits no other test shows firing:
 //! - the server-side TLS handshake deadline: a client that connects and sends nothing is closed
-//!   by sd's JSON-RPC port ([`ServerLimits::default`]`.handshake_timeout`, 10 s), a Hyper gRPC port
+//!   by sd's JSON-RPC port ([`ServerLimits::default`]`.serving.deadlines.handshake`, 10 s), a Hyper gRPC port
 //!   and the ControlService port ([`HANDSHAKE_TIMEOUT`], 10 s). Both are constants, short enough to
 //!   test at their real value;
 //! - the client-side dial deadline: a dial to a blackholed address (a listener whose accept queue
@@ -10,7 +10,7 @@
 //! - the client-side TLS handshake deadline: the same three clients against a server that accepts
 //!   TCP and never answers the ClientHello;
 //! - the HTTP header-read deadline: a client that sends half a request head to sd is cut at
-//!   `ServerLimits::default().header_timeout` (10 s).
+//!   `ServerLimits::default().serving.deadlines.header` (10 s).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::control_service_support;
@@ -56,7 +56,7 @@ async fn sd_closes_a_client_that_never_sends_its_hello() {
         None,
     ))
     .await;
-    let deadline = ServerLimits::default().handshake_timeout;
+    let deadline = ServerLimits::default().serving.deadlines.handshake;
     let waited = silent_client_closed_after(sd.addr, deadline + SLACK).await;
     assert_fired("sd JSON-RPC port", waited, deadline);
     // The server still serves after cutting the silent client.
@@ -266,7 +266,7 @@ async fn sd_closes_a_client_that_never_finishes_its_request_headers() {
         .unwrap();
     tls.flush().await.unwrap();
     let started = Instant::now();
-    let deadline = ServerLimits::default().header_timeout;
+    let deadline = ServerLimits::default().serving.deadlines.header;
     let mut buf = [0u8; 1024];
     let closed = tokio::time::timeout(deadline + SLACK, async {
         loop {

@@ -6,11 +6,12 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::serving::ServingConfig;
 use crate::settings::convert::{convert, parse_value};
 use crate::settings::error::{FieldIssues, index_key};
 use crate::settings::listeners::{
     HostPort, JsonRpcServerSettings, RawJsonRpcServerSettings, RawTcpRateLimit, TcpRateLimit,
-    host_port, optional, rate_limits, required,
+    host_port, optional, rate_limits, required, serving,
 };
 use crate::settings::tls::{RawTlsSettings, TlsSettings};
 
@@ -62,6 +63,8 @@ pub struct GrpcServerSettings {
     pub tls: TlsSettings,
     /// Per-IP connection rate limits.
     pub tcp_rate_limits: Vec<TcpRateLimit>,
+    /// The serving kit's admission policy and deadlines (`serving:`, defaults when absent).
+    pub serving: ServingConfig,
 }
 
 /// `grpc_client` settings.
@@ -107,6 +110,7 @@ struct RawGrpcServer {
     tls: Option<Value>,
     #[serde(default)]
     tcp_rate_limits: Vec<RawTcpRateLimit>,
+    serving: Option<Value>,
 }
 
 fn default_grpc_bind() -> String {
@@ -143,11 +147,13 @@ impl TryFrom<RawGrpcServer> for GrpcServerSettings {
         let bind_address = host_port(&raw.bind_address, "bind_address", &mut issues);
         let tls = required::<RawTlsSettings, TlsSettings>(raw.tls.as_ref(), "tls", &mut issues);
         let tcp_rate_limits = rate_limits(raw.tcp_rate_limits, "tcp_rate_limits", &mut issues);
+        let serving = serving(raw.serving.as_ref(), &mut issues);
         match (bind_address, tls) {
             (Some(bind_address), Some(tls)) if issues.is_empty() => Ok(Self {
                 bind_address,
                 tls,
                 tcp_rate_limits,
+                serving,
             }),
             _ => Err(issues),
         }

@@ -4,8 +4,9 @@
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::serving::ServingConfig;
 use crate::settings::error::FieldIssues;
-use crate::settings::listeners::{HostPort, host_port, required};
+use crate::settings::listeners::{HostPort, host_port, required, serving};
 use crate::settings::tls::{RawTlsSettings, TlsSettings};
 
 /// The most admin names accepted (each is compared on every new control connection).
@@ -20,6 +21,8 @@ pub struct ControlSettings {
     pub tls: TlsSettings,
     /// Operators (certificate CN / DNS names) allowed to call it.
     pub admins: Vec<String>,
+    /// The serving kit's admission policy and deadlines (`serving:`, defaults when absent).
+    pub serving: ServingConfig,
 }
 
 /// Raw `control:`.
@@ -29,6 +32,7 @@ pub struct RawControlSettings {
     bind_address: String,
     tls: Option<Value>,
     admins: Vec<String>,
+    serving: Option<Value>,
 }
 
 impl TryFrom<RawControlSettings> for ControlSettings {
@@ -57,6 +61,7 @@ impl TryFrom<RawControlSettings> for ControlSettings {
                 "names must be non-empty and contain no whitespace",
             );
         }
+        let serving = serving(raw.serving.as_ref(), &mut issues);
         match (bind, tls) {
             (Some(bind_address), Some(mut tls)) if issues.is_empty() => {
                 // The control service only ever admits verified client certificates.
@@ -66,6 +71,7 @@ impl TryFrom<RawControlSettings> for ControlSettings {
                     bind_address,
                     tls,
                     admins: raw.admins,
+                    serving,
                 })
             }
             _ => Err(issues),

@@ -161,6 +161,7 @@ pub fn obj(v: Value) -> Map<String, Value> {
 
 pub fn server_settings(pki: &TestPki, op: &str) -> GrpcServerSettings {
     GrpcServerSettings {
+        serving: Default::default(),
         bind_address: HostPort {
             host: "127.0.0.1".into(),
             port: 0,

@@ -179,6 +179,7 @@ fn hyper_settings(
 
 fn grpc_server(pki: &TestPki, op: &str) -> ChannelSettings {
     channel(ChannelKind::GrpcServer(GrpcServerSettings {
+        serving: Default::default(),
         bind_address: loopback(),
         tls: pki.tls_settings(op),
         tcp_rate_limits: Vec::new(),
@@ -194,6 +195,7 @@ fn grpc_client(pki: &TestPki, op: &str) -> ChannelSettings {
 
 fn gateway() -> ChannelSettings {
     channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
+        serving: Default::default(),
         bind_address: loopback(),
         path: "/jsonrpc".into(),
         cors: None,

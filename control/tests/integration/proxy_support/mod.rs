@@ -111,6 +111,7 @@ pub fn public_settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicPr
             tls: None,
         },
         jsonrpc_server: JsonRpcServerSettings {
+            serving: Default::default(),
             bind_address: local(),
             path: "/jsonrpc".into(),
             cors: None,
@@ -248,6 +249,7 @@ impl RunningHyper {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let route = RouteConfig {
+            body_timeout: tandem_control::serving::DEFAULT_BODY_TIMEOUT,
             path: "/jsonrpc".into(),
             max_body_bytes: 1 << 20,
             rate_limits: Vec::new(),
@@ -321,6 +323,7 @@ pub fn private_settings(
             tls: None,
         },
         jsonrpc_server: JsonRpcServerSettings {
+            serving: Default::default(),
             bind_address: local(),
             path: "/jsonrpc".into(),
             cors: None,

@@ -46,6 +46,7 @@ impl Sd {
 pub fn settings(pki: &TestPki, datastore: DatastoreSettings, per_hour: Option<u32>) -> SdSettings {
     SdSettings {
         jsonrpc_server: JsonRpcServerSettings {
+            serving: Default::default(),
             bind_address: HostPort {
                 host: "127.0.0.1".into(),
                 port: 0,
