@@ -354,3 +354,71 @@ async fn a_slow_drip_body_gets_408_while_others_are_served() {
     assert!(head.starts_with("HTTP/1.1 408"), "{head}");
     kit.stop().await;
 }
+
+/// A request body that never sends its end.
+struct Endless;
+
+impl hyper::body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Pending
+    }
+}
+
+#[tokio::test]
+async fn an_http2_stream_flood_is_bounded_per_connection_and_others_are_served() {
+    let kit = Kit::start(short(|c| c.deadlines.body = SHORT)).await;
+    let h2 =
+        tandem_control::tls::client_config(&kit._pki.client_tls_settings("app", "srv"), &[b"h2"])
+            .unwrap();
+    let stream = tls_from(src(2), kit.addr, h2, "srv").await.unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    // 200 streams whose bodies never end: the server runs at most its stream limit at once.
+    let mut floods = Vec::new();
+    for _ in 0..200 {
+        let mut send = send.clone();
+        floods.push(tokio::spawn(async move {
+            let request = http::Request::post("https://srv/jsonrpc")
+                .header("content-type", "application/json")
+                .body(Endless)
+                .unwrap();
+            send.ready().await.map_err(|e| e.to_string())?;
+            let response = send
+                .send_request(request)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            Ok::<u16, String>(response.status().as_u16())
+        }));
+    }
+    kit.legit_call_from(1).await;
+    // Every stream ends: answered 408 at the body deadline, or refused (REFUSED_STREAM) when the
+    // client opened it past the server's limit before learning it. None hangs.
+    let mut answered = 0;
+    for flood in floods {
+        match tokio::time::timeout(COMPLETES, flood)
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            Ok(status) => {
+                assert_eq!(status, 408);
+                answered += 1;
+            }
+            Err(e) => assert!(e.contains("REFUSED_STREAM"), "{e}"),
+        }
+    }
+    assert!(answered >= 64, "only {answered} streams were answered");
+    conn.abort();
+    kit.stop().await;
+}

@@ -46,6 +46,7 @@ mod grpc_compat;
 mod grpc_faults;
 mod grpc_reverse;
 mod hostile_kit;
+mod hostile_listeners;
 mod hyper_e2e;
 mod hyper_gateway;
 mod hyper_gateway_tls;

@@ -89,6 +89,20 @@ pub struct Proxy {
 
 impl Proxy {
     pub async fn start(pki: &TestPki, policy: AdminPolicy) -> Proxy {
+        let admission = tandem_control::serving::Admission::new(
+            "control",
+            Default::default(),
+            Default::default(),
+        );
+        Self::start_with(pki, policy, admission).await
+    }
+
+    /// [`Proxy::start`] with the control port under `admission`.
+    pub async fn start_with(
+        pki: &TestPki,
+        policy: AdminPolicy,
+        admission: tandem_control::serving::Admission,
+    ) -> Proxy {
         let (engine, events) = Engine::start(engine_config(), Arc::new(RefuseAll)).unwrap();
         let hub = EventHub::start(events).unwrap();
         let pairing = engine.local_addrs().pairing;
@@ -97,9 +111,12 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let control_addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.clone().serve(listener, tls, async move {
-            let _ = stopped.await;
-        }));
+        let serving = server
+            .clone()
+            .serve_with(listener, tls, admission, async move {
+                let _ = stopped.await;
+            });
+        let task = tokio::spawn(serving);
         let task = tokio::spawn(async move {
             task.await.unwrap().unwrap();
         });
