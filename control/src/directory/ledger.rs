@@ -5,6 +5,12 @@
 //! *valid* prefix (the original also read pins from skipped invalid records); no child lists leak across rebuilds;
 //! and appends are checked completely *before* anything is stored, so a reset root that would not win is refused up
 //! front instead of being stored and then reported as "new record not found".
+//!
+//! The directory client is stricter than the original's (which checked only the first served record's parent and
+//! accepted a root as old as its own): every served record passes the sd's append rules (`ledger_rules.rs`), so a
+//! lying sd cannot serve a reordered, thinned, duplicated or rolled-back chain; a refused update changes nothing.
+//! An honest sd never serves such a chain, with one exception inherited from the original's chain selection: a
+//! chain in which stored invalid records were skipped has a gap, and a client refuses it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
