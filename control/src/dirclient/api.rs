@@ -163,15 +163,20 @@ impl ApiDirectory {
             .tip()
             .map(|t| t.hash.clone())
             .unwrap_or_default();
+        // Err: the refusal kind (None: the fetch itself failed) and the reason.
         let outcome = match refresher.client.records_after(&after).await {
             Ok(records) => {
                 let count = records.len();
                 match refresher.ledger.apply_remote(records, &refresher.verifier) {
                     Ok(()) => Ok(count),
-                    Err(e) => Err(format!("refused the served records: {e}")),
+                    // The local chain is unchanged: the sd served a chain that breaks the rules.
+                    Err(e) => {
+                        self.metrics.refused(e.kind());
+                        Err((Some(e.kind()), format!("refused the served records: {e}")))
+                    }
                 }
             }
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err((None, e.to_string())),
         };
         self.metrics
             .refreshed(outcome.is_ok(), started.elapsed().as_secs_f64());
@@ -201,8 +206,8 @@ impl ApiDirectory {
                 self.metrics.records.set(gauge(snapshot.chain_len));
                 self.metrics.entries.set(gauge(snapshot.entries.len()));
             }
-            Err(reason) => {
-                warn!(endpoint = %self.endpoint, %reason, "directory refresh failed");
+            Err((refused, reason)) => {
+                warn!(endpoint = %self.endpoint, refused, %reason, "directory refresh failed");
                 snapshot.error = Some(reason);
             }
         }

@@ -5,12 +5,24 @@
 //! *valid* prefix (the original also read pins from skipped invalid records); no child lists leak across rebuilds;
 //! and appends are checked completely *before* anything is stored, so a reset root that would not win is refused up
 //! front instead of being stored and then reported as "new record not found".
+//!
+//! The directory client is stricter than the original's (which checked only the first served record's parent and
+//! accepted a root as old as its own): every served record passes the sd's append rules (`ledger_rules.rs`), so a
+//! lying sd cannot serve a reordered, thinned, duplicated or rolled-back chain; a refused update changes nothing.
+//! An honest sd never serves such a chain, with one exception inherited from the original's chain selection: a
+//! chain in which stored invalid records were skipped has a gap, and a client refuses it.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::entry::{DirectoryEntry, IntegrateError, integrate};
+use super::entry::{DirectoryEntry, IntegrateError};
 use super::record::SignedChangeRecord;
 use super::verify::{RecordError, SigningPins, Verifier};
+
+#[path = "ledger_rules.rs"]
+mod rules;
+
+pub use rules::ChainError;
+use rules::History;
 
 /// Most records a ledger holds (all stored records, every chain). A real directory has hundreds; 100 000 records of at
 /// most 64 KiB bound a rebuild's memory and time.
@@ -62,29 +74,63 @@ impl AppendError {
     }
 }
 
-/// Why a directory client refuses records from the server (§3.7).
+impl From<ChainError> for AppendError {
+    fn from(error: ChainError) -> Self {
+        match error {
+            ChainError::Full => Self::Full,
+            ChainError::Duplicate { hash, .. } => Self::Duplicate(hash),
+            ChainError::ResetNotNewer { .. } => Self::ResetNotNewer,
+            ChainError::Unlinked { .. } => Self::Stale,
+            ChainError::ShadowedTip => Self::ShadowedTip,
+            ChainError::Rejected { hash, source, .. } => Self::Rejected { hash, source },
+        }
+    }
+}
+
+/// Why a directory client refuses the records the server served (§3.7); the local directory is then unchanged.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     /// The first record neither extends the local tip nor starts a new chain.
-    #[error("expected a new root record")]
-    NotARoot,
-    /// The new root is older than the local root.
-    #[error("server tried to provide an outdated service directory")]
-    Outdated,
-    /// A served record does not verify; nothing was applied.
-    #[error("record {hash} does not verify: {source}")]
-    Invalid {
-        /// The record's hash.
+    #[error(
+        "expected a new root record: the first served record {hash} neither extends the local tip nor starts a new chain"
+    )]
+    NotARoot {
+        /// The first record's hash.
         hash: String,
-        /// Why.
-        source: RecordError,
     },
-    /// More than [`MAX_STORED_RECORDS`].
-    #[error("the directory is full ({MAX_STORED_RECORDS} records)")]
-    Full,
+    /// A served root is not newer than the root of the chain it would replace.
+    #[error("server tried to provide an outdated service directory: {0}")]
+    Outdated(ChainError),
+    /// The served records break another chain rule (reordered, thinned, duplicated, or not verifying).
+    #[error("server served a chain that breaks the rules: {0}")]
+    Chain(ChainError),
     /// Applying a record to its entry failed.
     #[error(transparent)]
     Integrate(#[from] IntegrateError),
+}
+
+impl RemoteError {
+    /// Stable label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotARoot { .. } => "not_a_root",
+            Self::Outdated(_) => "outdated",
+            Self::Chain(e) => e.kind(),
+            Self::Integrate(_) => "integrate",
+        }
+    }
+}
+
+impl From<ChainError> for RemoteError {
+    fn from(error: ChainError) -> Self {
+        match error {
+            ChainError::Unlinked {
+                position: 0, hash, ..
+            } => Self::NotARoot { hash },
+            e @ ChainError::ResetNotNewer { .. } => Self::Outdated(e),
+            e => Self::Chain(e),
+        }
+    }
 }
 
 /// A batch that passed [`Ledger::check_append`]; store it, then hand it to [`Ledger::apply`].
@@ -165,11 +211,8 @@ impl Ledger {
             ledger.note_stored(record);
         }
         let mut records: Vec<Option<SignedChangeRecord>> = records.into_iter().map(Some).collect();
-        for i in best {
-            if let Some(record) = records[i].take() {
-                ledger.push(record)?;
-            }
-        }
+        let chain = best.into_iter().filter_map(|i| records[i].take()).collect();
+        ledger.extend(chain, History::Keep)?;
         tracing::info!(
             stored = ledger.stored.len(),
             chain = ledger.chain.len(),
@@ -192,137 +235,49 @@ impl Ledger {
         self.pins = SigningPins::default();
     }
 
-    /// Appends a verified record to the selected chain and its entry.
-    fn push(&mut self, record: SignedChangeRecord) -> Result<(), IntegrateError> {
-        let name = &record.record.name;
-        let entry = self
-            .entries
-            .entry(name.clone())
-            .or_insert_with(|| DirectoryEntry::new(name.clone()));
-        integrate(entry, &record)?;
-        self.pins.observe(&record);
-        self.positions.insert(record.hash.clone(), self.chain.len());
-        self.chain.push(record);
-        Ok(())
-    }
-
-    /// Validates a whole batch before anything is stored: each record extends the tip (or the previous record of the
-    /// batch), or is a new root created after the current root; no hash is stored twice; every record verifies
-    /// against the prefix it extends.
+    /// Validates a whole batch before anything is stored (the rules of [`Ledger::apply_remote`] too): each record
+    /// extends the tip (or the previous record of the batch), or is a new root created after the current root; no
+    /// hash is stored twice; every record verifies against the prefix it extends.
     pub fn check_append(
         &self,
         batch: &[SignedChangeRecord],
         verifier: &Verifier,
     ) -> Result<CheckedAppend, AppendError> {
-        if self.stored.len() + batch.len() > MAX_STORED_RECORDS {
-            return Err(AppendError::Full);
-        }
-        let base_tip = self.tip().map(|r| r.hash.clone());
-        let mut tip = base_tip.clone();
-        let mut pins = self.pins.clone();
-        let mut root_time = self.chain.first().map(|r| r.record.created_at.clone());
-        let mut seen = HashSet::new();
-        for record in batch {
-            if self.stored.contains(&record.hash) || !seen.insert(record.hash.as_str()) {
-                return Err(AppendError::Duplicate(record.hash.clone()));
-            }
-            if record.is_root() {
-                if root_time
-                    .as_ref()
-                    .is_some_and(|t| !record.record.created_at.is_after(t))
-                {
-                    return Err(AppendError::ResetNotNewer);
-                }
-                pins = SigningPins::default();
-                root_time = Some(record.record.created_at.clone());
-            } else if tip.as_deref() != Some(record.parent_hash.as_str()) {
-                return Err(AppendError::Stale);
-            } else if self.parents.contains(&record.parent_hash) {
-                return Err(AppendError::ShadowedTip);
-            }
-            verifier
-                .verify_record(record, &pins)
-                .map_err(|source| AppendError::Rejected {
-                    hash: record.hash.clone(),
-                    source,
-                })?;
-            pins.observe(record);
-            tip = Some(record.hash.clone());
-        }
+        self.check_chain(batch, verifier)?;
         Ok(CheckedAppend {
-            base_tip,
+            base_tip: self.tip().map(|r| r.hash.clone()),
             records: batch.to_vec(),
         })
     }
 
-    /// Applies a checked batch after the datastore acknowledged it. Fails with `Stale` if the ledger changed since
-    /// the check.
+    /// Applies a checked batch after the datastore acknowledged it, all or nothing. Fails with `Stale` if the ledger
+    /// changed since the check.
     pub fn apply(&mut self, checked: CheckedAppend) -> Result<(), AppendError> {
         if self.tip().map(|r| &r.hash) != checked.base_tip.as_ref() {
             return Err(AppendError::Stale);
         }
-        for record in checked.records {
-            self.note_stored(&record);
-            if record.is_root() {
-                self.reset_chain();
-            }
-            self.push(record)?;
-        }
+        self.extend(checked.records, History::Keep)?;
         Ok(())
     }
 
-    /// A directory client's incremental update with the records `getRecords{after: tip}` returned (§3.7): the first
-    /// record must extend the local tip, or be a root not older than the local root (then the directory is replaced).
-    /// Only the new records are verified; if any fails, nothing is applied.
+    /// A directory client's update with the records `getRecords{after: tip}` returned (§3.7), under the sd's own
+    /// append rules ([`Ledger::check_append`]) for every record: the first extends the local tip, each next one the
+    /// record before it; a root only as a reset created after the current root (then the directory is replaced);
+    /// no record twice; each verifies against the chain it extends. A reordered, thinned or replayed chain is
+    /// refused, and then nothing is applied. Only the new records are verified.
+    ///
+    /// Unlike the original client, a root with the *same* `created_at` as the local root is refused: an honest sd
+    /// never serves one (its own appends refuse it), while a lying one could use it to roll the chain back.
     pub fn apply_remote(
         &mut self,
         records: Vec<SignedChangeRecord>,
         verifier: &Verifier,
     ) -> Result<(), RemoteError> {
-        let Some(first) = records.first() else {
+        if records.is_empty() {
             return Ok(());
-        };
-        let local_tip = self.tip().map_or("", |r| r.hash.as_str());
-        let reset = first.parent_hash != local_tip;
-        if reset {
-            if !first.is_root() {
-                return Err(RemoteError::NotARoot);
-            }
-            if self
-                .chain
-                .first()
-                .is_some_and(|root| root.record.created_at.is_after(&first.record.created_at))
-            {
-                return Err(RemoteError::Outdated);
-            }
         }
-        let kept = if reset { 0 } else { self.chain.len() };
-        if kept + records.len() > MAX_STORED_RECORDS {
-            return Err(RemoteError::Full);
-        }
-        let mut pins = if reset {
-            SigningPins::default()
-        } else {
-            self.pins.clone()
-        };
-        for record in &records {
-            verifier
-                .verify_record(record, &pins)
-                .map_err(|source| RemoteError::Invalid {
-                    hash: record.hash.clone(),
-                    source,
-                })?;
-            pins.observe(record);
-        }
-        if reset {
-            self.reset_chain();
-            self.stored.clear();
-            self.parents.clear();
-        }
-        for record in records {
-            self.note_stored(&record);
-            self.push(record)?;
-        }
+        self.check_chain(&records, verifier)?;
+        self.extend(records, History::Forget)?;
         Ok(())
     }
 }
@@ -330,3 +285,7 @@ impl Ledger {
 #[cfg(test)]
 #[path = "ledger_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "ledger_remote_tests.rs"]
+mod remote_tests;

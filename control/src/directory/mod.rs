@@ -26,7 +26,7 @@ pub use entry::{
 };
 pub use hash::{record_hash, signing_digest, structured_hash};
 pub use identity::names_for_certificate;
-pub use ledger::{AppendError, CheckedAppend, Ledger, MAX_STORED_RECORDS, RemoteError};
+pub use ledger::{AppendError, ChainError, CheckedAppend, Ledger, MAX_STORED_RECORDS, RemoteError};
 pub use permissions::{DirectoryQuery, can_call, filter, peer_groups, peers, service_for};
 pub use record::{
     ChangeRecord, RecordFormatError, Section, Signature, SignedChangeRecord, SignedData,
@@ -73,7 +73,7 @@ impl DirectoryError {
             Self::Format(_) => "format",
             Self::Record(e) => e.kind(),
             Self::Append(e) => e.kind(),
-            Self::Remote(_) => "remote",
+            Self::Remote(e) => e.kind(),
             Self::Sign(_) => "sign",
             Self::Setup(_) => "setup",
             Self::Identity(_) => "identity",

@@ -15,11 +15,22 @@ pub struct RefreshOutcome {
     pub outcome: &'static str,
 }
 
+/// Why served records were refused: a [`crate::directory::RemoteError`] kind (`not_a_root`, `outdated`,
+/// `duplicate`, `unlinked`, `rejected`, `full`, `shadowed_tip`, `integrate`; a fixed set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RefusalReason {
+    /// The error kind.
+    pub reason: &'static str,
+}
+
 /// The directory client's metrics (cheap to clone: every field shares its value).
 #[derive(Clone, Debug)]
 pub struct DirectoryMetrics {
     /// Refreshes by outcome.
     pub refreshes: Family<RefreshOutcome, Counter>,
+    /// Refreshes whose served records were refused (the sd served a chain that breaks the rules; also counted
+    /// as `failed` refreshes), by reason.
+    pub refusals: Family<RefusalReason, Counter>,
     /// Time of one refresh (the `getRecords` call and verifying what it returned), seconds.
     pub refresh_seconds: Histogram,
     /// Records in the verified local chain.
@@ -34,6 +45,7 @@ impl Default for DirectoryMetrics {
     fn default() -> Self {
         Self {
             refreshes: Family::default(),
+            refusals: Family::default(),
             // 1 ms .. ~4.4 min
             refresh_seconds: Histogram::new(exponential_buckets(0.001, 4.0, 10)),
             records: Gauge::default(),
@@ -59,12 +71,27 @@ impl DirectoryMetrics {
         }
     }
 
+    /// Counts one refresh whose served records were refused for `reason`.
+    pub fn refused(&self, reason: &'static str) {
+        self.refusals.get_or_create(&RefusalReason { reason }).inc();
+    }
+
+    /// The refusals counted for `reason` so far.
+    pub fn refusals_for(&self, reason: &'static str) -> u64 {
+        self.refusals.get_or_create(&RefusalReason { reason }).get()
+    }
+
     /// Registers the metrics as `directory_*` in `registry`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
             "directory_refreshes",
             "Directory refreshes by outcome",
             self.refreshes.clone(),
+        );
+        registry.register(
+            "directory_refusals",
+            "Refreshes whose served records were refused (a chain that breaks the rules), by reason",
+            self.refusals.clone(),
         );
         registry.register(
             "directory_refresh_seconds",

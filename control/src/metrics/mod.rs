@@ -11,7 +11,7 @@ mod server;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use directory::{DirectoryMetrics, RefreshOutcome};
+pub use directory::{DirectoryMetrics, RefreshOutcome, RefusalReason};
 pub use endpoint::{MetricsServer, bind};
 pub use engine::EngineCollector;
 pub use prometheus_client::registry::Registry;

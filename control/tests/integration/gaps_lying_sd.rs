@@ -1,8 +1,9 @@
 //! A lying `sd` serving tampered records to a Hyper `api` directory client: a small JSON-RPC
 //! server over TLS (the `sd-1` certificate of a [`TestPki`]) answers `getRecords` from a chain the
 //! test controls. A record whose data changed after signing (hash mismatch) or one signed by a
-//! non-admin is refused: the client keeps serving its last verified state, or reports a clear
-//! error when it has none, and never serves the tampered entry.
+//! non-admin is refused, and so is a genuine chain served reordered, thinned or rolled back: the
+//! client keeps serving its last verified state, or reports a clear error when it has none, and
+//! never serves the tampered entry.
 #![allow(clippy::unwrap_used)]
 
 use crate::sd_common;
@@ -211,9 +212,14 @@ async fn tampered_or_non_admin_records_after_a_verified_chain_keep_the_verified_
     let by_non_admin = signer(&pki, "hd-2", false)
         .sign_chain(&tip, vec![groups_record("hd-2", &["sd-admin"])])
         .unwrap();
+    let kept = Kept {
+        tip: &verified_tip,
+        chain_len: 3,
+        hd2: "health-departments",
+    };
     for (case, lie) in [("tampered", forged), ("non-admin", by_non_admin[0].clone())] {
         running.serve_chain([chain.clone(), vec![lie]].concat());
-        assert_kept_verified_state(&running, &verified_tip, case).await;
+        assert_kept_verified_state(&running, &kept, case, "does not verify").await;
     }
 
     // A genuine admin record after all that is accepted.
@@ -224,13 +230,96 @@ async fn tampered_or_non_admin_records_after_a_verified_chain_keep_the_verified_
     running.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reordered_thinned_or_rolled_back_chain_keeps_the_verified_state() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(tmp.path(), &["hd-1", "hd-2", "sd-1"]).unwrap();
+    // hd-2 is in health-departments, then a later record revokes that (labs only).
+    let chain = genuine(&pki);
+    let revoke = admin_chain(&pki, &chain[2].hash, vec![groups_record("hd-2", &["labs"])]);
+    let verified = [chain.clone(), revoke.clone()].concat();
+    let running = Running::start(&pki, verified.clone()).await;
+    let entries = running.dir.entries().await.unwrap();
+    assert_eq!(groups(&entries, "hd-2"), Some(vec!["labs".to_owned()]));
+    let kept = Kept {
+        tip: &revoke[0].hash,
+        chain_len: 4,
+        hd2: "labs",
+    };
+
+    // Genuine admin records after the verified tip; each lie, applied record by record, would
+    // end with hd-2 back in health-departments.
+    let tip = &revoke[0].hash;
+    let a = admin_chain(
+        &pki,
+        tip,
+        vec![
+            groups_record("hd-3", &["x"]),
+            groups_record("hd-2", &["health-departments"]),
+            groups_record("hd-2", &["labs"]),
+        ],
+    );
+    let b = admin_chain(
+        &pki,
+        tip,
+        vec![
+            groups_record("hd-2", &["health-departments"]),
+            groups_record("hd-2", &["labs"]),
+            groups_record("hd-3", &["x"]),
+        ],
+    );
+    let lies = [
+        // The revocation a[2] served before the grant a[1].
+        (
+            "reordered",
+            [
+                verified.clone(),
+                vec![a[0].clone(), a[2].clone(), a[1].clone()],
+            ]
+            .concat(),
+            "does not extend the record before it",
+        ),
+        // The revocation b[1] dropped from the middle.
+        (
+            "thinned",
+            [verified.clone(), vec![b[0].clone(), b[2].clone()]].concat(),
+            "does not extend the record before it",
+        ),
+        // The revocation dropped from the chain the client holds: the sd no longer knows the
+        // client's tip and serves its whole (shorter) chain, as after a reset.
+        ("rolled back", chain.clone(), "is already in the chain"),
+    ];
+    for (case, served, reason) in lies {
+        running.serve_chain(served);
+        assert_kept_verified_state(&running, &kept, case, reason).await;
+    }
+    let metrics = running.dir.metrics().unwrap();
+    assert!(metrics.refusals_for("unlinked") >= 2);
+    assert!(metrics.refusals_for("duplicate") >= 1);
+
+    // The genuine continuation is accepted.
+    running.serve_chain([verified, b].concat());
+    let entries = running.dir.entries().await.unwrap();
+    assert_eq!(groups(&entries, "hd-2"), Some(vec!["labs".to_owned()]));
+    assert_eq!(groups(&entries, "hd-3"), Some(vec!["x".to_owned()]));
+    assert_eq!(running.dir.cache_status().unwrap().chain_len, 7);
+    running.stop().await;
+}
+
+/// The last verified state a client must keep: its tip, chain length and hd-2's one group.
+struct Kept<'a> {
+    tip: &'a str,
+    chain_len: usize,
+    hd2: &'a str,
+}
+
 /// A read after the lie: either the last verified entries or a clear error; never the lie, and the
-/// local chain still ends at `tip`.
-async fn assert_kept_verified_state(running: &Running, tip: &str, case: &str) {
+/// local chain still ends at the kept tip. The refresh error names `reason`.
+async fn assert_kept_verified_state(running: &Running, kept: &Kept<'_>, case: &str, reason: &str) {
     match running.dir.entries().await {
         Ok(entries) => assert_eq!(
             groups(&entries, "hd-2"),
-            Some(vec!["health-departments".to_owned()]),
+            Some(vec![kept.hd2.to_owned()]),
             "{case}: the previous verified state"
         ),
         Err(err) => {
@@ -242,11 +331,11 @@ async fn assert_kept_verified_state(running: &Running, tip: &str, case: &str) {
         }
     }
     let status = running.dir.cache_status().unwrap();
-    assert_eq!(status.tip.as_deref(), Some(tip), "{case}");
-    assert_eq!(status.chain_len, 3, "{case}");
-    let reason = status.error.unwrap_or_default();
+    assert_eq!(status.tip.as_deref(), Some(kept.tip), "{case}");
+    assert_eq!(status.chain_len, kept.chain_len, "{case}");
+    let error = status.error.unwrap_or_default();
     assert!(
-        reason.contains("refused the served records"),
-        "{case}: {reason}"
+        error.contains("refused the served records") && error.contains(reason),
+        "{case}: {error}"
     );
 }
