@@ -107,6 +107,7 @@ fn main() -> ExitCode {
         eprintln!("hyper: {e}");
         return ExitCode::from(2);
     }
+    tandem_control::serving::raise_open_file_limit();
     match cli.command {
         Command::Version => {
             println!("hyper {VERSION}");

@@ -59,6 +59,7 @@ fn main() -> ExitCode {
         eprintln!("proxy: {e}");
         return ExitCode::from(2);
     }
+    tandem_control::serving::raise_open_file_limit();
     let command = match cli.command {
         Command::Version => {
             println!("proxy {VERSION}");

@@ -43,6 +43,7 @@ fn main() -> ExitCode {
         eprintln!("sd: {e}");
         return ExitCode::from(2);
     }
+    tandem_control::serving::raise_open_file_limit();
     if let Command::Version = cli.command {
         println!("sd {VERSION}");
         return ExitCode::SUCCESS;
