@@ -16,6 +16,7 @@ examples (dev roles running, see README):
   bench/scripts/hostile.py idle-tls ... --sources 127.0.0.10-49 --per-source 30 ...
 """
 import argparse
+import concurrent.futures
 import ipaddress
 import resource
 import shlex
@@ -23,6 +24,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 
 MAX_CONNECTIONS = 5000
@@ -63,9 +65,13 @@ def open_one(kind, source, target, ctx, server_name, timeout):
 
 
 def still_open(sock):
+    # Drain what the server sent (an HTTP/2 server's SETTINGS, TLS tickets): open means nothing more
+    # to read yet, closed means EOF or an error.
     try:
-        data = sock.recv(1)
-        return data != b""
+        for _ in range(64):
+            if sock.recv(65536) == b"":
+                return False
+        return True
     except (BlockingIOError, ssl.SSLWantReadError):
         return True
     except OSError:
@@ -89,9 +95,11 @@ def main():
     ap.add_argument("--key")
     ap.add_argument("--ca")
     ap.add_argument("--server-name", default="localhost")
+    ap.add_argument("--alpn", default="http/1.1", help="ALPN protocols offered (h2 for gRPC ports)")
     ap.add_argument("--hold", type=float, default=15.0, help="seconds to hold after opening")
     ap.add_argument("--probe", help="shell command of the legitimate client (exit 0 = served)")
     ap.add_argument("--probe-every", type=float, default=5.0)
+    ap.add_argument("--concurrency", type=int, default=64, help="connections opened at once (1 ..= 256)")
     args = ap.parse_args()
 
     host, port = args.target.rsplit(":", 1)
@@ -103,6 +111,7 @@ def main():
     if total > MAX_CONNECTIONS:
         sys.exit(f"hostile: {total} connections asked, at most {MAX_CONNECTIONS}")
     hold = min(args.hold, MAX_HOLD)
+    args.concurrency = max(1, min(args.concurrency, 256))
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
@@ -111,30 +120,50 @@ def main():
         ctx = ssl.create_default_context(cafile=args.ca) if args.ca else ssl._create_unverified_context()
         if args.cert:
             ctx.load_cert_chain(args.cert, args.key)
-        ctx.set_alpn_protocols(["http/1.1"])
-
-    held, failed = [], 0
-    started = time.monotonic()
-    for source in srcs:
-        for _ in range(args.per_source):
-            try:
-                held.append(open_one(args.attack, source, target, ctx, args.server_name, 5.0))
-            except (OSError, ssl.SSLError, ConnectionError):
-                failed += 1
-    opened_in = time.monotonic() - started
-    print(f"attack: {args.attack} from {len(srcs)} address(es) x {args.per_source}: "
-          f"{len(held)} opened, {failed} refused or cut while opening ({opened_in:.1f} s)")
+        ctx.set_alpn_protocols(args.alpn.split(","))
 
     probes = []
-    deadline = time.monotonic() + hold
-    while True:
-        if args.probe:
+    done = threading.Event()
+
+    def prober():
+        # The legitimate client runs from the first connection to the end of the hold.
+        while args.probe:
             ok, took, out = probe(args.probe)
             probes.append((ok, took))
-            print(f"probe: {'served' if ok else 'FAILED'} in {took * 1000:.0f} ms {'' if ok else out}")
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(max(0.0, min(args.probe_every, deadline - time.monotonic())))
+            phase = "holding" if opened.is_set() else "opening"
+            print(f"probe ({phase}): {'served' if ok else 'FAILED'} in {took * 1000:.0f} ms {'' if ok else out}",
+                  flush=True)
+            if done.wait(args.probe_every):
+                return
+
+    opened = threading.Event()
+    thread = threading.Thread(target=prober)
+    thread.start()
+    held, failed = [], 0
+    started = time.monotonic()
+
+    def attempt(source):
+        try:
+            return open_one(args.attack, source, target, ctx, args.server_name, 5.0)
+        except (OSError, ssl.SSLError, ConnectionError):
+            return None
+
+    work = [source for source in srcs for _ in range(args.per_source)]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+        for sock in pool.map(attempt, work):
+            if sock is None:
+                failed += 1
+            else:
+                held.append(sock)
+    opened_in = time.monotonic() - started
+    opened.set()
+    print(f"attack: {args.attack} from {len(srcs)} address(es) x {args.per_source}: "
+          f"{len(held)} opened, {failed} refused or cut while opening ({opened_in:.1f} s)", flush=True)
+    alive_after_open = sum(1 for s in held if still_open(s))
+    print(f"right after opening: {alive_after_open} of {len(held)} attacker connections open", flush=True)
+    time.sleep(hold)
+    done.set()
+    thread.join()
     alive = sum(1 for s in held if still_open(s))
     print(f"after {hold:.0f} s: {alive} of {len(held)} attacker connections still open")
     if probes:

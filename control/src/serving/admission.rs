@@ -157,3 +157,24 @@ fn tune(stream: &TcpStream) {
         debug!(error = %e, "TCP keepalive not set");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_sockets_get_nodelay_and_keepalive() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = TcpStream::connect(addr).await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
+        let admission = Admission::new("t", ServingConfig::default(), ServingMetrics::default());
+        let (io, _slot) = admission.admit(stream, peer).unwrap();
+        let sock = socket2::SockRef::from(io.get_ref());
+        assert!(sock.tcp_nodelay().unwrap());
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), KEEPALIVE_IDLE);
+        assert_eq!(admission.open(), 1);
+        assert_eq!(admission.metrics().get("t", "admitted"), 1);
+    }
+}

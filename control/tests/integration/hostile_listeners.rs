@@ -230,3 +230,28 @@ async fn the_control_service_answers_while_idle_tls_and_non_admin_connections_ho
     assert!(admin.stats().await.is_ok());
     proxy.stop().await;
 }
+
+#[tokio::test]
+async fn a_non_admin_control_connection_is_cut_at_the_first_request_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = cs::pki(tmp.path());
+    let metrics = ServingMetrics::default();
+    let mut config = ServingConfig::default();
+    config.deadlines.first_request = Duration::from_secs(2);
+    let admission = Admission::new("control", config, metrics.clone());
+    let proxy = cs::Proxy::start_with(&pki, cs::policy(&pki), admission).await;
+    let other = tandem_control::tls::client_config(
+        &pki.client_tls_settings(cs::OTHER, cs::PROXY),
+        &[b"h2"],
+    )
+    .unwrap();
+    let mut held = idle_tls_flood(src(2), proxy.control_addr, &other, cs::PROXY, 5).await;
+    assert_eq!(held.len(), 5);
+    for conn in held.iter_mut() {
+        closed_by_server(conn)
+            .await
+            .expect("a non-admin connection stayed open");
+    }
+    assert_eq!(metrics.get("control", "first_request_timeout"), 5);
+    proxy.stop().await;
+}
