@@ -20,10 +20,6 @@ use tandem_control::certs::TestPki;
 use tandem_control::http::JsonRpcClient;
 use tandem_control::hyper_server::Listeners;
 use tandem_control::serving::{Admission, ServingConfig, ServingMetrics};
-use tandem_control::settings::hyper::{
-    ChannelKind, ChannelSettings, DirectorySettings, JsonDirectorySettings, Timeouts,
-};
-use tandem_control::settings::{HostPort, HyperSettings, JsonRpcServerSettings};
 
 /// 64 slots, 16 per source, no accept-rate limit (the floods here are about holding slots).
 fn small() -> ServingConfig {
@@ -53,49 +49,12 @@ async fn sd_answers_while_silent_connections_flood_it_from_one_and_from_many_add
     sd.stop().await;
 }
 
-fn gateway_settings(dir: &std::path::Path, pki: &TestPki) -> HyperSettings {
-    let path = dir.join("directory.json");
-    hyper_support::write_records(
-        &path,
-        vec![
-            hyper_support::record("hd-2", "groups", json!(["health-departments"])),
-            hyper_support::record("hd-2", "services", hyper_support::hd_services()),
-        ],
-    );
-    let gateway = ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        bind_address: HostPort {
-            host: "127.0.0.1".into(),
-            port: 0,
-        },
-        path: "/jsonrpc".into(),
-        cors: None,
-        tls: Some(pki.tls_settings("hd-2")),
-        tcp_rate_limits: Vec::new(),
-        serving: small(),
-    });
-    HyperSettings {
-        name: "hd-2".into(),
-        directory: DirectorySettings::Json(JsonDirectorySettings { path }),
-        channels: vec![ChannelSettings {
-            name: "local".into(),
-            services: Vec::new(),
-            kind: gateway,
-        }],
-        signing: None,
-        metrics: None,
-        timeouts: Timeouts {
-            call: Duration::from_secs(5),
-            connect: Duration::from_secs(5),
-        },
-    }
-}
-
 #[tokio::test]
 async fn the_gateway_answers_while_idle_tls_connections_hold_it_from_one_and_many_addresses() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = TestPki::generate(tmp.path(), &["hd-2"]).unwrap();
     let server = hyper_support::Server::start(
-        gateway_settings(tmp.path(), &pki),
+        hyper_support::gateway_settings(tmp.path(), Some(pki.tls_settings("hd-2")), None, small()),
         Listeners {
             grpc: None,
             jsonrpc: Some(hyper_support::listener().await),

@@ -7,56 +7,19 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper_support::{Server, hd_services, listener, record, write_records};
-use serde_json::json;
+use hyper_support::{Server, listener};
 use tandem_control::certs::TestPki;
 use tandem_control::http::{ClientError, JsonRpcClient};
 use tandem_control::hyper_server::Listeners;
-use tandem_control::settings::hyper::{
-    ChannelKind, ChannelSettings, DirectorySettings, JsonDirectorySettings, Timeouts,
-};
 use tandem_control::settings::listeners::CorsSettings;
-use tandem_control::settings::{HostPort, HyperSettings, JsonRpcServerSettings, TlsSettings};
+use tandem_control::settings::{HyperSettings, TlsSettings};
 
 fn settings(
     dir: &std::path::Path,
     tls: Option<TlsSettings>,
     cors: Option<CorsSettings>,
 ) -> HyperSettings {
-    let path = dir.join("directory.json");
-    write_records(
-        &path,
-        vec![
-            record("hd-2", "groups", json!(["health-departments"])),
-            record("hd-2", "services", hd_services()),
-        ],
-    );
-    let gateway = ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        serving: Default::default(),
-        bind_address: HostPort {
-            host: "127.0.0.1".into(),
-            port: 0,
-        },
-        path: "/jsonrpc".into(),
-        cors,
-        tls,
-        tcp_rate_limits: Vec::new(),
-    });
-    HyperSettings {
-        name: "hd-2".into(),
-        directory: DirectorySettings::Json(JsonDirectorySettings { path }),
-        channels: vec![ChannelSettings {
-            name: "local".into(),
-            services: Vec::new(),
-            kind: gateway,
-        }],
-        signing: None,
-        metrics: None,
-        timeouts: Timeouts {
-            call: Duration::from_secs(2),
-            connect: Duration::from_secs(1),
-        },
-    }
+    hyper_support::gateway_settings(dir, tls, cors, Default::default())
 }
 
 #[tokio::test]

@@ -222,3 +222,46 @@ pub fn loopback() -> HostPort {
         port: 0,
     }
 }
+
+/// hd-2 with only a JSON-RPC gateway (json directory: hd-2 in `health-departments` with the
+/// internal services), bound to 127.0.0.1:0 with `tls`, `cors` and the kit's `serving` policy.
+pub fn gateway_settings(
+    dir: &Path,
+    tls: Option<tandem_control::settings::TlsSettings>,
+    cors: Option<tandem_control::settings::listeners::CorsSettings>,
+    serving: tandem_control::serving::ServingConfig,
+) -> HyperSettings {
+    use tandem_control::settings::JsonRpcServerSettings;
+    use tandem_control::settings::hyper::{DirectorySettings, JsonDirectorySettings, Timeouts};
+    let path = dir.join("directory.json");
+    write_records(
+        &path,
+        vec![
+            record("hd-2", "groups", json!(["health-departments"])),
+            record("hd-2", "services", hd_services()),
+        ],
+    );
+    let gateway = ChannelKind::JsonRpcServer(JsonRpcServerSettings {
+        bind_address: loopback(),
+        path: "/jsonrpc".into(),
+        cors,
+        tls,
+        tcp_rate_limits: Vec::new(),
+        serving,
+    });
+    HyperSettings {
+        name: "hd-2".into(),
+        directory: DirectorySettings::Json(JsonDirectorySettings { path }),
+        channels: vec![ChannelSettings {
+            name: "local".into(),
+            services: Vec::new(),
+            kind: gateway,
+        }],
+        signing: None,
+        metrics: None,
+        timeouts: Timeouts {
+            call: Duration::from_secs(2),
+            connect: Duration::from_secs(1),
+        },
+    }
+}
