@@ -51,7 +51,7 @@ async fn large_hello_end_to_end(driver: Driver) {
     let mut junk = TcpStream::connect(tls_port).await.unwrap();
     junk.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
     let mut buf = [0u8; 16];
-    let n = tokio::time::timeout(Duration::from_secs(5), junk.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(30), junk.read(&mut buf))
         .await
         .unwrap()
         .unwrap_or(0);

@@ -20,9 +20,11 @@ use tandem_engine::{
 /// Upper bound for any single blocking step (a hang fails the test instead of stalling CI).
 pub const STEP: Duration = Duration::from_secs(30);
 
-/// How late past its deadline the engine may close a connection: one 100 ms tick plus
-/// scheduling on a 2-core machine shared with other builds.
-pub const SLACK: Duration = Duration::from_millis(1500);
+/// How late past its deadline the engine may close a connection before a test calls it a hang.
+/// Generous on purpose: a loaded machine may be seconds late, and no test distinguishes "at
+/// once" from "at the deadline" by time (the counters by reason say which it was); only lower
+/// bounds ("not before the deadline") are timed.
+pub const SLACK: Duration = Duration::from_secs(20);
 
 /// Two unpinned cores on `driver`, short preamble deadlines so tests run quickly.
 pub fn config(driver: Driver) -> EngineConfig {
@@ -103,7 +105,7 @@ pub fn send_from(host: u8, addr: SocketAddr, bytes: &[u8]) -> TcpStream {
 }
 
 /// Reads until the engine closes `s` (EOF or reset); panics if it sends a byte or does not
-/// close within `limit`. Returns how long it took.
+/// close within `limit` + [`SLACK`] (a hang). Returns how long it took.
 pub fn closed_within(s: &mut TcpStream, limit: Duration) -> Duration {
     let start = Instant::now();
     s.set_read_timeout(Some(limit + SLACK)).unwrap();
