@@ -5,11 +5,11 @@ use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use monoio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use crate::admission::SniSlot;
 use crate::clienthello::ClientHelloReader;
 use crate::mailbox::SendError;
 use crate::pair_table::Port;
@@ -45,14 +45,8 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
         if let Err(e) = splice::set_cloexec(stream.as_raw_fd()) {
             warn!(core = core.id.0, error = %e, "cannot set FD_CLOEXEC on accepted socket");
         }
-        let open = core.stats().open_conns.load(Ordering::Relaxed) as usize;
-        let full = open >= cfg.max_conns_per_core;
-        let limited = !full && core.limiter.borrow().is_blocked(peer.ip(), Instant::now());
-        if full || limited {
-            CoreStats::inc(&core.stats().refused_at_accept);
-            if limited {
-                CoreStats::inc(&core.stats().limited_refusals);
-            }
+        if let Err(reason) = core.admit(port, peer.ip()) {
+            debug!(core = core.id.0, %peer, reason = reason.as_str(), "refused at accept");
             continue;
         }
         let guard = ConnGuard::new(core.shared.clone(), core.id);
@@ -110,7 +104,7 @@ pub(crate) async fn serve(
             monoio::time::timeout(cfg.hello_deadline, read_hello(&core, &stream, peer)).await
         }
     };
-    let (token, prefix) = match read {
+    let Preamble { token, prefix, sni } = match read {
         Ok(Ok(x)) => x,
         Ok(Err(Failed::Aborted { partial })) => {
             CoreStats::inc(&core.stats().preamble_aborted);
@@ -125,6 +119,8 @@ pub(crate) async fn serve(
             core.record_bad(peer.ip());
             return;
         }
+        // Over an SNI budget: a well-formed hello, counted by budget, not held against the source.
+        Ok(Err(Failed::OverBudget)) => return,
         Err(_) => {
             CoreStats::inc(&core.stats().preamble_timeouts);
             debug!("preamble deadline passed");
@@ -143,11 +139,12 @@ pub(crate) async fn serve(
                 peer,
                 prefix,
                 _guard: guard,
+                sni,
             },
         );
         return;
     }
-    drop(guard);
+    drop((guard, sni));
     // monoio deregisters the fd from this core's driver and gives up ownership.
     let fd = stream.into_raw_fd();
     // SAFETY: `fd` is an open socket that nothing else owns after `into_raw_fd`.
@@ -171,21 +168,37 @@ pub(crate) async fn serve(
     }
 }
 
+/// A connection's preamble, read whole.
+pub(crate) struct Preamble {
+    /// The token of the pair side it joins.
+    token: Token,
+    /// Bytes read beyond the token, replayed to the other side first (a ClientHello).
+    prefix: Vec<u8>,
+    /// A routed ClientHello's claim on the SNI budget.
+    sni: Option<SniSlot>,
+}
+
 /// How reading a preamble ended without a token (a deadline is the caller's `timeout`).
 pub(crate) enum Failed {
     /// The peer closed or reset first; `partial` when it had sent at least one byte.
     Aborted { partial: bool },
     /// The ClientHello was refused (malformed, too large, no route); already counted.
     Refused,
+    /// The ClientHello's source or domain holds its SNI budget; already counted.
+    OverBudget,
 }
 
 /// Reads exactly 32 bytes (in any split, never more).
-pub(crate) async fn read_token(stream: &TcpStream) -> Result<(Token, Vec<u8>), Failed> {
+pub(crate) async fn read_token(stream: &TcpStream) -> Result<Preamble, Failed> {
     let mut reader = TokenReader::new();
     // Bounded: each round reads >= 1 byte or waits; at most 32 reads succeed.
     loop {
-        if let Some(t) = reader.token() {
-            return Ok((t, Vec::new()));
+        if let Some(token) = reader.token() {
+            return Ok(Preamble {
+                token,
+                prefix: Vec::new(),
+                sni: None,
+            });
         }
         let aborted = Failed::Aborted {
             partial: reader.filled() > 0,
@@ -198,13 +211,13 @@ pub(crate) async fn read_token(stream: &TcpStream) -> Result<(Token, Vec<u8>), F
     }
 }
 
-/// Buffers the ClientHello (bounded by `hello_max_bytes`), asks the resolver for the token
-/// to join, and returns it with the buffered bytes to replay.
+/// Buffers the ClientHello (bounded by `hello_max_bytes`), takes an SNI budget slot, asks the
+/// resolver for the token to join, and returns it with the buffered bytes to replay.
 pub(crate) async fn read_hello(
     core: &Core,
     stream: &TcpStream,
     peer: SocketAddr,
-) -> Result<(Token, Vec<u8>), Failed> {
+) -> Result<Preamble, Failed> {
     let max = core.shared.config.hello_max_bytes;
     let mut parser = ClientHelloReader::new(max);
     // Bytes are received straight into `buf` (grown by at most HELLO_CHUNK per read), so no
@@ -241,11 +254,23 @@ pub(crate) async fn read_hello(
             Ok(Step::Eof) | Err(_) => return Err(aborted),
         }
     };
+    // Before the resolver: a refused hello creates no pair and no notification.
+    let slot = match core.sni_slot(peer.ip(), info.sni.as_deref().unwrap_or("")) {
+        Ok(slot) => slot,
+        Err(budget) => {
+            debug!(sni = ?info.sni, budget = budget.as_str(), "SNI budget spent; hello refused");
+            return Err(Failed::OverBudget);
+        }
+    };
     match core.shared.resolver.resolve(&info, peer) {
         Some(token) => {
             // Kept until the pair closes: give back the unused room of the last read.
             buf.shrink_to_fit();
-            Ok((token, buf))
+            Ok(Preamble {
+                token,
+                prefix: buf,
+                sni: Some(slot),
+            })
         }
         None => {
             CoreStats::inc(&core.stats().bad_hellos);

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::error::EngineError;
+use crate::limiter::{AcceptRate, MAX_ACCEPT_RATES};
 
 /// Which monoio driver the workers run on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -104,6 +105,33 @@ pub struct EngineConfig {
     /// Sources (IPv4 addresses, IPv6 /64 prefixes) tracked by the limiter per core (default
     /// 4096 entries; oldest evicted).
     pub bad_token_table: usize,
+    /// New connections one source (IPv4 address, IPv6 /64) may open per window on each data
+    /// port: the proxy's `tcp_rate_limits` (default none: unlimited). At most
+    /// [`MAX_ACCEPT_RATES`] rates, every one applies. Each limit is engine-wide and split over
+    /// the cores: a core admits `ceil(limit / cores)` per source (see
+    /// [`crate::limiter::core_share`]), since SO_REUSEPORT spreads a source's connections over
+    /// the cores by hash; a source thus gets at most `limit + cores - 1`, and somewhat fewer when
+    /// its connections land unevenly. A refused connection is closed at once and counted
+    /// (`rate_refusals`); refusals do not use up the source's rate.
+    pub accept_rates: Vec<AcceptRate>,
+    /// Sources tracked per accept-rate table, one table per core and data port (default 4096
+    /// entries, ~80 B each: bounds memory; past it windows that ended are swept, then the
+    /// least active source is evicted).
+    pub accept_rate_table: usize,
+    /// Open SNI pairs one source may hold, engine-wide, split over the cores like
+    /// `accept_rates` (default 64). A pair counts from its routed ClientHello until its
+    /// connection closes: silent hellos naming an announced domain would otherwise each hold a
+    /// private proxy's connection slot (1024 of them) for up to its timeout. 64 lets a browser
+    /// or a small NAT open plenty of TLS connections at once and keeps one source to 1/16 of a
+    /// private proxy's slots. A hello past it is closed at once and counted
+    /// (`sni_source_refusals`).
+    pub sni_pairs_per_source: u32,
+    /// Open SNI pairs one domain may hold, engine-wide, split over the cores (default 512:
+    /// half a private proxy's 1024 slots, so a flood of one domain from many sources leaves
+    /// the private proxy room for its other domains). A hello past it is closed at once and
+    /// counted (`sni_domain_refusals`). Set it at or above the concurrent TLS connections a
+    /// domain really serves.
+    pub sni_pairs_per_domain: u32,
     /// Pair-table sweep period (default 100 ms): expiry precision for waiting sides.
     pub tick: Duration,
     /// Back-off after an accept error such as EMFILE (default 50 ms).
@@ -137,11 +165,20 @@ impl Default for EngineConfig {
             bad_token_limit: 20,
             bad_token_window: Duration::from_secs(10),
             bad_token_table: 4096,
+            accept_rates: Vec::new(),
+            accept_rate_table: 4096,
+            sni_pairs_per_source: DEFAULT_SNI_PAIRS_PER_SOURCE,
+            sni_pairs_per_domain: DEFAULT_SNI_PAIRS_PER_DOMAIN,
             tick: Duration::from_millis(100),
             accept_backoff: Duration::from_millis(50),
         }
     }
 }
+
+/// Default [`EngineConfig::sni_pairs_per_source`].
+pub const DEFAULT_SNI_PAIRS_PER_SOURCE: u32 = 64;
+/// Default [`EngineConfig::sni_pairs_per_domain`].
+pub const DEFAULT_SNI_PAIRS_PER_DOMAIN: u32 = 512;
 
 /// Smallest copy buffer we accept, in bytes. The default is 64 KiB; 16 KiB is allowed for
 /// memory-tight deployments (and benchmarked against 64 and 256 KiB in `benches/bulk.rs`).
@@ -185,6 +222,36 @@ impl EngineConfig {
         if self.tick.is_zero() || self.bad_token_window.is_zero() {
             return bad("tick/bad_token_window", "must be > 0");
         }
+        self.validate_limits()
+    }
+
+    fn validate_limits(&self) -> Result<(), EngineError> {
+        let bad = |key, reason: String| Err(EngineError::Config { key, reason });
+        if self.accept_rates.len() > MAX_ACCEPT_RATES {
+            return bad(
+                "accept_rates",
+                format!(
+                    "at most {MAX_ACCEPT_RATES} rates, got {}",
+                    self.accept_rates.len()
+                ),
+            );
+        }
+        if self
+            .accept_rates
+            .iter()
+            .any(|r| r.limit == 0 || r.window.is_zero())
+        {
+            return bad("accept_rates", "every limit and window must be > 0".into());
+        }
+        if self.accept_rate_table == 0 {
+            return bad("accept_rate_table", "must be > 0".into());
+        }
+        if self.sni_pairs_per_source == 0 || self.sni_pairs_per_domain == 0 {
+            return bad(
+                "sni_pairs_per_source/sni_pairs_per_domain",
+                "must be > 0".into(),
+            );
+        }
         Ok(())
     }
 
@@ -217,5 +284,29 @@ mod tests {
         assert!(with(MAX_COPY_BUF).validate().is_ok());
         assert!(with(MIN_COPY_BUF - 1).validate().is_err());
         assert!(with(MAX_COPY_BUF + 1).validate().is_err());
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let rate = |limit| AcceptRate {
+            window: Duration::from_secs(1),
+            limit,
+        };
+        let with = |rates: Vec<AcceptRate>| EngineConfig {
+            accept_rates: rates,
+            ..EngineConfig::default()
+        };
+        assert!(with(vec![rate(1); MAX_ACCEPT_RATES]).validate().is_ok());
+        assert!(
+            with(vec![rate(1); MAX_ACCEPT_RATES + 1])
+                .validate()
+                .is_err()
+        );
+        assert!(with(vec![rate(0)]).validate().is_err());
+        let zero_budget = EngineConfig {
+            sni_pairs_per_domain: 0,
+            ..EngineConfig::default()
+        };
+        assert!(zero_budget.validate().is_err());
     }
 }

@@ -24,7 +24,9 @@ use crate::worker::{CoreMsg, CoreShared, Shared};
 /// Routes a TLS connection by its ClientHello. Called on a worker thread: it must not block
 /// (create the pair with [`EngineHandle::create_pair`], notify the other side asynchronously,
 /// and return at once). Returns the token of the side the TLS client joins (side A of an
-/// `PairKind::Sni` pair), or `None` to refuse.
+/// `PairKind::Sni` pair), or `None` to refuse. The engine asks it only for hellos within the
+/// SNI budgets (`sni_pairs_per_source`, `sni_pairs_per_domain`); `create_pair` called here
+/// puts the pair on the calling core, which keeps the TLS client and its budget slot there.
 pub trait SniResolver: Send + Sync + 'static {
     /// Answers for one ClientHello from `peer`.
     fn resolve(&self, hello: &ClientHelloInfo, peer: SocketAddr) -> Option<Token>;
@@ -219,8 +221,10 @@ impl EngineHandle {
         self.create_pair_with(kind, self.inner.shared.config.pair_ttl, None)
     }
 
-    /// Creates a pair with `ttl`, on `core` if given (tests) or by load (power of two choices
-    /// over the cores' issued + live pairs).
+    /// Creates a pair with `ttl`: on `core` if given (tests); else, when called on one of this
+    /// engine's worker threads (an [`SniResolver`]), on that core, so the TLS client waits and
+    /// relays where it was accepted with no hand-off, and its SNI budget slot stays with it;
+    /// else by load (power of two choices over the cores' issued + live pairs).
     pub fn create_pair_with(
         &self,
         kind: PairKind,
@@ -233,6 +237,7 @@ impl EngineHandle {
         let shared = &self.inner.shared;
         let chosen = core
             .filter(|c| c.0 < shared.cores.len())
+            .or_else(|| crate::runtime::current_core(shared))
             .unwrap_or_else(|| self.pick_core());
         let (side_a, owner) = shared.map.token_for(chosen);
         let side_b = loop_token_for(&shared.map, owner);

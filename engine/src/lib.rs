@@ -2,6 +2,7 @@
 //! and moves bytes between them with `splice(2)`. See ARCHITECTURE.md.
 
 mod accept;
+mod admission;
 pub mod clienthello;
 pub mod config;
 mod core_msg;
@@ -25,6 +26,7 @@ pub use clienthello::ClientHelloInfo;
 pub use config::{Driver, DriverInUse, EngineConfig};
 pub use error::EngineError;
 pub use handle::{Engine, EngineHandle, LocalAddrs, PairEvent, PairTicket, RefuseAll, SniResolver};
+pub use limiter::AcceptRate;
 pub use pair_table::{PairId, PairKind, Port, Refusal, Side};
 pub use relay::CloseReason;
 pub use stats::{CoreStatsSnapshot, PAIR_SETUP_BOUNDS_US, SetupSnapshot};

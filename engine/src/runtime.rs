@@ -1,5 +1,6 @@
 //! Worker threads: pinning, driver choice with fallback, and the monoio runtime.
 
+use std::cell::Cell;
 use std::io;
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -15,6 +16,21 @@ use crate::error::EngineError;
 use crate::pair_table::Port;
 use crate::token::CoreId;
 use crate::worker::{Core, Shared};
+
+thread_local! {
+    /// On a worker thread: the address of its engine's `Shared` and its core.
+    static CURRENT: Cell<Option<(usize, CoreId)>> = const { Cell::new(None) };
+}
+
+/// The core of `shared`'s engine that the calling thread runs, if it is one of its workers
+/// (the SNI resolver runs there: its pairs are created on the core holding the TLS client).
+pub(crate) fn current_core(shared: &Arc<Shared>) -> Option<CoreId> {
+    let engine = Arc::as_ptr(shared) as usize;
+    CURRENT
+        .with(Cell::get)
+        .filter(|(e, _)| *e == engine)
+        .map(|(_, core)| core)
+}
 
 /// io_uring submission queue entries per core: one op per readiness wait in flight is
 /// typical; monoio submits early when the ring is full.
@@ -77,6 +93,7 @@ pub(crate) fn spawn_worker(
                 Rt::Legacy(_) => DriverInUse::Legacy,
             };
             shared.cores[id.0].stats.set_driver(used);
+            CURRENT.with(|c| c.set(Some((Arc::as_ptr(&shared) as usize, id))));
             info!(core = id.0, cpu, driver = used.as_str(), "worker started");
             let _ = ready_tx.send(Ok(used));
             match rt {

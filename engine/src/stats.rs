@@ -47,12 +47,27 @@ macro_rules! counters {
 counters! {
     /// Connections accepted on this core's listeners.
     accepted,
-    /// Connections refused at accept (connection limit or limited source IP).
+    /// Connections refused at accept, for any of the reasons below (closed at once).
     refused_at_accept,
-    /// Of `refused_at_accept`: refused because their source IP was over the bad-token limit.
+    /// Of `refused_at_accept`: the core's open connections were at `max_conns_per_core`.
+    refused_conn_limit,
+    /// Of `refused_at_accept`: their source was over the bad-preamble limit.
     limited_refusals,
-    /// Source IPs the bad-token limiter tracks now (gauge; bounded by `bad_token_table`).
+    /// Of `refused_at_accept`: their source was over an accept rate (`accept_rates`).
+    rate_refusals,
+    /// Sources the bad-token limiter tracks now (gauge; bounded by `bad_token_table`).
     limited_sources,
+    /// Sources the core's accept-rate tables track now, both ports (gauge; bounded by
+    /// `2 × accept_rate_table`).
+    rate_sources,
+    /// Routed ClientHellos refused because their source held its share of
+    /// `sni_pairs_per_source` open SNI pairs (closed at once, no pair created).
+    sni_source_refusals,
+    /// Routed ClientHellos refused because their domain held its share of
+    /// `sni_pairs_per_domain` open SNI pairs (closed at once, no pair created).
+    sni_domain_refusals,
+    /// Open SNI pairs the core's budget counts now (gauge).
+    sni_pairs_held,
     /// Sockets received from other cores.
     handoffs_in,
     /// Sockets sent to other cores.

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use monoio::net::TcpStream;
 use tracing::{Instrument, debug, info_span};
 
+use crate::admission::{Limits, SniSlot};
 use crate::config::EngineConfig;
 pub(crate) use crate::core_msg::{CoreMsg, Handoff};
 use crate::handle::{PairEvent, SniResolver};
@@ -74,6 +75,8 @@ pub(crate) struct Conn {
     pub peer: SocketAddr,
     pub prefix: Vec<u8>,
     pub _guard: ConnGuard,
+    /// A TLS client's claim on the SNI budget, given back when the connection closes.
+    pub sni: Option<SniSlot>,
 }
 
 /// The core-local state. Lives in an `Rc`; no borrow is held across an `.await`.
@@ -82,6 +85,7 @@ pub(crate) struct Core {
     pub shared: Arc<Shared>,
     pub table: RefCell<PairTable<Conn>>,
     pub limiter: RefCell<BadTokenLimiter>,
+    pub limits: Limits,
     pub pipes: PipePool,
     pub bufs: BufPool,
     pub stop_accept: LocalSignal,
@@ -107,6 +111,7 @@ impl Core {
                 c.bad_token_window,
                 c.bad_token_table,
             )),
+            limits: Limits::new(&shared),
             pipes: PipePool::new(c.pipe_pool_size, c.pipe_size),
             bufs: BufPool::new(c.copy_pool_size, c.copy_buf_size),
             stop_accept: LocalSignal::new(),
@@ -195,6 +200,7 @@ impl Core {
                             peer: h.peer,
                             prefix: h.prefix,
                             _guard: guard,
+                            sni: None,
                         };
                         self.arrive(h.token, h.port, conn);
                     }
@@ -305,12 +311,14 @@ pub(crate) async fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) {
         stream: sa,
         prefix: pa,
         _guard: ga,
+        sni: sni_a,
         ..
     } = a;
     let Conn {
         stream: sb,
         prefix: pb,
         _guard: gb,
+        sni: sni_b,
         ..
     } = b;
     let env = RelayEnv {
@@ -320,7 +328,7 @@ pub(crate) async fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) {
         idle: core.shared.config.idle_timeout,
     };
     let (reason, bytes) = relay::relay(sa, sb, [&pa, &pb], &env, &core.close_all).await;
-    drop((ga, gb));
+    drop((ga, gb, sni_a, sni_b));
     debug!(
         reason = reason.as_str(),
         a_to_b = bytes[0],

@@ -41,7 +41,7 @@ const COUNTERS: &[(&str, &str, Field)] = &[
     ("engine_accepted", "Connections accepted", |c| c.accepted),
     (
         "engine_refused_at_accept",
-        "Connections refused at accept (connection limit or limited source)",
+        "Connections refused at accept (engine_accept_refusals by reason)",
         |c| c.refused_at_accept,
     ),
     (
@@ -127,6 +127,16 @@ const GAUGES: &[(&str, &str, Field)] = &[
         "Source addresses the bad-preamble limiter tracks now",
         |c| c.limited_sources,
     ),
+    (
+        "engine_rate_sources",
+        "Source addresses the accept-rate tables track now (both data ports)",
+        |c| c.rate_sources,
+    ),
+    (
+        "engine_sni_pairs_held",
+        "Open SNI pairs counted against the SNI budgets now",
+        |c| c.sni_pairs_held,
+    ),
 ];
 
 /// Counters with a second label: (name, help, label, [(value, field)]).
@@ -167,6 +177,25 @@ const SPLIT: &[Split] = &[
             ("reused", |c| c.bad_reused),
             ("wrong_side", |c| c.bad_wrong_side),
             ("cancelled", |c| c.bad_cancelled),
+        ],
+    ),
+    (
+        "engine_accept_refusals",
+        "Connections closed right at accept, by reason",
+        "reason",
+        &[
+            ("conn_limit", |c| c.refused_conn_limit),
+            ("bad_preambles", |c| c.limited_refusals),
+            ("accept_rate", |c| c.rate_refusals),
+        ],
+    ),
+    (
+        "engine_sni_budget_refusals",
+        "Routed ClientHellos closed because an SNI budget was spent, by budget",
+        "budget",
+        &[
+            ("source", |c| c.sni_source_refusals),
+            ("domain", |c| c.sni_domain_refusals),
         ],
     ),
     (

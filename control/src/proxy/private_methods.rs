@@ -145,6 +145,7 @@ async fn connection(
             paired,
             &settings.internal_endpoint.address,
             settings.dial_timeout,
+            settings.internal_endpoint.idle_timeout,
         )
         .await
         .map(|_| ())

@@ -120,11 +120,23 @@ async fn start_engine(
     config.pairing_addr = resolve(&settings.internal_bind_address).await?;
     config.tls_addr = Some(resolve(&settings.tls_bind_address).await?);
     config.pair_ttl = settings.accept_timeout;
+    config.accept_rates = accept_rates(&settings.tcp_rate_limits);
     let cell = router.engine_cell();
     // Binds and spawns the worker threads; returns at once.
     let (engine, events) = Engine::start(config, Arc::new(router))?;
     let _ = cell.set(engine.clone());
     Ok((engine, events))
+}
+
+/// `tcp_rate_limits` as the engine's per-source accept rates on its data ports.
+fn accept_rates(limits: &[crate::settings::TcpRateLimit]) -> Vec<tandem_engine::AcceptRate> {
+    limits
+        .iter()
+        .map(|l| tandem_engine::AcceptRate {
+            window: l.period.duration(),
+            limit: l.limit.get(),
+        })
+        .collect()
 }
 
 /// Runs the public proxy until `shutdown` resolves, then drains the engine (`engine.drain_grace`).
@@ -155,11 +167,6 @@ impl PublicProxy {
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
-            );
-        }
-        if !settings.tcp_rate_limits.is_empty() {
-            warn!(
-                "tcp_rate_limits are not enforced on the engine's ports; they are bounded by max_conns_per_core and the per-source bad-token limiter"
             );
         }
         let hyper = HyperLink::new(

@@ -17,8 +17,8 @@ pub use client::{ProxyClientSettings, RawProxyClientSettings};
 pub use control::{ControlSettings, MAX_ADMINS, RawControlSettings};
 pub use engine::{DEFAULT_DRAIN_GRACE_SECS, ProxyEngineSettings, RawProxyEngineSettings};
 pub use private::{
-    DEFAULT_REANNOUNCE_SECS, DEFAULT_TERMINATE_TIMEOUT_SECS, InternalEndpointSettings,
-    PrivateProxySettings,
+    DEFAULT_FORWARD_IDLE_SECS, DEFAULT_REANNOUNCE_SECS, DEFAULT_TERMINATE_TIMEOUT_SECS,
+    InternalEndpointSettings, PrivateProxySettings,
 };
 
 use super::convert::{from_merged, seconds};
@@ -61,7 +61,9 @@ pub struct PublicProxySettings {
     pub internal_endpoint: Option<String>,
     /// Lifetime of issued tokens and of a waiting side (0 < t <= 3000 s, default 10 s).
     pub accept_timeout: Duration,
-    /// Per-IP connection limits of the original (parsed; see `proxy::public` for enforcement).
+    /// New connections per source (IPv4 address, IPv6 /64) per period on each of the engine's
+    /// data ports (pairing and TLS), at most [`tandem_engine::limiter::MAX_ACCEPT_RATES`];
+    /// enforced by the engine at accept, each core with its share (`EngineConfig::accept_rates`).
     pub tcp_rate_limits: Vec<TcpRateLimit>,
     /// Where announcements are kept.
     pub datastore: DatastoreSettings,
@@ -169,6 +171,16 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             &mut issues,
         );
         let tcp_rate_limits = rate_limits(raw.tcp_rate_limits, "tcp_rate_limits", &mut issues);
+        if tcp_rate_limits.len() > tandem_engine::limiter::MAX_ACCEPT_RATES {
+            issues.push(
+                "tcp_rate_limits",
+                format!(
+                    "the engine enforces at most {} limits, got {}",
+                    tandem_engine::limiter::MAX_ACCEPT_RATES,
+                    tcp_rate_limits.len()
+                ),
+            );
+        }
         let datastore = required::<RawDatastoreSettings, DatastoreSettings>(
             raw.datastore.as_ref(),
             "datastore",
@@ -305,6 +317,11 @@ impl fmt::Display for ProxySettings {
                 f,
                 "public.engine: cores={:?} driver={:?} pipe_size={} max_pairs_per_core={} drain_grace={:?}",
                 e.cores, e.driver, e.pipe_size, e.max_pairs_per_core, p.engine.drain_grace
+            )?;
+            writeln!(
+                f,
+                "public.limits: tcp_rate_limits={:?} sni_pairs_per_source={} sni_pairs_per_domain={}",
+                p.tcp_rate_limits, e.sni_pairs_per_source, e.sni_pairs_per_domain
             )?;
             if let Some(c) = &p.control {
                 writeln!(

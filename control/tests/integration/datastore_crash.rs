@@ -201,8 +201,10 @@ async fn redis_restart_while_in_use_errors_then_recovers() {
     assert!(["redis", "timeout"].contains(&err.kind()), "{err}");
     let err = store.read_new(&mut cursor).await.unwrap_err();
     assert!(["redis", "timeout"].contains(&err.kind()), "{err}");
+    // Each call is bounded by its 1 s command timeout; the bound catches a hang, with room for
+    // a loaded machine.
     assert!(
-        down.elapsed() < Duration::from_secs(5),
+        down.elapsed() < Duration::from_secs(20),
         "calls fail within their timeouts while Redis is down"
     );
     assert_eq!(

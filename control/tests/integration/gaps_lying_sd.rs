@@ -133,7 +133,7 @@ impl Running {
             let _ = stop.send(());
         }
         for task in self.tasks {
-            tokio::time::timeout(Duration::from_secs(5), task)
+            tokio::time::timeout(Duration::from_secs(30), task)
                 .await
                 .unwrap()
                 .unwrap();

@@ -145,9 +145,11 @@ async fn redis_restart_under_the_public_proxy_errors_clearly_then_recovers_and_l
     let down = "down.internal-server.local";
     let started = std::time::Instant::now();
     let err = proxy.announce(down).await.unwrap_err();
-    // Within the redis command bound (1 s) plus slack, not the call timeout (5 s).
+    // Failed by the redis command bound (1 s), not the call timeout (5 s): the answer below is
+    // the proxy's JSON-RPC error, which a client-side call timeout would not be. The time
+    // bound only catches a hang, with room for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(3),
+        started.elapsed() < Duration::from_secs(20),
         "{:?}",
         started.elapsed()
     );

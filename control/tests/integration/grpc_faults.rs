@@ -48,7 +48,7 @@ async fn a_peer_killed_mid_call_fails_the_call_before_the_deadline() {
         let mut outbound = TcpStream::connect(target).await.unwrap();
         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
     });
-    let client = client_as(&pki, "hd-1", "hd-1", dir, 30_000);
+    let client = client_as(&pki, "hd-1", "hd-1", dir, 120_000);
     let started = Instant::now();
     let call = tokio::spawn({
         let client = client.clone();
@@ -62,9 +62,10 @@ async fn a_peer_killed_mid_call_fails_the_call_before_the_deadline() {
     relay.abort();
     let err = call.await.unwrap().unwrap_err();
     assert!(matches!(err.kind(), "channel" | "timeout"), "{err}");
+    // Failed by the peer's death, not the 120 s deadline; generous for a loaded machine.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "well within the 30 s deadline: {:?}",
+        started.elapsed() < Duration::from_secs(60),
+        "well within the 120 s deadline: {:?}",
         started.elapsed()
     );
 }
@@ -82,7 +83,8 @@ async fn a_peer_that_never_answers_gives_a_timeout_error() {
         .unwrap_err();
     assert_eq!(err.kind(), "timeout", "{err}");
     assert!(err.to_string().contains("hd-2"));
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // The 300 ms client deadline, not the server's 30 s one; room for a loaded machine.
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 #[tokio::test]
@@ -114,8 +116,10 @@ async fn unreachable_unknown_and_proxied_peers_fail_clearly() {
         .deliver(request("hd-2", "echo", "1", json!({})), me("hd-1"))
         .await
         .unwrap_err();
+    // Refused at once: kind "channel", not "timeout" (the 5 s deadline); the bound only
+    // catches a hang.
     assert_eq!(err.kind(), "channel", "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    assert!(started.elapsed() < Duration::from_secs(20));
     let err = client
         .deliver(request("nobody", "echo", "1", json!({})), me("hd-1"))
         .await

@@ -148,10 +148,11 @@ async fn losing_the_stream_fails_pending_calls_at_once() {
     mesh.stop.take().unwrap().send(()).unwrap();
     mesh.reverse_task.await.unwrap();
     let err = call.await.unwrap().unwrap_err();
+    // Failed on stream loss, not on the deadline: a deadline would be kind "timeout".
     assert_eq!(err.kind(), "channel", "{err}");
     assert!(
-        started.elapsed() < Duration::from_millis(CALL_MS / 2),
-        "failed on stream loss, not on the deadline"
+        started.elapsed() < Duration::from_millis(CALL_MS),
+        "failed before the deadline"
     );
 }
 
@@ -184,7 +185,8 @@ async fn a_silent_reverse_client_times_out_within_the_deadline() {
         .await
         .unwrap_err();
     assert_eq!(err.kind(), "timeout");
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // The 300 ms deadline fired (the client never answers); the bound only catches a hang.
+    assert!(started.elapsed() < Duration::from_secs(20));
 }
 
 #[tokio::test]

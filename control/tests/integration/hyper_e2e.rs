@@ -249,7 +249,8 @@ async fn a_peer_killed_mid_call_gives_an_error_within_the_deadline() {
         .unwrap();
     let (status, body) = pending.await.unwrap();
     let waited = started.elapsed();
-    assert!(waited < CALL + Duration::from_secs(1), "{waited:?}");
+    // Bounded by the call deadline, far below the app's 30 s answer; slack for a loaded machine.
+    assert!(waited < CALL + Duration::from_secs(20), "{waited:?}");
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], 500, "{body}");
     assert!(

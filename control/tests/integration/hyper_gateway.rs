@@ -272,8 +272,10 @@ async fn a_slow_app_gives_a_clear_error_within_the_deadline() {
     let started = Instant::now();
     let (status, body) = call(&server.url(), "hd-1.slow", json!({}), json!(1)).await;
     let waited = started.elapsed();
+    // Not before the deadline; the upper bound only tells a fired deadline from the app's 30 s
+    // answer, with room for a loaded machine (the message below names the deadline).
     assert!(
-        waited >= CALL && waited < CALL + Duration::from_secs(1),
+        waited >= CALL && waited < CALL + Duration::from_secs(20),
         "{waited:?}"
     );
     assert_eq!(
@@ -356,8 +358,9 @@ async fn an_unreachable_directory_is_a_clear_error_within_the_bound() {
     );
     let started = Instant::now();
     let (status, body) = call(&server.url(), "hd-1._ping", json!({}), json!(1)).await;
+    // A refused connect fails at once (the message says so); the bound only catches a hang.
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(20),
         "bounded by timeouts.connect"
     );
     assert_eq!(

@@ -19,10 +19,12 @@ mod proxy_support;
 mod reliability_support;
 mod sd_common;
 mod seed_support;
+mod sni_support;
 
 // The suites, one module per concern.
 mod abuse_proxy_drain;
 mod abuse_proxy_flood;
+mod abuse_proxy_sni;
 mod certs_dev_pki;
 mod check_settings;
 mod control_service_authz;

@@ -8,9 +8,7 @@
 
 use crate::p2p_support;
 
-use std::time::{Duration, Instant};
-
-use tandem_control::grpc::INJECT_TIMEOUT;
+use std::time::Duration;
 
 use p2p_support::{Mesh, PROXY, paired, reverse_call, reverse_call_at};
 use serde_json::json;
@@ -136,7 +134,6 @@ async fn a_burst_of_64_connection_requests_is_injected_within_the_inject_timeout
     let endpoint = mesh.engine.local_addrs().pairing.to_string();
     // 64 concurrent requests, each dialing the engine and injecting into hd-2's gRPC server (the
     // original queued injections in 1 slot with a 2 s wait and refused bursts, SPEC §4.9.12).
-    let started = Instant::now();
     let calls: Vec<_> = (0..64)
         .map(|i| {
             let ticket = mesh.engine.create_pair(PairKind::Direct).unwrap();
@@ -149,16 +146,14 @@ async fn a_burst_of_64_connection_requests_is_injected_within_the_inject_timeout
             ))
         })
         .collect();
+    // Every one is injected: an injection that waited `grpc::INJECT_TIMEOUT` for a slot fails its call
+    // (the original's refusal), so 64 successes are the property, however long a loaded
+    // machine takes to serve them (no wall-clock bound here).
     for handle in calls {
         let (status, body) = handle.await.unwrap();
         assert_eq!(status, 200, "{body}");
         assert_eq!(body["result"], json!({}), "{body}");
     }
-    assert!(
-        started.elapsed() < INJECT_TIMEOUT,
-        "no injection waited for a slot: {:?}",
-        started.elapsed()
-    );
     mesh.stop().await;
 }
 
@@ -187,15 +182,10 @@ async fn a_connection_dropped_by_the_relay_is_brokered_again_on_the_next_call() 
 #[tokio::test]
 async fn a_refused_connection_request_gives_the_caller_a_clear_error() {
     let mesh = Mesh::start().await;
-    let started = Instant::now();
-    // hd-2 is gone: the proxy's `_connectionRequest` finds no channel and refuses.
+    // hd-2 is gone: the proxy's `_connectionRequest` finds no channel and refuses. The error
+    // names the refusal (a call deadline would read differently), so no wall-clock bound.
     let mesh = mesh.without_hd2().await;
     let (status, body) = mesh.ping(1).await;
-    assert!(
-        started.elapsed() < p2p_support::CALL * 2,
-        "{:?}",
-        started.elapsed()
-    );
     assert_eq!(status, 400, "{body}");
     assert_eq!(body["error"]["code"], 500, "{body}");
     let message = body["error"]["message"].as_str().unwrap();

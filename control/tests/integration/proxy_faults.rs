@@ -24,7 +24,7 @@ async fn refused(addr: std::net::SocketAddr, bytes: &[u8]) {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let _ = s.write_all(bytes).await;
     let mut buf = [0u8; 8];
-    let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(30), s.read(&mut buf))
         .await
         .expect("the proxy closes a refused connection")
         .unwrap_or(0);
@@ -95,7 +95,7 @@ async fn bad_tokens_and_hellos_are_refused_and_counted() {
         .unwrap();
     let (mut target, _) = hyper.dialed.recv().await.unwrap();
     let mut buf = [0u8; 4];
-    let n = tokio::time::timeout(Duration::from_secs(5), target.read(&mut buf))
+    let n = tokio::time::timeout(Duration::from_secs(30), target.read(&mut buf))
         .await
         .unwrap()
         .unwrap_or(0);

@@ -123,7 +123,7 @@ async fn pairs_both_sides_once(driver: Driver) {
     for t in [&token, &target_token] {
         let mut third = TcpStream::connect(&endpoint).await.unwrap();
         third.write_all(&STANDARD.decode(t).unwrap()).await.unwrap();
-        let n = tokio::time::timeout(Duration::from_secs(5), third.read(&mut buf))
+        let n = tokio::time::timeout(Duration::from_secs(30), third.read(&mut buf))
             .await
             .unwrap()
             .unwrap_or(0);

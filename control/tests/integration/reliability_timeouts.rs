@@ -30,9 +30,10 @@ use tandem_control::jsonrpc::params;
 
 use reliability_support::{blackhole, silent_client_closed_after, silent_server};
 
-/// Slack allowed past a deadline before the test calls it missed (scheduling on a busy 2-core
-/// machine, the close reaching the client).
-const SLACK: Duration = Duration::from_secs(4);
+/// Slack allowed past a deadline before the test calls it missed: generous, so a loaded machine
+/// is never called broken, and still far below what happens without the deadline (a silent
+/// peer is held forever; a blackholed dial hangs for the kernel's ~2 min of SYN retries).
+const SLACK: Duration = Duration::from_secs(30);
 /// The client deadline the dial tests configure.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(1);
 

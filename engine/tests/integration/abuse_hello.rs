@@ -207,20 +207,15 @@ fn real_and_reshaped_hellos_route_and_replay_whole(driver: Driver) {
     e.h.shutdown().unwrap();
 }
 
-/// Sends `bytes` (then FIN if `fin`) and expects a close without a reply within `limit`.
+/// Sends `bytes` (then FIN if `fin`) and expects a close without a reply (`limit` is the
+/// deadline it should come at; whether it came at once or at the deadline shows in the
+/// counters by reason, which the caller checks, not in the time: a loaded machine is late).
 fn refused(e: &SniEngine, bytes: &[u8], fin: bool, limit: Duration) -> Duration {
     let mut s: TcpStream = send_from(1, e.tls(), bytes);
     if fin {
         s.shutdown(Shutdown::Write).unwrap();
     }
-    let took = closed_within(&mut s, limit);
-    if limit.is_zero() {
-        assert!(
-            took < HELLO_DEADLINE,
-            "refused at once, not at the deadline: {took:?}"
-        );
-    }
-    took
+    closed_within(&mut s, limit)
 }
 
 fn hostile_hellos_are_closed_and_counted(driver: Driver) {
@@ -251,13 +246,14 @@ fn hostile_hellos_are_closed_and_counted(driver: Driver) {
     refused(&e, &pq_hello("unrouted.example.com"), false, now); // no route for this name
     let started = Instant::now();
     // Truncated and held open: cut at the hello deadline (1 s), not before.
-    let took = refused(&e, &hello[..100], false, Duration::from_secs(1));
+    let took = refused(&e, &hello[..100], false, HELLO_DEADLINE);
     assert!(
-        started.elapsed() >= Duration::from_secs(1) - Duration::from_millis(50),
+        started.elapsed() >= HELLO_DEADLINE - Duration::from_millis(50),
         "{took:?}"
     );
 
     let by = |f| total(&e.h, f);
+    // Only the held-open one was cut at the deadline: every other one was refused on its bytes.
     eventually("all counted", || by(|s| s.preamble_timeouts) == 1);
     assert_eq!(
         by(|s| s.bad_hellos),

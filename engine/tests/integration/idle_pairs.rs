@@ -16,7 +16,7 @@ use std::sync::mpsc::{Receiver, channel};
 use std::time::{Duration, Instant};
 
 use common::*;
-use tandem_engine::{Driver, EngineError, EngineHandle, PairEvent, PairKind, Token};
+use tandem_engine::{Driver, EngineConfig, EngineError, EngineHandle, PairEvent, PairKind, Token};
 
 /// Pairs the issue asks for.
 const PAIRS: usize = 10_000;
@@ -29,8 +29,10 @@ const RESERVE: u64 = 256;
 const CHILD_ENV: &str = "TANDEM_IDLE_CHILD_ADDR";
 /// Line a child prints once all its pairs are dialled and its last pair relayed a ping-pong.
 const READY: &str = "IDLE-CHILD-READY";
-/// Bound on the whole setup of one driver's run (dialling ~20,000 sockets on 2 cores).
-const SETUP: Duration = Duration::from_secs(45);
+/// Bound on the whole setup of one driver's run (dialling ~20,000 sockets on 2 cores): only a
+/// hang detector, generous so that a loaded machine is never called hung; the pairs' tokens
+/// live as long (`pair_ttl`) and the pairs are never cut for idling, so slowness cannot fail it.
+const SETUP: Duration = Duration::from_secs(300);
 
 /// Raises RLIMIT_NOFILE to `want`, or, without CAP_SYS_RESOURCE, the soft limit to the hard
 /// limit. Returns the soft limit in force.
@@ -227,7 +229,12 @@ fn idle_pairs_hold_no_io_wq_threads(driver: Driver, soft: u64) {
     // A child holds 2 client fds per pair it serves, the same cap as ours: at least 2 children,
     // more if one would exceed it.
     let children = 2.max(pairs.div_ceil(per_process.max(1)));
-    let (h, events) = start(config(driver));
+    let cfg = EngineConfig {
+        pair_ttl: SETUP,
+        idle_timeout: None,
+        ..config(driver)
+    };
+    let (h, events) = start(cfg);
     let addr = h.local_addrs().pairing;
     let base = (rss_bytes(), malloc_in_use());
     let tickets = create_pairs(&h, pairs);

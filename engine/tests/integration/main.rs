@@ -10,9 +10,11 @@ mod abuse_support;
 mod common;
 
 // The suites, one module per concern.
+mod abuse_accept_rate;
 mod abuse_hello;
 mod abuse_limiter;
 mod abuse_memory;
+mod abuse_sni_budget;
 mod abuse_tokens;
 mod clienthello_corpus;
 mod fuzz_corpus;

@@ -22,6 +22,7 @@ both_drivers!(
     reset_propagates,
     idle_timeout_closes,
     drain_lets_pairs_finish_then_closes,
+    drain_cuts_a_pair_still_open_after_the_grace,
 );
 
 fn pairs_in_both_arrival_orders(driver: Driver) {
@@ -62,7 +63,7 @@ fn cross_core_handoff(driver: Driver) {
     }
     // The sending core counts a hand-off just after its mailbox accepted it, so the receiving core
     // may pair, relay and count it first: wait (bounded) until the two counts agree.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = std::time::Instant::now() + STEP;
     let mut stats = h.stats();
     let count = |stats: &[tandem_engine::stats::CoreStatsSnapshot],
                  f: fn(&tandem_engine::stats::CoreStatsSnapshot) -> u64| {
@@ -258,6 +259,10 @@ fn idle_timeout_closes(driver: Driver) {
     h.shutdown().unwrap();
 }
 
+/// The grace of the completion case: far longer than the pair needs on any machine (drain
+/// returns as soon as the pair ends, so the test does not wait for it).
+const LONG_GRACE: Duration = Duration::from_secs(120);
+
 fn drain_lets_pairs_finish_then_closes(driver: Driver) {
     let (h, rx) = start(config(driver));
     let addr = h.local_addrs().pairing;
@@ -266,10 +271,49 @@ fn drain_lets_pairs_finish_then_closes(driver: Driver) {
     let mut b = dial(addr, &t.side_b);
     ping_pong(&mut a, &mut b);
     let h2 = h.clone();
-    let drainer = std::thread::spawn(move || h2.drain(Duration::from_millis(300)));
-    // The pair still works during the grace period.
+    let drainer = std::thread::spawn(move || h2.drain(LONG_GRACE));
+    // Draining: the listeners close (bounded poll) and no pair can be created...
+    let mut polls = 0;
+    while std::net::TcpStream::connect(addr).is_ok() {
+        polls += 1;
+        assert!(polls < 2000, "listeners still open after 20 s of drain");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(h.create_pair(PairKind::Direct).is_err());
+    // ...while the live pair still works, and ends normally when its sides finish.
     ping_pong(&mut a, &mut b);
+    a.shutdown(Shutdown::Write).unwrap();
+    b.shutdown(Shutdown::Write).unwrap();
+    let ev = wait_event(
+        &rx,
+        |e| matches!(e, PairEvent::Closed { id, .. } if *id == t.id),
+    );
+    assert!(
+        matches!(
+            ev,
+            PairEvent::Closed {
+                reason: CloseReason::Normal,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
     drainer.join().unwrap().unwrap();
+    assert_closed(&mut a);
+}
+
+fn drain_cuts_a_pair_still_open_after_the_grace(driver: Driver) {
+    let grace = Duration::from_millis(300);
+    let (h, rx) = start(config(driver));
+    let addr = h.local_addrs().pairing;
+    let t = h.create_pair(PairKind::Direct).unwrap();
+    let mut a = dial(addr, &t.side_a);
+    let mut b = dial(addr, &t.side_b);
+    ping_pong(&mut a, &mut b);
+    // The pair stays open and idle: the drain cuts it once the grace has passed, not before.
+    let started = std::time::Instant::now();
+    h.drain(grace).unwrap();
+    assert!(started.elapsed() >= grace, "cut before the grace");
     let ev = wait_event(&rx, |e| matches!(e, PairEvent::Closed { .. }));
     assert!(
         matches!(
@@ -282,6 +326,7 @@ fn drain_lets_pairs_finish_then_closes(driver: Driver) {
         "{ev:?}"
     );
     assert_closed(&mut a);
+    assert_closed(&mut b);
     assert!(
         std::net::TcpStream::connect(addr).is_err(),
         "listeners closed after drain"

@@ -61,6 +61,8 @@ pub struct RawProxyEngineSettings {
     idle_timeout: Option<f64>,
     keepalive: Option<f64>,
     drain_grace: Option<f64>,
+    sni_pairs_per_source: Option<u32>,
+    sni_pairs_per_domain: Option<u32>,
 }
 
 /// Largest CPU count accepted for `cores: <n>` (one worker thread per core).
@@ -107,6 +109,14 @@ impl TryFrom<RawProxyEngineSettings> for ProxyEngineSettings {
         set(&mut config.max_conns_per_core, raw.max_conns_per_core);
         set(&mut config.max_waiting_per_core, raw.max_waiting_per_core);
         set(&mut config.hello_max_bytes, raw.hello_max_bytes);
+        // Engine-wide budgets of open SNI pairs (each core holds its share); 0 is refused by
+        // the engine's own check below.
+        if let Some(n) = raw.sni_pairs_per_source {
+            config.sni_pairs_per_source = n;
+        }
+        if let Some(n) = raw.sni_pairs_per_domain {
+            config.sni_pairs_per_domain = n;
+        }
         let mut secs = |raw: Option<f64>, key: &str, min: f64, max: f64| {
             raw.and_then(|s| seconds(s, key, min, max, &mut issues))
         };
@@ -146,9 +156,12 @@ mod tests {
     fn engine_keys_map_onto_the_engine_config_and_bounds_are_checked() {
         let s: ProxyEngineSettings = convert::<RawProxyEngineSettings, _>(&json!({
             "cores": 2, "driver": "epoll", "pipe_size": 65536, "max_pairs_per_core": 10,
-            "idle_timeout": 0, "drain_grace": 1.5
+            "idle_timeout": 0, "drain_grace": 1.5,
+            "sni_pairs_per_source": 8, "sni_pairs_per_domain": 100
         }))
         .unwrap();
+        assert_eq!(s.config.sni_pairs_per_source, 8);
+        assert_eq!(s.config.sni_pairs_per_domain, 100);
         assert_eq!(s.config.cores, Some(vec![0, 1]));
         assert_eq!(s.config.driver, Driver::Legacy);
         assert_eq!(s.config.pipe_size, 65536);
@@ -161,6 +174,15 @@ mod tests {
         .unwrap_err();
         let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, vec!["driver", "copy_buf_size"]);
+        let defaults = convert::<RawProxyEngineSettings, ProxyEngineSettings>(&json!({})).unwrap();
+        assert_eq!(defaults.config.sni_pairs_per_source, 64);
+        assert_eq!(defaults.config.sni_pairs_per_domain, 512);
+        assert!(
+            convert::<RawProxyEngineSettings, ProxyEngineSettings>(
+                &json!({"sni_pairs_per_domain": 0})
+            )
+            .is_err()
+        );
         assert!(
             convert::<RawProxyEngineSettings, ProxyEngineSettings>(&json!({"pipes": 1})).is_err()
         );

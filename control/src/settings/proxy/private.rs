@@ -20,6 +20,12 @@ use crate::settings::tls::{RawTlsSettings, TlsSettings};
 pub const DEFAULT_REANNOUNCE_SECS: f64 = 600.0;
 /// Default `internal_endpoint.timeout` (seconds): a terminated connection's lifetime.
 pub const DEFAULT_TERMINATE_TIMEOUT_SECS: f64 = 30.0;
+/// Default `internal_endpoint.idle_timeout` (seconds): a ForwardTLS connection with no byte
+/// either way for this long is closed. Shorter than the public engine's 300 s idle timeout, so
+/// a silent client (a flood of ClientHellos that never go on) frees this proxy's connection
+/// slot after a minute; TLS clients and servers that keep a connection open longer send
+/// keep-alives (HTTP/2 PING, TCP-level traffic) well within it.
+pub const DEFAULT_FORWARD_IDLE_SECS: f64 = 60.0;
 /// Default deadline to dial the public proxy's pairing port or the internal address (seconds).
 pub const DEFAULT_DIAL_TIMEOUT_SECS: f64 = 5.0;
 
@@ -57,6 +63,9 @@ pub struct InternalEndpointSettings {
     pub jsonrpc_path: String,
     /// Lifetime of a terminated connection (seconds, default 30).
     pub timeout: Duration,
+    /// ForwardTLS: close a forwarded connection after this long with no byte either way
+    /// (seconds, default 60, 0.1 ..= 86400).
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,6 +91,7 @@ struct RawInternalEndpoint {
     #[serde(default = "default_jsonrpc_path")]
     jsonrpc_path: String,
     timeout: Option<f64>,
+    idle_timeout: Option<f64>,
 }
 
 fn default_internal_address() -> String {
@@ -115,6 +125,14 @@ impl TryFrom<RawInternalEndpoint> for InternalEndpointSettings {
             3600.0,
             &mut issues,
         );
+        let idle_timeout = secs_or(
+            raw.idle_timeout,
+            DEFAULT_FORWARD_IDLE_SECS,
+            "idle_timeout",
+            0.1,
+            86_400.0,
+            &mut issues,
+        );
         if let Some(Some(tls)) = &tls
             && (tls.certificate_file.is_none() || tls.key_file.is_none())
         {
@@ -127,6 +145,7 @@ impl TryFrom<RawInternalEndpoint> for InternalEndpointSettings {
                 jsonrpc_client,
                 jsonrpc_path: raw.jsonrpc_path,
                 timeout,
+                idle_timeout,
             }),
             _ => Err(issues),
         }
@@ -218,8 +237,8 @@ impl fmt::Display for PrivateProxySettings {
         };
         writeln!(
             f,
-            "private.internal_endpoint: address={} mode={mode} timeout={:?}",
-            ie.address, ie.timeout
+            "private.internal_endpoint: address={} mode={mode} timeout={:?} idle_timeout={:?}",
+            ie.address, ie.timeout, ie.idle_timeout
         )?;
         writeln!(
             f,

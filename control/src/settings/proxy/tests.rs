@@ -32,9 +32,36 @@ fn the_dev_and_test_roles_convert() {
     assert_eq!(q.internal_endpoint.address.to_string(), "localhost:7777");
     assert!(q.internal_endpoint.tls.is_some());
     assert_eq!(q.reannounce_interval, Duration::from_secs(600));
+    assert_eq!(
+        q.internal_endpoint.idle_timeout,
+        Duration::from_secs(60),
+        "ForwardTLS idle timeout default"
+    );
     assert!(private.public.is_none());
     let test = ProxySettings::load(&[role("settings/test/roles/public-proxy-1")]).unwrap();
-    assert!(test.public.is_some());
+    let t = test.public.unwrap();
+    assert_eq!(
+        t.tcp_rate_limits.len(),
+        1,
+        "the test role's rate reaches the engine"
+    );
+}
+
+#[test]
+fn tcp_rate_limits_are_bounded_by_what_the_engine_enforces() {
+    let mut v = minimal_public();
+    v["tcp_rate_limits"] = json!([
+        {"type": "second", "limit": 10}, {"type": "minute", "limit": 100},
+        {"type": "hour", "limit": 1000}, {"type": "hour", "limit": 900},
+    ]);
+    let p: PublicProxySettings = convert::<RawPublicProxySettings, _>(&v).unwrap();
+    assert_eq!(p.tcp_rate_limits.len(), 4);
+    v["tcp_rate_limits"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"type": "second", "limit": 1}));
+    let e = convert::<RawPublicProxySettings, PublicProxySettings>(&v).unwrap_err();
+    assert_eq!(e.0[0].0, "tcp_rate_limits");
 }
 
 fn minimal_public() -> serde_json::Value {

@@ -336,6 +336,7 @@ pub fn private_settings(
             jsonrpc_client: None,
             jsonrpc_path: "/jsonrpc".into(),
             timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
         },
         call_timeout: CALL_TIMEOUT,
         dial_timeout: Duration::from_secs(5),

@@ -1,14 +1,11 @@
-//! Per-source-IP limiter for bad tokens (sans-IO, injected time). Bounded: at most `capacity`
-//! addresses are tracked; when full, the entry with the oldest window is evicted.
-//!
-//! An IPv6 source is tracked by its /64 prefix: one host is routinely given a whole /64, so
-//! keying by full address would let it present each bad token from a fresh address (never
-//! limited) and churn the table, evicting sources that were limited. IPv4-mapped IPv6
-//! addresses (a dual-stack listener) count as their IPv4 address.
+//! Per-source limiter for bad preambles (sans-IO, injected time). Bounded: at most `capacity`
+//! sources are tracked; when full, the entry with the oldest window is evicted.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use super::SourceKey;
 
 /// Counts bad tokens per IP in fixed windows; an IP over the limit is refused until its window ends.
 #[derive(Debug)]
@@ -16,7 +13,7 @@ pub struct BadTokenLimiter {
     limit: u32,
     window: Duration,
     capacity: usize,
-    seen: HashMap<IpAddr, (Instant, u32)>,
+    seen: HashMap<SourceKey, (Instant, u32)>,
 }
 
 impl BadTokenLimiter {
@@ -32,7 +29,7 @@ impl BadTokenLimiter {
 
     /// True when connections from `ip` should be refused right at accept.
     pub fn is_blocked(&self, ip: IpAddr, now: Instant) -> bool {
-        match self.seen.get(&source(ip)) {
+        match self.seen.get(&SourceKey::of(ip)) {
             Some(&(start, n)) => now < start + self.window && n >= self.limit,
             None => false,
         }
@@ -40,7 +37,7 @@ impl BadTokenLimiter {
 
     /// Records one bad token from `ip`.
     pub fn record(&mut self, ip: IpAddr, now: Instant) {
-        let ip = source(ip);
+        let ip = SourceKey::of(ip);
         if !self.seen.contains_key(&ip) && self.seen.len() >= self.capacity {
             self.evict(now);
         }
@@ -77,19 +74,10 @@ impl BadTokenLimiter {
     }
 }
 
-/// The key a source is limited by: IPv4 as is (also when IPv4-mapped), IPv6 by its /64.
-fn source(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from_bits(v6.to_bits() & !u128::from(u64::MAX))),
-        },
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::net::Ipv6Addr;
+
     use super::*;
 
     #[test]

@@ -1,0 +1,167 @@
+//! What a core lets in: the checks at accept (open connections, the bad-preamble limiter, the
+//! per-port accept rates) and the SNI budget's slots. All of it is core-local state: each core
+//! limits what it accepts with its share of the engine-wide limits (see `limiter`).
+
+use std::cell::RefCell;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::limiter::{
+    AcceptRate, AcceptRateLimiter, RateVerdict, SniBudget, SniRefusal, SniTicket, core_share,
+};
+use crate::pair_table::Port;
+use crate::stats::CoreStats;
+use crate::token::CoreId;
+use crate::worker::{Core, Shared};
+
+/// Why a connection was closed right at accept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum AcceptRefusal {
+    /// The core holds `max_conns_per_core` open connections.
+    ConnLimit,
+    /// The source is over the bad-preamble limit.
+    Limited,
+    /// The source is over an accept rate of this port.
+    Rate,
+}
+
+impl AcceptRefusal {
+    pub(crate) fn as_str(&self) -> &'static str {
+        match self {
+            AcceptRefusal::ConnLimit => "conn_limit",
+            AcceptRefusal::Limited => "bad_preambles",
+            AcceptRefusal::Rate => "accept_rate",
+        }
+    }
+}
+
+/// The per-core limit tables, built from the engine-wide settings.
+pub(crate) struct Limits {
+    /// One accept-rate table per data port, indexed by [`port_index`].
+    rates: [RefCell<AcceptRateLimiter>; 2],
+    /// Open SNI pairs per source and per domain; shared with the slots that hold its tickets.
+    sni: Rc<RefCell<SniBudget>>,
+}
+
+fn port_index(port: Port) -> usize {
+    match port {
+        Port::Pairing => 0,
+        Port::Tls => 1,
+    }
+}
+
+impl Limits {
+    pub(crate) fn new(shared: &Shared) -> Limits {
+        let c = &shared.config;
+        let cores = shared.cores.len();
+        let rates: Vec<_> = c
+            .accept_rates
+            .iter()
+            .map(|r| AcceptRate {
+                window: r.window,
+                limit: core_share(r.limit, cores),
+            })
+            .collect();
+        let table = || RefCell::new(AcceptRateLimiter::new(&rates, c.accept_rate_table));
+        Limits {
+            rates: [table(), table()],
+            sni: Rc::new(RefCell::new(SniBudget::new(
+                core_share(c.sni_pairs_per_source, cores),
+                core_share(c.sni_pairs_per_domain, cores),
+            ))),
+        }
+    }
+}
+
+impl Core {
+    /// Decides whether a connection just accepted on `port` from `ip` may stay; a refusal is
+    /// counted by reason (the caller closes the socket). Checked in order: open connections,
+    /// the bad-preamble limiter, the accept rate (which counts only admitted connections).
+    pub(crate) fn admit(&self, port: Port, ip: IpAddr) -> Result<(), AcceptRefusal> {
+        let cfg = &self.shared.config;
+        let stats = self.stats();
+        let open = stats.open_conns.load(Ordering::Relaxed) as usize;
+        let now = Instant::now();
+        let refusal = if open >= cfg.max_conns_per_core {
+            Some((AcceptRefusal::ConnLimit, &stats.refused_conn_limit))
+        } else if self.limiter.borrow().is_blocked(ip, now) {
+            Some((AcceptRefusal::Limited, &stats.limited_refusals))
+        } else {
+            let rates = &self.limits.rates;
+            let mut table = rates[port_index(port)].borrow_mut();
+            let verdict = table.check(ip, now);
+            drop(table);
+            let tracked = rates.iter().map(|t| t.borrow().len() as u64).sum();
+            stats.rate_sources.store(tracked, Ordering::Relaxed);
+            match verdict {
+                RateVerdict::Admitted => None,
+                RateVerdict::Refused => Some((AcceptRefusal::Rate, &stats.rate_refusals)),
+            }
+        };
+        match refusal {
+            None => Ok(()),
+            Some((reason, counter)) => {
+                CoreStats::inc(&stats.refused_at_accept);
+                CoreStats::inc(counter);
+                Err(reason)
+            }
+        }
+    }
+
+    /// Takes an SNI budget slot for a routed hello from `ip` naming `domain`; a refusal is
+    /// counted by budget. The slot gives its ticket back when dropped.
+    pub(crate) fn sni_slot(&self, ip: IpAddr, domain: &str) -> Result<SniSlot, SniRefusal> {
+        let acquired = self.limits.sni.borrow_mut().try_acquire(ip, domain);
+        let stats = self.stats();
+        match acquired {
+            Ok(ticket) => {
+                let slot = SniSlot {
+                    budget: self.limits.sni.clone(),
+                    ticket: Some(ticket),
+                    shared: self.shared.clone(),
+                    core: self.id,
+                };
+                slot.update_gauge();
+                Ok(slot)
+            }
+            Err(refusal) => {
+                CoreStats::inc(match refusal {
+                    SniRefusal::Source => &stats.sni_source_refusals,
+                    SniRefusal::Domain => &stats.sni_domain_refusals,
+                });
+                Err(refusal)
+            }
+        }
+    }
+}
+
+/// An open SNI pair's claim on its core's budget, held by the TLS client's connection until it
+/// closes (waiting in the pair table, then relaying). Core-local (`Rc`): a connection handed to
+/// another core gives its slot back at the hand-off (the SNI resolver creates its pairs on the
+/// accepting core, so that does not happen for them).
+pub(crate) struct SniSlot {
+    budget: Rc<RefCell<SniBudget>>,
+    ticket: Option<SniTicket>,
+    shared: Arc<Shared>,
+    core: CoreId,
+}
+
+impl SniSlot {
+    fn update_gauge(&self) {
+        let held = self.budget.borrow().held() as u64;
+        let stats = &self.shared.cores[self.core.0].stats;
+        stats.sni_pairs_held.store(held, Ordering::Relaxed);
+    }
+}
+
+impl Drop for SniSlot {
+    fn drop(&mut self) {
+        if let Some(ticket) = self.ticket.take() {
+            self.budget.borrow_mut().release(ticket);
+        }
+        self.update_gauge();
+    }
+}
