@@ -7,7 +7,8 @@
 //! - **One appender**: the file is `flock`ed exclusively for the store's lifetime, so a second
 //!   store (another process, or a second open in this one) fails with [`DatastoreError::Locked`].
 //!   Inside the process an `RwLock` (taken only inside blocking tasks, never across `.await`)
-//!   makes appends exclusive and keeps readers from seeing half of a batch.
+//!   makes appends exclusive; a reader takes it only to learn the valid length (always the end of
+//!   a batch), so it never sees half of a batch and never holds up an append while it decodes.
 //! - **Crash safety, per batch**: a crash mid-append can leave part of a batch at the end: a torn
 //!   chunk, entries of the batch, zero fill. Readers release a batch only when its last entry is
 //!   there, so they never see part of one. Opening truncates the file to just after the last whole
@@ -251,14 +252,31 @@ impl Shared {
         position: u64,
         pending: &mut Decoder<DataEntry>,
     ) -> Result<(Vec<DataEntry>, Walked), DatastoreError> {
-        let state = self.state.read().map_err(poisoned)?;
-        if position > state.len {
-            return Err(DatastoreError::CursorAhead {
-                position,
-                len: state.len,
-            });
+        let len = self.state.read().map_err(poisoned)?.len;
+        if position > len {
+            return Err(DatastoreError::CursorAhead { position, len });
         }
-        stream::read_entries(&self.file, position, state.len, BLOCK_LEN, pending)
+        // Without the lock: bytes below `len` never change while the store is open (appends go
+        // after them; a failed append is rolled back to its own start, at or above `len`).
+        stream::read_entries(&self.file, position, len, BLOCK_LEN, pending)
             .map_err(walk_err(&self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn missing_directories_are_created_private_level_by_level() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("a").join("b").join("c");
+        create_dirs(&deep).unwrap();
+        for d in [tmp.path().join("a"), tmp.path().join("a/b"), deep.clone()] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        create_dirs(&deep).unwrap(); // already there: nothing to do
     }
 }

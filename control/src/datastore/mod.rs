@@ -10,8 +10,8 @@
 //! appended since; a fresh `Cursor::default()` reads everything.
 //!
 //! Reads return everything new in one `Vec`: the caller (the directory) keeps all entries in
-//! memory anyway, so a read holds at most the store's size, and each entry at most
-//! [`MAX_ENTRY_LEN`] bytes.
+//! memory anyway, so a read holds at most the store's entries, each at most [`MAX_ENTRY_LEN`]
+//! bytes; the file store reads its file in 64 KiB blocks besides.
 
 mod batch;
 mod chunk;
