@@ -2,8 +2,8 @@
 //! marked in its chunks' ids (see [`super::batch`]).
 //!
 //! - **Durability**: `append` writes the whole batch with one `write_all` and `fdatasync`s before
-//!   returning; a new file's directory entry is synced as well, and so is each directory created
-//!   on the way to it.
+//!   returning; opening syncs the file's directory (its entry for the file), and each directory
+//!   it creates on the way to it.
 //! - **One appender**: the file is `flock`ed exclusively for the store's lifetime, so a second
 //!   store (another process, or a second open in this one) fails with [`DatastoreError::Locked`].
 //!   Inside the process an `RwLock` (taken only inside blocking tasks, never across `.await`)
@@ -136,7 +136,6 @@ fn open_blocking(path: PathBuf) -> Result<Shared, DatastoreError> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     create_dirs(dir)?;
-    let existed = path.exists();
     let file = OpenOptions::new()
         .read(true)
         .append(true)
@@ -145,9 +144,9 @@ fn open_blocking(path: PathBuf) -> Result<Shared, DatastoreError> {
         .open(&path)
         .map_err(io_err("open", &path))?;
     lock_exclusive(&file, &path)?;
-    if !existed {
-        sync_dir(dir)?;
-    }
+    // Every open, not only when creating: a process that created the file and died before this
+    // sync would otherwise leave the file's directory entry unsynced under later acknowledgements.
+    sync_dir(dir)?;
     let len = recover(&file, &path)?;
     tracing::info!(path = %path.display(), bytes = len, "file datastore open");
     Ok(Shared {
