@@ -26,6 +26,11 @@ pub const CHUNK_PAYLOAD_MAX: usize = 231;
 /// Fixed header bytes before the id: version, chunk count, index, id length.
 const FIXED_HEAD: usize = 7;
 
+/// Largest chunk the fields can express, in bytes: the fixed header, a `u16::MAX`-byte id, the
+/// data length and `u16::MAX` data bytes (131,079). A reader never buffers more than this for an
+/// unfinished chunk, whatever lengths a damaged header claims.
+pub const MAX_CHUNK_LEN: usize = FIXED_HEAD + u16::MAX as usize + 2 + u16::MAX as usize;
+
 /// One parsed chunk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunk {
@@ -78,8 +83,14 @@ pub fn split_into(
 pub enum Tail {
     /// The buffer ended exactly at a chunk boundary.
     Clean,
-    /// The last `len` bytes are an unfinished chunk or zero fill left by a crash: not data (yet).
-    Torn {
+    /// The last `len` bytes are the start of a chunk: more bytes may finish it, or a crash cut it.
+    Partial {
+        /// Bytes after the last whole chunk (less than [`MAX_CHUNK_LEN`]).
+        len: usize,
+    },
+    /// The last `len` bytes are zeros: a file extended but not written before a crash, unless
+    /// data follows them beyond the buffer.
+    Zeros {
         /// Bytes after the last whole chunk.
         len: usize,
     },
@@ -142,9 +153,9 @@ fn parse_one(buf: &[u8]) -> Result<Option<(Chunk, usize)>, u8> {
     )))
 }
 
-/// Scans `buf` (which starts at a chunk boundary) into whole chunks. A partial chunk at the end, or
-/// a non-chunk byte followed only by zeros (a file extended but not written before a crash), is a
-/// [`Tail::Torn`]; any other non-chunk byte is [`Tail::Corrupt`].
+/// Scans `buf` (which starts at a chunk boundary) into whole chunks. A partial chunk at the end is
+/// [`Tail::Partial`], zeros up to the end [`Tail::Zeros`], any other non-chunk byte
+/// [`Tail::Corrupt`].
 pub fn scan(buf: &[u8]) -> Scan {
     let mut chunks = Vec::new();
     let mut at = 0;
@@ -158,12 +169,12 @@ pub fn scan(buf: &[u8]) -> Scan {
                 chunks.push((chunk, at));
             }
             Ok(None) => {
-                break Tail::Torn {
+                break Tail::Partial {
                     len: buf.len() - at,
                 };
             }
             Err(_) if buf[at..].iter().all(|&b| b == 0) => {
-                break Tail::Torn {
+                break Tail::Zeros {
                     len: buf.len() - at,
                 };
             }
@@ -211,10 +222,10 @@ mod tests {
         split_into(b"abcd", &ID, &mut out).unwrap();
         let whole = out.len();
         out.extend_from_slice(&[1, 1, 0]);
-        assert_eq!(scan(&out).tail, Tail::Torn { len: 3 });
+        assert_eq!(scan(&out).tail, Tail::Partial { len: 3 });
         out.truncate(whole);
         out.extend_from_slice(&[0; 40]);
-        assert_eq!(scan(&out).tail, Tail::Torn { len: 40 });
+        assert_eq!(scan(&out).tail, Tail::Zeros { len: 40 });
         out.truncate(whole);
         out.extend_from_slice(&[9, 0, 0]);
         assert_eq!(

@@ -1,89 +1,108 @@
-//! From file bytes to entries and back (sans-IO): what the file datastore does with the bytes it
-//! reads and writes, without touching the file.
+//! From entries to file bytes and from chunks back to whole batches (sans-IO): what the file
+//! datastore does with the bytes it writes and reads, without touching the file.
 
-use super::chunk::{self, CHUNK_ID_LEN, Tail};
+use super::batch::{BATCH_NONCE_LEN, BatchGate, BatchTag, MAX_BATCH_LEN};
+use super::chunk::{self, Chunk};
 use super::entry::DataEntry;
 use super::error::DatastoreError;
 use super::reassemble::Reassembler;
 
-/// Encodes `entries` as chunks, one random chunk id per entry, ready for one append.
+/// Encodes `entries` as one marked batch of chunks (see [`super::batch`]), ready for one append.
+/// Fails when an entry cannot be encoded or the batch exceeds [`MAX_BATCH_LEN`].
 pub fn encode_batch(entries: &[DataEntry]) -> Result<Vec<u8>, DatastoreError> {
-    let mut out = Vec::new();
-    for entry in entries {
+    let len = entries.iter().map(DataEntry::encoded_len).sum::<usize>();
+    check_batch_len(len)?;
+    let nonce: [u8; BATCH_NONCE_LEN] = rand::random();
+    let mut out = Vec::with_capacity(len + len / 8 + 32 * entries.len());
+    for (index, entry) in entries.iter().enumerate() {
         let bytes = entry.encode()?;
-        let chunk_id: [u8; CHUNK_ID_LEN] = rand::random();
-        chunk::split_into(&bytes, &chunk_id, &mut out)
+        let tag = BatchTag {
+            nonce,
+            // MAX_BATCH_LEN / 4 (the smallest entry) is below 2^31 (asserted in `batch`).
+            index: u32::try_from(index).map_err(|_| DatastoreError::BatchTooLarge {
+                len,
+                max: MAX_BATCH_LEN,
+            })?,
+            last: index + 1 == entries.len(),
+        };
+        chunk::split_into(&bytes, &tag.chunk_id(), &mut out)
             .map_err(|e| DatastoreError::Config(format!("cannot split entry: {e}")))?;
     }
     Ok(out)
 }
 
-/// Entries decoded from a buffer read at file offset `base`.
-#[derive(Debug)]
-pub struct Decoded {
-    /// Complete entries, in completion order.
-    pub entries: Vec<DataEntry>,
-    /// Bytes of the buffer that were whole chunks (the cursor advances by this much).
-    pub consumed: usize,
-    /// Bytes after the last whole chunk (a torn tail), ignored.
-    pub torn: usize,
-    /// Offset in the buffer just after the last chunk that completed an entry.
-    pub last_complete_end: usize,
+fn check_batch_len(len: usize) -> Result<(), DatastoreError> {
+    if len > MAX_BATCH_LEN {
+        return Err(DatastoreError::BatchTooLarge {
+            len,
+            max: MAX_BATCH_LEN,
+        });
+    }
+    Ok(())
 }
 
-/// Decodes the chunks in `buf` (read at file offset `base`, starting at a chunk boundary),
-/// continuing the incomplete entries in `pending`. On error `pending` may be partly advanced:
-/// callers pass a copy and keep it only on success.
-pub fn decode(buf: &[u8], base: u64, pending: &mut Reassembler) -> Result<Decoded, DatastoreError> {
-    let scan = chunk::scan(buf);
-    let torn = match scan.tail {
-        Tail::Clean => 0,
-        Tail::Torn { len } => len,
-        Tail::Corrupt { offset, version } => {
-            return Err(corrupt(
-                base,
-                offset,
-                format!("chunk version {version}, expected 1"),
-            ));
+/// What a [`Decoder`] holds per entry of an open batch when only checking a file: nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Checked;
+
+impl From<DataEntry> for Checked {
+    fn from(_: DataEntry) -> Self {
+        Self
+    }
+}
+
+/// Turns chunks, in file order, into whole batches: reassembles entries (interleaving tolerated)
+/// and holds the entries of a batch back until it is complete. The state between two reads of a
+/// file (a [`super::Cursor`]'s `pending`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoder<T> {
+    chunks: Reassembler,
+    batches: BatchGate<T>,
+}
+
+impl<T> Default for Decoder<T> {
+    fn default() -> Self {
+        Self {
+            chunks: Reassembler::default(),
+            batches: BatchGate::default(),
         }
-    };
-    let mut entries = Vec::new();
-    let mut last_complete_end = 0;
-    for (chunk, end) in scan.chunks {
-        let Some(bytes) = pending
+    }
+}
+
+impl<T: From<DataEntry>> Decoder<T> {
+    /// Takes the chunk that ends at file offset `end`; appends the entries it releases to `out`
+    /// and returns whether it completed a batch (or a legacy entry). On error the decoder may be
+    /// partly advanced: callers decode with a copy and keep it only on success.
+    pub fn push(
+        &mut self,
+        chunk: Chunk,
+        end: u64,
+        out: &mut Vec<T>,
+    ) -> Result<bool, DatastoreError> {
+        // An entry completes on its last chunk; only that chunk's tag matters.
+        let tag = (chunk.index.checked_add(1) == Some(chunk.chunks))
+            .then(|| BatchTag::parse(&chunk.id))
+            .flatten();
+        let Some(bytes) = self
+            .chunks
             .push(chunk)
-            .map_err(|e| corrupt(base, end, e.to_string()))?
+            .map_err(|e| corrupt(end, e.to_string()))?
         else {
-            continue;
+            return Ok(false);
         };
-        entries.push(DataEntry::decode(&bytes).map_err(|e| corrupt(base, end, e.to_string()))?);
-        last_complete_end = end;
-    }
-    Ok(Decoded {
-        entries,
-        consumed: scan.consumed,
-        torn,
-        last_complete_end,
-    })
-}
-
-fn corrupt(base: u64, offset: usize, reason: String) -> DatastoreError {
-    DatastoreError::Corrupt {
-        at: base + offset as u64,
-        reason,
+        let entry = DataEntry::decode(&bytes).map_err(|e| corrupt(end, e.to_string()))?;
+        Ok(self.batches.push(tag, T::from(entry), bytes.len(), out))
     }
 }
 
-/// Where a store file's valid data ends: just after the last chunk that completed an entry.
-/// Everything after it is a torn chunk or chunks of entries that never completed (a crash while
-/// appending), which opening for append removes so that new chunks start at a chunk boundary.
-pub fn recovery_point(whole_file: &[u8]) -> Result<usize, DatastoreError> {
-    Ok(decode(whole_file, 0, &mut Reassembler::default())?.last_complete_end)
+fn corrupt(at: u64, reason: String) -> DatastoreError {
+    DatastoreError::Corrupt { at, reason }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::datastore::chunk::{Tail, scan};
 
     fn entry(n: u8, len: usize) -> DataEntry {
         DataEntry {
@@ -93,52 +112,62 @@ mod tests {
         }
     }
 
+    fn decode_all(bytes: &[u8], d: &mut Decoder<DataEntry>) -> (Vec<DataEntry>, usize) {
+        let s = scan(bytes);
+        let mut out = Vec::new();
+        let mut batches = 0;
+        for (c, end) in s.chunks {
+            batches += usize::from(d.push(c, end as u64, &mut out).unwrap());
+        }
+        (out, batches)
+    }
+
     #[test]
-    fn batch_round_trips_and_resumes_incrementally() {
+    fn a_batch_round_trips_with_one_nonce_and_marked_last_entry() {
         let batch = vec![entry(1, 10), entry(2, 1000), entry(3, 0)];
         let bytes = encode_batch(&batch).unwrap();
-        let mut pending = Reassembler::default();
-        let all = decode(&bytes, 0, &mut pending).unwrap();
-        assert_eq!(all.entries, batch);
-        assert_eq!(
-            (all.consumed, all.torn, all.last_complete_end),
-            (bytes.len(), 0, bytes.len())
-        );
-
-        // Cut inside the multi-chunk entry: the first read holds it pending, the second completes it.
-        let cut = 300;
-        let mut pending = Reassembler::default();
-        let first = decode(&bytes[..cut], 0, &mut pending).unwrap();
-        assert_eq!(first.entries, vec![entry(1, 10)]);
-        let second = decode(
-            &bytes[first.consumed..],
-            first.consumed as u64,
-            &mut pending,
-        )
-        .unwrap();
-        assert_eq!(second.entries, vec![entry(2, 1000), entry(3, 0)]);
+        let s = scan(&bytes);
+        assert_eq!(s.tail, Tail::Clean);
+        let tags: Vec<BatchTag> = s
+            .chunks
+            .iter()
+            .map(|(c, _)| BatchTag::parse(&c.id).unwrap())
+            .collect();
+        assert!(tags.iter().all(|t| t.nonce == tags[0].nonce));
+        let marks: Vec<(u32, bool)> = tags.iter().map(|t| (t.index, t.last)).collect();
+        let one = (1, false);
+        assert_eq!(marks, [(0, false), one, one, one, one, one, (2, true)]);
+        let (out, batches) = decode_all(&bytes, &mut Decoder::default());
+        assert_eq!((out, batches), (batch, 1));
     }
 
     #[test]
-    fn recovery_point_drops_incomplete_entries_and_torn_chunks() {
-        let first = encode_batch(&[entry(1, 10)]).unwrap();
-        let second = encode_batch(&[entry(2, 600)]).unwrap();
-        let mut file = first.clone();
-        file.extend_from_slice(&second[..second.len() - 5]);
-        assert_eq!(recovery_point(&file).unwrap(), first.len());
-        file.truncate(first.len());
-        assert_eq!(recovery_point(&file).unwrap(), first.len());
-        assert_eq!(recovery_point(&[]).unwrap(), 0);
+    fn a_batch_split_across_reads_is_released_only_at_its_end() {
+        let batch = vec![entry(1, 10), entry(2, 1000), entry(3, 0)];
+        let bytes = encode_batch(&batch).unwrap();
+        let cut = scan(&bytes).chunks[2].1; // after entry 1 and part of entry 2
+        let mut d = Decoder::default();
+        assert_eq!(decode_all(&bytes[..cut], &mut d), (vec![], 0));
+        assert_eq!(decode_all(&bytes[cut..], &mut d), (batch, 1));
     }
 
     #[test]
-    fn corrupt_bytes_report_their_file_offset() {
-        let mut file = encode_batch(&[entry(1, 10)]).unwrap();
-        let good = file.len();
-        file.extend_from_slice(&[7, 7, 7]);
-        let err = decode(&file, 100, &mut Reassembler::default()).unwrap_err();
+    fn batches_over_the_bound_are_refused() {
+        check_batch_len(MAX_BATCH_LEN).unwrap();
+        let err = check_batch_len(MAX_BATCH_LEN + 1).unwrap_err();
+        assert_eq!(err.kind(), "batch", "{err}");
+    }
+
+    #[test]
+    fn corrupt_entries_report_their_file_offset() {
+        let mut bytes = Vec::new();
+        chunk::split_into(&[9, 9, 9, 9], &[1; 16], &mut bytes).unwrap();
+        let (c, end) = scan(&bytes).chunks.remove(0);
+        let err = Decoder::<Checked>::default()
+            .push(c, 100 + end as u64, &mut Vec::new())
+            .unwrap_err();
         assert!(
-            matches!(err, DatastoreError::Corrupt { at, .. } if at == 100 + good as u64),
+            matches!(err, DatastoreError::Corrupt { at, .. } if at == 100 + end as u64),
             "{err}"
         );
     }

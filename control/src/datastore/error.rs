@@ -38,6 +38,14 @@ pub enum DatastoreError {
     /// An entry given to `append` cannot be encoded (too large).
     #[error("invalid entry: {0}")]
     Entry(#[from] EntryError),
+    /// A batch given to the file store's `append` exceeds the file format's batch bound.
+    #[error("batch of {len} encoded bytes exceeds the {max}-byte limit")]
+    BatchTooLarge {
+        /// The batch's encoded entry bytes.
+        len: usize,
+        /// The bound ([`super::batch::MAX_BATCH_LEN`]).
+        max: usize,
+    },
     /// Redis answered with an error, or the connection failed.
     #[error("redis {op}: {source}")]
     Redis {
@@ -79,6 +87,7 @@ impl DatastoreError {
             Self::Locked { .. } => "locked",
             Self::Corrupt { .. } => "corrupt",
             Self::Entry(_) => "entry",
+            Self::BatchTooLarge { .. } => "batch",
             Self::Redis { .. } => "redis",
             Self::Timeout { .. } => "timeout",
             Self::Config(_) => "config",

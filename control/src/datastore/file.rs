@@ -1,29 +1,37 @@
-//! The embedded file datastore: an append-only file of chunks (see [`super::chunk`]).
+//! The embedded file datastore: an append-only file of chunks (see [`super::chunk`]), each batch
+//! marked in its chunks' ids (see [`super::batch`]).
 //!
 //! - **Durability**: `append` writes the whole batch with one `write_all` and `fdatasync`s before
-//!   returning; a new file's directory entry is synced as well.
+//!   returning; opening syncs the file's directory (its entry for the file), and each directory
+//!   it creates on the way to it.
 //! - **One appender**: the file is `flock`ed exclusively for the store's lifetime, so a second
 //!   store (another process, or a second open in this one) fails with [`DatastoreError::Locked`].
 //!   Inside the process an `RwLock` (taken only inside blocking tasks, never across `.await`)
-//!   makes appends exclusive and keeps readers from seeing half of a batch.
-//! - **Crash safety**: a crash mid-append can leave a torn chunk or an incomplete entry at the end.
-//!   Reads ignore such a tail. Opening truncates the file to just after the last complete entry
-//!   (logged at warn with the bytes removed), so new chunks always start at a chunk boundary. A
-//!   batch that was being written when the process died may survive in part; it was never
-//!   acknowledged. A failed write is rolled back by truncating to the previous length.
+//!   makes appends exclusive; a reader takes it only to learn the valid length (always the end of
+//!   a batch), so it never sees half of a batch and never holds up an append while it decodes.
+//! - **Crash safety, per batch**: a crash mid-append can leave part of a batch at the end: a torn
+//!   chunk, entries of the batch, zero fill. Readers release a batch only when its last entry is
+//!   there, so they never see part of one. Opening truncates the file to just after the last whole
+//!   batch (logged at warn with the bytes removed), so a batch is on disk whole or not at all and
+//!   new chunks start at a chunk boundary. Files written before batches were marked read as
+//!   before: each entry its own batch. A failed write is rolled back by truncating to the
+//!   previous length; if even that fails, appends are refused until the store is reopened.
+//! - **Bounded reads**: opening and reading walk the file in [`BLOCK_LEN`] blocks (see
+//!   [`super::stream`]); opening reads the file once.
 //! - File created 0600; its directory, when missing, 0700.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use super::Cursor;
-use super::chunked;
+use super::chunked::{self, Decoder};
 use super::entry::DataEntry;
 use super::error::DatastoreError;
+use super::stream::{self, BLOCK_LEN, WalkError, Walked};
 use crate::settings::datastore::FileDatastoreSettings;
 
 /// An open file store. Cheap to clone (clones share the file and its lock).
@@ -36,7 +44,7 @@ pub struct FileDatastore {
 struct Shared {
     path: PathBuf,
     file: File,
-    /// Bytes of valid data (always a chunk boundary). Written only under the write lock.
+    /// Bytes of valid data (always the end of a batch). Written only under the write lock.
     state: RwLock<WriterState>,
 }
 
@@ -58,6 +66,13 @@ fn io_err<'a>(
     }
 }
 
+fn walk_err(path: &Path) -> impl FnOnce(WalkError) -> DatastoreError + '_ {
+    move |e| match e {
+        WalkError::Io(source) => io_err("read", path)(source),
+        WalkError::Data(e) => e,
+    }
+}
+
 fn poisoned<T>(_: T) -> DatastoreError {
     DatastoreError::Task("file store lock poisoned by an earlier panic".into())
 }
@@ -72,7 +87,7 @@ async fn blocking<T: Send + 'static>(
 
 impl FileDatastore {
     /// Opens (creating when missing) the store file, takes its exclusive lock and truncates a torn
-    /// tail left by a crash.
+    /// batch left by a crash.
     pub async fn open(settings: &FileDatastoreSettings) -> Result<Self, DatastoreError> {
         let path = settings.filename.clone();
         let shared = blocking(move || open_blocking(path)).await?;
@@ -86,7 +101,7 @@ impl FileDatastore {
         &self.shared.path
     }
 
-    /// Appends `entries` and syncs them to disk before returning.
+    /// Appends `entries` as one batch and syncs them to disk before returning.
     pub async fn append(&self, entries: &[DataEntry]) -> Result<(), DatastoreError> {
         if entries.is_empty() {
             return Ok(());
@@ -96,19 +111,22 @@ impl FileDatastore {
         blocking(move || shared.append_blocking(&bytes)).await
     }
 
-    /// Returns the entries completed since `cursor` and advances it.
+    /// Returns the entries of the batches completed since `cursor` and advances it.
     pub async fn read_new(&self, cursor: &mut Cursor) -> Result<Vec<DataEntry>, DatastoreError> {
         let shared = Arc::clone(&self.shared);
         let position = cursor.position;
-        let bytes = blocking(move || shared.read_from(position)).await?;
         let mut pending = cursor.pending.clone();
-        let decoded = chunked::decode(&bytes, position, &mut pending)?;
-        if decoded.torn > 0 {
-            tracing::debug!(torn = decoded.torn, "ignoring a torn tail");
+        let (entries, walked, pending) = blocking(move || {
+            let (entries, walked) = shared.read_from(position, &mut pending)?;
+            Ok((entries, walked, pending))
+        })
+        .await?;
+        if walked.torn > 0 {
+            tracing::debug!(torn = walked.torn, "ignoring a torn tail");
         }
-        cursor.position = position + decoded.consumed as u64;
+        cursor.position = walked.end;
         cursor.pending = pending;
-        Ok(decoded.entries)
+        Ok(entries)
     }
 }
 
@@ -117,14 +135,7 @@ fn open_blocking(path: PathBuf) -> Result<Shared, DatastoreError> {
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    if !dir.exists() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err("create directory", dir))?;
-    }
-    let existed = path.exists();
+    create_dirs(dir)?;
     let file = OpenOptions::new()
         .read(true)
         .append(true)
@@ -133,11 +144,9 @@ fn open_blocking(path: PathBuf) -> Result<Shared, DatastoreError> {
         .open(&path)
         .map_err(io_err("open", &path))?;
     lock_exclusive(&file, &path)?;
-    if !existed {
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err("sync directory", dir))?;
-    }
+    // Every open, not only when creating: a process that created the file and died before this
+    // sync would otherwise leave the file's directory entry unsynced under later acknowledgements.
+    sync_dir(dir)?;
     let len = recover(&file, &path)?;
     tracing::info!(path = %path.display(), bytes = len, "file datastore open");
     Ok(Shared {
@@ -162,19 +171,41 @@ fn lock_exclusive(file: &File, path: &Path) -> Result<(), DatastoreError> {
     Err(io_err("lock", path)(err))
 }
 
-/// Reads the whole file, truncates it after the last complete entry and returns the valid length.
+/// Creates `dir` and its missing ancestors (0700), syncing each new directory's parent so that
+/// the path survives a power loss along with the store's first acknowledged batch.
+fn create_dirs(dir: &Path) -> Result<(), DatastoreError> {
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .filter(|d| !d.as_os_str().is_empty())
+        .take_while(|d| !d.exists())
+        .collect();
+    for d in missing.into_iter().rev() {
+        match DirBuilder::new().mode(0o700).create(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(io_err("create directory", d)(e)),
+        }
+        sync_dir(
+            d.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+    }
+    Ok(())
+}
+
+fn sync_dir(dir: &Path) -> Result<(), DatastoreError> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io_err("sync directory", dir))
+}
+
+/// Walks the file once, truncates it after the last whole batch and returns the valid length.
 fn recover(file: &File, path: &Path) -> Result<u64, DatastoreError> {
     let len = file.metadata().map_err(io_err("stat", path))?.len();
-    let mut buf = vec![
-        0;
-        usize::try_from(len)
-            .map_err(|_| DatastoreError::Config("store file too large".into()))?
-    ];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(io_err("read", path))?;
-    let valid = chunked::recovery_point(&buf)? as u64;
+    let valid = stream::recovery_point(file, len, BLOCK_LEN).map_err(walk_err(path))?;
     if valid < len {
-        tracing::warn!(path = %path.display(), removed = len - valid, "truncating a torn tail left by a crash");
+        tracing::warn!(path = %path.display(), removed = len - valid, "truncating a batch torn by a crash");
         file.set_len(valid).map_err(io_err("truncate", path))?;
         file.sync_all().map_err(io_err("sync", path))?;
     }
@@ -215,20 +246,36 @@ impl Shared {
         Ok(())
     }
 
-    fn read_from(&self, position: u64) -> Result<Vec<u8>, DatastoreError> {
-        let state = self.state.read().map_err(poisoned)?;
-        if position > state.len {
-            return Err(DatastoreError::CursorAhead {
-                position,
-                len: state.len,
-            });
+    fn read_from(
+        &self,
+        position: u64,
+        pending: &mut Decoder<DataEntry>,
+    ) -> Result<(Vec<DataEntry>, Walked), DatastoreError> {
+        let len = self.state.read().map_err(poisoned)?.len;
+        if position > len {
+            return Err(DatastoreError::CursorAhead { position, len });
         }
-        let n = usize::try_from(state.len - position)
-            .map_err(|_| DatastoreError::Config("store file too large".into()))?;
-        let mut buf = vec![0; n];
-        self.file
-            .read_exact_at(&mut buf, position)
-            .map_err(io_err("read", &self.path))?;
-        Ok(buf)
+        // Without the lock: bytes below `len` never change while the store is open (appends go
+        // after them; a failed append is rolled back to its own start, at or above `len`).
+        stream::read_entries(&self.file, position, len, BLOCK_LEN, pending)
+            .map_err(walk_err(&self.path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn missing_directories_are_created_private_level_by_level() {
+        let tmp = tempfile::tempdir().unwrap();
+        let deep = tmp.path().join("a").join("b").join("c");
+        create_dirs(&deep).unwrap();
+        for d in [tmp.path().join("a"), tmp.path().join("a/b"), deep.clone()] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        create_dirs(&deep).unwrap(); // already there: nothing to do
     }
 }

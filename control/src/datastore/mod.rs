@@ -2,16 +2,18 @@
 //!
 //! Two backends with the original's byte layouts, behind one enum ([`Datastore`]):
 //! - [`FileDatastore`]: the embedded default, an append-only file of chunks, `fsync`ed before an
-//!   append returns, crash-safe (a torn tail is ignored on read and truncated on open).
+//!   append returns, crash-safe per batch (each batch is marked in its chunk ids; a batch torn by
+//!   a crash is never read, and opening truncates it whole).
 //! - [`RedisDatastore`]: a Redis list, shared by several servers (optionally through Sentinel).
 //!
 //! Callers keep a [`Cursor`] per store and call [`Datastore::read_new`] to get only what was
 //! appended since; a fresh `Cursor::default()` reads everything.
 //!
 //! Reads return everything new in one `Vec`: the caller (the directory) keeps all entries in
-//! memory anyway, so a read holds at most the store's size, and each entry at most
-//! [`MAX_ENTRY_LEN`] bytes.
+//! memory anyway, so a read holds at most the store's entries, each at most [`MAX_ENTRY_LEN`]
+//! bytes; the file store reads its file in 64 KiB blocks besides.
 
+mod batch;
 mod chunk;
 mod chunked;
 mod entry;
@@ -19,24 +21,26 @@ mod error;
 mod file;
 mod reassemble;
 mod redis;
+mod stream;
 pub mod testing;
 
+pub use self::batch::MAX_BATCH_LEN;
 pub use self::entry::{DataEntry, ENTRY_VERSION, EntryError, MAX_ENTRY_LEN};
 pub use self::error::DatastoreError;
 pub use self::file::FileDatastore;
 pub use self::redis::{REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
 
-use self::reassemble::Reassembler;
+use self::chunked::Decoder;
 use crate::settings::datastore::DatastoreSettings;
 
 /// How far a reader has read one store. Belongs to the store it was used with.
 ///
 /// For a file store: the byte offset after the last whole chunk read, plus the entries whose
-/// chunks have only partly arrived. For Redis: the number of list elements read.
+/// chunks, or whose batch, have only partly arrived. For Redis: the number of list elements read.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {
     position: u64,
-    pending: Reassembler,
+    pending: Decoder<DataEntry>,
 }
 
 impl Cursor {
@@ -66,8 +70,10 @@ impl Datastore {
     }
 
     /// Appends `entries` as one batch. When this returns `Ok` the entries are durable (file:
-    /// written and `fdatasync`ed; Redis: `RPUSH` acknowledged) and readers in this process see
-    /// the batch whole or not at all. On `Err` none of them is acknowledged (some may still land).
+    /// written and `fdatasync`ed; Redis: `RPUSH` acknowledged). Readers, in this process or after
+    /// a crash and reopen, see the batch whole or not at all. On `Err` none of them is
+    /// acknowledged (the batch may still land, whole). The file store refuses batches over
+    /// [`MAX_BATCH_LEN`] encoded bytes.
     pub async fn append(&self, entries: &[DataEntry]) -> Result<(), DatastoreError> {
         match self {
             Self::File(s) => s.append(entries).await,

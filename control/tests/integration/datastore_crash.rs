@@ -1,8 +1,11 @@
-//! Crash safety and fault tolerance: a writer process is SIGKILLed mid-stream (and, for Redis, the
-//! server too); every append it saw acknowledged must survive, and the store must still open and
-//! append. Redis going away while a store is in use gives errors, then recovers, losing nothing.
+//! Crash safety and fault tolerance: a writer process dies in the middle of a multi-entry batch
+//! (SIGKILLed at an arbitrary point, or killed by the kernel inside the batch's write); every
+//! batch it saw acknowledged must survive, no part of any other batch may, and the store must
+//! still open and append. Redis going away while a store is in use gives errors, then recovers,
+//! losing nothing.
 //!
-//! The writer is this test binary re-executed with [`CHILD_ENV`] set, running `crash_child`.
+//! The writer is this test binary re-executed, running `crash_child` (see
+//! `datastore_common::crash`).
 
 // Test code: a failed unwrap is a failed test (helpers outside #[test] fns included).
 #![allow(clippy::unwrap_used)]
@@ -10,26 +13,23 @@
 use crate::datastore_common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use datastore_common::crash::{Target, Writer, child_main, whole_batches};
 use datastore_common::{FileFactory, StoreFactory, entry, number, read_all};
 use tandem_control::datastore::testing::RedisServer;
 use tandem_control::datastore::{Cursor, Datastore};
-use tandem_control::settings::datastore::{
-    DatastoreSettings, FileDatastoreSettings, RedisDatastoreSettings,
-};
-use tandem_control::settings::secret::Secret;
+use tandem_control::settings::datastore::DatastoreSettings;
 
-/// `file\t<first number>\t<path>` or `redis\t<first number>\t<address>\t<key>`.
-const CHILD_ENV: &str = "TANDEM_DATASTORE_CRASH_CHILD";
-
-/// Appends the child makes at most before giving up on being killed.
-const CHILD_MAX_APPENDS: u32 = 20_000;
-
-/// Entry size in the crash tests: 700 bytes, so each entry spans 4 chunks and a kill can tear one.
+/// Entry size: 700 bytes, so each entry spans 4 chunks.
 const ENTRY_LEN: usize = 700;
+
+/// Entries per batch in the file tests: 1000 (820 KB per batch, one `write` of 200 pages), so that
+/// a kill can land inside a batch's write.
+const PER_BATCH: u32 = 1000;
+
+/// First number of the batches the test itself appends after each recovery.
+const AFTER_RECOVERY: u32 = 100_000_000;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -38,147 +38,105 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn child_settings(spec: &str) -> (u32, DatastoreSettings) {
-    let fields: Vec<&str> = spec.split('\t').collect();
-    let first = fields[1].parse().unwrap();
-    let settings = match fields[0] {
-        "file" => DatastoreSettings::File(FileDatastoreSettings {
-            filename: fields[2].into(),
-        }),
-        _ => DatastoreSettings::Redis(RedisDatastoreSettings {
-            addresses: vec![fields[2].into()],
-            key: fields[3].into(),
-            master_name: String::new(),
-            database: 0,
-            password: Secret::default(),
-        }),
-    };
-    (first, settings)
-}
-
 #[test]
 #[ignore = "a helper process: the crash tests re-execute this binary to run it"]
 fn crash_child() {
-    let Ok(spec) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let (first, settings) = child_settings(&spec);
-    runtime().block_on(async {
-        let store = Datastore::open(&settings).await.unwrap();
-        let mut out = std::io::stdout().lock();
-        for n in first..first + CHILD_MAX_APPENDS {
-            store.append(&[entry(n, ENTRY_LEN)]).await.unwrap();
-            writeln!(out, "ack {n}").unwrap();
-            out.flush().unwrap();
-        }
-    });
+    child_main();
 }
 
-/// Runs the writer, SIGKILLs it after `kill_after` acknowledgements, returns every number it
-/// printed as acknowledged (including those printed before the kill landed).
-fn run_writer_and_kill(spec: &str, kill_after: usize) -> Vec<u32> {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "datastore_crash::crash_child",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_ENV, spec)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut acks = Vec::new();
-    let mut killed = false;
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stdout.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        // A line cut by the kill has no newline: not a complete acknowledgement.
-        if let Some(n) = line.strip_prefix("ack ").and_then(|l| l.strip_suffix('\n')) {
-            acks.push(n.parse().unwrap());
-        }
-        if !killed && acks.len() >= kill_after {
-            child.kill().unwrap();
-            killed = true;
-        }
+fn file_writer(f: &FileFactory, first: u32) -> Writer {
+    Writer {
+        target: Target::File(f.path.clone()),
+        first,
+        per_batch: PER_BATCH,
+        entry_len: ENTRY_LEN,
+        file_size_limit: None,
     }
-    let status = child.wait().unwrap();
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(
-        killed,
-        "the writer ended after {} acks before being killed ({status}): {stderr}",
-        acks.len()
-    );
-    acks
 }
 
 fn assert_acknowledged_present(stored: &[u32], acks: &[u32]) {
     let stored: BTreeSet<u32> = stored.iter().copied().collect();
     let missing: Vec<_> = acks.iter().filter(|n| !stored.contains(n)).collect();
-    assert!(missing.is_empty(), "acknowledged entries lost: {missing:?}");
+    assert!(missing.is_empty(), "acknowledged batches lost: {missing:?}");
 }
 
 #[test]
-fn file_writer_killed_mid_stream_loses_nothing_acknowledged() {
+fn file_writer_killed_mid_batch_keeps_whole_batches_and_loses_nothing_acknowledged() {
     let f = FileFactory::new();
-    let spec = |first: u32| format!("file\t{first}\t{}", f.path.display());
     let mut acked = Vec::new();
     for round in 0..4u32 {
-        acked.extend(run_writer_and_kill(
-            &spec(round * 100_000),
-            10 + 7 * round as usize,
-        ));
+        let (acks, _) = file_writer(&f, round * 1_000_000).run(Some(1 + round as usize % 2));
+        acked.extend(acks);
         runtime().block_on(async {
             let store = f.open().await;
-            let stored: Vec<u32> = read_all(&store).await.iter().map(number).collect();
-            assert_acknowledged_present(&stored, &acked);
-            let marker = 1_000_000 + round;
-            store.append(&[entry(marker, ENTRY_LEN)]).await.unwrap();
-            acked.push(marker);
-            assert_eq!(
-                read_all(&store).await.last().map(number),
-                Some(marker),
-                "appends after recovery"
-            );
+            let batches = whole_batches(&read_all(&store).await, PER_BATCH, ENTRY_LEN);
+            assert_acknowledged_present(&batches, &acked);
+            let after = file_writer(&f, AFTER_RECOVERY + round * PER_BATCH).batch(0);
+            store.append(&after).await.unwrap();
+            acked.push(number(&after[0]));
+            let batches = whole_batches(&read_all(&store).await, PER_BATCH, ENTRY_LEN);
+            assert_eq!(batches.last(), acked.last(), "appends after recovery");
         });
     }
     runtime().block_on(async {
-        let entries = read_all(&f.open().await).await;
-        for e in &entries {
-            assert_eq!(
-                e,
-                &entry(number(e), ENTRY_LEN),
-                "every stored entry is whole"
-            );
-        }
+        let batches = whole_batches(&read_all(&f.open().await).await, PER_BATCH, ENTRY_LEN);
+        assert_acknowledged_present(&batches, &acked);
     });
+}
+
+#[test]
+fn file_writer_dying_inside_a_batch_write_leaves_no_part_of_it() {
+    let batch_len = file_writer(&FileFactory::new(), 0).file_batch_len();
+    // Where the fourth batch's write is cut: after one byte, inside the first chunk's id (the
+    // batch marker), half way, one byte short.
+    for into in [1, 7 + 8, batch_len / 2, batch_len - 1] {
+        let f = FileFactory::new();
+        let writer = Writer {
+            file_size_limit: Some(3 * batch_len + into),
+            ..file_writer(&f, 0)
+        };
+        // The kernel stops the write at the limit and kills the writer (SIGXFSZ), mid-batch.
+        let (acks, _) = writer.run(None);
+        assert_eq!(acks, [0, PER_BATCH, 2 * PER_BATCH], "cut {into}");
+        assert_eq!(
+            std::fs::metadata(&f.path).unwrap().len(),
+            3 * batch_len + into,
+            "part of the fourth batch is on disk"
+        );
+        runtime().block_on(async {
+            let store = f.open().await;
+            assert_eq!(
+                std::fs::metadata(&f.path).unwrap().len(),
+                3 * batch_len,
+                "opening removes the torn batch whole"
+            );
+            let expected = [writer.batch(0), writer.batch(1), writer.batch(2)].concat();
+            assert_eq!(read_all(&store).await, expected, "cut {into}");
+            store.append(&writer.batch(3)).await.unwrap();
+            assert_eq!(read_all(&store).await.len(), 4 * PER_BATCH as usize);
+        });
+    }
 }
 
 #[test]
 fn redis_writer_and_server_killed_lose_nothing_acknowledged() {
     let mut server = RedisServer::start().unwrap();
-    let spec = format!("redis\t0\t{}\tcrash-entries", server.addr());
-    let acked = run_writer_and_kill(&spec, 25);
+    let writer = Writer {
+        target: Target::Redis(server.addr().to_string(), "crash-entries".into()),
+        first: 0,
+        per_batch: 5,
+        entry_len: ENTRY_LEN,
+        file_size_limit: None,
+    };
+    let (acked, _) = writer.run(Some(25));
     server.restart().unwrap(); // SIGKILL, then reload the AOF (appendfsync always)
     runtime().block_on(async {
         let store = Datastore::open(&DatastoreSettings::Redis(server.settings("crash-entries")))
             .await
             .unwrap();
-        let stored: Vec<u32> = read_all(&store).await.iter().map(number).collect();
-        assert_acknowledged_present(&stored, &acked);
-        store.append(&[entry(999_999, 10)]).await.unwrap();
+        let batches = whole_batches(&read_all(&store).await, 5, ENTRY_LEN);
+        assert_acknowledged_present(&batches, &acked);
+        store.append(&[entry(999_995, 10)]).await.unwrap();
     });
 }
 

@@ -1,5 +1,6 @@
-//! File datastore specifics: the original byte layout, interleaved writers, torn tails, the
-//! append lock and file permissions.
+//! File datastore specifics: the original byte layout with batches marked in the chunk ids,
+//! interleaved writers, torn tails and torn batches, files of the old format, the append lock and
+//! file permissions.
 
 // Test code: a failed unwrap is a failed test (helpers outside #[test] fns included).
 #![allow(clippy::unwrap_used)]
@@ -11,6 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use datastore_common::{
     FileFactory, StoreFactory, chunk_bytes, entry, entry_bytes, read_all, split,
 };
+use sha2::{Digest, Sha256};
 use tandem_control::datastore::{Cursor, DataEntry};
 
 fn write_file(f: &FileFactory, bytes: &[u8]) {
@@ -42,6 +44,104 @@ async fn writes_the_original_chunk_layout() {
     let chunk_id: [u8; 16] = first[7..23].try_into().unwrap();
     assert_eq!(first, chunk_bytes(2, 0, &chunk_id, &entry[..231]));
     assert_eq!(second, chunk_bytes(2, 1, &chunk_id, &entry[231..]));
+}
+
+/// The chunk ids of a file, walked by hand from the SPEC layout.
+fn chunk_ids(file: &[u8]) -> Vec<[u8; 16]> {
+    let mut ids = Vec::new();
+    let mut at = 0;
+    while at < file.len() {
+        ids.push(file[at + 7..at + 23].try_into().unwrap());
+        at += 25 + usize::from(u16::from_le_bytes([file[at + 23], file[at + 24]]));
+    }
+    assert_eq!(at, file.len());
+    ids
+}
+
+#[tokio::test]
+async fn batches_are_marked_in_the_chunk_ids() {
+    let f = FileFactory::new();
+    let store = f.open().await;
+    // Two batches: three entries (the middle one two chunks long), then one entry.
+    store
+        .append(&[entry(1, 10), entry(2, 400), entry(3, 0)])
+        .await
+        .unwrap();
+    store.append(&[entry(4, 10)]).await.unwrap();
+    let ids = chunk_ids(&std::fs::read(&f.path).unwrap());
+    assert_eq!(ids.len(), 5);
+    // [nonce: 6][index: u32 LE, bit 31 on the last entry][SHA-256(domain, first 10 bytes)[..6]]
+    let words: Vec<u32> = ids
+        .iter()
+        .map(|id| u32::from_le_bytes(id[6..10].try_into().unwrap()))
+        .collect();
+    assert_eq!(words, [0, 1, 1, 2 | 1 << 31, 1 << 31]);
+    for id in &ids {
+        let digest = Sha256::new()
+            .chain_update(b"tandem datastore batch v1")
+            .chain_update(&id[..10])
+            .finalize();
+        assert_eq!(&id[10..], &digest[..6]);
+    }
+    assert!(
+        ids[..4].iter().all(|id| id[..6] == ids[0][..6]),
+        "one nonce per batch"
+    );
+    assert_ne!(ids[4][..6], ids[0][..6], "a new nonce per batch");
+}
+
+#[tokio::test]
+async fn a_batch_torn_by_a_crash_is_removed_whole_on_open() {
+    let f = FileFactory::new();
+    let store = f.open().await;
+    let first = vec![entry(1, 10), entry(2, 300)];
+    store.append(&first).await.unwrap();
+    let first_len = std::fs::metadata(&f.path).unwrap().len() as usize;
+    // Entries of 500 bytes take 3 chunks, 595 bytes.
+    store
+        .append(&[entry(3, 500), entry(4, 500), entry(5, 500)])
+        .await
+        .unwrap();
+    drop(store);
+    let whole = std::fs::read(&f.path).unwrap();
+    assert_eq!(whole.len(), first_len + 3 * 595);
+    // Torn after one byte, after the first entry, after the second, one byte short.
+    for cut in [1, 595, 2 * 595, 3 * 595 - 1] {
+        write_file(&f, &whole[..first_len + cut]);
+        let store = f.open().await;
+        assert_eq!(
+            std::fs::metadata(&f.path).unwrap().len(),
+            first_len as u64,
+            "cut {cut}: truncated to the last whole batch"
+        );
+        assert_eq!(read_all(&store).await, first, "cut {cut}");
+    }
+}
+
+#[tokio::test]
+async fn a_file_of_the_old_format_opens_and_continues_with_batches() {
+    let f = FileFactory::new();
+    // Written before batches were marked: random chunk ids, each entry its own batch.
+    let old = vec![entry(1, 10), entry(2, 500)];
+    write_file(
+        &f,
+        &[split(&old[0], &[0x11; 16]), split(&old[1], &[0x22; 16])]
+            .concat()
+            .concat(),
+    );
+    let store = f.open().await;
+    assert_eq!(read_all(&store).await, old);
+    let new = vec![entry(3, 10), entry(4, 300)];
+    store.append(&new).await.unwrap();
+    assert_eq!(read_all(&store).await, [&old[..], &new[..]].concat());
+    drop(store);
+    let whole = std::fs::read(&f.path).unwrap();
+    write_file(&f, &whole[..whole.len() - 1]);
+    assert_eq!(
+        read_all(&f.open().await).await,
+        old,
+        "the torn new batch is gone whole, the old entries stay"
+    );
 }
 
 #[tokio::test]

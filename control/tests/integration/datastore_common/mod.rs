@@ -4,6 +4,8 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod crash;
+
 use std::path::PathBuf;
 
 use tandem_control::datastore::testing::RedisServer;
