@@ -91,7 +91,7 @@ impl Listeners {
         for channel in &settings.channels {
             let (slot, address) = match &channel.kind {
                 ChannelKind::GrpcServer(s) => (&mut listeners.grpc, &s.bind_address),
-                ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.bind_address),
+                ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.server.bind_address),
                 _ => continue,
             };
             let io = |context: String| move |source| HyperServerError::Io { context, source };
@@ -159,6 +159,7 @@ pub struct HyperServer {
     registry: Option<crate::metrics::Registry>,
     ready: Arc<crate::metrics::Readiness>,
     metrics: Option<crate::metrics::MetricsServer>,
+    refusals: metrics::DoorRefusals,
 }
 
 impl std::fmt::Debug for HyperServer {
@@ -197,7 +198,8 @@ impl HyperServer {
         let (stop, stop_rx) = watch::channel(false);
         // Dropping `server` on an error below stops and aborts what was started.
         let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
-        let registry = metrics::hyper_registry(&broker, &directory);
+        let refusals = metrics::DoorRefusals::default();
+        let registry = metrics::hyper_registry(&broker, &directory, &refusals);
         let mut server = Self {
             broker,
             directory: directory.clone(),
@@ -209,6 +211,7 @@ impl HyperServer {
             registry: Some(registry),
             ready: crate::metrics::Readiness::new(),
             metrics: None,
+            refusals,
         };
         let refresh = stop_signal(&stop_rx);
         server
@@ -279,6 +282,7 @@ impl HyperServer {
                     s,
                     broker.clone(),
                     timeouts.call,
+                    self.refusals.gateway.clone(),
                     listener,
                     stop_signal(stop),
                 )?;
@@ -302,11 +306,14 @@ impl HyperServer {
     /// peers through `<proxy>.requestConnection`, and `_connectionRequest` hands proxy sockets to the
     /// `grpc_server`.
     fn install_p2p(&self, connect_timeout: std::time::Duration) -> Result<(), HyperServerError> {
+        let refused = self.refusals.endpoints.clone();
         if let Some(client) = &self.grpc_client {
-            client.set_proxy_dialer(BrokerProxyDialer::new(&self.broker, connect_timeout));
+            let dialer = BrokerProxyDialer::new(&self.broker, connect_timeout, refused.clone());
+            client.set_proxy_dialer(dialer);
         }
         if let Some(server) = &self.grpc_server {
-            let handler = GrpcConnectionHandler::new(server.inject.clone(), connect_timeout);
+            let handler =
+                GrpcConnectionHandler::new(server.inject.clone(), connect_timeout, refused);
             self.broker.add_connection_handler(handler)?;
         }
         Ok(())

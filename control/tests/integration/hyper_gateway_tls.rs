@@ -31,16 +31,19 @@ fn settings(
             record("hd-2", "services", hd_services()),
         ],
     );
-    let gateway = ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        bind_address: HostPort {
-            host: "127.0.0.1".into(),
-            port: 0,
-        },
-        path: "/jsonrpc".into(),
-        cors,
-        tls,
-        tcp_rate_limits: Vec::new(),
-    });
+    let gateway = ChannelKind::JsonRpcServer(
+        JsonRpcServerSettings {
+            bind_address: HostPort {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            path: "/jsonrpc".into(),
+            cors,
+            tls,
+            tcp_rate_limits: Vec::new(),
+        }
+        .into(),
+    );
     HyperSettings {
         name: "hd-2".into(),
         directory: DirectorySettings::Json(JsonDirectorySettings { path }),

@@ -116,8 +116,15 @@ fn service(name: &str, group: &str, methods: &[&str]) -> Value {
 }
 
 /// hd-1 may call hd-2's `_ping` and the proxy's `requestConnection`; the proxy may call hd-2's
-/// `_connectionRequest`; hd-2's gRPC server is reachable only through the proxy.
-async fn publish(pki: &TestPki, sd: SocketAddr, hd2_grpc: SocketAddr, proxy_grpc: SocketAddr) {
+/// `_connectionRequest`; hd-2's gRPC server is reachable only through the proxy, whose pairing
+/// endpoint is `pairing` (its entry's `proxy` channel).
+async fn publish(
+    pki: &TestPki,
+    sd: SocketAddr,
+    hd2_grpc: SocketAddr,
+    proxy_grpc: SocketAddr,
+    pairing: SocketAddr,
+) {
     let mut hd2_services = hd_services().as_array().unwrap().clone();
     hd2_services.push(service(
         "proxy-connections",
@@ -148,7 +155,8 @@ async fn publish(pki: &TestPki, sd: SocketAddr, hd2_grpc: SocketAddr, proxy_grpc
                 &["requestConnection"]
             )]),
             json!([grpc_client, {"type": "grpc_server",
-                "settings": {"address": proxy_grpc.to_string()}}]),
+                "settings": {"address": proxy_grpc.to_string()}},
+                {"type": "proxy", "settings": {"endpoints": [pairing.to_string()]}}]),
         ),
     ];
     let mut records = Vec::new();
@@ -193,13 +201,16 @@ fn grpc_client(pki: &TestPki, op: &str) -> ChannelSettings {
 }
 
 fn gateway() -> ChannelSettings {
-    channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        bind_address: loopback(),
-        path: "/jsonrpc".into(),
-        cors: None,
-        tls: None,
-        tcp_rate_limits: Vec::new(),
-    }))
+    channel(ChannelKind::JsonRpcServer(
+        JsonRpcServerSettings {
+            bind_address: loopback(),
+            path: "/jsonrpc".into(),
+            cors: None,
+            tls: None,
+            tcp_rate_limits: Vec::new(),
+        }
+        .into(),
+    ))
 }
 
 fn url(listener: &TcpListener) -> String {
@@ -236,14 +247,6 @@ impl Mesh {
         let (hd2_grpc, proxy_grpc) = (listener().await, listener().await);
         let (hd1_gateway, proxy_gateway) = (listener().await, listener().await);
         let (url, proxy_url) = (url(&hd1_gateway), url(&proxy_gateway));
-        publish(
-            &pki,
-            sd.addr,
-            hd2_grpc.local_addr().unwrap(),
-            proxy_grpc.local_addr().unwrap(),
-        )
-        .await;
-
         let config = EngineConfig {
             cores: Some(vec![0]),
             pin: false,
@@ -251,6 +254,14 @@ impl Mesh {
             ..EngineConfig::default()
         };
         let (engine, _events) = Engine::start(config, Arc::new(RefuseAll)).unwrap();
+        publish(
+            &pki,
+            sd.addr,
+            hd2_grpc.local_addr().unwrap(),
+            proxy_grpc.local_addr().unwrap(),
+            engine.local_addrs().pairing,
+        )
+        .await;
         let proxy_app = ProxyApp {
             engine: engine.clone(),
             gateway: proxy_url.clone(),
