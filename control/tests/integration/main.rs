@@ -47,6 +47,7 @@ mod grpc_reverse;
 mod hyper_e2e;
 mod hyper_gateway;
 mod hyper_gateway_tls;
+mod identity_doors;
 mod metrics_binaries;
 mod metrics_cli_completions;
 mod metrics_hyper;

@@ -44,12 +44,20 @@ pub struct ProxyApp {
     /// The proxy Hyper's gateway.
     gateway: String,
     requests: Arc<AtomicUsize>,
+    /// When set, the endpoint handed to the requester instead of the pairing endpoint (a lying
+    /// proxy); the target is still sent the real one.
+    offered: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ProxyApp {
     /// `requestConnection` calls answered so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Hands `endpoint` to later requesters instead of the pairing endpoint (`None`: the real one).
+    pub fn offer(&self, endpoint: Option<String>) {
+        *self.offered.lock().unwrap() = endpoint;
     }
 }
 
@@ -82,8 +90,11 @@ async fn proxy_handler(State(app): State<ProxyApp>, Json(request): Json<Value>) 
         let (_, body) = call(&app.gateway, &method, target, json!("cr")).await;
         match body.get("error") {
             Some(error) => json!({"error": error}),
-            None => json!({"result": {"token": token_text(*ticket.side_a.as_bytes()),
-                "endpoint": endpoint}}),
+            None => {
+                let offered = app.offered.lock().unwrap().clone().unwrap_or(endpoint);
+                json!({"result": {"token": token_text(*ticket.side_a.as_bytes()),
+                "endpoint": offered}})
+            }
         }
     };
     let mut reply = reply;
@@ -266,6 +277,7 @@ impl Mesh {
             engine: engine.clone(),
             gateway: proxy_url.clone(),
             requests: Arc::new(AtomicUsize::new(0)),
+            offered: Arc::default(),
         };
         let app = start_proxy_app(proxy_app.clone()).await;
 
