@@ -151,7 +151,11 @@ fn broken_settings_name_file_key_and_reason() {
 #[test]
 fn a_gateway_that_cannot_verify_its_callers_is_named() {
     // dev hd-1: TLS with verify_client false (as the original); dev hd-2: client certificates.
-    let out = check(HYPER, "HYPER_SETTINGS", &settings_dir().join("dev/roles/hd-1"));
+    let out = check(
+        HYPER,
+        "HYPER_SETTINGS",
+        &settings_dir().join("dev/roles/hd-1"),
+    );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -161,7 +165,11 @@ fn a_gateway_that_cannot_verify_its_callers_is_named() {
         "{text}"
     );
     assert!(text.contains("callers=UNVERIFIED"), "{text}");
-    let out = check(HYPER, "HYPER_SETTINGS", &settings_dir().join("dev/roles/hd-2"));
+    let out = check(
+        HYPER,
+        "HYPER_SETTINGS",
+        &settings_dir().join("dev/roles/hd-2"),
+    );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(!text.contains("WARNING"), "{text}");
