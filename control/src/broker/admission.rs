@@ -89,14 +89,6 @@ impl GatewayAdmission {
         Self { callers, refusals }
     }
 
-    /// Serves everyone (a gateway without client certificates).
-    pub fn unverified() -> Self {
-        Self {
-            callers: Callers::Unverified,
-            refusals: Refusals::default(),
-        }
-    }
-
     /// Admits `peer` or says (and counts) why not.
     pub async fn admit(
         &self,
