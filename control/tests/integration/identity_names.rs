@@ -1,16 +1,12 @@
-//! Identity at every door (issue 12), each hostile caller beside a legitimate one that is served:
-//! the Hyper gateway serves its operator and its `allowed_clients` only (pinned where the
-//! directory pins them); `_connectionRequest`, the requesting side's dialer and the private
-//! proxy's `incomingConnection` dial only a pairing endpoint the asking proxy's directory entry
-//! lists (a listener at a foreign endpoint sees no connection); an admin name or our own proxy
-//! operator's name on a certificate the directory does not pin is refused. Refusals are counted.
+//! Identity at every door (issue 12), pinned names: the Hyper gateway serves its operator and
+//! its `allowed_clients` only (pinned where the directory pins them) and counts the others; an
+//! admin name, or the public proxy's own operator name, on a certificate the directory does not
+//! pin is refused. Each hostile caller is refused beside a legitimate one that is served.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use crate::control_service_support;
-use crate::gaps_support;
 use crate::hyper_support;
-use crate::metrics_support;
-use crate::p2p_support;
+use crate::identity_support::{STEP, alt_tls, metric, rpc_error};
 use crate::proxy_support;
 
 use std::net::SocketAddr;
@@ -18,49 +14,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tandem_control::certs::TestPki;
-use tandem_control::http::{ClientError, JsonRpcClient};
+use tandem_control::http::JsonRpcClient;
 use tandem_control::hyper_server::{HyperServer, Listeners};
 use tandem_control::settings::hyper::{
     ChannelKind, ChannelSettings, DirectorySettings, GatewaySettings, JsonDirectorySettings,
     Timeouts,
 };
 use tandem_control::settings::{HyperSettings, JsonRpcServerSettings, TlsSettings};
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
-
-/// Upper bound of one awaited step (a hang fails instead of stalling).
-const STEP: Duration = Duration::from_secs(20);
-/// How long a listener at a refused endpoint is watched. Every refusal here is decided before
-/// the answer is sent and before any dial would start; a dial that did happen reaches the
-/// listener's backlog within this on any machine that runs the legitimate path beside it.
-const NOTHING_ARRIVES: Duration = Duration::from_millis(500);
-
-/// Asserts that nobody connects to `listener` within [`NOTHING_ARRIVES`].
-async fn assert_nothing_arrives(listener: &TcpListener) {
-    let accepted = tokio::time::timeout(NOTHING_ARRIVES, listener.accept()).await;
-    assert!(
-        accepted.is_err(),
-        "a connection arrived at the refused endpoint: {:?}",
-        accepted.map(|r| r.map(|(_, from)| from))
-    );
-}
-
-/// The value of the series `series` in the Prometheus text at `addr`'s `/metrics` (0 if absent).
-async fn metric(addr: SocketAddr, series: &str) -> f64 {
-    let (status, text) = metrics_support::get(addr, "/metrics").await;
-    assert_eq!(status, 200);
-    metrics_support::parse_prometheus(&text)
-        .iter()
-        .find(|(name, _)| name == series)
-        .map_or(0.0, |(_, v)| *v)
-}
-
-fn rpc_error(e: &ClientError) -> &tandem_control::jsonrpc::ErrorObject {
-    match e {
-        ClientError::Rpc { error, .. } => error,
-        other => panic!("expected a JSON-RPC error, got {other}"),
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // The Hyper gateway.
@@ -117,14 +78,6 @@ fn gateway_client(addr: SocketAddr, tls: &TlsSettings) -> JsonRpcClient {
         STEP,
     )
     .unwrap()
-}
-
-fn alt_tls(pki: &TestPki, op: &str, server: &str) -> TlsSettings {
-    TlsSettings {
-        certificate_file: Some(pki.alt_cert(op)),
-        key_file: Some(pki.alt_key(op)),
-        ..pki.client_tls_settings(op, server)
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -205,144 +158,6 @@ async fn the_gateway_serves_its_operator_and_allowed_clients_and_refuses_a_forei
     .await;
     assert!(again.is_ok(), "{again:?}");
     tokio::time::timeout(STEP, server.shutdown()).await.unwrap();
-}
-
-// ---------------------------------------------------------------------------------------------
-// Pairing endpoints.
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_request_for_a_foreign_endpoint_is_refused_and_nothing_is_dialed() {
-    let mut mesh = p2p_support::Mesh::start().await;
-    let metrics = hyper_support::listener().await;
-    let metrics_addr = metrics.local_addr().unwrap();
-    mesh.hd2.as_mut().unwrap().serve_metrics(metrics);
-    let foreign = hyper_support::listener().await;
-    let foreign_addr = foreign.local_addr().unwrap().to_string();
-
-    // As the finding: the proxy's Hyper sends hd-2._connectionRequest for an address that is not
-    // the proxy's pairing endpoint (an internal service, a port scan).
-    let token = p2p_support::token_text([7; 32]);
-    let (status, body) = p2p_support::reverse_call(
-        &mesh,
-        json!({"channel": "grpc_server", "endpoint": foreign_addr, "token": token}),
-    )
-    .await;
-    assert_eq!(status, 400, "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains(&format!(
-            "endpoint {foreign_addr} is not a pairing endpoint of {}",
-            p2p_support::PROXY
-        )),
-        "{message}"
-    );
-
-    // The legitimate path through the proxy's listed pairing endpoint still works.
-    let (status, body) = mesh.ping(1).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["result"]["serverInfo"]["name"], "hd-2");
-    assert_eq!(p2p_support::paired(&mesh.engine), 1);
-
-    assert_nothing_arrives(&foreign).await;
-    assert_eq!(
-        metric(
-            metrics_addr,
-            "hyper_p2p_endpoints_refused_total{reason=\"foreign_endpoint\"}"
-        )
-        .await,
-        1.0
-    );
-    mesh.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_requester_does_not_dial_an_endpoint_the_proxy_does_not_own() {
-    let mut mesh = p2p_support::Mesh::start().await;
-    let metrics = hyper_support::listener().await;
-    let metrics_addr = metrics.local_addr().unwrap();
-    mesh.hd1.serve_metrics(metrics);
-    let foreign = hyper_support::listener().await;
-
-    // A lying proxy answers requestConnection with an endpoint its entry does not list.
-    mesh.proxy_app
-        .offer(Some(foreign.local_addr().unwrap().to_string()));
-    let (status, body) = mesh.ping(1).await;
-    assert_eq!(status, 400, "{body}");
-    let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("is not a pairing endpoint of"),
-        "{message}"
-    );
-    assert_nothing_arrives(&foreign).await;
-    assert_eq!(
-        metric(
-            metrics_addr,
-            "hyper_p2p_endpoints_refused_total{reason=\"foreign_endpoint\"}"
-        )
-        .await,
-        1.0
-    );
-
-    // The same requester, offered the proxy's own endpoint, is served.
-    mesh.proxy_app.offer(None);
-    let (status, body) = mesh.ping(2).await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["result"]["serverInfo"]["name"], "hd-2");
-    mesh.stop().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_incoming_connection_for_a_foreign_endpoint_is_refused_and_nothing_is_dialed() {
-    use proxy_support::{PRIVATE, RunningHyper, private_settings};
-    let dir = tempfile::tempdir().unwrap();
-    let hyper = RunningHyper::start(PRIVATE, Vec::new()).await;
-    let internal = hyper_support::listener().await;
-    let settings = private_settings(dir.path(), hyper.addr, internal.local_addr().unwrap());
-    let private = gaps_support::Private::start(&settings, true).await;
-    private.announce().await;
-    let pairing = hyper_support::listener().await;
-    let pairing_addr = pairing.local_addr().unwrap().to_string();
-    let foreign = hyper_support::listener().await;
-    let foreign_addr = foreign.local_addr().unwrap().to_string();
-
-    // The calling public proxy's entry lists `pairing`; it asks to dial `foreign`.
-    let err = private
-        .incoming_listing(&foreign_addr, [7; 32], &[&pairing_addr])
-        .await
-        .unwrap_err();
-    let error = rpc_error(&err);
-    assert_eq!(
-        (error.code, error.message.as_str()),
-        (403, "endpoint not allowed")
-    );
-
-    // Its own endpoint is dialed and gets the token.
-    let token = [9u8; 32];
-    private
-        .incoming_listing(&pairing_addr, token, &[&pairing_addr])
-        .await
-        .unwrap();
-    let (mut paired, _) = tokio::time::timeout(STEP, pairing.accept())
-        .await
-        .unwrap()
-        .unwrap();
-    let mut got = [0u8; 32];
-    paired.read_exact(&mut got).await.unwrap();
-    assert_eq!(got, token);
-
-    assert_nothing_arrives(&foreign).await;
-    let metrics = private.metrics.unwrap();
-    assert_eq!(
-        metric(
-            metrics,
-            "proxy_private_endpoints_refused_total{reason=\"foreign_endpoint\"}"
-        )
-        .await,
-        1.0
-    );
-    drop(paired);
-    private.stop().await;
-    hyper.stop().await;
 }
 
 // ---------------------------------------------------------------------------------------------
