@@ -138,6 +138,9 @@ fn main() -> ExitCode {
         Command::CheckSettings => match HyperSettings::from_env() {
             Ok(settings) => {
                 println!("{settings}");
+                for warning in settings.warnings() {
+                    println!("WARNING: {warning}");
+                }
                 ExitCode::SUCCESS
             }
             Err(e) => {

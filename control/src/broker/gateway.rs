@@ -8,6 +8,7 @@ use std::sync::Arc;
 use serde_json::{Map, Value, json};
 use tracing::debug;
 
+use super::admission::GatewayAdmission;
 use super::jsonrpc_client::error_object;
 use super::message_broker::MessageBroker;
 use super::types::{Address, ClientInfo, DeliveryError, HyperRequest, HyperResponse};
@@ -21,20 +22,25 @@ pub const RESPOND: &str = "respond";
 /// The code of a broker (Go) error, as the original's gateway answers it.
 pub const BROKER_ERROR: i64 = 1;
 
-/// The local JSON-RPC gateway of one operator. Every caller is treated as the operator itself (the
-/// endpoint must only be reachable by local applications, SPEC §6.4).
+/// The local JSON-RPC gateway of one operator. Every admitted caller is treated as the operator
+/// itself (SPEC §6.4); [`GatewayAdmission`] decides who is admitted.
 #[derive(Debug, Clone)]
 pub struct JsonRpcGateway {
     broker: Arc<MessageBroker>,
+    admission: GatewayAdmission,
 }
 
 impl JsonRpcGateway {
-    /// A gateway delivering through `broker`.
-    pub fn new(broker: Arc<MessageBroker>) -> Self {
-        Self { broker }
+    /// A gateway delivering through `broker` for the callers `admission` admits.
+    pub fn new(broker: Arc<MessageBroker>, admission: GatewayAdmission) -> Self {
+        Self { broker, admission }
     }
 
-    async fn handle(&self, request: Request) -> Result<Value, ErrorObject> {
+    async fn handle(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
+        self.admission
+            .admit(&peer, self.broker.directory().as_ref())
+            .await
+            .map_err(|refusal| refusal.to_error_object())?;
         if request.method == RESPOND {
             return self.respond(request.params);
         }
@@ -124,9 +130,9 @@ impl Methods for JsonRpcGateway {
     fn call(
         &self,
         request: Request,
-        _peer: PeerInfo,
+        peer: PeerInfo,
     ) -> impl Future<Output = Result<Value, ErrorObject>> + Send {
-        self.handle(request)
+        self.handle(request, peer)
     }
 }
 

@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use super::types::{Address, BoxFuture, DeliveryError, Entries, HyperRequest, HyperResponse};
+use super::types::{
+    Address, BoxFuture, ClientInfo, DeliveryError, Entries, HyperRequest, HyperResponse,
+};
 use crate::directory::entry::DirectoryEntry;
 use crate::directory::permissions::{DirectoryQuery, filter};
 use crate::directory::time::RecordTime;
@@ -18,11 +20,13 @@ pub const CONNECTION_REQUEST: &str = "_connectionRequest";
 /// Handles `_connectionRequest` (SPEC §4.5): set by the proxy issue (the `grpc_server` channel dials
 /// the proxy's internal endpoint with the token). `Ok(None)` means "not mine, ask the next handler".
 pub trait ConnectionRequestHandler: Send + Sync + 'static {
-    /// Handles one request addressed to this node's `_connectionRequest`.
+    /// Handles one request addressed to this node's `_connectionRequest`, sent by `caller` (the
+    /// authenticated last hop, with its directory entry: the proxy operator on the proxy path).
     fn handle_connection_request<'a>(
         &'a self,
         address: &'a Address,
         request: &'a HyperRequest,
+        caller: &'a ClientInfo,
     ) -> BoxFuture<'a, Result<Option<HyperResponse>, DeliveryError>>;
 }
 

@@ -227,7 +227,9 @@ impl MessageBroker {
             return Ok(HyperResponse::error(request.id, 403, message));
         }
         if address.operator == own.name
-            && let Some(response) = self.internal(&address, &request, own, &entries).await?
+            && let Some(response) = self
+                .internal(&address, &request, own, &entries, &client)
+                .await?
         {
             return Ok(response);
         }
@@ -241,14 +243,16 @@ impl MessageBroker {
         request: &HyperRequest,
         own: &crate::directory::entry::DirectoryEntry,
         entries: &super::types::Entries,
+        caller: &ClientInfo,
     ) -> Result<Option<HyperResponse>, DeliveryError> {
         match address.method.as_str() {
             internal::PING => internal::ping(address, request, own, &self.version).map(Some),
             internal::DIRECTORY => internal::directory(address, request, entries).map(Some),
             internal::CONNECTION_REQUEST => {
                 for handler in self.handlers().iter() {
-                    if let Some(response) =
-                        handler.handle_connection_request(address, request).await?
+                    if let Some(response) = handler
+                        .handle_connection_request(address, request, caller)
+                        .await?
                     {
                         return Ok(Some(response));
                     }

@@ -345,7 +345,12 @@ impl ConnectionRequestHandler for Accepting {
         &'a self,
         address: &'a Address,
         _request: &'a HyperRequest,
+        caller: &'a ClientInfo,
     ) -> BoxFuture<'a, Result<Option<HyperResponse>, DeliveryError>> {
+        assert_eq!(
+            caller.name, "proxy",
+            "the handler sees the authenticated caller"
+        );
         Box::pin(async move { Ok(Some(HyperResponse::result(address.id.clone(), Map::new()))) })
     }
 }

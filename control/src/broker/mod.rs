@@ -1,6 +1,7 @@
 //! The message broker (SPEC §2.4), the types its channels share, the local channels
 //! (`jsonrpc_client`, `stdout`), the JSON-RPC gateway and asynchronous `respond`.
 
+pub mod admission;
 pub mod gateway;
 mod guard;
 pub mod internal;
@@ -11,6 +12,7 @@ pub mod stdout;
 pub mod types;
 pub mod wrap;
 
+pub use admission::{GatewayAdmission, GatewayRefusal, NOT_ALLOWED};
 pub use gateway::JsonRpcGateway;
 pub use guard::MAX_IN_TRANSIT;
 pub use internal::ConnectionRequestHandler;

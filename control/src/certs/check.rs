@@ -152,11 +152,7 @@ fn fresh(cert_der: &[u8]) -> Result<(), Reason> {
 /// CN equals the operator name and the SANs are exactly the ones the plan asks for, in order.
 fn names_match(leaf_der: &[u8], op: &OperatorSpec, kind: CertKind) -> Result<(), Reason> {
     let cert = parse(leaf_der)?;
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .last()
-        .and_then(|a| a.as_str().ok());
+    let cn = crate::tls::common_name(&cert);
     if cn != Some(op.name.as_str()) {
         return Err(format!("{}: CN {cn:?} is not the operator name", op.name));
     }

@@ -133,7 +133,9 @@ pub(crate) fn core_stats(core: usize, s: &CoreStatsSnapshot) -> pb::CoreStats {
 pub(crate) fn denied_status(d: &Denied) -> Status {
     match d {
         Denied::Directory(_) => Status::unavailable(format!("admin check: {d}")),
-        Denied::NoCertificate | Denied::NotAdmin { .. } => Status::permission_denied(d.to_string()),
+        Denied::NoCertificate | Denied::NotAdmin { .. } | Denied::NotPinned { .. } => {
+            Status::permission_denied(d.to_string())
+        }
     }
 }
 

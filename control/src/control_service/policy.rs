@@ -1,13 +1,15 @@
-//! Who may call the ControlService: operators named in the settings (matched against the client
-//! certificate's CN and DNS names, which the CA vouches for) and/or operators in a directory group
-//! (default [`DEFAULT_ADMIN_GROUP`]) whose entry pins the client certificate (SPEC §6.4).
+//! Who may call the ControlService: operators named in the settings (a certificate name — CN or
+//! DNS SAN — on the list; where the directory pins `encryption` certificates for that name, the
+//! client's leaf must be one of them) and/or operators in a directory group (default
+//! [`DEFAULT_ADMIN_GROUP`]) whose entry pins the client certificate (SPEC §6.4). The name rule is
+//! [`allowed_name`], the one every door of Tandem uses.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
-use crate::broker::types::DirectorySource;
-use crate::directory::identity::names_for_certificate;
+use crate::broker::types::{DirectorySource, Entries};
+use crate::directory::identity::{NameRefusal, allowed_name, names_for_certificate};
 use crate::tls::certificate_names;
 
 /// The directory group whose members administer a proxy unless configured otherwise.
@@ -17,14 +19,17 @@ pub const DEFAULT_ADMIN_GROUP: &str = "proxy-admin";
 #[derive(Clone, Default)]
 pub struct AdminPolicy {
     names: BTreeSet<String>,
-    group: Option<(Arc<dyn DirectorySource>, String)>,
+    /// Pins for the names, and the group members.
+    directory: Option<Arc<dyn DirectorySource>>,
+    group: Option<String>,
 }
 
 impl fmt::Debug for AdminPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminPolicy")
             .field("names", &self.names)
-            .field("group", &self.group.as_ref().map(|(_, g)| g))
+            .field("directory", &self.directory.is_some())
+            .field("group", &self.group)
             .finish()
     }
 }
@@ -44,6 +49,12 @@ pub enum Denied {
         /// The certificate's CN and DNS names (for the operator reading the log).
         names: Vec<String>,
     },
+    /// An allowed name, but the directory pins other certificates for it.
+    #[error("the certificate for admin {name:?} is not the one the directory pins")]
+    NotPinned {
+        /// The admin name.
+        name: String,
+    },
 }
 
 impl Denied {
@@ -53,12 +64,14 @@ impl Denied {
             Self::NoCertificate => "no_certificate",
             Self::Directory(_) => "directory",
             Self::NotAdmin { .. } => "not_admin",
+            Self::NotPinned { .. } => "not_pinned",
         }
     }
 }
 
 impl AdminPolicy {
-    /// Allows the operators in `names` (matched against the certificate's CN and DNS SANs).
+    /// Allows the operators in `names` (matched against the certificate's CN and DNS SANs; no
+    /// pinning until a directory is added with [`AdminPolicy::with_pins`]).
     pub fn names<I, S>(names: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -66,25 +79,33 @@ impl AdminPolicy {
     {
         Self {
             names: names.into_iter().map(Into::into).collect(),
+            directory: None,
             group: None,
         }
     }
 
     /// Allows the operators in `group` of `directory` whose entry pins the client certificate.
     pub fn directory_group(directory: Arc<dyn DirectorySource>, group: impl Into<String>) -> Self {
-        Self {
-            names: BTreeSet::new(),
-            group: Some((directory, group.into())),
-        }
+        Self::default().with_directory_group(directory, group)
     }
 
-    /// Adds the directory group check to a name allow-list (either admits).
+    /// Adds the directory group check to a name allow-list (either admits); the directory's pins
+    /// then also apply to the listed names.
     pub fn with_directory_group(
         mut self,
         directory: Arc<dyn DirectorySource>,
         group: impl Into<String>,
     ) -> Self {
-        self.group = Some((directory, group.into()));
+        self.directory = Some(directory);
+        self.group = Some(group.into());
+        self
+    }
+
+    /// Checks the listed names against the pins of `directory`: a listed name whose entry pins
+    /// `encryption` certificates admits only those leaves. While the directory cannot be read,
+    /// callers are refused with [`Denied::Directory`] (fail closed).
+    pub fn with_pins(mut self, directory: Arc<dyn DirectorySource>) -> Self {
+        self.directory = Some(directory);
         self
     }
 
@@ -96,15 +117,18 @@ impl AdminPolicy {
     /// The admin name the certificate `leaf_der` maps to, or why it does not.
     pub async fn authorize(&self, leaf_der: Option<&[u8]>) -> Result<String, Denied> {
         let leaf = leaf_der.ok_or(Denied::NoCertificate)?;
-        let cert_names = certificate_names(leaf);
-        if let Some(name) = cert_names.iter().find(|n| self.names.contains(*n)) {
-            return Ok(name.clone());
-        }
-        if let Some((directory, group)) = &self.group {
-            let entries = directory
+        let entries: Entries = match &self.directory {
+            Some(directory) => directory
                 .entries()
                 .await
-                .map_err(|e| Denied::Directory(e.to_string()))?;
+                .map_err(|e| Denied::Directory(e.to_string()))?,
+            None => Arc::new(BTreeMap::new()),
+        };
+        let listed = match allowed_name(leaf, |n| self.names.contains(n), &entries) {
+            Ok(name) => return Ok(name),
+            Err(refusal) => refusal,
+        };
+        if let Some(group) = &self.group {
             // A certificate that does not parse has no names (and is refused below).
             let bound = names_for_certificate(leaf, &entries).unwrap_or_default();
             if let Some(name) = bound.into_iter().find(|n| {
@@ -115,7 +139,12 @@ impl AdminPolicy {
                 return Ok(name);
             }
         }
-        Err(Denied::NotAdmin { names: cert_names })
+        Err(match listed {
+            NameRefusal::NotPinned { name } => Denied::NotPinned { name },
+            NameRefusal::NotListed { .. } => Denied::NotAdmin {
+                names: certificate_names(leaf),
+            },
+        })
     }
 }
 

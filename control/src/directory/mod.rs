@@ -4,6 +4,7 @@
 
 pub mod cert;
 pub mod decimal;
+pub mod endpoints;
 pub mod entry;
 pub mod hash;
 pub mod identity;

@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::HyperServerError;
 use crate::broker::types::{
     Address, BoxFuture, Channel, ClientInfo, DeliveryError, HyperRequest, HyperResponse,
 };
-use crate::broker::{JsonRpcGateway, MessageBroker};
+use crate::broker::{GatewayAdmission, JsonRpcGateway, MessageBroker};
 use crate::directory::entry::DirectoryEntry;
 use crate::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router, serve};
+use crate::metrics::Refusals;
 use crate::serving::ServingMetrics;
-use crate::settings::JsonRpcServerSettings;
+use crate::settings::hyper::GatewaySettings;
 
 /// The largest request body the gateway reads, in bytes: a request must fit a 4 MiB gRPC message.
 pub const MAX_GATEWAY_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -26,15 +27,18 @@ pub const ROUTE_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 /// ALPN offered by the gateway over TLS.
 const GATEWAY_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
-/// Serves the gateway on `listener` until `shutdown` resolves.
+/// Serves the gateway on `listener` until `shutdown` resolves, admitting the callers `gateway`
+/// allows (refusals counted in `refusals`).
 pub(super) fn serve_gateway(
-    settings: &JsonRpcServerSettings,
+    gateway: &GatewaySettings,
     broker: Arc<MessageBroker>,
     call_timeout: Duration,
+    refusals: Refusals,
     metrics: ServingMetrics,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = ()> + Send + 'static, HyperServerError> {
+    let settings = &gateway.server;
     let tls = settings
         .tls
         .as_ref()
@@ -58,14 +62,18 @@ pub(super) fn serve_gateway(
             allowed_headers: Vec::new(),
         }),
     };
-    let router = jsonrpc_router(Arc::new(JsonRpcGateway::new(broker)), route);
+    if let Some(warning) = gateway.unverified_warning(broker.name()) {
+        warn!(detail = %warning, "UNVERIFIED GATEWAY: the JSON-RPC gateway cannot verify its callers; every caller acts as the operator");
+    }
+    let admission = GatewayAdmission::new(broker.name(), gateway, refusals);
+    let router = jsonrpc_router(Arc::new(JsonRpcGateway::new(broker, admission)), route);
     let addr = listener
         .local_addr()
         .map_err(|source| HyperServerError::Io {
             context: "reading the JSON-RPC address".into(),
             source,
         })?;
-    info!(address = %addr, tls = tls.is_some(), path = %settings.path, "JSON-RPC gateway listening");
+    info!(address = %addr, tls = tls.is_some(), path = %settings.path, verifies_clients = gateway.verifies_clients(), allowed_clients = ?gateway.allowed_clients, "JSON-RPC gateway listening");
     Ok(serve(
         listener,
         tls,

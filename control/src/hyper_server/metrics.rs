@@ -10,8 +10,8 @@ use prometheus_client::registry::Registry;
 
 use crate::broker::MessageBroker;
 use crate::dirclient::DirectoryClient;
-use crate::metrics::RpcMetrics;
 use crate::metrics::collect::scalar_gauge;
+use crate::metrics::{Refusals, RpcMetrics};
 
 /// Methods kept as `method` labels of broker deliveries (Hyper's internal methods and the
 /// proxies'); every other method is counted as `other`, so the label set stays bounded.
@@ -54,9 +54,33 @@ impl Collector for BrokerCollector {
     }
 }
 
+/// Refusals at the node's doors (DESIGN "identity at every door").
+#[derive(Debug, Clone, Default)]
+pub(super) struct DoorRefusals {
+    /// Gateway callers refused (`hyper_gateway_refused_total{reason}`).
+    pub(super) gateway: Refusals,
+    /// Pairing endpoints not dialed because the asking proxy does not own them
+    /// (`hyper_p2p_endpoints_refused_total{reason}`).
+    pub(super) endpoints: Refusals,
+}
+
 /// Builds the server's registry and installs the broker's delivery metrics.
-pub(super) fn hyper_registry(broker: &Arc<MessageBroker>, directory: &DirectoryClient) -> Registry {
+pub(super) fn hyper_registry(
+    broker: &Arc<MessageBroker>,
+    directory: &DirectoryClient,
+    refusals: &DoorRefusals,
+) -> Registry {
     let mut registry = Registry::default();
+    refusals.gateway.register(
+        &mut registry,
+        "hyper_gateway_refused",
+        "JSON-RPC gateway callers refused, by reason",
+    );
+    refusals.endpoints.register(
+        &mut registry,
+        "hyper_p2p_endpoints_refused",
+        "Pairing endpoints not dialed (not the asking proxy's), by reason",
+    );
     let calls = RpcMetrics::register(&mut registry, "hyper_broker", BROKER_METHODS);
     broker.set_metrics(calls);
     registry.register_collector(Box::new(BrokerCollector {

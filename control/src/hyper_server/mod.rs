@@ -91,7 +91,7 @@ impl Listeners {
         for channel in &settings.channels {
             let (slot, address) = match &channel.kind {
                 ChannelKind::GrpcServer(s) => (&mut listeners.grpc, &s.bind_address),
-                ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.bind_address),
+                ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.server.bind_address),
                 _ => continue,
             };
             let io = |context: String| move |source| HyperServerError::Io { context, source };
@@ -161,6 +161,7 @@ pub struct HyperServer {
     serving_metrics: crate::serving::ServingMetrics,
     ready: Arc<crate::metrics::Readiness>,
     metrics: Option<crate::metrics::MetricsServer>,
+    refusals: metrics::DoorRefusals,
 }
 
 impl std::fmt::Debug for HyperServer {
@@ -199,7 +200,8 @@ impl HyperServer {
         let (stop, stop_rx) = watch::channel(false);
         // Dropping `server` on an error below stops and aborts what was started.
         let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
-        let mut registry = metrics::hyper_registry(&broker, &directory);
+        let refusals = metrics::DoorRefusals::default();
+        let mut registry = metrics::hyper_registry(&broker, &directory, &refusals);
         let serving_metrics = crate::serving::ServingMetrics::register(&mut registry);
         let mut server = Self {
             broker,
@@ -213,6 +215,7 @@ impl HyperServer {
             serving_metrics,
             ready: crate::metrics::Readiness::new(),
             metrics: None,
+            refusals,
         };
         let refresh = stop_signal(&stop_rx);
         server
@@ -284,6 +287,7 @@ impl HyperServer {
                     s,
                     broker.clone(),
                     timeouts.call,
+                    self.refusals.gateway.clone(),
                     self.serving_metrics.clone(),
                     listener,
                     stop_signal(stop),
@@ -308,11 +312,14 @@ impl HyperServer {
     /// peers through `<proxy>.requestConnection`, and `_connectionRequest` hands proxy sockets to the
     /// `grpc_server`.
     fn install_p2p(&self, connect_timeout: std::time::Duration) -> Result<(), HyperServerError> {
+        let refused = self.refusals.endpoints.clone();
         if let Some(client) = &self.grpc_client {
-            client.set_proxy_dialer(BrokerProxyDialer::new(&self.broker, connect_timeout));
+            let dialer = BrokerProxyDialer::new(&self.broker, connect_timeout, refused.clone());
+            client.set_proxy_dialer(dialer);
         }
         if let Some(server) = &self.grpc_server {
-            let handler = GrpcConnectionHandler::new(server.inject.clone(), connect_timeout);
+            let handler =
+                GrpcConnectionHandler::new(server.inject.clone(), connect_timeout, refused);
             self.broker.add_connection_handler(handler)?;
         }
         Ok(())

@@ -5,6 +5,7 @@ pub mod collect;
 mod directory;
 mod endpoint;
 mod engine;
+mod refusals;
 mod rpc;
 mod server;
 
@@ -15,6 +16,7 @@ pub use directory::{DirectoryMetrics, RefreshOutcome, RefusalReason};
 pub use endpoint::{MetricsServer, bind};
 pub use engine::EngineCollector;
 pub use prometheus_client::registry::Registry;
+pub use refusals::{ReasonLabel, Refusals};
 pub use rpc::{RpcLabels, RpcMetrics};
 pub use server::serve;
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 use rand::RngCore;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpStream;
-use tracing::{Instrument, debug, debug_span};
+use tracing::{Instrument, debug, debug_span, info};
 
 use super::token::{ConnectToken, dial_with_token, endpoint};
 use super::{GRPC_SERVER_CHANNEL, P2pError};
@@ -16,12 +16,14 @@ use crate::broker::types::{
 };
 use crate::directory::entry::DirectoryEntry;
 use crate::grpc::ProxyDialer;
+use crate::metrics::Refusals;
 
 /// The proxy method that brokers a connection.
 pub const REQUEST_CONNECTION: &str = "requestConnection";
 
 /// Asks the proxy for a pairing token through the local broker (so the request travels
-/// hyper → proxy hyper → public proxy), then dials the endpoint and writes the token.
+/// hyper → proxy hyper → public proxy), then dials the endpoint — only one the proxy's directory
+/// entry lists — and writes the token.
 ///
 /// Holds the broker by `Weak`: the broker owns the `grpc_client`, which owns this dialer.
 #[derive(Debug)]
@@ -29,6 +31,8 @@ pub struct BrokerProxyDialer {
     broker: Weak<MessageBroker>,
     /// Deadline of dialing the endpoint and writing the token (settings `timeouts.connect`).
     connect_timeout: Duration,
+    /// Offered endpoints not dialed, by reason (`foreign_endpoint`).
+    refused: Refusals,
 }
 
 /// What the proxy handed out: where to connect and what to write first.
@@ -38,19 +42,47 @@ struct Offer {
 }
 
 impl BrokerProxyDialer {
-    /// A dialer that sends its requests through `broker` and dials within `connect_timeout`.
-    pub fn new(broker: &Arc<MessageBroker>, connect_timeout: Duration) -> Arc<Self> {
+    /// A dialer that sends its requests through `broker` and dials within `connect_timeout`,
+    /// counting offered endpoints it refuses in `refused`.
+    pub fn new(
+        broker: &Arc<MessageBroker>,
+        connect_timeout: Duration,
+        refused: Refusals,
+    ) -> Arc<Self> {
         Arc::new(Self {
             broker: Arc::downgrade(broker),
             connect_timeout,
+            refused,
         })
     }
 
     async fn connect(&self, operator: &str, proxy: &str) -> Result<TcpStream, P2pError> {
         let offer = self.request_connection(operator, proxy).await?;
+        self.check_offer(proxy, &offer.endpoint).await?;
         let stream = dial_with_token(&offer.endpoint, &offer.token, self.connect_timeout).await?;
         debug!(endpoint = %offer.endpoint, "connected to the proxy's pairing endpoint");
         Ok(stream)
+    }
+
+    /// The offered endpoint must be one the proxy's directory entry lists.
+    async fn check_offer(&self, proxy: &str, endpoint: &str) -> Result<(), P2pError> {
+        let broker = self.broker.upgrade().ok_or(P2pError::BrokerGone)?;
+        let entries = broker
+            .directory()
+            .entries()
+            .await
+            .map_err(|source| P2pError::Delivery {
+                proxy: proxy.to_owned(),
+                source,
+            })?;
+        let owner = entries
+            .get(proxy)
+            .cloned()
+            .unwrap_or_else(|| DirectoryEntry::new(proxy));
+        P2pError::check_owner(&owner, endpoint).inspect_err(|e| {
+            self.refused.count(e.kind());
+            info!(%endpoint, "the proxy offered an endpoint it does not own; not dialed");
+        })
     }
 
     /// `<proxy>.requestConnection {to, channel: "grpc_server"}` with a fresh addressable id, from
@@ -201,6 +233,7 @@ mod tests {
         let dialer = BrokerProxyDialer {
             broker: Weak::new(),
             connect_timeout: Duration::from_secs(1),
+            refused: Refusals::default(),
         };
         let err = dialer.dial("hd-2", "p").await.unwrap_err();
         assert_eq!(

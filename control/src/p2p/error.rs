@@ -35,6 +35,19 @@ pub enum P2pError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The endpoint is not a pairing endpoint of the proxy operator that asked (or answered):
+    /// its directory entry does not list it (`directory::endpoints`). Nothing was dialed.
+    #[error(
+        "endpoint {endpoint} is not a pairing endpoint of {operator} (its directory entry's \"proxy\" channel lists {listed:?}); not dialed"
+    )]
+    ForeignEndpoint {
+        /// The endpoint asked for.
+        endpoint: String,
+        /// The operator that asked.
+        operator: String,
+        /// What its entry lists.
+        listed: Vec<String>,
+    },
     /// Connecting to the pairing endpoint failed.
     #[error("dialing {endpoint}: {source}")]
     Dial {
@@ -72,11 +85,31 @@ impl P2pError {
             Self::Delivery { .. } => "delivery",
             Self::Refused { .. } => "refused",
             Self::Invalid { .. } => "invalid",
+            Self::ForeignEndpoint { .. } => "foreign_endpoint",
             Self::Dial { .. } => "dial",
             Self::WriteToken { .. } => "write_token",
             Self::Timeout { .. } => "timeout",
             Self::Inject(_) => "inject",
         }
+    }
+
+    /// [`P2pError::ForeignEndpoint`] unless `entry` (the asking operator's) lists `endpoint`.
+    pub(crate) fn check_owner(
+        entry: &crate::directory::entry::DirectoryEntry,
+        endpoint: &str,
+    ) -> Result<(), Self> {
+        use crate::directory::endpoints::{owns_endpoint, proxy_endpoints};
+        if owns_endpoint(entry, endpoint) {
+            return Ok(());
+        }
+        Err(Self::ForeignEndpoint {
+            endpoint: endpoint.to_owned(),
+            operator: entry.name.clone(),
+            listed: proxy_endpoints(entry)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+        })
     }
 
     pub(crate) fn invalid(field: &'static str, reason: impl Into<String>) -> Self {

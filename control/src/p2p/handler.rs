@@ -1,28 +1,35 @@
 //! The target side (SPEC §4.5): [`GrpcConnectionHandler`] answers `_connectionRequest` for the
 //! `grpc_server` channel by dialing the pairing endpoint and handing the socket to the gRPC server.
+//! Only an endpoint the asking proxy operator lists in its directory entry is dialed
+//! (`directory::endpoints`); anything else is refused, counted, and nothing is dialed.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tracing::{Instrument, debug, debug_span};
+use tracing::{Instrument, debug, debug_span, info};
 
 use super::token::{ConnectToken, dial_with_token, endpoint};
 use super::{GRPC_SERVER_CHANNEL, P2pError};
 use crate::broker::ConnectionRequestHandler;
 use crate::broker::internal::internal;
-use crate::broker::types::{Address, BoxFuture, DeliveryError, HyperRequest, HyperResponse};
+use crate::broker::types::{
+    Address, BoxFuture, ClientInfo, DeliveryError, HyperRequest, HyperResponse,
+};
 use crate::grpc::InjectHandle;
+use crate::metrics::Refusals;
 
-/// Answers `_connectionRequest {channel: "grpc_server", endpoint, token, client}`: dial `endpoint`
-/// (within the connect deadline), write the token, inject the socket into the local gRPC server,
-/// which runs the mTLS server handshake on it as on any accepted connection. Other channels are
-/// left to the next handler.
+/// Answers `_connectionRequest {channel: "grpc_server", endpoint, token, client}` from a proxy
+/// operator: when its directory entry lists `endpoint`, dial it (within the connect deadline),
+/// write the token, inject the socket into the local gRPC server, which runs the mTLS server
+/// handshake on it as on any accepted connection. Other channels are left to the next handler.
 #[derive(Debug)]
 pub struct GrpcConnectionHandler {
     inject: InjectHandle,
     /// Deadline of dialing the endpoint and writing the token (settings `timeouts.connect`).
     connect_timeout: Duration,
+    /// Refused endpoints, by reason (`foreign_endpoint`).
+    refused: Refusals,
 }
 
 /// The parsed params of a `_connectionRequest` for us.
@@ -34,15 +41,26 @@ struct ConnectionRequest<'a> {
 }
 
 impl GrpcConnectionHandler {
-    /// A handler injecting into `inject`, dialing within `connect_timeout`.
-    pub fn new(inject: InjectHandle, connect_timeout: Duration) -> Arc<Self> {
+    /// A handler injecting into `inject`, dialing within `connect_timeout`, counting refused
+    /// endpoints in `refused`.
+    pub fn new(inject: InjectHandle, connect_timeout: Duration, refused: Refusals) -> Arc<Self> {
         Arc::new(Self {
             inject,
             connect_timeout,
+            refused,
         })
     }
 
-    async fn connect(&self, request: ConnectionRequest<'_>) -> Result<(), P2pError> {
+    async fn connect(
+        &self,
+        request: ConnectionRequest<'_>,
+        caller: &ClientInfo,
+    ) -> Result<(), P2pError> {
+        if let Err(refusal) = P2pError::check_owner(&caller.entry, request.endpoint) {
+            self.refused.count(refusal.kind());
+            info!(proxy = %caller.name, endpoint = %request.endpoint, "_connectionRequest for an endpoint the proxy does not own refused");
+            return Err(refusal);
+        }
         let stream =
             dial_with_token(request.endpoint, &request.token, self.connect_timeout).await?;
         self.inject.inject(stream).await?;
@@ -76,13 +94,14 @@ impl ConnectionRequestHandler for GrpcConnectionHandler {
         &'a self,
         address: &'a Address,
         request: &'a HyperRequest,
+        caller: &'a ClientInfo,
     ) -> BoxFuture<'a, Result<Option<HyperResponse>, DeliveryError>> {
-        let span = debug_span!("connection_request", id = %address.id);
+        let span = debug_span!("connection_request", id = %address.id, proxy = %caller.name);
         Box::pin(
             async move {
                 let outcome = match parse(&request.params) {
                     Ok(None) => return Ok(None),
-                    Ok(Some(parsed)) => self.connect(parsed).await,
+                    Ok(Some(parsed)) => self.connect(parsed, caller).await,
                     Err(e) => Err(e),
                 };
                 match outcome {

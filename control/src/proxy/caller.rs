@@ -5,7 +5,10 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::CallError;
+use crate::broker::types::DirectorySource;
+use crate::directory::endpoints::owns_endpoint;
 use crate::directory::entry::DirectoryEntry;
+use crate::directory::identity::{NameRefusal, allowed_name};
 use crate::http::PeerInfo;
 use crate::tls::certificate_names;
 
@@ -20,16 +23,45 @@ pub struct ClientInfo {
 
 /// Checks that the HTTP peer is our Hyper node: when the server asks for client certificates
 /// (`check`), the verified certificate must carry our operator name (our Hyper node presents
-/// our certificate, SPEC §5.3). Without client certificates (the dev private proxy on plain
-/// HTTP on localhost) the caller cannot be told apart and is accepted; start-up logs that.
-pub fn check_peer(peer: &PeerInfo, own_name: &str, check: bool) -> Result<(), CallError> {
+/// our certificate, SPEC §5.3) and, where the directory (`pins`, through our Hyper node) pins
+/// `encryption` certificates for our name, be one of them (`allowed_name`, the rule of every
+/// door). Without client certificates (the dev private proxy on plain HTTP on localhost) the
+/// caller cannot be told apart and is accepted; start-up logs that.
+pub async fn check_peer(
+    peer: &PeerInfo,
+    own_name: &str,
+    check: bool,
+    pins: &dyn DirectorySource,
+) -> Result<(), CallError> {
     if !check {
         return Ok(());
     }
-    match &peer.leaf {
-        Some(leaf) if certificate_names(leaf).iter().any(|n| n == own_name) => Ok(()),
-        _ => Err(CallError::NotOurHyper),
+    let leaf = peer.leaf.as_deref().ok_or(CallError::NotOurHyper)?;
+    // Names first: a stranger does not make us read the directory.
+    if !certificate_names(leaf).iter().any(|n| n == own_name) {
+        return Err(CallError::NotOurHyper);
     }
+    let entries = pins
+        .entries()
+        .await
+        .map_err(|e| CallError::CallerCheck(e.to_string()))?;
+    match allowed_name(leaf, |n| n == own_name, &entries) {
+        Ok(_) => Ok(()),
+        Err(NameRefusal::NotPinned { .. }) => Err(CallError::NotPinned),
+        Err(NameRefusal::NotListed { .. }) => Err(CallError::NotOurHyper),
+    }
+}
+
+/// Checks that `endpoint` is a pairing endpoint of `caller` (a public proxy, from the directory
+/// entry our Hyper node injected into `_client`): a proxy makes us dial only its own endpoints.
+pub fn check_endpoint(caller: &ClientInfo, endpoint: &str) -> Result<(), CallError> {
+    if owns_endpoint(&caller.entry, endpoint) {
+        return Ok(());
+    }
+    Err(CallError::ForeignEndpoint {
+        endpoint: endpoint.to_owned(),
+        operator: caller.name.clone(),
+    })
 }
 
 /// Reads and removes `_client`.

@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::error::ProxyError;
+use super::pins::HyperDirectory;
 use super::resolve;
 use crate::control_service::{AdminPolicy, ControlServer, EventHub};
 use crate::serving::{Admission, ServingConfig, ServingMetrics};
@@ -27,12 +28,14 @@ pub(crate) struct ControlPlane {
 }
 
 impl ControlPlane {
-    /// Binds the control port and builds the service over `engine` and `hub`.
+    /// Binds the control port and builds the service over `engine` and `hub`; the admins'
+    /// certificates are checked against the directory's pins (`pins`, see `AdminPolicy`).
     pub(crate) async fn bind(
         settings: &ControlSettings,
         engine: EngineHandle,
         endpoint: String,
         hub: EventHub,
+        pins: Arc<HyperDirectory>,
     ) -> Result<Self, ProxyError> {
         let tls = ControlServer::tls_config(&settings.tls)
             .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
@@ -43,7 +46,7 @@ impl ControlPlane {
         let addr = listener
             .local_addr()
             .map_err(|e| ProxyError::io("reading the control address", e))?;
-        let policy = AdminPolicy::names(settings.admins.iter().cloned());
+        let policy = AdminPolicy::names(settings.admins.iter().cloned()).with_pins(pins);
         Ok(Self {
             server: ControlServer::new(engine, endpoint, policy, hub),
             listener,

@@ -70,6 +70,20 @@ pub enum CallError {
     /// The caller is not our Hyper node (its certificate does not carry our operator name).
     #[error("caller is not this proxy's Hyper node")]
     NotOurHyper,
+    /// The caller's certificate names our operator but is not one the directory pins for it.
+    #[error("caller's certificate is not the one the directory pins for this proxy's operator")]
+    NotPinned,
+    /// The caller could not be checked (the directory is unavailable); retry.
+    #[error("caller check: {0}")]
+    CallerCheck(String),
+    /// The endpoint to dial is not a pairing endpoint of the calling proxy operator.
+    #[error("endpoint {endpoint} is not a pairing endpoint of {operator}; not dialed")]
+    ForeignEndpoint {
+        /// The endpoint asked for.
+        endpoint: String,
+        /// The calling operator.
+        operator: String,
+    },
     /// The target operator has no directory entry.
     #[error("operator {0:?} not found")]
     UnknownOperator(String),
@@ -120,6 +134,9 @@ impl CallError {
             Self::MethodNotFound => "method_not_found",
             Self::InvalidParams(_) => "invalid_params",
             Self::NotOurHyper => "not_our_hyper",
+            Self::NotPinned => "not_pinned",
+            Self::CallerCheck(_) => "caller_check",
+            Self::ForeignEndpoint { .. } => "foreign_endpoint",
             Self::UnknownOperator(_) => "unknown_operator",
             Self::NotAllowed { .. } => "not_allowed",
             Self::NotAuthorized => "not_authorized",
@@ -142,7 +159,11 @@ impl CallError {
             Self::MethodNotFound => ErrorObject::new(METHOD_NOT_FOUND, "method not found"),
             Self::InvalidParams(reason) => ErrorObject::new(INVALID_PARAMS, "invalid params")
                 .with_data(Value::String(reason.clone())),
-            Self::NotOurHyper => ErrorObject::new(403, "permission denied"),
+            Self::NotOurHyper | Self::NotPinned => ErrorObject::new(403, "permission denied"),
+            Self::CallerCheck(reason) => ErrorObject::new(INTERNAL_ERROR, "internal error")
+                .with_data(Value::String(reason.clone())),
+            Self::ForeignEndpoint { .. } => ErrorObject::new(403, "endpoint not allowed")
+                .with_data(Value::String(self.to_string())),
             Self::UnknownOperator(_) => ErrorObject::new(404, "operator not found"),
             Self::NotAllowed { .. } => ErrorObject::new(403, "permission denied"),
             Self::NotAuthorized => ErrorObject::new(403, "not authorized"),

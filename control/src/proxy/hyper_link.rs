@@ -59,19 +59,30 @@ impl HyperLink {
         &self,
         operator: &str,
     ) -> Result<Option<DirectoryEntry>, ClientError> {
+        let entries = self.directory(Some(operator)).await?;
+        Ok(entries.into_iter().find(|e| e.name == operator))
+    }
+
+    /// Every directory entry our Hyper node knows (`<own name>._directory {}`); the response is
+    /// bounded by the JSON-RPC client's response limit.
+    pub async fn all_entries(&self) -> Result<Vec<DirectoryEntry>, ClientError> {
+        self.directory(None).await
+    }
+
+    async fn directory(&self, operator: Option<&str>) -> Result<Vec<DirectoryEntry>, ClientError> {
         let mut params = Map::new();
-        params.insert("operator".into(), json!(operator));
+        if let Some(operator) = operator {
+            params.insert("operator".into(), json!(operator));
+        }
         let result = self.call(&self.own_name, "_directory", params).await?;
         let entries = result
             .get("entries")
             .cloned()
             .unwrap_or(Value::Array(Vec::new()));
-        let entries: Vec<DirectoryEntry> =
-            serde_json::from_value(entries).map_err(|e| ClientError::BadResponse {
-                endpoint: format!("{}._directory", self.own_name),
-                status: 200,
-                reason: e.to_string(),
-            })?;
-        Ok(entries.into_iter().find(|e| e.name == operator))
+        serde_json::from_value(entries).map_err(|e| ClientError::BadResponse {
+            endpoint: format!("{}._directory", self.own_name),
+            status: 200,
+            reason: e.to_string(),
+        })
     }
 }

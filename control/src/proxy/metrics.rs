@@ -129,8 +129,14 @@ impl Collector for PrivateCollector {
 pub(crate) fn private_registry(
     slots: Arc<tokio::sync::Semaphore>,
     max: usize,
+    refused: &crate::metrics::Refusals,
 ) -> (Registry, RpcMetrics, ServingMetrics) {
     let mut registry = Registry::default();
+    refused.register(
+        &mut registry,
+        "proxy_private_endpoints_refused",
+        "incomingConnection endpoints not dialed (not the calling public proxy's), by reason",
+    );
     registry.register_collector(Box::new(PrivateCollector { slots, max }));
     let rpc = RpcMetrics::register(&mut registry, "proxy_private_rpc", PRIVATE_METHODS);
     let serving = ServingMetrics::register(&mut registry);

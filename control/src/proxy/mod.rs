@@ -16,6 +16,7 @@ mod error;
 pub mod forward;
 pub mod hyper_link;
 pub mod metrics;
+pub mod pins;
 pub mod private;
 mod private_methods;
 pub mod public;

@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use super::announcements::{PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, PrivateTable};
 use super::error::{CallError, ProxyError};
 use super::hyper_link::HyperLink;
+use super::pins::HyperDirectory;
 use super::private_methods::PrivateMethods;
 use super::store::write;
 use super::terminate::Terminator;
@@ -27,7 +28,7 @@ use super::{bind_jsonrpc, peer_check, route_config};
 use crate::datastore::{Cursor, Datastore};
 use crate::http::{ClientError, ServerLimits, jsonrpc_router_observed, serve};
 use crate::jsonrpc::ErrorObject;
-use crate::metrics::{MetricsServer, Readiness};
+use crate::metrics::{MetricsServer, Readiness, Refusals};
 use crate::settings::proxy::PrivateProxySettings;
 
 /// Connections handled at once (each holds two sockets); more `incomingConnection` calls are
@@ -39,6 +40,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub(super) struct PrivateState {
     pub(super) name: String,
     pub(super) hyper: HyperLink,
+    /// The directory through `hyper`, for the caller pins.
+    pub(super) pins: Arc<HyperDirectory>,
+    /// `incomingConnection` endpoints refused (not the calling public proxy's), by reason.
+    pub(super) refused: Refusals,
     pub(super) table: RwLock<PrivateTable>,
     pub(super) writer: tokio::sync::Mutex<()>,
     pub(super) store: Datastore,
@@ -107,6 +112,8 @@ impl PrivateProxy {
         info!(jsonrpc = %addr, internal = %settings.internal_endpoint.address, terminate = terminator.is_some(), "private proxy started");
         let state = Arc::new(PrivateState {
             name: settings.name.clone(),
+            pins: HyperDirectory::new(hyper.clone()),
+            refused: Refusals::default(),
             hyper,
             table: RwLock::new(table),
             writer: tokio::sync::Mutex::new(()),
@@ -145,8 +152,11 @@ impl PrivateProxy {
             &state.settings.jsonrpc_server,
             state.settings.call_timeout * 2,
         );
-        let (registry, rpc_metrics, serving_metrics) =
-            super::metrics::private_registry(state.slots.clone(), MAX_PRIVATE_CONNECTIONS);
+        let (registry, rpc_metrics, serving_metrics) = super::metrics::private_registry(
+            state.slots.clone(),
+            MAX_PRIVATE_CONNECTIONS,
+            &state.refused,
+        );
         let router = jsonrpc_router_observed(
             Arc::new(PrivateMethods {
                 state: state.clone(),

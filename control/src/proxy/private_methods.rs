@@ -15,7 +15,8 @@ use super::announcements::{
     PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, domain_allowed, expiry_ok,
 };
 use super::caller::{
-    allowed_domains, check_peer, client_info, expires_at, proxy_settings_value, string,
+    allowed_domains, check_endpoint, check_peer, client_info, expires_at, proxy_settings_value,
+    string,
 };
 use super::error::CallError;
 use super::forward::{forward, join_pair};
@@ -32,7 +33,8 @@ pub(super) struct PrivateMethods {
 impl Methods for PrivateMethods {
     async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
         let state = &self.state;
-        let result = match check_peer(&peer, &state.name, state.check_callers) {
+        let checked = check_peer(&peer, &state.name, state.check_callers, state.pins.as_ref());
+        let result = match checked.await {
             Err(e) => Err(e),
             Ok(()) => match request.method.as_str() {
                 "incomingConnection" => incoming_connection(state, request.params),
@@ -112,6 +114,12 @@ fn incoming_connection(
         .ok_or_else(|| CallError::InvalidParams("token: base64 of exactly 32 bytes".into()))?;
     if !read(&state.table).matches(&client.name, &domain, Utc::now()) {
         return Err(CallError::NoMatchingConnection);
+    }
+    // Only the calling public proxy's own pairing endpoint is dialed (its directory entry,
+    // injected by our Hyper node, lists it).
+    if let Err(refusal) = check_endpoint(&client, &endpoint) {
+        state.refused.count(refusal.kind());
+        return Err(refusal);
     }
     let permit = state
         .slots

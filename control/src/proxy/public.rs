@@ -17,6 +17,7 @@ use tracing::{info, warn};
 use super::control::ControlPlane;
 use super::error::ProxyError;
 use super::hyper_link::HyperLink;
+use super::pins::HyperDirectory;
 use super::public_methods::PublicMethods;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
@@ -38,6 +39,8 @@ pub struct PublicState {
     pub(crate) name: String,
     pub(crate) endpoint: String,
     pub(crate) hyper: HyperLink,
+    /// The directory through `hyper`, for the caller and admin pins.
+    pub(crate) pins: Arc<HyperDirectory>,
     pub(crate) engine: EngineHandle,
     pub(crate) announcements: PublicStore,
     pub(crate) counters: Arc<ProxyCounters>,
@@ -174,6 +177,7 @@ impl PublicProxy {
             &settings.name,
             settings.call_timeout,
         )?;
+        let pins = HyperDirectory::new(hyper.clone());
         let store = Datastore::open(&settings.datastore).await?;
         let announcements = PublicStore::open(store, Utc::now()).await?;
         let counters = Arc::new(ProxyCounters::default());
@@ -192,7 +196,11 @@ impl PublicProxy {
             .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
         let control = match &settings.control {
             Some(c) => {
-                Some(ControlPlane::bind(c, engine.clone(), endpoint.clone(), hub.clone()).await?)
+                let pins = pins.clone();
+                Some(
+                    ControlPlane::bind(c, engine.clone(), endpoint.clone(), hub.clone(), pins)
+                        .await?,
+                )
             }
             None => None,
         };
@@ -204,6 +212,7 @@ impl PublicProxy {
             name: settings.name.clone(),
             endpoint,
             hyper,
+            pins,
             engine,
             announcements,
             counters,

@@ -29,7 +29,8 @@ impl PublicMethods {
 impl Methods for PublicMethods {
     async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
         let state = &self.state;
-        let result = match check_peer(&peer, &state.name, state.check_callers) {
+        let checked = check_peer(&peer, &state.name, state.check_callers, state.pins.as_ref());
+        let result = match checked.await {
             Err(e) => Err(e),
             Ok(()) => match request.method.as_str() {
                 "requestConnection" => {

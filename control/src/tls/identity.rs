@@ -14,24 +14,19 @@ pub fn peer_leaf(state: &rustls::CommonState) -> Option<CertificateDer<'static>>
         .map(|cert| cert.clone().into_owned())
 }
 
-/// Candidate operator names of a certificate: the subject CN, then every DNS SAN, in certificate
-/// order, duplicates kept (as the original's `VerifyCredentials`). Like Go's `Subject.CommonName`
-/// the last CN attribute counts; an empty or absent CN is left out. A certificate that does not
-/// parse has no names (and therefore matches no directory entry).
+/// Candidate operator names of a certificate: the subject CN ([`common_name`]), then every DNS
+/// SAN, in certificate order, duplicates kept (as the original's `VerifyCredentials`, SPEC §6.4
+/// step 1). A certificate that does not parse has no names (and therefore matches nothing).
 pub fn certificate_names(leaf_der: &[u8]) -> Vec<String> {
-    let Ok((_, cert)) = X509Certificate::from_der(leaf_der) else {
-        return Vec::new();
-    };
-    let mut names = Vec::new();
-    if let Some(cn) = cert
-        .subject()
-        .iter_common_name()
-        .last()
-        .and_then(|attr| attr.as_str().ok())
-        .filter(|cn| !cn.is_empty())
-    {
-        names.push(cn.to_owned());
+    match X509Certificate::from_der(leaf_der) {
+        Ok((_, cert)) => names_of(&cert),
+        Err(_) => Vec::new(),
     }
+}
+
+/// [`certificate_names`] of a parsed certificate.
+pub fn names_of(cert: &X509Certificate<'_>) -> Vec<String> {
+    let mut names: Vec<String> = common_name(cert).map(str::to_owned).into_iter().collect();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         names.extend(
             san.value
@@ -44,6 +39,17 @@ pub fn certificate_names(leaf_der: &[u8]) -> Vec<String> {
         );
     }
     names
+}
+
+/// The certificate's common name, by the one rule every identity check uses: like Go's
+/// `Subject.CommonName` (what the original reads), the **last** CN attribute of the subject
+/// counts when there are several; an empty CN or one that is not a string counts as none.
+pub fn common_name<'a>(cert: &'a X509Certificate<'_>) -> Option<&'a str> {
+    cert.subject()
+        .iter_common_name()
+        .last()
+        .and_then(|attr| attr.as_str().ok())
+        .filter(|cn| !cn.is_empty())
 }
 
 /// Lowercase hex SHA-256 of a certificate's DER: the fingerprint pinned in the directory's
@@ -86,5 +92,52 @@ mod tests {
             ["hd-1", "hd-1", "*.hd-1.local", "hd-1"]
         );
         assert!(certificate_names(b"garbage").is_empty());
+    }
+
+    /// A self-signed certificate whose subject holds the CN attributes `cns` (at most two) in
+    /// order, with DNS SANs `sans`. rcgen keeps one value per attribute type, so the second CN is
+    /// written as a custom type with the CN OID 2.5.4.3: the same attribute on the wire.
+    fn with_cns(cns: &[&str], sans: &[&str]) -> Vec<u8> {
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+                .unwrap();
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        assert!(cns.len() <= 2, "at most two CN attributes");
+        for (i, cn) in cns.iter().enumerate() {
+            let ty = match i {
+                0 => rcgen::DnType::CommonName,
+                _ => rcgen::DnType::CustomDnType(vec![2, 5, 4, 3]),
+            };
+            params.distinguished_name.push(ty, *cn);
+        }
+        let key = rcgen::KeyPair::generate().unwrap();
+        params.self_signed(&key).unwrap().der().to_vec()
+    }
+
+    fn multi_cn_certificate(cns: &[&str]) -> Vec<u8> {
+        with_cns(cns, &[])
+    }
+
+    #[test]
+    fn the_last_of_several_common_names_counts() {
+        let der = multi_cn_certificate(&["first-cn", "hd-1"]);
+        let (_, cert) = X509Certificate::from_der(&der).unwrap();
+        assert_eq!(cert.subject().iter_common_name().count(), 2);
+        assert_eq!(common_name(&cert), Some("hd-1"));
+        assert_eq!(certificate_names(&der), ["hd-1"]);
+        let der = multi_cn_certificate(&["hd-1", "other"]);
+        assert_eq!(
+            certificate_names(&der),
+            ["other"],
+            "the first CN is not a name"
+        );
+    }
+
+    #[test]
+    fn an_empty_or_absent_common_name_is_no_name() {
+        assert_eq!(certificate_names(&with_cns(&[""], &["hd-2"])), ["hd-2"]);
+        assert_eq!(certificate_names(&with_cns(&[], &["hd-2"])), ["hd-2"]);
+        let der = multi_cn_certificate(&["hd-1", ""]);
+        assert!(certificate_names(&der).is_empty(), "the last CN is empty");
     }
 }

@@ -12,7 +12,7 @@ mod pem;
 use std::path::PathBuf;
 
 pub use config::{client_config, provider, server_config, server_name};
-pub use identity::{certificate_names, fingerprint, peer_leaf};
+pub use identity::{certificate_names, common_name, fingerprint, names_of, peer_leaf};
 pub use pem::{MAX_PEM_BYTES, load_certificates, load_private_key, load_roots};
 
 /// Why a TLS configuration could not be built. Every variant names the file or setting at fault.

@@ -147,3 +147,31 @@ fn broken_settings_name_file_key_and_reason() {
         assert!(err.contains(key), "no key {key} in: {err}");
     }
 }
+
+#[test]
+fn a_gateway_that_cannot_verify_its_callers_is_named() {
+    // dev hd-1: TLS with verify_client false (as the original); dev hd-2: client certificates.
+    let out = check(
+        HYPER,
+        "HYPER_SETTINGS",
+        &settings_dir().join("dev/roles/hd-1"),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("WARNING: ")
+            && l.contains("cannot verify its callers")
+            && l.contains("operator hd-1")),
+        "{text}"
+    );
+    assert!(text.contains("callers=UNVERIFIED"), "{text}");
+    let out = check(
+        HYPER,
+        "HYPER_SETTINGS",
+        &settings_dir().join("dev/roles/hd-2"),
+    );
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("WARNING"), "{text}");
+    assert!(text.contains("callers=operator"), "{text}");
+}

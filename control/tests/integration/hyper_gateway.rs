@@ -30,17 +30,20 @@ fn channel(kind: ChannelKind) -> ChannelSettings {
 }
 
 fn gateway_channel() -> ChannelSettings {
-    channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        serving: Default::default(),
-        bind_address: HostPort {
-            host: "127.0.0.1".into(),
-            port: 0,
-        },
-        path: "/jsonrpc".into(),
-        cors: None,
-        tls: None,
-        tcp_rate_limits: Vec::new(),
-    }))
+    channel(ChannelKind::JsonRpcServer(
+        JsonRpcServerSettings {
+            serving: Default::default(),
+            bind_address: HostPort {
+                host: "127.0.0.1".into(),
+                port: 0,
+            },
+            path: "/jsonrpc".into(),
+            cors: None,
+            tls: None,
+            tcp_rate_limits: Vec::new(),
+        }
+        .into(),
+    ))
 }
 
 fn settings(dir: &std::path::Path, local: ChannelSettings) -> HyperSettings {

@@ -92,14 +92,17 @@ async fn broker_and_directory_metrics_count_the_calls() {
     .await;
 
     let mut channels1 = grpc_channels(&pki, "hd-1");
-    channels1.push(channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        serving: Default::default(),
-        bind_address: loopback(),
-        path: "/jsonrpc".into(),
-        cors: None,
-        tls: None,
-        tcp_rate_limits: Vec::new(),
-    })));
+    channels1.push(channel(ChannelKind::JsonRpcServer(
+        JsonRpcServerSettings {
+            serving: Default::default(),
+            bind_address: loopback(),
+            path: "/jsonrpc".into(),
+            cors: None,
+            tls: None,
+            tcp_rate_limits: Vec::new(),
+        }
+        .into(),
+    )));
     let gateway = listener().await;
     let url = format!("http://{}/jsonrpc", gateway.local_addr().unwrap());
     let listeners = Listeners {

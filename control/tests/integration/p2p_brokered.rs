@@ -105,9 +105,9 @@ async fn bad_connection_requests_give_clear_errors() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.starts_with(&format!(
-            "error handling internal request: dialing {closed}:"
+            "error handling internal request: endpoint {closed} is not a pairing endpoint of {PROXY}"
         )),
-        "{message}"
+        "an endpoint the proxy's entry does not list is not dialed: {message}"
     );
     assert!(
         !message.contains(&token),

@@ -65,6 +65,12 @@ async fn hd1_pings_hd2_through_the_public_proxy_and_reuses_the_channel() {
         &layout.env_with("HYPER_SETTINGS", "hd-1"),
     );
     hd1.wait_for("hyper server running");
+    // hd-1's gateway takes no client certificates (verify_client: false, as the original's dev
+    // role): it warns at start that every caller acts as hd-1. The proxy's Hyper gateway checks
+    // its callers (only the public proxy's pinned certificate is served) and does not warn.
+    let unverified = |log: &[String]| log.iter().any(|l| l.contains("UNVERIFIED GATEWAY"));
+    assert!(unverified(&hd1.log), "{}", hd1.log.join("\n"));
+    assert!(!unverified(&pph.log), "{}", pph.log.join("\n"));
 
     let app = gateway(&layout);
     let ping = app

@@ -103,7 +103,7 @@ fn dev_hyper_roles_have_the_original_names_and_ports() {
         else {
             panic!("{role}: jsonrpc_server")
         };
-        assert_eq!(j.bind_address.to_string(), jsonrpc, "{role}");
+        assert_eq!(j.server.bind_address.to_string(), jsonrpc, "{role}");
         let DirectorySettings::Api(api) = &s.directory else {
             panic!("{role}: api directory")
         };
@@ -130,7 +130,7 @@ fn dev_hyper_roles_have_the_original_names_and_ports() {
         panic!()
     };
     assert!(
-        !j.tls.as_ref().expect("tls").verify_client,
+        !j.server.tls.as_ref().expect("tls").verify_client,
         "hd-1's JSON-RPC server does not ask for client certs"
     );
     let Some(ChannelKind::GrpcClient(c)) = hd1.channel("grpc_client").map(|c| &c.kind) else {
@@ -198,7 +198,7 @@ fn test_roles_use_their_own_ports_certs_and_data() {
         else {
             panic!()
         };
-        assert_eq!(j.bind_address.port, jsonrpc, "{role}");
+        assert_eq!(j.server.bind_address.port, jsonrpc, "{role}");
         let DirectorySettings::Api(api) = &h.directory else {
             panic!()
         };

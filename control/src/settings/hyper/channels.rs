@@ -6,12 +6,12 @@ use std::fmt;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::gateway::{GatewaySettings, gateway};
 use crate::serving::ServingConfig;
 use crate::settings::convert::{convert, parse_value};
 use crate::settings::error::{FieldIssues, index_key};
 use crate::settings::listeners::{
-    HostPort, JsonRpcServerSettings, RawJsonRpcServerSettings, RawTcpRateLimit, TcpRateLimit,
-    host_port, optional, rate_limits, required, serving,
+    HostPort, RawTcpRateLimit, TcpRateLimit, host_port, optional, rate_limits, required, serving,
 };
 use crate::settings::tls::{RawTlsSettings, TlsSettings};
 
@@ -34,7 +34,7 @@ pub enum ChannelKind {
     /// gRPC client to peers (mTLS), directly or through their proxy.
     GrpcClient(GrpcClientSettings),
     /// The local JSON-RPC gateway.
-    JsonRpcServer(JsonRpcServerSettings),
+    JsonRpcServer(GatewaySettings),
     /// Delivery of calls to the local application.
     JsonRpcClient(JsonRpcClientSettings),
     /// Prints messages (debugging).
@@ -232,9 +232,7 @@ impl TryFrom<RawChannel> for ChannelSettings {
             "grpc_client" => {
                 ChannelKind::GrpcClient(convert::<RawGrpcClient, _>(&settings).map_err(nest)?)
             }
-            "jsonrpc_server" => ChannelKind::JsonRpcServer(
-                convert::<RawJsonRpcServerSettings, _>(&settings).map_err(nest)?,
-            ),
+            "jsonrpc_server" => ChannelKind::JsonRpcServer(gateway(&settings).map_err(nest)?),
             "jsonrpc_client" => {
                 ChannelKind::JsonRpcClient(convert::<RawJsonRpcClient, _>(&settings).map_err(nest)?)
             }

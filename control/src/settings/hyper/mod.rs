@@ -2,6 +2,7 @@
 
 mod channels;
 mod directory;
+mod gateway;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -16,6 +17,9 @@ pub use channels::{
 pub use directory::{
     ApiDirectorySettings, DEFAULT_CACHE_ENTRIES_FOR_SECS, DirectoryClientSettings,
     DirectorySettings, JsonDirectorySettings, MAX_CACHE_ENTRIES_FOR_SECS,
+};
+pub use gateway::{
+    ALLOWED_CLIENTS_KEY, GatewaySettings, MAX_ALLOWED_CLIENTS, MAX_CLIENT_NAME_BYTES,
 };
 
 use crate::settings::convert::{abs_path, abs_paths, from_merged, seconds};
@@ -230,6 +234,17 @@ impl HyperSettings {
     /// Converts already merged settings (see [`Loader`] to inject the environment).
     pub fn from_merged(value: &Value, prov: &Provenance) -> Result<Self, SettingsError> {
         from_merged::<RawHyperSettings, Self>(value, prov)
+    }
+
+    /// What `check-settings` and start-up warn about: a gateway that cannot verify its callers.
+    pub fn warnings(&self) -> Vec<String> {
+        self.channels
+            .iter()
+            .filter_map(|c| match &c.kind {
+                ChannelKind::JsonRpcServer(g) => g.unverified_warning(&self.name),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The first channel of the given `type:` name, if configured.

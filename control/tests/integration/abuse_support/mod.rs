@@ -24,10 +24,103 @@ pub const STEP: Duration = Duration::from_secs(60);
 pub struct ProxyProc {
     child: Child,
     lines: mpsc::Receiver<String>,
+    _hyper: HyperStub,
+}
+
+/// Stands in for the proxy's Hyper node, which these tests do not run: a TLS JSON-RPC server on
+/// the test role's Hyper gateway port (the proxy's `jsonrpc_client` endpoint) that answers
+/// `public-proxy-1.ga._directory` with an empty directory. The proxy's admin check reads the
+/// directory's pins through it; with no entry for `demo-app`, its CA-verified name admits it.
+pub struct HyperStub {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+struct EmptyDirectory;
+
+impl tandem_control::http::Methods for EmptyDirectory {
+    async fn call(
+        &self,
+        request: tandem_control::jsonrpc::Request,
+        _peer: tandem_control::http::PeerInfo,
+    ) -> Result<serde_json::Value, tandem_control::jsonrpc::ErrorObject> {
+        match request.method.as_str() {
+            "public-proxy-1.ga._directory" => Ok(serde_json::json!({"entries": []})),
+            _ => Err(tandem_control::jsonrpc::ErrorObject::new(
+                -32601,
+                "method not found",
+            )),
+        }
+    }
+}
+
+impl HyperStub {
+    pub fn start(layout: &Layout) -> Self {
+        use tandem_control::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
+        let certs = layout.root().join("certs");
+        let tls = tandem_control::settings::TlsSettings {
+            ca_certificate_files: vec![certs.join("root.crt")],
+            certificate_file: Some(certs.join("public-proxy-1.ga.crt")),
+            key_file: Some(certs.join("public-proxy-1.ga.key")),
+            server_name: None,
+            verify_client: true,
+            request_client_cert: false,
+            insecure_skip_verify: false,
+        };
+        let tls = tandem_control::tls::server_config(&tls, &[b"h2", b"http/1.1"]).unwrap();
+        let port = layout.ports["TANDEM_TEST_PPH_JSONRPC_PORT"];
+        let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+                let route = RouteConfig {
+                    body_timeout: tandem_control::serving::DEFAULT_BODY_TIMEOUT,
+                    path: "/jsonrpc".into(),
+                    max_body_bytes: 1 << 20,
+                    rate_limits: Vec::new(),
+                    call_timeout: STEP,
+                    cors: None,
+                };
+                let router = jsonrpc_router(std::sync::Arc::new(EmptyDirectory), route);
+                serve(
+                    listener,
+                    Some(tls),
+                    router,
+                    ServerLimits::default(),
+                    async {
+                        let _ = stopped.await;
+                    },
+                )
+                .await;
+            });
+        });
+        HyperStub {
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for HyperStub {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl ProxyProc {
     pub fn start(layout: &Layout) -> Self {
+        let hyper = HyperStub::start(layout);
         let mut child = Command::new(PROXY)
             .args(["run", "public"])
             .envs(layout.env_with("PROXY_SETTINGS", "public-proxy-1"))
@@ -45,7 +138,11 @@ impl ProxyProc {
                 }
             }
         });
-        ProxyProc { child, lines }
+        ProxyProc {
+            child,
+            lines,
+            _hyper: hyper,
+        }
     }
 
     /// Waits (bounded) for a log line containing `needle`.

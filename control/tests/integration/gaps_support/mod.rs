@@ -20,7 +20,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::proxy_support::{
-    CALL_TIMEOUT, PRIVATE, PUBLIC, client_info, entry, with_proxy_settings,
+    CALL_TIMEOUT, PRIVATE, PUBLIC, client_info, entry, with_pairing_endpoints, with_proxy_settings,
 };
 
 /// The domain the tests announce through the private proxy.
@@ -88,20 +88,34 @@ impl Private {
         assert!(err.to_string().contains("404"), "{err}");
     }
 
-    /// `incomingConnection` as the public proxy: dial `endpoint` and write `token`.
+    /// `incomingConnection` as the public proxy (whose entry lists `endpoint` as its pairing
+    /// endpoint): dial `endpoint` and write `token`.
     pub async fn incoming(
         &self,
         endpoint: SocketAddr,
         token: [u8; 32],
     ) -> Result<Value, ClientError> {
+        let endpoint = endpoint.to_string();
+        self.incoming_listing(&endpoint, token, &[&endpoint]).await
+    }
+
+    /// `incomingConnection` as the public proxy whose directory entry lists `listed` as its
+    /// pairing endpoints, asking to dial `endpoint`.
+    pub async fn incoming_listing(
+        &self,
+        endpoint: &str,
+        token: [u8; 32],
+        listed: &[&str],
+    ) -> Result<Value, ClientError> {
+        let public = with_pairing_endpoints(entry(PUBLIC, &[], &[]), listed);
         self.client
             .call(
                 "incomingConnection",
                 params([
                     ("domain", json!(DOMAIN)),
                     ("token", json!(STANDARD.encode(token))),
-                    ("endpoint", json!(endpoint.to_string())),
-                    ("_client", client_info(&entry(PUBLIC, &[], &[]))),
+                    ("endpoint", json!(endpoint)),
+                    ("_client", client_info(&public)),
                 ]),
             )
             .await

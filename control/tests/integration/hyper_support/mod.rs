@@ -241,14 +241,17 @@ pub fn gateway_settings(
             record("hd-2", "services", hd_services()),
         ],
     );
-    let gateway = ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        bind_address: loopback(),
-        path: "/jsonrpc".into(),
-        cors,
-        tls,
-        tcp_rate_limits: Vec::new(),
-        serving,
-    });
+    let gateway = ChannelKind::JsonRpcServer(
+        JsonRpcServerSettings {
+            bind_address: loopback(),
+            path: "/jsonrpc".into(),
+            cors,
+            tls,
+            tcp_rate_limits: Vec::new(),
+            serving,
+        }
+        .into(),
+    );
     HyperSettings {
         name: "hd-2".into(),
         directory: DirectorySettings::Json(JsonDirectorySettings { path }),

@@ -44,12 +44,20 @@ pub struct ProxyApp {
     /// The proxy Hyper's gateway.
     gateway: String,
     requests: Arc<AtomicUsize>,
+    /// When set, the endpoint handed to the requester instead of the pairing endpoint (a lying
+    /// proxy); the target is still sent the real one.
+    offered: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 impl ProxyApp {
     /// `requestConnection` calls answered so far.
     pub fn requests(&self) -> usize {
         self.requests.load(Ordering::SeqCst)
+    }
+
+    /// Hands `endpoint` to later requesters instead of the pairing endpoint (`None`: the real one).
+    pub fn offer(&self, endpoint: Option<String>) {
+        *self.offered.lock().unwrap() = endpoint;
     }
 }
 
@@ -82,8 +90,11 @@ async fn proxy_handler(State(app): State<ProxyApp>, Json(request): Json<Value>) 
         let (_, body) = call(&app.gateway, &method, target, json!("cr")).await;
         match body.get("error") {
             Some(error) => json!({"error": error}),
-            None => json!({"result": {"token": token_text(*ticket.side_a.as_bytes()),
-                "endpoint": endpoint}}),
+            None => {
+                let offered = app.offered.lock().unwrap().clone().unwrap_or(endpoint);
+                json!({"result": {"token": token_text(*ticket.side_a.as_bytes()),
+                "endpoint": offered}})
+            }
         }
     };
     let mut reply = reply;
@@ -116,8 +127,15 @@ fn service(name: &str, group: &str, methods: &[&str]) -> Value {
 }
 
 /// hd-1 may call hd-2's `_ping` and the proxy's `requestConnection`; the proxy may call hd-2's
-/// `_connectionRequest`; hd-2's gRPC server is reachable only through the proxy.
-async fn publish(pki: &TestPki, sd: SocketAddr, hd2_grpc: SocketAddr, proxy_grpc: SocketAddr) {
+/// `_connectionRequest`; hd-2's gRPC server is reachable only through the proxy, whose pairing
+/// endpoint is `pairing` (its entry's `proxy` channel).
+async fn publish(
+    pki: &TestPki,
+    sd: SocketAddr,
+    hd2_grpc: SocketAddr,
+    proxy_grpc: SocketAddr,
+    pairing: SocketAddr,
+) {
     let mut hd2_services = hd_services().as_array().unwrap().clone();
     hd2_services.push(service(
         "proxy-connections",
@@ -148,7 +166,8 @@ async fn publish(pki: &TestPki, sd: SocketAddr, hd2_grpc: SocketAddr, proxy_grpc
                 &["requestConnection"]
             )]),
             json!([grpc_client, {"type": "grpc_server",
-                "settings": {"address": proxy_grpc.to_string()}}]),
+                "settings": {"address": proxy_grpc.to_string()}},
+                {"type": "proxy", "settings": {"endpoints": [pairing.to_string()]}}]),
         ),
     ];
     let mut records = Vec::new();
@@ -194,14 +213,17 @@ fn grpc_client(pki: &TestPki, op: &str) -> ChannelSettings {
 }
 
 fn gateway() -> ChannelSettings {
-    channel(ChannelKind::JsonRpcServer(JsonRpcServerSettings {
-        serving: Default::default(),
-        bind_address: loopback(),
-        path: "/jsonrpc".into(),
-        cors: None,
-        tls: None,
-        tcp_rate_limits: Vec::new(),
-    }))
+    channel(ChannelKind::JsonRpcServer(
+        JsonRpcServerSettings {
+            serving: Default::default(),
+            bind_address: loopback(),
+            path: "/jsonrpc".into(),
+            cors: None,
+            tls: None,
+            tcp_rate_limits: Vec::new(),
+        }
+        .into(),
+    ))
 }
 
 fn url(listener: &TcpListener) -> String {
@@ -238,14 +260,6 @@ impl Mesh {
         let (hd2_grpc, proxy_grpc) = (listener().await, listener().await);
         let (hd1_gateway, proxy_gateway) = (listener().await, listener().await);
         let (url, proxy_url) = (url(&hd1_gateway), url(&proxy_gateway));
-        publish(
-            &pki,
-            sd.addr,
-            hd2_grpc.local_addr().unwrap(),
-            proxy_grpc.local_addr().unwrap(),
-        )
-        .await;
-
         let config = EngineConfig {
             cores: Some(vec![0]),
             pin: false,
@@ -253,10 +267,19 @@ impl Mesh {
             ..EngineConfig::default()
         };
         let (engine, _events) = Engine::start(config, Arc::new(RefuseAll)).unwrap();
+        publish(
+            &pki,
+            sd.addr,
+            hd2_grpc.local_addr().unwrap(),
+            proxy_grpc.local_addr().unwrap(),
+            engine.local_addrs().pairing,
+        )
+        .await;
         let proxy_app = ProxyApp {
             engine: engine.clone(),
             gateway: proxy_url.clone(),
             requests: Arc::new(AtomicUsize::new(0)),
+            offered: Arc::default(),
         };
         let app = start_proxy_app(proxy_app.clone()).await;
 

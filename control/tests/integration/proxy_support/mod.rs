@@ -78,6 +78,17 @@ pub fn with_proxy_settings(
     e
 }
 
+/// `e` with a `proxy` channel listing `endpoints`: the pairing endpoints a public proxy hands
+/// out, the only ones peers dial for it.
+pub fn with_pairing_endpoints(mut e: DirectoryEntry, endpoints: &[&str]) -> DirectoryEntry {
+    e.channels
+        .push(tandem_control::directory::entry::OperatorChannel {
+            kind: "proxy".into(),
+            settings: json!({ "endpoints": endpoints }).as_object().cloned(),
+        });
+    e
+}
+
 pub fn client_info(e: &DirectoryEntry) -> Value {
     json!({"name": e.name, "entry": e})
 }

@@ -254,7 +254,8 @@ impl Layout {
             ],
             &[],
         );
-        // The dev directory content, with the gRPC addresses moved to this mesh's ports.
+        // The dev directory content, with the gRPC addresses and the proxy's pairing endpoint moved
+        // to this mesh's ports.
         let text =
             std::fs::read_to_string(repo().join("settings/dev/directory/default/001_default.json"))
                 .unwrap();
@@ -270,6 +271,10 @@ impl Layout {
             .replace(
                 "localhost:5556",
                 &format!("localhost:{}", ports["TANDEM_TEST_PPH_GRPC_PORT"]),
+            )
+            .replace(
+                "localhost:9999",
+                &format!("localhost:{}", ports["TANDEM_TEST_PP_INTERNAL_PORT"]),
             );
         std::fs::create_dir_all(root.join("directory/default")).unwrap();
         std::fs::write(root.join("directory/default/001_default.json"), text).unwrap();

@@ -159,7 +159,10 @@ pub async fn stack_with(
         PRIVATE.into(),
         Route {
             client: private_client.clone(),
-            caller: client_info(&entry(PUBLIC, &[], &[])),
+            caller: client_info(&with_pairing_endpoints(
+                entry(PUBLIC, &[], &[]),
+                &[handle.endpoint()],
+            )),
         },
     );
     private_hyper.hyper.routes.lock().unwrap().insert(
