@@ -36,7 +36,7 @@ fn local() -> HostPort {
     }
 }
 
-fn settings(pki: &TestPki, dir: &Path) -> PublicProxySettings {
+fn settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicProxySettings {
     let mut engine = ProxyEngineSettings::default();
     engine.config.cores = Some(vec![0, 1]);
     engine.config.pin = false;
@@ -51,9 +51,9 @@ fn settings(pki: &TestPki, dir: &Path) -> PublicProxySettings {
         datastore: DatastoreSettings::File(FileDatastoreSettings {
             filename: dir.join("public.records"),
         }),
-        // Never called: nothing is announced in this test.
+        // Only the admin check's directory read reaches it (nothing is announced here).
         jsonrpc_client: ProxyClientSettings {
-            endpoint: "http://127.0.0.1:9/jsonrpc".into(),
+            endpoint: format!("http://{hyper}/jsonrpc"),
             tls: None,
         },
         jsonrpc_server: JsonRpcServerSettings {
@@ -75,6 +75,51 @@ fn settings(pki: &TestPki, dir: &Path) -> PublicProxySettings {
     }
 }
 
+/// Answers `<PROXY>._directory`.
+struct EmptyDirectory;
+
+impl tandem_control::http::Methods for EmptyDirectory {
+    async fn call(
+        &self,
+        request: tandem_control::jsonrpc::Request,
+        _peer: tandem_control::http::PeerInfo,
+    ) -> Result<serde_json::Value, tandem_control::jsonrpc::ErrorObject> {
+        if request.method == format!("{PROXY}._directory") {
+            Ok(serde_json::json!({"entries": []}))
+        } else {
+            Err(tandem_control::jsonrpc::ErrorObject::new(
+                -32601,
+                "method not found",
+            ))
+        }
+    }
+}
+
+/// Stands in for the proxy's Hyper node (plain HTTP on 127.0.0.1:0, served until the runtime
+/// stops): its directory has no entry, so the admin check admits the CA-verified admin name.
+async fn empty_directory_node() -> SocketAddr {
+    use tandem_control::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let route = RouteConfig {
+        path: "/jsonrpc".into(),
+        max_body_bytes: 1 << 20,
+        rate_limits: Vec::new(),
+        call_timeout: Duration::from_secs(5),
+        body_timeout: Duration::from_secs(5),
+        cors: None,
+    };
+    let router = jsonrpc_router(std::sync::Arc::new(EmptyDirectory), route);
+    tokio::spawn(serve(
+        listener,
+        None,
+        router,
+        ServerLimits::default(),
+        std::future::pending(),
+    ));
+    addr
+}
+
 /// A public proxy serving on its own runtime until dropped.
 struct Running {
     runtime: tokio::runtime::Runtime,
@@ -90,7 +135,8 @@ impl Running {
             .enable_all()
             .build()
             .unwrap();
-        let s = settings(pki, dir);
+        let hyper = runtime.block_on(empty_directory_node());
+        let s = settings(pki, dir, hyper);
         let proxy = runtime.block_on(async {
             let jsonrpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             tokio::time::timeout(STEP, PublicProxy::start(&s, jsonrpc))
