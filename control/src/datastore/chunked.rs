@@ -77,6 +77,9 @@ fn corrupt(base: u64, offset: usize, reason: String) -> DatastoreError {
 /// Where a store file's valid data ends: just after the last chunk that completed an entry.
 /// Everything after it is a torn chunk or chunks of entries that never completed (a crash while
 /// appending), which opening for append removes so that new chunks start at a chunk boundary.
+/// (Opening scans in pages, see [`super::recover`]; this whole-buffer form is its reference in
+/// tests.)
+#[cfg(test)]
 pub fn recovery_point(whole_file: &[u8]) -> Result<usize, DatastoreError> {
     Ok(decode(whole_file, 0, &mut Reassembler::default())?.last_complete_end)
 }

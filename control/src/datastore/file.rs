@@ -11,6 +11,12 @@
 //!   (logged at warn with the bytes removed), so new chunks always start at a chunk boundary. A
 //!   batch that was being written when the process died may survive in part; it was never
 //!   acknowledged. A failed write is rolled back by truncating to the previous length.
+//! - **One read on open**: opening scans the file once, in pages of
+//!   [`super::recover::READ_PAGE_BYTES`], to find the recovery point;
+//!   [`FileDatastore::open_and_read`] hands the entries of that same pass to the caller.
+//! - **Replacing** ([`FileDatastore::replace_all`], compaction): the new contents are written to
+//!   `<file>.compact`, synced, locked, and renamed over the file (then the directory is synced), so
+//!   a crash leaves either the old or the new contents, never a mix.
 //! - File created 0600; its directory, when missing, 0700.
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -24,6 +30,7 @@ use super::Cursor;
 use super::chunked;
 use super::entry::DataEntry;
 use super::error::DatastoreError;
+use super::recover::scan_file;
 use crate::settings::datastore::FileDatastoreSettings;
 
 /// An open file store. Cheap to clone (clones share the file and its lock).
@@ -35,14 +42,18 @@ pub struct FileDatastore {
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
-    file: File,
-    /// Bytes of valid data (always a chunk boundary). Written only under the write lock.
+    /// The open file and what it holds. Written only under the write lock.
     state: RwLock<WriterState>,
 }
 
 #[derive(Debug)]
 struct WriterState {
+    /// The store file, `flock`ed while open (replaced as a whole by `replace_all`).
+    file: File,
+    /// Bytes of valid data (always a chunk boundary).
     len: u64,
+    /// Complete entries in those bytes.
+    entries: u64,
     /// A failed write could not be rolled back: refuse appends until reopened (which recovers).
     broken: bool,
 }
@@ -74,11 +85,40 @@ impl FileDatastore {
     /// Opens (creating when missing) the store file, takes its exclusive lock and truncates a torn
     /// tail left by a crash.
     pub async fn open(settings: &FileDatastoreSettings) -> Result<Self, DatastoreError> {
+        Ok(Self::open_and_read(settings, |_| {}).await?.0)
+    }
+
+    /// [`FileDatastore::open`], handing every entry of the opening scan to `visit` (in the order
+    /// `read_new` returns them): the file is read once. Returns the store, a cursor at its end
+    /// and the visitor.
+    pub async fn open_and_read<V>(
+        settings: &FileDatastoreSettings,
+        visit: V,
+    ) -> Result<(Self, Cursor, V), DatastoreError>
+    where
+        V: FnMut(DataEntry) + Send + 'static,
+    {
         let path = settings.filename.clone();
-        let shared = blocking(move || open_blocking(path)).await?;
-        Ok(Self {
-            shared: Arc::new(shared),
+        let (shared, visit) = blocking(move || {
+            let mut visit = visit;
+            let shared = open_blocking(path, &mut visit)?;
+            Ok((shared, visit))
         })
+        .await?;
+        let len = shared.state.read().map_err(poisoned)?.len;
+        // Entries incomplete at the recovery point were truncated with the torn tail: nothing
+        // is pending for a reader that starts here.
+        let cursor = Cursor {
+            position: len,
+            pending: Default::default(),
+        };
+        Ok((
+            Self {
+                shared: Arc::new(shared),
+            },
+            cursor,
+            visit,
+        ))
     }
 
     /// The store file.
@@ -93,7 +133,8 @@ impl FileDatastore {
         }
         let bytes = chunked::encode_batch(entries)?;
         let shared = Arc::clone(&self.shared);
-        blocking(move || shared.append_blocking(&bytes)).await
+        let count = entries.len() as u64;
+        blocking(move || shared.append_blocking(&bytes, count)).await
     }
 
     /// Returns the entries completed since `cursor` and advances it.
@@ -110,13 +151,34 @@ impl FileDatastore {
         cursor.pending = pending;
         Ok(decoded.entries)
     }
+
+    /// Replaces the whole store with `snapshot` (one synced write, atomic by rename) when it holds
+    /// exactly `expected` entries; `Ok(false)` without writing otherwise. The caller must know the
+    /// store's contents are equivalent to `snapshot` (a compaction); cursors of earlier reads are
+    /// invalid afterwards (the store's only reader is the caller).
+    pub async fn replace_all(
+        &self,
+        expected: u64,
+        snapshot: &[DataEntry],
+    ) -> Result<bool, DatastoreError> {
+        let bytes = chunked::encode_batch(snapshot)?;
+        let count = snapshot.len() as u64;
+        let shared = Arc::clone(&self.shared);
+        blocking(move || shared.replace_blocking(expected, &bytes, count)).await
+    }
 }
 
-fn open_blocking(path: PathBuf) -> Result<Shared, DatastoreError> {
-    let dir = path
-        .parent()
+fn parent_dir(path: &Path) -> &Path {
+    path.parent()
         .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+        .unwrap_or(Path::new("."))
+}
+
+fn open_blocking(
+    path: PathBuf,
+    visit: &mut dyn FnMut(DataEntry),
+) -> Result<Shared, DatastoreError> {
+    let dir = parent_dir(&path);
     if !dir.exists() {
         DirBuilder::new()
             .recursive(true)
@@ -138,12 +200,16 @@ fn open_blocking(path: PathBuf) -> Result<Shared, DatastoreError> {
             .and_then(|d| d.sync_all())
             .map_err(io_err("sync directory", dir))?;
     }
-    let len = recover(&file, &path)?;
-    tracing::info!(path = %path.display(), bytes = len, "file datastore open");
+    let (len, entries) = recover(&file, &path, visit)?;
+    tracing::info!(path = %path.display(), bytes = len, entries, "file datastore open");
     Ok(Shared {
         path,
-        file,
-        state: RwLock::new(WriterState { len, broken: false }),
+        state: RwLock::new(WriterState {
+            file,
+            len,
+            entries,
+            broken: false,
+        }),
     })
 }
 
@@ -162,45 +228,38 @@ fn lock_exclusive(file: &File, path: &Path) -> Result<(), DatastoreError> {
     Err(io_err("lock", path)(err))
 }
 
-/// Reads the whole file, truncates it after the last complete entry and returns the valid length.
-fn recover(file: &File, path: &Path) -> Result<u64, DatastoreError> {
+/// Scans the file once (entries to `visit`), truncates it after the last complete entry and
+/// returns the valid length and the entries in it.
+fn recover(
+    file: &File,
+    path: &Path,
+    visit: &mut dyn FnMut(DataEntry),
+) -> Result<(u64, u64), DatastoreError> {
     let len = file.metadata().map_err(io_err("stat", path))?.len();
-    let mut buf = vec![
-        0;
-        usize::try_from(len)
-            .map_err(|_| DatastoreError::Config("store file too large".into()))?
-    ];
-    file.read_exact_at(&mut buf, 0)
-        .map_err(io_err("read", path))?;
-    let valid = chunked::recovery_point(&buf)? as u64;
+    let scanned = scan_file(file, path, len, visit)?;
+    let valid = scanned.valid;
     if valid < len {
         tracing::warn!(path = %path.display(), removed = len - valid, "truncating a torn tail left by a crash");
         file.set_len(valid).map_err(io_err("truncate", path))?;
         file.sync_all().map_err(io_err("sync", path))?;
     }
-    Ok(valid)
+    Ok((valid, scanned.entries))
 }
 
 impl Shared {
-    fn append_blocking(&self, bytes: &[u8]) -> Result<(), DatastoreError> {
+    fn append_blocking(&self, bytes: &[u8], entries: u64) -> Result<(), DatastoreError> {
         let mut state = self.state.write().map_err(poisoned)?;
         if state.broken {
-            return Err(DatastoreError::Io {
-                op: "append",
-                path: self.path.clone(),
-                source: std::io::Error::other(
-                    "an earlier failed write could not be rolled back; reopen the store",
-                ),
-            });
+            return Err(self.broken_error());
         }
-        let written = (&self.file)
+        let written = (&state.file)
             .write_all(bytes)
-            .and_then(|()| self.file.sync_data());
+            .and_then(|()| state.file.sync_data());
         if let Err(source) = written {
-            let rollback = self
+            let rollback = state
                 .file
                 .set_len(state.len)
-                .and_then(|()| self.file.sync_data());
+                .and_then(|()| state.file.sync_data());
             if let Err(e) = rollback {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot roll back a failed append");
                 state.broken = true;
@@ -212,7 +271,61 @@ impl Shared {
             });
         }
         state.len += bytes.len() as u64;
+        state.entries += entries;
         Ok(())
+    }
+
+    fn replace_blocking(
+        &self,
+        expected: u64,
+        bytes: &[u8],
+        count: u64,
+    ) -> Result<bool, DatastoreError> {
+        let mut state = self.state.write().map_err(poisoned)?;
+        if state.broken {
+            return Err(self.broken_error());
+        }
+        if state.entries != expected {
+            return Ok(false);
+        }
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".compact");
+        let tmp = PathBuf::from(tmp);
+        let file = match write_replacement(&tmp, bytes) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(source) = std::fs::rename(&tmp, &self.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(DatastoreError::Io {
+                op: "rename",
+                path: self.path.clone(),
+                source,
+            });
+        }
+        // The path names the new file from here on: switch to it even if the directory sync
+        // fails (then a crash may bring back the old contents, which are equivalent).
+        state.file = file;
+        state.len = bytes.len() as u64;
+        state.entries = count;
+        let dir = parent_dir(&self.path);
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("sync directory", dir))?;
+        Ok(true)
+    }
+
+    fn broken_error(&self) -> DatastoreError {
+        DatastoreError::Io {
+            op: "append",
+            path: self.path.clone(),
+            source: std::io::Error::other(
+                "an earlier failed write could not be rolled back; reopen the store",
+            ),
+        }
     }
 
     fn read_from(&self, position: u64) -> Result<Vec<u8>, DatastoreError> {
@@ -226,9 +339,33 @@ impl Shared {
         let n = usize::try_from(state.len - position)
             .map_err(|_| DatastoreError::Config("store file too large".into()))?;
         let mut buf = vec![0; n];
-        self.file
+        state
+            .file
             .read_exact_at(&mut buf, position)
             .map_err(io_err("read", &self.path))?;
         Ok(buf)
     }
+}
+
+/// Writes `bytes` to a new file at `tmp` (0600), syncs it and takes its lock.
+fn write_replacement(tmp: &Path, bytes: &[u8]) -> Result<File, DatastoreError> {
+    match std::fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err("remove", tmp)(e));
+        }
+        _ => {}
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(io_err("create", tmp))?;
+    lock_exclusive(&file, tmp)?;
+    (&file)
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err("write", tmp))?;
+    Ok(file)
 }

@@ -18,13 +18,15 @@ mod entry;
 mod error;
 mod file;
 mod reassemble;
+mod recover;
 mod redis;
 pub mod testing;
 
 pub use self::entry::{DataEntry, ENTRY_VERSION, EntryError, MAX_ENTRY_LEN};
 pub use self::error::DatastoreError;
 pub use self::file::FileDatastore;
-pub use self::redis::{REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
+pub use self::recover::READ_PAGE_BYTES;
+pub use self::redis::{READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
 
 use self::reassemble::Reassembler;
 use crate::settings::datastore::DatastoreSettings;
@@ -63,6 +65,46 @@ impl Datastore {
             DatastoreSettings::File(s) => Self::File(FileDatastore::open(s).await?),
             DatastoreSettings::Redis(s) => Self::Redis(RedisDatastore::open(s).await?),
         })
+    }
+
+    /// [`Datastore::open`] and one read of everything stored, in bounded pages
+    /// ([`READ_PAGE_BYTES`] of file, [`READ_PAGE_ENTRIES`] Redis elements), each entry handed to
+    /// `visit` in append order: a file is read once (its recovery scan is this read). Returns the
+    /// store, a cursor at the end of what was read, and the visitor.
+    pub async fn open_and_read<V>(
+        settings: &DatastoreSettings,
+        visit: V,
+    ) -> Result<(Self, Cursor, V), DatastoreError>
+    where
+        V: FnMut(DataEntry) + Send + 'static,
+    {
+        Ok(match settings {
+            DatastoreSettings::File(s) => {
+                let (store, cursor, visit) = FileDatastore::open_and_read(s, visit).await?;
+                (Self::File(store), cursor, visit)
+            }
+            DatastoreSettings::Redis(s) => {
+                let (store, cursor, visit) = RedisDatastore::open_and_read(s, visit).await?;
+                (Self::Redis(store), cursor, visit)
+            }
+        })
+    }
+
+    /// Replaces everything stored with `snapshot` (compaction), only when the store holds exactly
+    /// `expected` entries (those the caller read or appended; for a file, entries appended through
+    /// any handle of this store). `Ok(true)`: replaced atomically (file: synced and renamed
+    /// over; Redis: one script). `Ok(false)`: another writer appended, nothing changed. `Err`:
+    /// the file is unchanged; for Redis the outcome is unknown. Cursors of earlier reads are
+    /// invalid after a replacement: use this only on a store whose one reader is the caller.
+    pub async fn replace_all(
+        &self,
+        expected: u64,
+        snapshot: &[DataEntry],
+    ) -> Result<bool, DatastoreError> {
+        match self {
+            Self::File(s) => s.replace_all(expected, snapshot).await,
+            Self::Redis(s) => s.replace_all(expected, snapshot).await,
+        }
     }
 
     /// Appends `entries` as one batch. When this returns `Ok` the entries are durable (file:

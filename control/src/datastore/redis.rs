@@ -10,6 +10,9 @@
 //! - With `master_name` set, the addresses are Sentinels: the master is resolved at open and
 //!   resolved again after a connection failure (best effort failover).
 //! - The password is sent at connect and never logged.
+//! - [`RedisDatastore::open_and_read`] reads the list in pages of [`READ_PAGE_ENTRIES`];
+//!   [`RedisDatastore::replace_all`] (compaction) swaps the whole list in one Lua script, only when
+//!   it still holds exactly the entries the caller knows of (no other writer appended).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -34,6 +37,19 @@ pub const REDIS_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// jittered) before a retry, so one retry keeps a reconnect cycle near [`REDIS_TIMEOUT`]-scale;
 /// the next call after a failed cycle starts a fresh one.
 const RECONNECT_RETRIES: usize = 1;
+
+/// List elements read per `LRANGE` by [`RedisDatastore::open_and_read`]: 1024 (announcements
+/// are ~200 B each, so a page is ~200 KiB; each element is at most `MAX_ENTRY_LEN`).
+pub const READ_PAGE_ENTRIES: u64 = 1024;
+
+/// Replaces the list `KEYS[1]` with `ARGV[2..]` when it holds exactly `ARGV[1]` elements;
+/// returns the new length, or -1 (nothing changed) when the length differs. Runs atomically.
+const REPLACE_SCRIPT: &str = r"
+if redis.call('LLEN', KEYS[1]) ~= tonumber(ARGV[1]) then return -1 end
+redis.call('DEL', KEYS[1])
+for i = 2, #ARGV do redis.call('RPUSH', KEYS[1], ARGV[i]) end
+return redis.call('LLEN', KEYS[1])
+";
 
 /// An open Redis store. Cheap to clone (clones share the connection).
 #[derive(Clone)]
@@ -176,6 +192,76 @@ impl RedisDatastore {
         })
     }
 
+    /// [`RedisDatastore::open`], then reads the whole list in pages of [`READ_PAGE_ENTRIES`],
+    /// handing every entry to `visit` in list order. Returns the store, a cursor at the end of
+    /// what was read and the visitor.
+    pub async fn open_and_read<V>(
+        settings: &RedisDatastoreSettings,
+        mut visit: V,
+    ) -> Result<(Self, Cursor, V), DatastoreError>
+    where
+        V: FnMut(DataEntry),
+    {
+        let store = Self::open(settings).await?;
+        let mut cursor = Cursor::default();
+        loop {
+            let page = store.read_page(&mut cursor, READ_PAGE_ENTRIES).await?;
+            let full = page.len() as u64 == READ_PAGE_ENTRIES;
+            page.into_iter().for_each(&mut visit);
+            if !full {
+                break;
+            }
+        }
+        Ok((store, cursor, visit))
+    }
+
+    /// Up to `max` elements after `cursor`; advances it.
+    async fn read_page(
+        &self,
+        cursor: &mut Cursor,
+        max: u64,
+    ) -> Result<Vec<DataEntry>, DatastoreError> {
+        let overflow = || DatastoreError::CursorAhead {
+            position: cursor.position,
+            len: 0,
+        };
+        let start = isize::try_from(cursor.position).map_err(|_| overflow())?;
+        let stop = isize::try_from(cursor.position + max - 1).map_err(|_| overflow())?;
+        let mut manager = self.manager();
+        let result = bounded(
+            "LRANGE",
+            REDIS_TIMEOUT,
+            redis::cmd("LRANGE")
+                .arg(&self.key)
+                .arg(start)
+                .arg(stop)
+                .query_async::<Vec<Vec<u8>>>(&mut manager),
+        )
+        .await;
+        let raw = self.after(result).await?;
+        let entries = decode_all(&raw, cursor.position)?;
+        cursor.position += entries.len() as u64;
+        Ok(entries)
+    }
+
+    /// Replaces the whole list with `snapshot` in one atomic script when it holds exactly
+    /// `expected` elements; `Ok(false)` without writing otherwise (another writer appended). On
+    /// `Err` (a timeout) the replacement may or may not have happened.
+    pub async fn replace_all(
+        &self,
+        expected: u64,
+        snapshot: &[DataEntry],
+    ) -> Result<bool, DatastoreError> {
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(REPLACE_SCRIPT).arg(1).arg(&self.key).arg(expected);
+        for entry in snapshot {
+            cmd.arg(entry.encode()?);
+        }
+        let mut manager = self.manager();
+        let result = bounded("EVAL", REDIS_TIMEOUT, cmd.query_async::<i64>(&mut manager)).await;
+        Ok(self.after(result).await? >= 0)
+    }
+
     /// The list key.
     pub fn key(&self) -> &str {
         &self.key
@@ -228,16 +314,7 @@ impl RedisDatastore {
                 len,
             });
         }
-        let entries = raw
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| {
-                DataEntry::decode(bytes).map_err(|e| DatastoreError::Corrupt {
-                    at: cursor.position + i as u64,
-                    reason: e.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let entries = decode_all(&raw, cursor.position)?;
         cursor.position += entries.len() as u64;
         Ok(entries)
     }
@@ -269,6 +346,19 @@ impl RedisDatastore {
         }
         result
     }
+}
+
+/// Decodes list elements read from index `first`.
+fn decode_all(raw: &[Vec<u8>], first: u64) -> Result<Vec<DataEntry>, DatastoreError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            DataEntry::decode(bytes).map_err(|e| DatastoreError::Corrupt {
+                at: first + i as u64,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
