@@ -70,6 +70,7 @@ fn settings(pki: &TestPki, dir: &Path) -> PublicProxySettings {
             tls: pki.tls_settings(PROXY),
             admins: vec![ADMIN.into()],
         }),
+        announcements: Default::default(),
     }
 }
 

@@ -26,11 +26,11 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::Cursor;
 use super::chunked;
 use super::entry::DataEntry;
 use super::error::DatastoreError;
 use super::recover::scan_file;
+use super::{Cursor, EntryVisitor};
 use crate::settings::datastore::FileDatastoreSettings;
 
 /// An open file store. Cheap to clone (clones share the file and its lock).
@@ -96,12 +96,12 @@ impl FileDatastore {
         visit: V,
     ) -> Result<(Self, Cursor, V), DatastoreError>
     where
-        V: FnMut(DataEntry) + Send + 'static,
+        V: EntryVisitor,
     {
         let path = settings.filename.clone();
         let (shared, visit) = blocking(move || {
             let mut visit = visit;
-            let shared = open_blocking(path, &mut visit)?;
+            let shared = open_blocking(path, &mut |e| visit.visit(e))?;
             Ok((shared, visit))
         })
         .await?;

@@ -48,6 +48,19 @@ impl Cursor {
     }
 }
 
+/// Receives the entries of [`Datastore::open_and_read`], in append order. Closures
+/// `FnMut(DataEntry)` are visitors; a struct visitor keeps what it gathered when it is returned.
+pub trait EntryVisitor: Send + 'static {
+    /// One stored entry.
+    fn visit(&mut self, entry: DataEntry);
+}
+
+impl<F: FnMut(DataEntry) + Send + 'static> EntryVisitor for F {
+    fn visit(&mut self, entry: DataEntry) {
+        self(entry)
+    }
+}
+
 /// An open datastore of either kind. Cheap to clone (clones share the store).
 #[derive(Debug, Clone)]
 pub enum Datastore {
@@ -76,7 +89,7 @@ impl Datastore {
         visit: V,
     ) -> Result<(Self, Cursor, V), DatastoreError>
     where
-        V: FnMut(DataEntry) + Send + 'static,
+        V: EntryVisitor,
     {
         Ok(match settings {
             DatastoreSettings::File(s) => {

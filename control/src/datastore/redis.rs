@@ -21,9 +21,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use redis::{Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 
-use super::Cursor;
 use super::entry::DataEntry;
 use super::error::DatastoreError;
+use super::{Cursor, EntryVisitor};
 use crate::settings::datastore::RedisDatastoreSettings;
 
 /// Bound on one Redis command, including waiting for a reconnect: 1 s, the original's read and
@@ -200,14 +200,14 @@ impl RedisDatastore {
         mut visit: V,
     ) -> Result<(Self, Cursor, V), DatastoreError>
     where
-        V: FnMut(DataEntry),
+        V: EntryVisitor,
     {
         let store = Self::open(settings).await?;
         let mut cursor = Cursor::default();
         loop {
             let page = store.read_page(&mut cursor, READ_PAGE_ENTRIES).await?;
             let full = page.len() as u64 == READ_PAGE_ENTRIES;
-            page.into_iter().for_each(&mut visit);
+            page.into_iter().for_each(|e| visit.visit(e));
             if !full {
                 break;
             }

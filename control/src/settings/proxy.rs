@@ -1,6 +1,7 @@
 //! Typed settings of the proxies (`proxy run public|private`, env `PROXY_SETTINGS`), SPEC §4.1
 //! and §4.7: the original keys plus Tandem's `engine:` block and call/dial deadlines.
 
+mod announcements;
 mod client;
 mod control;
 mod engine;
@@ -13,6 +14,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use announcements::{
+    AnnouncementSettings, DEFAULT_ANNOUNCEMENT_QUOTA, DEFAULT_MAX_LIFETIME_SECS,
+    MAX_ANNOUNCEMENT_QUOTA, RawAnnouncementSettings,
+};
 pub use client::{ProxyClientSettings, RawProxyClientSettings};
 pub use control::{ControlSettings, MAX_ADMINS, RawControlSettings};
 pub use engine::{DEFAULT_DRAIN_GRACE_SECS, ProxyEngineSettings, RawProxyEngineSettings};
@@ -75,6 +80,8 @@ pub struct PublicProxySettings {
     pub engine: ProxyEngineSettings,
     /// The ControlService (gRPC, mTLS) for operators and the load harness; off when absent.
     pub control: Option<ControlSettings>,
+    /// Per-operator quota and maximum lifetime of announcements (`announcements:`).
+    pub announcements: AnnouncementSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,6 +113,7 @@ struct RawPublicProxySettings {
     call_timeout: Option<f64>,
     engine: Option<Value>,
     control: Option<Value>,
+    announcements: Option<Value>,
 }
 
 fn default_tls_bind() -> String {
@@ -194,6 +202,11 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             "control",
             &mut issues,
         );
+        let announcements = optional::<RawAnnouncementSettings, AnnouncementSettings>(
+            raw.announcements.as_ref(),
+            "announcements",
+            &mut issues,
+        );
         match (
             tls_bind,
             internal_bind,
@@ -202,6 +215,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             server,
             engine,
             control,
+            announcements,
         ) {
             (
                 Some(tls),
@@ -211,6 +225,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 Some(server),
                 Some(engine),
                 Some(control),
+                Some(announcements),
             ) if issues.is_empty() => Ok(Self {
                 name: raw.name,
                 tls_bind_address: tls,
@@ -224,6 +239,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 call_timeout,
                 engine: engine.unwrap_or_default(),
                 control,
+                announcements: announcements.unwrap_or_default(),
             }),
             _ => Err(issues),
         }
@@ -305,6 +321,11 @@ impl fmt::Display for ProxySettings {
                 f,
                 "public.engine: cores={:?} driver={:?} pipe_size={} max_pairs_per_core={} drain_grace={:?}",
                 e.cores, e.driver, e.pipe_size, e.max_pairs_per_core, p.engine.drain_grace
+            )?;
+            writeln!(
+                f,
+                "public.announcements: per_operator_quota={} max_lifetime={:?}",
+                p.announcements.per_operator_quota, p.announcements.max_lifetime
             )?;
             if let Some(c) = &p.control {
                 writeln!(
