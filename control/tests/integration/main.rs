@@ -22,6 +22,7 @@ mod seed_support;
 // The suites, one module per concern.
 mod abuse_proxy_drain;
 mod abuse_proxy_flood;
+mod announce_owners;
 mod certs_dev_pki;
 mod check_settings;
 mod control_service_authz;

@@ -23,7 +23,7 @@ use tokio::task::JoinHandle;
 const DOMAIN: &str = "foo.internal-server.local";
 
 /// A TLS backend answering every request with `hello` (one request per connection).
-async fn backend(
+pub(crate) async fn backend(
     cert: rustls_pki_types::CertificateDer<'static>,
     key: rustls_pki_types::PrivateKeyDer<'static>,
 ) -> (SocketAddr, JoinHandle<()>) {
@@ -65,7 +65,7 @@ async fn backend(
 }
 
 /// An HTTPS GET to `tls_port` with SNI `name`, ALPN padded so the ClientHello exceeds 2 KiB.
-async fn https_get(
+pub(crate) async fn https_get(
     tls_port: SocketAddr,
     name: &str,
     root: &rustls_pki_types::CertificateDer<'static>,
@@ -96,14 +96,17 @@ async fn https_get(
     Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
-struct Stack {
-    public: PublicHandle,
+/// A public and a private proxy with their fake Hyper nodes routing to each other.
+pub(crate) struct Stack {
+    pub(crate) public: PublicHandle,
     stops: Vec<oneshot::Sender<()>>,
     tasks: Vec<JoinHandle<()>>,
-    hypers: Vec<RunningHyper>,
+    /// The public side's Hyper, then the private side's (its route to the public proxy holds
+    /// a client of the public proxy's JSON-RPC server).
+    pub(crate) hypers: Vec<RunningHyper>,
 }
 
-async fn stack(dir: &std::path::Path, internal: SocketAddr) -> (Stack, JsonRpcClient) {
+pub(crate) async fn stack(dir: &std::path::Path, internal: SocketAddr) -> (Stack, JsonRpcClient) {
     stack_on(dir, internal, Driver::Auto).await
 }
 
@@ -184,7 +187,7 @@ async fn stack_on(
 }
 
 impl Stack {
-    async fn stop(self) {
+    pub(crate) async fn stop(self) {
         drop(self.public);
         // Dropping the routes' clients closes their keep-alive connections to the proxies.
         for h in &self.hypers {
