@@ -32,6 +32,7 @@ mod control_service_pairs;
 mod datastore_crash;
 mod datastore_file;
 mod datastore_redis;
+mod datastore_replace;
 mod datastore_suite;
 mod deploy_units;
 mod dirclient_api;
