@@ -44,10 +44,58 @@ pub struct PublicTable {
     rules: Rules,
 }
 
-/// A plan's view of one domain: changed by an earlier item of the same call, or as held.
-enum Seen<'a> {
-    Held(Option<&'a Held>),
-    Planned(Option<Held>),
+/// What the items of one call planned so far, as later items see it.
+#[derive(Default)]
+struct Pending {
+    /// Domains changed by earlier items (`None`: withdrawn).
+    overlay: HashMap<String, Option<Held>>,
+    /// Domains not in the table that earlier items add (for the table's bound).
+    added: HashSet<String>,
+    /// Entries earlier items add to (+) or withdraw from (-) the operator (for its quota).
+    gained: isize,
+}
+
+impl Pending {
+    fn current<'a>(&'a self, table: &'a PublicTable, key: &str) -> Option<&'a Held> {
+        match self.overlay.get(key) {
+            Some(planned) => planned.as_ref(),
+            None => table.by_domain.get(key),
+        }
+    }
+
+    /// Whether `operator` may gain one more domain.
+    fn admit(&self, table: &PublicTable, operator: &str, is_new_key: bool) -> Result<(), Refusal> {
+        let quota = table.rules.quota;
+        if table.holdings.of(operator) as isize + self.gained >= quota as isize {
+            return Err(Refusal::OverQuota { quota });
+        }
+        if is_new_key && table.by_domain.len() + self.added.len() >= MAX_ANNOUNCEMENTS {
+            return Err(Refusal::Full);
+        }
+        Ok(())
+    }
+
+    fn record(
+        &mut self,
+        key: String,
+        change: &Change<PublicAnnouncement>,
+        gains: bool,
+        is_new_key: bool,
+    ) {
+        if change.withdraw {
+            self.gained -= 1;
+        } else if gains {
+            self.gained += 1;
+            if is_new_key {
+                self.added.insert(key.clone());
+            }
+        }
+        let planned = (!change.withdraw).then(|| Held {
+            announcement: change.announcement.clone(),
+            durable: change.durable,
+        });
+        self.overlay.insert(key, planned);
+    }
 }
 
 impl PublicTable {
@@ -102,57 +150,28 @@ impl PublicTable {
         requested: &[(String, Expiry)],
         now: DateTime<Utc>,
     ) -> Plan {
-        let mut overlay: HashMap<String, Option<Held>> = HashMap::new();
-        let mut added: HashSet<String> = HashSet::new();
-        // Entries this plan adds to (+) or withdraws from (-) `operator`, for its quota.
-        let mut gained = 0isize;
+        let mut pending = Pending::default();
         let mut plan = Plan::default();
         for (domain, expiry) in requested {
             let key = domain.to_ascii_lowercase();
-            let seen = match overlay.get(&key) {
-                Some(planned) => Seen::Planned(planned.clone()),
-                None => Seen::Held(self.by_domain.get(&key)),
-            };
-            let current = match &seen {
-                Seen::Held(h) => *h,
-                Seen::Planned(h) => h.as_ref(),
-            };
-            let foreign = current.is_some_and(|c| {
+            // Cloned (an entry is small): `pending` changes below.
+            let current = pending.current(self, &key).cloned();
+            let foreign = current.as_ref().is_some_and(|c| {
                 c.announcement.operator != operator && live(c.announcement.expires_at, now)
             });
             let mine = current.filter(|c| c.announcement.operator == operator);
-            let is_new_key = !self.by_domain.contains_key(&key) && !added.contains(&key);
+            let is_new_key = !self.by_domain.contains_key(&key) && !pending.added.contains(&key);
             let result = if !domain_allowed(domain, allowed) {
                 Err(Refusal::NotAllowed)
             } else if foreign {
                 Err(Refusal::Taken)
             } else {
-                self.decide(operator, domain, *expiry, mine, now, || {
-                    if self.holdings.of(operator) as isize + gained >= self.rules.quota as isize {
-                        return Err(Refusal::OverQuota {
-                            quota: self.rules.quota,
-                        });
-                    }
-                    if is_new_key && self.by_domain.len() + added.len() >= MAX_ANNOUNCEMENTS {
-                        return Err(Refusal::Full);
-                    }
-                    Ok(())
+                self.decide(operator, domain, *expiry, mine.as_ref(), now, || {
+                    pending.admit(self, operator, is_new_key)
                 })
             };
             if let Ok((_, Some(change))) = &result {
-                if change.withdraw {
-                    gained -= 1;
-                } else if mine.is_none() {
-                    gained += 1;
-                    if is_new_key {
-                        added.insert(key.clone());
-                    }
-                }
-                let planned = (!change.withdraw).then(|| Held {
-                    announcement: change.announcement.clone(),
-                    durable: change.durable,
-                });
-                overlay.insert(key, planned);
+                pending.record(key, change, mine.is_none(), is_new_key);
                 plan.changes.push(change.clone());
             }
             plan.results.push(result.map(|(outcome, _)| outcome));
