@@ -148,3 +148,6 @@ impl PrivateStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
