@@ -72,6 +72,7 @@ fn settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicProxySettings
             tls: pki.tls_settings(PROXY),
             admins: vec![ADMIN.into()],
         }),
+        announcements: Default::default(),
     }
 }
 

@@ -17,7 +17,12 @@
 //!   before: each entry its own batch. A failed write is rolled back by truncating to the
 //!   previous length; if even that fails, appends are refused until the store is reopened.
 //! - **Bounded reads**: opening and reading walk the file in [`BLOCK_LEN`] blocks (see
-//!   [`super::stream`]); opening reads the file once.
+//!   [`super::stream`]); [`FileDatastore::open_and_read`] walks it twice (the recovery scan,
+//!   then the read that hands every entry to the caller), never holding more than a block.
+//! - **Compaction**: [`FileDatastore::replace_all`] writes the snapshot to `<file>.compact`
+//!   (0600, synced, locked), renames it over the store and syncs the directory, only when the
+//!   store holds exactly the entries the caller expects; readers that started before keep
+//!   reading the old file's bytes.
 //! - File created 0600; its directory, when missing, 0700.
 
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -27,11 +32,11 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::Cursor;
 use super::chunked::{self, Decoder};
 use super::entry::DataEntry;
 use super::error::DatastoreError;
 use super::stream::{self, BLOCK_LEN, WalkError, Walked};
+use super::{Cursor, EntryVisitor};
 use crate::settings::datastore::FileDatastoreSettings;
 
 /// An open file store. Cheap to clone (clones share the file and its lock).
@@ -43,13 +48,16 @@ pub struct FileDatastore {
 #[derive(Debug)]
 struct Shared {
     path: PathBuf,
-    file: File,
-    /// Bytes of valid data (always the end of a batch). Written only under the write lock.
+    /// The file and its valid length. Written only under the write lock.
     state: RwLock<WriterState>,
 }
 
 #[derive(Debug)]
 struct WriterState {
+    /// The store file, `flock`ed while open; replaced as a whole by `replace_all` (readers that
+    /// hold the old one finish on its bytes).
+    file: Arc<File>,
+    /// Bytes of valid data (always the end of a batch).
     len: u64,
     /// A failed write could not be rolled back: refuse appends until reopened (which recovers).
     broken: bool,
@@ -94,6 +102,46 @@ impl FileDatastore {
         Ok(Self {
             shared: Arc::new(shared),
         })
+    }
+
+    /// [`FileDatastore::open`], then every stored entry handed to `visit` in append order (read in
+    /// bounded blocks). Returns the store, a cursor at the end of what was read, and the visitor.
+    pub async fn open_and_read<V: EntryVisitor>(
+        settings: &FileDatastoreSettings,
+        mut visit: V,
+    ) -> Result<(Self, Cursor, V), DatastoreError> {
+        let store = Self::open(settings).await?;
+        let mut cursor = Cursor::default();
+        loop {
+            let before = cursor.position;
+            let entries = store.read_new(&mut cursor).await?;
+            let done = entries.is_empty() && cursor.position == before;
+            for entry in entries {
+                visit.visit(entry);
+            }
+            if done {
+                break;
+            }
+        }
+        Ok((store, cursor, visit))
+    }
+
+    /// Replaces the whole store with `snapshot` (one synced write, atomic by rename) when it holds
+    /// exactly `expected` entries; `Ok(false)` without writing otherwise. The caller must know the
+    /// store's contents are equivalent to `snapshot` (a compaction); cursors of earlier reads are
+    /// invalid afterwards (the store's only reader is the caller).
+    pub async fn replace_all(
+        &self,
+        expected: u64,
+        snapshot: &[DataEntry],
+    ) -> Result<bool, DatastoreError> {
+        let bytes = if snapshot.is_empty() {
+            Vec::new()
+        } else {
+            chunked::encode_batch(snapshot)?
+        };
+        let shared = Arc::clone(&self.shared);
+        blocking(move || shared.replace_blocking(expected, &bytes)).await
     }
 
     /// The store file.
@@ -151,8 +199,11 @@ fn open_blocking(path: PathBuf) -> Result<Shared, DatastoreError> {
     tracing::info!(path = %path.display(), bytes = len, "file datastore open");
     Ok(Shared {
         path,
-        file,
-        state: RwLock::new(WriterState { len, broken: false }),
+        state: RwLock::new(WriterState {
+            file: Arc::new(file),
+            len,
+            broken: false,
+        }),
     })
 }
 
@@ -224,14 +275,10 @@ impl Shared {
                 ),
             });
         }
-        let written = (&self.file)
-            .write_all(bytes)
-            .and_then(|()| self.file.sync_data());
+        let file = Arc::clone(&state.file);
+        let written = (&*file).write_all(bytes).and_then(|()| file.sync_data());
         if let Err(source) = written {
-            let rollback = self
-                .file
-                .set_len(state.len)
-                .and_then(|()| self.file.sync_data());
+            let rollback = file.set_len(state.len).and_then(|()| file.sync_data());
             if let Err(e) = rollback {
                 tracing::error!(path = %self.path.display(), error = %e, "cannot roll back a failed append");
                 state.broken = true;
@@ -251,15 +298,102 @@ impl Shared {
         position: u64,
         pending: &mut Decoder<DataEntry>,
     ) -> Result<(Vec<DataEntry>, Walked), DatastoreError> {
-        let len = self.state.read().map_err(poisoned)?.len;
+        let (file, len) = {
+            let state = self.state.read().map_err(poisoned)?;
+            (Arc::clone(&state.file), state.len)
+        };
         if position > len {
             return Err(DatastoreError::CursorAhead { position, len });
         }
-        // Without the lock: bytes below `len` never change while the store is open (appends go
-        // after them; a failed append is rolled back to its own start, at or above `len`).
-        stream::read_entries(&self.file, position, len, BLOCK_LEN, pending)
+        // Without the lock: bytes below `len` of this file never change (appends go after them;
+        // a failed append is rolled back to its own start, at or above `len`; a replacement is a
+        // new file).
+        stream::read_entries(&*file, position, len, BLOCK_LEN, pending)
             .map_err(walk_err(&self.path))
     }
+
+    /// Under the write lock: counts the stored entries and, when they are `expected`, swaps in a
+    /// file holding `bytes`.
+    fn replace_blocking(&self, expected: u64, bytes: &[u8]) -> Result<bool, DatastoreError> {
+        let mut state = self.state.write().map_err(poisoned)?;
+        if state.broken {
+            return Err(DatastoreError::Io {
+                op: "replace",
+                path: self.path.clone(),
+                source: std::io::Error::other(
+                    "an earlier failed write could not be rolled back; reopen the store",
+                ),
+            });
+        }
+        let mut held = 0u64;
+        let mut position = 0;
+        let mut pending = Decoder::default();
+        while position < state.len {
+            let (entries, walked) =
+                stream::read_entries(&*state.file, position, state.len, BLOCK_LEN, &mut pending)
+                    .map_err(walk_err(&self.path))?;
+            held += entries.len() as u64;
+            if walked.end == position {
+                break;
+            }
+            position = walked.end;
+        }
+        if held != expected {
+            return Ok(false);
+        }
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".compact");
+        let tmp = PathBuf::from(tmp);
+        let file = match write_replacement(&tmp, bytes) {
+            Ok(file) => file,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(source) = std::fs::rename(&tmp, &self.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(DatastoreError::Io {
+                op: "rename",
+                path: self.path.clone(),
+                source,
+            });
+        }
+        // The path names the new file from here on: switch to it even if the directory sync
+        // fails (a crash may then bring back the old contents, which are equivalent).
+        state.file = Arc::new(file);
+        state.len = bytes.len() as u64;
+        sync_dir(
+            self.path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new(".")),
+        )?;
+        Ok(true)
+    }
+}
+
+/// Writes `bytes` to a new file at `tmp` (0600), syncs it and takes its lock.
+fn write_replacement(tmp: &Path, bytes: &[u8]) -> Result<File, DatastoreError> {
+    match std::fs::remove_file(tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(io_err("remove", tmp)(e));
+        }
+        _ => {}
+    }
+    let file = OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(tmp)
+        .map_err(io_err("create", tmp))?;
+    lock_exclusive(&file, tmp)?;
+    (&file)
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err("write", tmp))?;
+    Ok(file)
 }
 
 #[cfg(test)]

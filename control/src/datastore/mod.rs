@@ -28,7 +28,9 @@ pub use self::batch::MAX_BATCH_LEN;
 pub use self::entry::{DataEntry, ENTRY_VERSION, EntryError, MAX_ENTRY_LEN};
 pub use self::error::DatastoreError;
 pub use self::file::FileDatastore;
-pub use self::redis::{REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
+/// Bytes of file one read step holds (opening and reading walk the file in blocks this size).
+pub const READ_PAGE_BYTES: usize = self::stream::BLOCK_LEN;
+pub use self::redis::{READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
 
 use self::chunked::Decoder;
 use crate::settings::datastore::DatastoreSettings;
@@ -50,6 +52,19 @@ impl Cursor {
     }
 }
 
+/// Receives the entries of [`Datastore::open_and_read`], in append order. Closures
+/// `FnMut(DataEntry)` are visitors; a struct visitor keeps what it gathered when it is returned.
+pub trait EntryVisitor: Send + 'static {
+    /// One stored entry.
+    fn visit(&mut self, entry: DataEntry);
+}
+
+impl<F: FnMut(DataEntry) + Send + 'static> EntryVisitor for F {
+    fn visit(&mut self, entry: DataEntry) {
+        self(entry)
+    }
+}
+
 /// An open datastore of either kind. Cheap to clone (clones share the store).
 #[derive(Debug, Clone)]
 pub enum Datastore {
@@ -67,6 +82,46 @@ impl Datastore {
             DatastoreSettings::File(s) => Self::File(FileDatastore::open(s).await?),
             DatastoreSettings::Redis(s) => Self::Redis(RedisDatastore::open(s).await?),
         })
+    }
+
+    /// [`Datastore::open`] and one read of everything stored, in bounded pages
+    /// ([`READ_PAGE_BYTES`] of file, [`READ_PAGE_ENTRIES`] Redis elements), each entry handed to
+    /// `visit` in append order: a file is read once (its recovery scan is this read). Returns the
+    /// store, a cursor at the end of what was read, and the visitor.
+    pub async fn open_and_read<V>(
+        settings: &DatastoreSettings,
+        visit: V,
+    ) -> Result<(Self, Cursor, V), DatastoreError>
+    where
+        V: EntryVisitor,
+    {
+        Ok(match settings {
+            DatastoreSettings::File(s) => {
+                let (store, cursor, visit) = FileDatastore::open_and_read(s, visit).await?;
+                (Self::File(store), cursor, visit)
+            }
+            DatastoreSettings::Redis(s) => {
+                let (store, cursor, visit) = RedisDatastore::open_and_read(s, visit).await?;
+                (Self::Redis(store), cursor, visit)
+            }
+        })
+    }
+
+    /// Replaces everything stored with `snapshot` (compaction), only when the store holds exactly
+    /// `expected` entries (those the caller read or appended; for a file, entries appended through
+    /// any handle of this store). `Ok(true)`: replaced atomically (file: synced and renamed
+    /// over; Redis: one script). `Ok(false)`: another writer appended, nothing changed. `Err`:
+    /// the file is unchanged; for Redis the outcome is unknown. Cursors of earlier reads are
+    /// invalid after a replacement: use this only on a store whose one reader is the caller.
+    pub async fn replace_all(
+        &self,
+        expected: u64,
+        snapshot: &[DataEntry],
+    ) -> Result<bool, DatastoreError> {
+        match self {
+            Self::File(s) => s.replace_all(expected, snapshot).await,
+            Self::Redis(s) => s.replace_all(expected, snapshot).await,
+        }
     }
 
     /// Appends `entries` as one batch. When this returns `Ok` the entries are durable (file:

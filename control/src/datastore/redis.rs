@@ -10,6 +10,9 @@
 //! - With `master_name` set, the addresses are Sentinels: the master is resolved at open and
 //!   resolved again after a connection failure (best effort failover).
 //! - The password is sent at connect and never logged.
+//! - [`RedisDatastore::open_and_read`] reads the list in pages of [`READ_PAGE_ENTRIES`];
+//!   [`RedisDatastore::replace_all`] (compaction) swaps the whole list in one Lua script, only when
+//!   it still holds exactly the entries the caller knows of (no other writer appended).
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -34,6 +37,9 @@ pub const REDIS_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// jittered) before a retry, so one retry keeps a reconnect cycle near [`REDIS_TIMEOUT`]-scale;
 /// the next call after a failed cycle starts a fresh one.
 const RECONNECT_RETRIES: usize = 1;
+
+mod pages;
+pub use pages::READ_PAGE_ENTRIES;
 
 /// An open Redis store. Cheap to clone (clones share the connection).
 #[derive(Clone)]
@@ -228,16 +234,7 @@ impl RedisDatastore {
                 len,
             });
         }
-        let entries = raw
-            .iter()
-            .enumerate()
-            .map(|(i, bytes)| {
-                DataEntry::decode(bytes).map_err(|e| DatastoreError::Corrupt {
-                    at: cursor.position + i as u64,
-                    reason: e.to_string(),
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let entries = decode_all(&raw, cursor.position)?;
         cursor.position += entries.len() as u64;
         Ok(entries)
     }
@@ -269,6 +266,19 @@ impl RedisDatastore {
         }
         result
     }
+}
+
+/// Decodes list elements read from index `first`.
+fn decode_all(raw: &[Vec<u8>], first: u64) -> Result<Vec<DataEntry>, DatastoreError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            DataEntry::decode(bytes).map_err(|e| DatastoreError::Corrupt {
+                at: first + i as u64,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]

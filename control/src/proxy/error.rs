@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::announcements::Refusal;
 use crate::datastore::DatastoreError;
 use crate::http::ClientError;
 use crate::jsonrpc::{ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
@@ -110,6 +111,10 @@ pub enum CallError {
     /// Private proxy: no live announcement for this proxy and domain.
     #[error("no matching connection found")]
     NoMatchingConnection,
+    /// Private proxy: the announcement table refused the domain (another tenant holds it, the
+    /// tenant's quota, the table's bound).
+    #[error("announcement refused: {}", .0.code_message().1)]
+    Announcement(Refusal),
     /// A bound was reached (in-flight connections, announcements).
     #[error("busy: {0}")]
     Busy(&'static str),
@@ -144,6 +149,12 @@ impl CallError {
             Self::DomainNotAllowed(_) => "domain_not_allowed",
             Self::BadRequest(_) => "bad_request",
             Self::NoMatchingConnection => "no_matching_connection",
+            Self::Announcement(r) => match r {
+                Refusal::NotAllowed => "announcement_not_allowed",
+                Refusal::Taken => "announcement_taken",
+                Refusal::OverQuota { .. } => "announcement_over_quota",
+                Refusal::Full => "announcement_full",
+            },
             Self::Busy(_) => "busy",
             Self::Engine(_) => "engine",
             Self::Datastore(_) => "datastore",
@@ -174,6 +185,10 @@ impl CallError {
             }
             Self::BadRequest(message) => ErrorObject::new(400, message.clone()),
             Self::NoMatchingConnection => ErrorObject::new(404, "no matching connection found"),
+            Self::Announcement(r) => {
+                let (code, message) = r.code_message();
+                ErrorObject::new(code, message)
+            }
             Self::Busy(what) => ErrorObject::new(503, format!("busy: {what}")),
             Self::Peer(ClientError::Rpc { error, .. }) => error.clone(),
             Self::Engine(_) | Self::Datastore(_) | Self::Directory(_) | Self::Peer(_) => {

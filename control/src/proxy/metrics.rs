@@ -11,7 +11,7 @@ use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
 use serde_json::Value;
 
-use super::stats::ProxyCounters;
+use super::stats::{PrivateCounters, ProxyCounters};
 use crate::control_service::EventHub;
 use crate::metrics::collect::{scalar_counter, scalar_gauge};
 use crate::metrics::{EngineCollector, RpcMetrics};
@@ -93,10 +93,12 @@ pub const PRIVATE_METHODS: &[&str] = &[
     "getAnnouncements",
 ];
 
-/// Exports the private proxy's forwarded connections in use.
+/// Exports the private proxy's forwarded connections in use and its announcement counters
+/// (`proxy_private_<field>_total`).
 struct PrivateCollector {
     slots: Arc<tokio::sync::Semaphore>,
     max: usize,
+    counters: Arc<PrivateCounters>,
 }
 
 impl std::fmt::Debug for PrivateCollector {
@@ -121,7 +123,18 @@ impl Collector for PrivateCollector {
             "proxy_private_connections_max",
             "Most forwarded connections open at once",
             self.max as u64,
-        )
+        )?;
+        if let Ok(Value::Object(fields)) = serde_json::to_value(self.counters.snapshot()) {
+            for (field, value) in fields {
+                let Some(value) = value.as_u64() else {
+                    continue;
+                };
+                let name = format!("proxy_private_{field}");
+                let help = format!("Private proxy counter {field}");
+                scalar_counter(&mut encoder, &name, &help, value)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -130,6 +143,7 @@ pub(crate) fn private_registry(
     slots: Arc<tokio::sync::Semaphore>,
     max: usize,
     refused: &crate::metrics::Refusals,
+    counters: Arc<PrivateCounters>,
 ) -> (Registry, RpcMetrics, ServingMetrics) {
     let mut registry = Registry::default();
     refused.register(
@@ -137,7 +151,11 @@ pub(crate) fn private_registry(
         "proxy_private_endpoints_refused",
         "incomingConnection endpoints not dialed (not the calling public proxy's), by reason",
     );
-    registry.register_collector(Box::new(PrivateCollector { slots, max }));
+    registry.register_collector(Box::new(PrivateCollector {
+        slots,
+        max,
+        counters,
+    }));
     let rpc = RpcMetrics::register(&mut registry, "proxy_private_rpc", PRIVATE_METHODS);
     let serving = ServingMetrics::register(&mut registry);
     (registry, rpc, serving)

@@ -1,7 +1,9 @@
 //! The proxies (SPEC §4): `proxy run public` (engine data plane + JSON-RPC control plane) and
 //! `proxy run private` (dials out to the public proxy per incoming TLS connection).
 //!
-//! - [`announcements`]: sans-IO announcement tables (public and private), time injected.
+//! - [`announcements`]: sans-IO announcement tables (public and private), time injected:
+//!   owner-only changes, per-operator quotas, expiry rules; persisted by `store` (public) and
+//!   `private_store` through `journal` (one bounded read at open, compaction).
 //! - [`broker`]: `requestConnection` (P2P pairs, one single-use token per side).
 //! - [`sni`]: the engine's SNI resolver and the `incomingConnection` notifier.
 //! - [`public`]: the public proxy's methods and `run_public`.
@@ -15,10 +17,12 @@ mod control;
 mod error;
 pub mod forward;
 pub mod hyper_link;
+mod journal;
 pub mod metrics;
 pub mod pins;
 pub mod private;
 mod private_methods;
+mod private_store;
 pub mod public;
 mod public_methods;
 pub mod sni;
@@ -34,7 +38,7 @@ use tokio::net::TcpListener;
 pub use error::{CallError, ProxyError};
 pub use private::{PrivateProxy, bind_private, run_private};
 pub use public::{PublicHandle, PublicProxy, bind_public, run_public};
-pub use stats::{ProxyCountersSnapshot, PublicProxyStats};
+pub use stats::{PrivateCountersSnapshot, ProxyCountersSnapshot, PublicProxyStats};
 
 use crate::http::{Cors, RateLimit, RouteConfig};
 use crate::settings::listeners::{HostPort, JsonRpcServerSettings};

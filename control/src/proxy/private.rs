@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -17,15 +17,16 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use super::announcements::{PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, PrivateTable};
+use super::announcements::{PrivateAnnouncement, Rules};
 use super::error::{CallError, ProxyError};
 use super::hyper_link::HyperLink;
 use super::pins::HyperDirectory;
 use super::private_methods::PrivateMethods;
-use super::store::write;
+use super::private_store::PrivateStore;
+use super::public::MAX_CONNECTIONS_PER_CALL;
+use super::stats::PrivateCounters;
 use super::terminate::Terminator;
 use super::{bind_jsonrpc, peer_check, route_config};
-use crate::datastore::{Cursor, Datastore};
 use crate::http::{ClientError, ServerLimits, jsonrpc_router_observed, serve};
 use crate::jsonrpc::ErrorObject;
 use crate::metrics::{MetricsServer, Readiness, Refusals};
@@ -44,9 +45,8 @@ pub(super) struct PrivateState {
     pub(super) pins: Arc<HyperDirectory>,
     /// `incomingConnection` endpoints refused (not the calling public proxy's), by reason.
     pub(super) refused: Refusals,
-    pub(super) table: RwLock<PrivateTable>,
-    pub(super) writer: tokio::sync::Mutex<()>,
-    pub(super) store: Datastore,
+    pub(super) announcements: PrivateStore,
+    pub(super) counters: Arc<PrivateCounters>,
     pub(super) settings: PrivateProxySettings,
     pub(super) terminator: Option<Terminator>,
     pub(super) slots: Arc<Semaphore>,
@@ -104,8 +104,14 @@ impl PrivateProxy {
             settings.call_timeout,
         )?;
         let terminator = Terminator::new(&settings.internal_endpoint)?;
-        let store = Datastore::open(&settings.datastore).await?;
-        let table = load(&store).await?;
+        let counters = Arc::new(PrivateCounters::default());
+        let announcements = PrivateStore::open(
+            &settings.datastore,
+            Rules::new(&settings.announcements),
+            counters.clone(),
+            Utc::now(),
+        )
+        .await?;
         let addr = jsonrpc
             .local_addr()
             .map_err(|e| ProxyError::io("reading the JSON-RPC address", e))?;
@@ -115,9 +121,8 @@ impl PrivateProxy {
             pins: HyperDirectory::new(hyper.clone()),
             refused: Refusals::default(),
             hyper,
-            table: RwLock::new(table),
-            writer: tokio::sync::Mutex::new(()),
-            store,
+            announcements,
+            counters,
             settings: settings.clone(),
             terminator,
             slots: Arc::new(Semaphore::new(MAX_PRIVATE_CONNECTIONS)),
@@ -156,6 +161,7 @@ impl PrivateProxy {
             state.slots.clone(),
             MAX_PRIVATE_CONNECTIONS,
             &state.refused,
+            state.counters.clone(),
         );
         let router = jsonrpc_router_observed(
             Arc::new(PrivateMethods {
@@ -203,6 +209,7 @@ impl PrivateProxy {
             connections.abort_all();
             while connections.join_next().await.is_some() {}
         }
+        state.announcements.close(Utc::now()).await;
         if let Some(metrics) = metrics {
             metrics.stop().await;
         }
@@ -214,44 +221,21 @@ pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn load(store: &Datastore) -> Result<PrivateTable, ProxyError> {
-    let mut table = PrivateTable::default();
-    for e in store.read_new(&mut Cursor::default()).await? {
-        if e.type_ != PRIVATE_ANNOUNCEMENT_TYPE {
-            warn!(
-                entry_type = e.type_,
-                "skipping a stored entry of another type"
-            );
-            continue;
-        }
-        match serde_json::from_slice::<PrivateAnnouncement>(&e.data) {
-            Ok(a) => {
-                if table.upsert(a).is_err() {
-                    warn!("announcement table full while loading");
-                }
-            }
-            Err(err) => warn!(error = %err, "skipping an unreadable announcement"),
-        }
-    }
-    table.prune(Utc::now());
-    Ok(table)
-}
-
 /// Prunes expired announcements and re-announces the live ones, grouped by public proxy.
 async fn reannounce(state: &PrivateState) {
     let now = Utc::now();
-    let live = {
-        let mut table = write(&state.table);
-        table.prune(now);
-        table.live(now)
-    };
+    state.announcements.prune(now);
+    let live = state.announcements.live(now);
     let mut by_proxy: BTreeMap<String, Vec<PrivateAnnouncement>> = BTreeMap::new();
     for a in live {
         by_proxy.entry(a.proxy.clone()).or_default().push(a);
     }
     for (proxy, list) in by_proxy {
-        if let Err(e) = announce_to(state, &proxy, &list).await {
-            warn!(%proxy, kind = e.kind(), error = %e, "re-announcement failed");
+        // The public proxy takes at most MAX_CONNECTIONS_PER_CALL per call.
+        for batch in list.chunks(MAX_CONNECTIONS_PER_CALL) {
+            if let Err(e) = announce_to(state, &proxy, batch).await {
+                warn!(%proxy, kind = e.kind(), error = %e, "re-announcement failed");
+            }
         }
     }
 }

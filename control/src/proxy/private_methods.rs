@@ -11,9 +11,7 @@ use serde_json::{Map, Value, json};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug, info, info_span};
 
-use super::announcements::{
-    PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, domain_allowed, expiry_ok,
-};
+use super::announcements::{Outcome, PrivateAnnouncement, domain_allowed};
 use super::caller::{
     allowed_domains, check_endpoint, check_peer, client_info, expires_at, proxy_settings_value,
     string,
@@ -21,8 +19,6 @@ use super::caller::{
 use super::error::CallError;
 use super::forward::{forward, join_pair};
 use super::private::{PrivateState, announce_to, lock};
-use super::store::{random_id, read, write};
-use crate::datastore::DataEntry;
 use crate::http::{Methods, PeerInfo};
 use crate::jsonrpc::{ErrorObject, Request};
 
@@ -39,7 +35,7 @@ impl Methods for PrivateMethods {
             Ok(()) => match request.method.as_str() {
                 "incomingConnection" => incoming_connection(state, request.params),
                 "announceConnection" => announce_connection(state, request.params).await,
-                "getAnnouncements" => Ok(json!(read(&state.table).live(Utc::now()))),
+                "getAnnouncements" => Ok(json!(state.announcements.live(Utc::now()))),
                 _ => Err(CallError::MethodNotFound),
             },
         };
@@ -70,33 +66,27 @@ async fn announce_connection(
             &state.name,
         )));
     }
-    if !expiry_ok(expires, Utc::now()) {
-        return Err(CallError::InvalidParams(
-            "expires_at: timed announcements need to expire in 7 days or less".into(),
-        ));
+    let now = Utc::now();
+    let expiry = state
+        .announcements
+        .rules()
+        .expiry(expires, now)
+        .map_err(|e| CallError::InvalidParams(format!("expires_at: {e}")))?;
+    let outcome = state
+        .announcements
+        .announce(&client.name, &proxy, &domain, expiry, now)
+        .await?;
+    // The public proxy learns of every live announcement (changed or not, as before) and of a
+    // withdrawal; a withdrawal of nothing we hold goes nowhere (we cannot vouch for its owner).
+    if outcome != Outcome::NothingToWithdraw {
+        let announcement = PrivateAnnouncement {
+            expires_at: expiry.expires_at(),
+            proxy: proxy.clone(),
+            domain,
+            operator: Some(client.name),
+        };
+        announce_to(state, &proxy, &[announcement]).await?;
     }
-    let announcement = PrivateAnnouncement {
-        expires_at: expires,
-        proxy: proxy.clone(),
-        domain,
-    };
-    {
-        let _writer = state.writer.lock().await;
-        let data = serde_json::to_vec(&announcement)
-            .map_err(|e| CallError::InvalidParams(e.to_string()))?;
-        state
-            .store
-            .append(&[DataEntry {
-                type_: PRIVATE_ANNOUNCEMENT_TYPE,
-                id: random_id(),
-                data,
-            }])
-            .await?;
-        write(&state.table)
-            .upsert(announcement.clone())
-            .map_err(|_| CallError::Busy("announcement table full"))?;
-    }
-    announce_to(state, &proxy, &[announcement]).await?;
     Ok(Value::String("ok".into()))
 }
 
@@ -112,7 +102,10 @@ fn incoming_connection(
         .ok()
         .and_then(|t| t.try_into().ok())
         .ok_or_else(|| CallError::InvalidParams("token: base64 of exactly 32 bytes".into()))?;
-    if !read(&state.table).matches(&client.name, &domain, Utc::now()) {
+    if !state
+        .announcements
+        .matches(&client.name, &domain, Utc::now())
+    {
         return Err(CallError::NoMatchingConnection);
     }
     // Only the calling public proxy's own pairing endpoint is dialed (its directory entry,

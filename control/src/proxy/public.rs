@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use super::announcements::Rules;
 use super::control::ControlPlane;
 use super::error::ProxyError;
 use super::hyper_link::HyperLink;
@@ -24,7 +25,6 @@ use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
 use super::{bind_jsonrpc, peer_check, resolve, route_config};
 use crate::control_service::EventHub;
-use crate::datastore::Datastore;
 use crate::http::{ServerLimits, jsonrpc_router_observed, serve};
 use crate::metrics::{MetricsServer, Readiness};
 use crate::settings::proxy::PublicProxySettings;
@@ -178,9 +178,14 @@ impl PublicProxy {
             settings.call_timeout,
         )?;
         let pins = HyperDirectory::new(hyper.clone());
-        let store = Datastore::open(&settings.datastore).await?;
-        let announcements = PublicStore::open(store, Utc::now()).await?;
         let counters = Arc::new(ProxyCounters::default());
+        let announcements = PublicStore::open(
+            &settings.datastore,
+            Rules::new(&settings.announcements),
+            counters.clone(),
+            Utc::now(),
+        )
+        .await?;
         let (jobs_tx, jobs) = mpsc::channel(SNI_QUEUE);
         let router = SniRouter::new(announcements.table(), jobs_tx, counters.clone());
         let (engine, events) = start_engine(settings, router).await?;
@@ -297,8 +302,7 @@ impl PublicProxy {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = prune.tick() => {
-                    let n = state.announcements.prune(Utc::now());
-                    state.counters.announcements_pruned.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    state.announcements.prune(Utc::now());
                     log_summary(&state);
                 }
             }
@@ -308,6 +312,7 @@ impl PublicProxy {
         let _ = stop_tx.send(true);
         let _ = server.await;
         let _ = notifier.await;
+        state.announcements.close(Utc::now()).await;
         if let Some(control) = control {
             let _ = control.await;
         }

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use serde_json::{Map, Value, json};
-use tracing::info;
+use tracing::{info, warn};
 
-use super::announcements::expiry_ok;
+use super::announcements::{Outcome, Refusal};
 use super::caller::{allowed_domains, check_peer, client_info, expires_at, string};
 use super::error::CallError;
 use super::public::{MAX_CONNECTIONS_PER_CALL, PublicState};
@@ -64,6 +64,7 @@ async fn announce_connections(
             "connections: at most {MAX_CONNECTIONS_PER_CALL} per call"
         )));
     }
+    let rules = state.announcements.rules();
     let mut requested = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
         let Value::Object(item) = item else {
@@ -73,12 +74,10 @@ async fn announce_connections(
         };
         let domain = string(item, "domain")?;
         let expires = expires_at(item.get("expires_at"), "expires_at")?;
-        if !expiry_ok(expires, now) {
-            return Err(CallError::InvalidParams(format!(
-                "connections[{i}].expires_at: timed announcements need to expire in 7 days or less"
-            )));
-        }
-        requested.push((domain, expires));
+        let expiry = rules
+            .expiry(expires, now)
+            .map_err(|e| CallError::InvalidParams(format!("connections[{i}].expires_at: {e}")))?;
+        requested.push((domain, expiry));
     }
     let allowed = allowed_domains(&client.entry, &state.name)?;
     let plan = state
@@ -88,17 +87,47 @@ async fn announce_connections(
     let results = plan
         .results
         .iter()
-        .map(|r| match r {
-            Ok(()) => {
-                ProxyCounters::inc(&state.counters.announcements_accepted);
-                Value::Null
-            }
-            Err(refusal) => {
-                ProxyCounters::inc(&state.counters.announcements_refused);
-                let (code, message) = refusal.code_message();
-                json!({"code": code, "message": message})
-            }
-        })
+        .map(|r| count(&state.counters, r))
         .collect();
+    let taken = plan
+        .results
+        .iter()
+        .filter(|r| matches!(r, Err(Refusal::Taken)))
+        .count();
+    if taken > 0 {
+        warn!(operator = %client.name, taken, "refused changes of other operators' live announcements");
+    }
+    if let Some(Err(Refusal::OverQuota { quota })) = plan
+        .results
+        .iter()
+        .find(|r| matches!(r, Err(Refusal::OverQuota { .. })))
+    {
+        info!(operator = %client.name, quota, "announcement quota reached");
+    }
     Ok(Value::Array(results))
+}
+
+/// Counts one item's result and returns its JSON (`null` or `{code, message}`).
+fn count(counters: &ProxyCounters, result: &Result<Outcome, Refusal>) -> Value {
+    match result {
+        Ok(outcome) => {
+            ProxyCounters::inc(&counters.announcements_accepted);
+            match outcome {
+                Outcome::Withdrawn => ProxyCounters::inc(&counters.announcements_withdrawn),
+                Outcome::Renewed => ProxyCounters::inc(&counters.announcements_deferred),
+                _ => {}
+            }
+            Value::Null
+        }
+        Err(refusal) => {
+            ProxyCounters::inc(&counters.announcements_refused);
+            match refusal {
+                Refusal::Taken => ProxyCounters::inc(&counters.announcements_taken),
+                Refusal::OverQuota { .. } => ProxyCounters::inc(&counters.announcements_over_quota),
+                _ => {}
+            }
+            let (code, message) = refusal.code_message();
+            json!({"code": code, "message": message})
+        }
+    }
 }

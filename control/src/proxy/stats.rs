@@ -5,29 +5,31 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tandem_engine::CoreStatsSnapshot;
 
 macro_rules! counters {
-    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
-        /// Live counters of one proxy.
+    ($(#[$sdoc:meta])* $live:ident, $snap:ident; $($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        $(#[$sdoc])*
         #[derive(Debug, Default)]
-        pub struct ProxyCounters {
+        pub struct $live {
             $($(#[$doc])* pub $name: AtomicU64,)*
         }
 
-        /// A point-in-time copy of [`ProxyCounters`].
+        /// A point-in-time copy of the live counters.
         #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-        pub struct ProxyCountersSnapshot {
+        pub struct $snap {
             $($(#[$doc])* pub $name: u64,)*
         }
 
-        impl ProxyCounters {
+        impl $live {
             /// Reads every counter.
-            pub fn snapshot(&self) -> ProxyCountersSnapshot {
-                ProxyCountersSnapshot { $($name: self.$name.load(Ordering::Relaxed),)* }
+            pub fn snapshot(&self) -> $snap {
+                $snap { $($name: self.$name.load(Ordering::Relaxed),)* }
             }
         }
     };
 }
 
 counters! {
+    /// Live counters of the public proxy.
+    ProxyCounters, ProxyCountersSnapshot;
     /// `requestConnection` calls received.
     pairs_requested,
     /// Pairs handed out (both tokens delivered).
@@ -44,10 +46,49 @@ counters! {
     sni_notify_failed,
     /// Announced domains accepted.
     announcements_accepted,
-    /// Announced domains refused (not allowed, taken, full).
+    /// Announced domains refused (not allowed, taken, over quota, full).
     announcements_refused,
+    /// Refused because another operator's live announcement holds the domain (a change or
+    /// withdrawal of someone else's domain: a hijack attempt).
+    announcements_taken,
+    /// Refused because the operator holds its quota of domains.
+    announcements_over_quota,
+    /// Announcements withdrawn by their owner (a past `expires_at`).
+    announcements_withdrawn,
+    /// Renewals applied in memory with their write deferred (bounded write rate).
+    announcements_deferred,
     /// Expired announcements pruned.
     announcements_pruned,
+    /// Compactions of the announcement store.
+    announcement_compactions,
+}
+
+counters! {
+    /// Live counters of the private proxy's announcements.
+    PrivateCounters, PrivateCountersSnapshot;
+    /// `announceConnection` calls accepted.
+    announcements_accepted,
+    /// `announceConnection` calls refused by the table (not allowed, taken, over quota, full).
+    announcements_refused,
+    /// Refused because another tenant's live announcement holds the domain (a hijack attempt).
+    announcements_taken,
+    /// Refused because the tenant holds its quota of domains.
+    announcements_over_quota,
+    /// Announcements withdrawn by their owner.
+    announcements_withdrawn,
+    /// Renewals applied in memory with their write deferred.
+    announcements_deferred,
+    /// Expired announcements pruned.
+    announcements_pruned,
+    /// Compactions of the announcement store.
+    announcement_compactions,
+}
+
+impl PrivateCounters {
+    /// Adds 1.
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl ProxyCounters {

@@ -1,6 +1,7 @@
 //! Typed settings of the proxies (`proxy run public|private`, env `PROXY_SETTINGS`), SPEC §4.1
 //! and §4.7: the original keys plus Tandem's `engine:` block and call/dial deadlines.
 
+mod announcements;
 mod client;
 mod control;
 mod engine;
@@ -13,6 +14,10 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use announcements::{
+    AnnouncementSettings, DEFAULT_ANNOUNCEMENT_QUOTA, DEFAULT_MAX_LIFETIME_SECS,
+    MAX_ANNOUNCEMENT_QUOTA, RawAnnouncementSettings,
+};
 pub use client::{ProxyClientSettings, RawProxyClientSettings};
 pub use control::{ControlSettings, MAX_ADMINS, RawControlSettings};
 pub use engine::{DEFAULT_DRAIN_GRACE_SECS, ProxyEngineSettings, RawProxyEngineSettings};
@@ -77,6 +82,8 @@ pub struct PublicProxySettings {
     pub engine: ProxyEngineSettings,
     /// The ControlService (gRPC, mTLS) for operators and the load harness; off when absent.
     pub control: Option<ControlSettings>,
+    /// Per-operator quota and maximum lifetime of announcements (`announcements:`).
+    pub announcements: AnnouncementSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -108,6 +115,7 @@ struct RawPublicProxySettings {
     call_timeout: Option<f64>,
     engine: Option<Value>,
     control: Option<Value>,
+    announcements: Option<Value>,
 }
 
 fn default_tls_bind() -> String {
@@ -206,6 +214,11 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             "control",
             &mut issues,
         );
+        let announcements = optional::<RawAnnouncementSettings, AnnouncementSettings>(
+            raw.announcements.as_ref(),
+            "announcements",
+            &mut issues,
+        );
         match (
             tls_bind,
             internal_bind,
@@ -214,6 +227,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             server,
             engine,
             control,
+            announcements,
         ) {
             (
                 Some(tls),
@@ -223,6 +237,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 Some(server),
                 Some(engine),
                 Some(control),
+                Some(announcements),
             ) if issues.is_empty() => Ok(Self {
                 name: raw.name,
                 tls_bind_address: tls,
@@ -236,6 +251,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 call_timeout,
                 engine: engine.unwrap_or_default(),
                 control,
+                announcements: announcements.unwrap_or_default(),
             }),
             _ => Err(issues),
         }
@@ -322,6 +338,11 @@ impl fmt::Display for ProxySettings {
                 f,
                 "public.limits: tcp_rate_limits={:?} sni_pairs_per_source={} sni_pairs_per_domain={}",
                 p.tcp_rate_limits, e.sni_pairs_per_source, e.sni_pairs_per_domain
+            )?;
+            writeln!(
+                f,
+                "public.announcements: per_operator_quota={} max_lifetime={:?}",
+                p.announcements.per_operator_quota, p.announcements.max_lifetime
             )?;
             if let Some(c) = &p.control {
                 writeln!(

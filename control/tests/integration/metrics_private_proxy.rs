@@ -63,6 +63,11 @@ async fn private_proxy_counts_its_calls() {
     );
     assert_eq!(sample(&samples, "proxy_private_connections"), 0.0);
     assert_eq!(sample(&samples, "proxy_private_connections_max"), 1024.0);
+    assert_eq!(
+        sample(&samples, "proxy_private_announcements_taken_total"),
+        0.0,
+        "announcement counters are exported"
+    );
 
     drop(client);
     let _ = stop.send(());

@@ -255,7 +255,8 @@ async fn announcements_are_checked_expire_and_persist() {
     .await
     .unwrap_err();
     assert_eq!(rpc_code(&err), -32602);
-    // An expired announcement frees its domain for another operator.
+    // A past `expires_at` is a withdrawal (the original client's): of a domain nobody holds it
+    // creates nothing, and the domain stays free for another operator.
     let past = (chrono::Utc::now() - chrono::TimeDelta::seconds(1)).to_rfc3339();
     let r = announce(
         &private,

@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::announcements::{AnnouncementSettings, RawAnnouncementSettings};
 use super::client::{ProxyClientSettings, RawProxyClientSettings};
 use super::{DEFAULT_CALL_TIMEOUT_SECS, check_name, secs_or};
 use crate::settings::datastore::{DatastoreSettings, RawDatastoreSettings};
@@ -48,6 +49,8 @@ pub struct PrivateProxySettings {
     pub dial_timeout: Duration,
     /// Re-announcement period (seconds, default 600, 1..=86400).
     pub reannounce_interval: Duration,
+    /// Per-tenant quota and maximum lifetime of announcements (`announcements:`).
+    pub announcements: AnnouncementSettings,
 }
 
 /// `internal_endpoint:`.
@@ -79,6 +82,7 @@ pub(super) struct RawPrivateProxySettings {
     call_timeout: Option<f64>,
     dial_timeout: Option<f64>,
     reannounce_interval: Option<f64>,
+    announcements: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -202,12 +206,18 @@ impl TryFrom<RawPrivateProxySettings> for PrivateProxySettings {
             86_400.0,
             &mut issues,
         );
-        match (datastore, client, server, internal) {
+        let announcements = optional::<RawAnnouncementSettings, AnnouncementSettings>(
+            raw.announcements.as_ref(),
+            "announcements",
+            &mut issues,
+        );
+        match (datastore, client, server, internal, announcements) {
             (
                 Some(datastore),
                 Some(jsonrpc_client),
                 Some(jsonrpc_server),
                 Some(internal_endpoint),
+                Some(announcements),
             ) if issues.is_empty() => Ok(Self {
                 name: raw.name,
                 datastore,
@@ -217,6 +227,7 @@ impl TryFrom<RawPrivateProxySettings> for PrivateProxySettings {
                 call_timeout,
                 dial_timeout,
                 reannounce_interval,
+                announcements: announcements.unwrap_or_default(),
             }),
             _ => Err(issues),
         }
@@ -244,6 +255,11 @@ impl fmt::Display for PrivateProxySettings {
             f,
             "private.timeouts: call={:?} dial={:?} reannounce={:?}",
             self.call_timeout, self.dial_timeout, self.reannounce_interval
+        )?;
+        writeln!(
+            f,
+            "private.announcements: per_operator_quota={} max_lifetime={:?}",
+            self.announcements.per_operator_quota, self.announcements.max_lifetime
         )
     }
 }

@@ -132,6 +132,7 @@ pub fn public_settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicPr
         call_timeout: CALL_TIMEOUT,
         engine,
         control: None,
+        announcements: Default::default(),
     }
 }
 
@@ -352,5 +353,6 @@ pub fn private_settings(
         call_timeout: CALL_TIMEOUT,
         dial_timeout: Duration::from_secs(5),
         reannounce_interval: Duration::from_secs(600),
+        announcements: Default::default(),
     }
 }
