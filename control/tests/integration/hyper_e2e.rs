@@ -20,11 +20,11 @@ use serde_json::{Value, json};
 use tandem_control::certs::TestPki;
 use tandem_control::directory::Section;
 use tandem_control::hyper_server::{HyperServer, Listeners};
+use tandem_control::settings::HyperSettings;
 use tandem_control::settings::hyper::{
     ChannelKind, ChannelSettings, GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings,
     Timeouts,
 };
-use tandem_control::settings::{HyperSettings, JsonRpcServerSettings};
 
 const CALL: Duration = Duration::from_secs(3);
 
@@ -103,17 +103,7 @@ impl Mesh {
         .await;
 
         let mut channels1 = grpc_channels(&pki, "hd-1", true);
-        channels1.push(channel(ChannelKind::JsonRpcServer(
-            JsonRpcServerSettings {
-                serving: Default::default(),
-                bind_address: loopback(),
-                path: "/jsonrpc".into(),
-                cors: None,
-                tls: None,
-                tcp_rate_limits: Vec::new(),
-            }
-            .into(),
-        )));
+        channels1.push(hyper_support::plain_gateway());
         let gateway = listener().await;
         let url = format!("http://{}/jsonrpc", gateway.local_addr().unwrap());
         let listeners = Listeners {

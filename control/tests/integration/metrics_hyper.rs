@@ -23,11 +23,11 @@ use serde_json::json;
 use tandem_control::certs::TestPki;
 use tandem_control::directory::Section;
 use tandem_control::hyper_server::{HyperServer, Listeners};
+use tandem_control::settings::HyperSettings;
 use tandem_control::settings::hyper::{
     ChannelKind, ChannelSettings, GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings,
     Timeouts,
 };
-use tandem_control::settings::{HyperSettings, JsonRpcServerSettings};
 
 async fn publish(pki: &TestPki, sd: SocketAddr, grpc: &[(&str, SocketAddr)]) {
     let mut records = Vec::new();
@@ -92,17 +92,7 @@ async fn broker_and_directory_metrics_count_the_calls() {
     .await;
 
     let mut channels1 = grpc_channels(&pki, "hd-1");
-    channels1.push(channel(ChannelKind::JsonRpcServer(
-        JsonRpcServerSettings {
-            serving: Default::default(),
-            bind_address: loopback(),
-            path: "/jsonrpc".into(),
-            cors: None,
-            tls: None,
-            tcp_rate_limits: Vec::new(),
-        }
-        .into(),
-    )));
+    channels1.push(hyper_support::plain_gateway());
     let gateway = listener().await;
     let url = format!("http://{}/jsonrpc", gateway.local_addr().unwrap());
     let listeners = Listeners {

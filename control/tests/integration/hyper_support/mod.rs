@@ -268,3 +268,18 @@ pub fn gateway_settings(
         },
     }
 }
+
+/// A plain-HTTP gateway channel on 127.0.0.1:0 with the kit's defaults (the tests' local apps).
+pub fn plain_gateway() -> ChannelSettings {
+    channel(ChannelKind::JsonRpcServer(
+        tandem_control::settings::JsonRpcServerSettings {
+            serving: Default::default(),
+            bind_address: loopback(),
+            path: "/jsonrpc".into(),
+            cors: None,
+            tls: None,
+            tcp_rate_limits: Vec::new(),
+        }
+        .into(),
+    ))
+}

@@ -17,11 +17,11 @@ use serde_json::{Value, json};
 use tandem_control::certs::TestPki;
 use tandem_control::directory::Section;
 use tandem_control::hyper_server::{HyperServer, Listeners};
+use tandem_control::settings::HyperSettings;
 use tandem_control::settings::hyper::{
     ChannelKind, ChannelSettings, GrpcClientSettings, GrpcServerSettings, JsonRpcClientSettings,
     Timeouts,
 };
-use tandem_control::settings::{HyperSettings, JsonRpcServerSettings};
 use tandem_engine::{Engine, EngineConfig, EngineHandle, PairKind, RefuseAll};
 use tokio::net::TcpListener;
 
@@ -213,17 +213,7 @@ fn grpc_client(pki: &TestPki, op: &str) -> ChannelSettings {
 }
 
 fn gateway() -> ChannelSettings {
-    channel(ChannelKind::JsonRpcServer(
-        JsonRpcServerSettings {
-            serving: Default::default(),
-            bind_address: loopback(),
-            path: "/jsonrpc".into(),
-            cors: None,
-            tls: None,
-            tcp_rate_limits: Vec::new(),
-        }
-        .into(),
-    ))
+    crate::hyper_support::plain_gateway()
 }
 
 fn url(listener: &TcpListener) -> String {
