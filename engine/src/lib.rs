@@ -6,6 +6,7 @@ mod admission;
 pub mod clienthello;
 pub mod config;
 mod core_msg;
+mod counted;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -15,6 +15,7 @@ use tracing::{Instrument, debug, info_span};
 use crate::admission::{Limits, SniSlot};
 use crate::config::EngineConfig;
 pub(crate) use crate::core_msg::{CoreMsg, Handoff};
+use crate::counted::TaskCount;
 use crate::handle::{PairEvent, SniResolver};
 use crate::limiter::BadTokenLimiter;
 use crate::mailbox::Mailbox;
@@ -91,7 +92,7 @@ pub(crate) struct Core {
     pub stop_accept: LocalSignal,
     pub close_all: LocalSignal,
     pub drain_grace: Cell<Option<Duration>>,
-    tasks: Cell<usize>,
+    tasks: TaskCount,
     live: Cell<usize>,
 }
 
@@ -117,7 +118,7 @@ impl Core {
             stop_accept: LocalSignal::new(),
             close_all: LocalSignal::new(),
             drain_grace: Cell::new(None),
-            tasks: Cell::new(0),
+            tasks: TaskCount::default(),
             live: Cell::new(0),
             shared,
         })
@@ -133,9 +134,7 @@ impl Core {
 
     /// Spawns a task that drain waits for (counted until it ends).
     pub(crate) fn spawn<F: Future<Output = ()> + 'static>(self: &Rc<Self>, fut: F) {
-        self.tasks.set(self.tasks.get() + 1);
-        let guard = TaskGuard(self.clone());
-        drop(monoio::spawn(Counted { fut, _guard: guard }));
+        drop(monoio::spawn(self.tasks.wrap(fut)));
     }
 
     fn update_gauges(&self) {
@@ -272,36 +271,6 @@ impl Core {
             );
         }
         self.update_gauges();
-    }
-}
-
-/// Decrements the core's task count when its task ends or is dropped.
-struct TaskGuard(Rc<Core>);
-
-impl Drop for TaskGuard {
-    fn drop(&mut self) {
-        self.0.tasks.set(self.0.tasks.get() - 1);
-    }
-}
-
-/// A spawned task with its count guard. A struct rather than an `async` block: an awaited
-/// captured future is stored twice in an `async` block's state (rust-lang/rust#62958), which
-/// would double every task's allocation.
-struct Counted<F> {
-    fut: F,
-    _guard: TaskGuard,
-}
-
-impl<F: Future> Future for Counted<F> {
-    type Output = F::Output;
-
-    fn poll(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<F::Output> {
-        // SAFETY: `fut` is structurally pinned: it is never moved out of `Counted`, which
-        // has no Drop impl and no Unpin impl, and it is dropped in place with it.
-        unsafe { self.map_unchecked_mut(|c| &mut c.fut) }.poll(cx)
     }
 }
 

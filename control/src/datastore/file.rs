@@ -311,90 +311,10 @@ impl Shared {
         stream::read_entries(&*file, position, len, BLOCK_LEN, pending)
             .map_err(walk_err(&self.path))
     }
-
-    /// Under the write lock: counts the stored entries and, when they are `expected`, swaps in a
-    /// file holding `bytes`.
-    fn replace_blocking(&self, expected: u64, bytes: &[u8]) -> Result<bool, DatastoreError> {
-        let mut state = self.state.write().map_err(poisoned)?;
-        if state.broken {
-            return Err(DatastoreError::Io {
-                op: "replace",
-                path: self.path.clone(),
-                source: std::io::Error::other(
-                    "an earlier failed write could not be rolled back; reopen the store",
-                ),
-            });
-        }
-        let mut held = 0u64;
-        let mut position = 0;
-        let mut pending = Decoder::default();
-        while position < state.len {
-            let (entries, walked) =
-                stream::read_entries(&*state.file, position, state.len, BLOCK_LEN, &mut pending)
-                    .map_err(walk_err(&self.path))?;
-            held += entries.len() as u64;
-            if walked.end == position {
-                break;
-            }
-            position = walked.end;
-        }
-        if held != expected {
-            return Ok(false);
-        }
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".compact");
-        let tmp = PathBuf::from(tmp);
-        let file = match write_replacement(&tmp, bytes) {
-            Ok(file) => file,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
-            }
-        };
-        if let Err(source) = std::fs::rename(&tmp, &self.path) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(DatastoreError::Io {
-                op: "rename",
-                path: self.path.clone(),
-                source,
-            });
-        }
-        // The path names the new file from here on: switch to it even if the directory sync
-        // fails (a crash may then bring back the old contents, which are equivalent).
-        state.file = Arc::new(file);
-        state.len = bytes.len() as u64;
-        sync_dir(
-            self.path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
-        )?;
-        Ok(true)
-    }
 }
 
-/// Writes `bytes` to a new file at `tmp` (0600), syncs it and takes its lock.
-fn write_replacement(tmp: &Path, bytes: &[u8]) -> Result<File, DatastoreError> {
-    match std::fs::remove_file(tmp) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(io_err("remove", tmp)(e));
-        }
-        _ => {}
-    }
-    let file = OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(tmp)
-        .map_err(io_err("create", tmp))?;
-    lock_exclusive(&file, tmp)?;
-    (&file)
-        .write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err("write", tmp))?;
-    Ok(file)
-}
+#[path = "file_replace.rs"]
+mod replace;
 
 #[cfg(test)]
 mod tests {

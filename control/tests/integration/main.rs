@@ -50,6 +50,7 @@ mod grpc_call;
 mod grpc_compat;
 mod grpc_faults;
 mod grpc_reverse;
+mod hostile_deadlines;
 mod hostile_kit;
 mod hostile_listeners;
 mod hyper_e2e;

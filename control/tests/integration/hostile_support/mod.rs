@@ -3,6 +3,8 @@
 //! a small HTTP/1.1-over-TLS client bound to a source address, for the legitimate caller that must
 //! be served while an attack runs.
 
+pub mod kit;
+
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -150,6 +152,16 @@ impl Caller {
         tokio::time::timeout(COMPLETES, exchange)
             .await
             .map_err(|_| "no answer".to_owned())?
+    }
+}
+
+impl Caller {
+    /// Waits (at most [`COMPLETES`]) until the server has closed this connection.
+    pub async fn closed(&mut self) {
+        tokio::time::timeout(COMPLETES, &mut self.task)
+            .await
+            .expect("the server never closed the connection")
+            .expect("connection task");
     }
 }
 

@@ -1,0 +1,49 @@
+use serde_json::json;
+
+use super::*;
+
+#[test]
+fn host_port_parses_names_v4_and_v6() {
+    assert_eq!(
+        "localhost:8888".parse::<HostPort>().unwrap(),
+        HostPort {
+            host: "localhost".into(),
+            port: 8888
+        }
+    );
+    assert_eq!(
+        "[::1]:0".parse::<HostPort>().unwrap().to_string(),
+        "[::1]:0"
+    );
+    assert!(
+        "localhost:70000"
+            .parse::<HostPort>()
+            .unwrap_err()
+            .contains("out of range")
+    );
+    assert!("localhost".parse::<HostPort>().is_err());
+    assert!(":80".parse::<HostPort>().is_err());
+}
+
+#[test]
+fn jsonrpc_server_defaults_and_errors() {
+    let s: JsonRpcServerSettings =
+        convert::<RawJsonRpcServerSettings, _>(&json!({"bind_address": "127.0.0.1:0"})).unwrap();
+    assert_eq!(s.path, "/jsonrpc");
+    assert!(s.tls.is_none());
+    let e = convert::<RawJsonRpcServerSettings, JsonRpcServerSettings>(&json!({
+        "bind_address": "h:99999", "cors": {"allowed_hosts": ["("]},
+        "tcp_rate_limits": [{"type": "minute", "limit": 0}], "tls": {"ca_certificate_files": []}
+    }))
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        vec![
+            "bind_address",
+            "cors.allowed_hosts[0]",
+            "tls.ca_certificate_files",
+            "tcp_rate_limits[0].limit"
+        ]
+    );
+}
