@@ -8,7 +8,6 @@ use crate::abuse_support;
 use crate::seed_support;
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -94,13 +93,11 @@ fn stat(layout: &Layout, key: &str) -> u64 {
 
 /// Polls (bounded) until `key` reaches `want`.
 fn stat_reaches(layout: &Layout, key: &str, want: u64) {
-    for _ in 0..200 {
-        if stat(layout, key) == want {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    panic!("{key} never reached {want}: {}", stat(layout, key));
+    crate::poll_support::until_blocking(
+        &format!("{key} reaching {want}"),
+        crate::poll_support::POLL_BOUND,
+        || (stat(layout, key) == want).then_some(()),
+    );
 }
 
 #[test]

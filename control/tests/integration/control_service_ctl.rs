@@ -108,14 +108,10 @@ async fn pairs_stats_watch_events_and_drain_commands() {
             String::from_utf8(out).unwrap()
         })
     };
-    let deadline = std::time::Instant::now() + STEP;
-    while proxy.hub.counters().watchers == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the watcher never subscribed"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    crate::poll_support::until("the watcher subscribing", STEP, || async {
+        (proxy.hub.counters().watchers > 0).then_some(())
+    })
+    .await;
     let human = ctl(&pki, &proxy, &["pair", "create", "--ttl", "1"]).await;
     assert!(
         human.contains("token A") && human.contains("expires at"),

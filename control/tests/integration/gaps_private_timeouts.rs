@@ -81,16 +81,10 @@ async fn a_dial_to_a_blackholed_pairing_port_gives_up_at_the_dial_timeout() {
     if started.elapsed() < EARLIEST {
         assert_eq!(open, 1.0, "the dial holds a connection slot");
     }
-    // Bounded by LATEST: scrapes 50 ms apart.
-    let mut freed = None;
-    while started.elapsed() < LATEST {
-        if open_connections(metrics).await == 0.0 {
-            freed = Some(started.elapsed());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let freed = freed.expect("the dial gave up and freed its slot");
+    let freed = crate::poll_support::until("the dial freeing its slot", LATEST, || async {
+        (open_connections(metrics).await == 0.0).then(|| started.elapsed())
+    })
+    .await;
     assert_at_deadline(freed, "blackholed pairing port");
     private.stop().await;
     hyper.stop().await;

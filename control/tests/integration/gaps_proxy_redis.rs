@@ -169,15 +169,13 @@ async fn redis_restart_under_the_public_proxy_errors_clearly_then_recovers_and_l
     redis.restart().unwrap();
     let after = "after.internal-server.local";
     // The connection manager reconnects in the background: bounded tries (50 × 100 ms).
-    let mut result = Err(err);
-    for _ in 0..50 {
-        result = proxy.announce(after).await;
-        if result.is_ok() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(result.unwrap(), json!([null]));
+    let announced = crate::poll_support::until(
+        "an announcement after Redis came back",
+        crate::poll_support::POLL_BOUND,
+        || async { proxy.announce(after).await.ok() },
+    )
+    .await;
+    assert_eq!(announced, json!([null]));
     pair_through_the_engine(&proxy, &mut hyper).await;
     proxy.stop().await;
 

@@ -16,6 +16,7 @@ mod hyper_support;
 mod identity_support;
 mod metrics_support;
 mod p2p_support;
+mod poll_support;
 mod proxy_support;
 mod reliability_support;
 mod sd_common;

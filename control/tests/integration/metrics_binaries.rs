@@ -27,16 +27,13 @@ fn metrics_addr(proc: &mut Proc) -> SocketAddr {
 async fn check(addr: SocketAddr, expect: &[&str]) {
     assert_eq!(get(addr, "/healthz").await.0, 200);
     // The metrics port opens before the process starts serving: /readyz is the signal to wait for
-    // (bounded: 5 s).
-    let mut ready = get(addr, "/readyz").await.0;
-    for _ in 0..250 {
-        if ready == 200 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        ready = get(addr, "/readyz").await.0;
-    }
-    assert_eq!(ready, 200, "/readyz turns 200 once serving");
+    // (bounded).
+    crate::poll_support::until(
+        "/readyz turning 200 once serving",
+        crate::poll_support::POLL_BOUND,
+        || async { (get(addr, "/readyz").await.0 == 200).then_some(()) },
+    )
+    .await;
     let (status, text) = get(addr, "/metrics").await;
     assert_eq!(status, 200);
     parse_prometheus(&text);

@@ -49,15 +49,12 @@ async fn proxy_metrics_count_a_pair_and_the_dashboard_queries_exported_metrics()
 
     // Readiness is set once the JSON-RPC server and the metrics endpoint run.
     let h = handle.clone();
-    let mut ready = false;
-    for _ in 0..200 {
-        if get(metrics_addr, "/readyz").await.0 == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    assert!(ready, "/readyz turns 200 while serving");
+    crate::poll_support::until(
+        "/readyz turning 200 while serving",
+        crate::poll_support::POLL_BOUND,
+        || async { (get(metrics_addr, "/readyz").await.0 == 200).then_some(()) },
+    )
+    .await;
     assert_eq!(get(metrics_addr, "/healthz").await, (200, "ok\n".into()));
 
     let client = proxy_client(&pki, PUBLIC, h.jsonrpc_addr());

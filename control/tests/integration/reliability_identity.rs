@@ -129,11 +129,10 @@ async fn the_control_service_refuses_an_expired_admin_certificate() {
     let result = tokio::time::timeout(STEP, attempt).await.unwrap();
     assert!(result.is_err(), "an expired admin certificate is refused");
     // The server counts the failed handshake (its task may finish just after the client sees it).
-    let deadline = Instant::now() + STEP;
-    while proxy.server.counters().handshake_failures == 0 {
-        assert!(Instant::now() < deadline, "handshake failure not counted");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    crate::poll_support::until("the handshake failure counted", STEP, || async {
+        (proxy.server.counters().handshake_failures > 0).then_some(())
+    })
+    .await;
     assert_eq!(
         proxy.server.counters().pairs_created,
         0,

@@ -71,15 +71,12 @@ async fn a_submission_while_redis_is_down_fails_clearly_and_later_ones_succeed()
 
     redis.restart().unwrap();
     // The connection manager reconnects in the background; a bounded number of tries.
-    let mut result = Err(err);
-    for _ in 0..50 {
-        result = c.submit(&next).await;
-        if result.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    result.unwrap();
+    crate::poll_support::until(
+        "a submission after Redis came back",
+        crate::poll_support::POLL_BOUND,
+        || async { c.submit(&next).await.ok() },
+    )
+    .await;
     assert_eq!(
         hashes(&c.records_after("").await.unwrap()),
         [hashes(&chain), hashes(&next)].concat()
