@@ -296,15 +296,11 @@ impl RunningHyper {
     }
 }
 
-/// Polls `f` until true (bounded: 200 × 25 ms); engine counters update asynchronously.
+/// Polls `f` until true (bounded, see [`crate::poll_support`]); engine counters update
+/// asynchronously.
 pub async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    for _ in 0..200 {
-        if f() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for: {what}");
+    let check = || std::future::ready(f().then_some(()));
+    crate::poll_support::until(what, crate::poll_support::POLL_BOUND, check).await;
 }
 
 /// A self-signed certificate for `name`: (cert DER, PKCS#8 key DER).
