@@ -1,9 +1,9 @@
-//! Fuzz target: `tandem_control::fuzzing::directory_record` against the committed test CA (`corpus/ca/root.pem`).
+//! Fuzz target: `tandem_net::fuzzing::directory_record` against the committed test CA (`corpus/ca/root.pem`).
 #![no_main]
 
 use std::sync::OnceLock;
 
-use tandem_control::directory::Verifier;
+use tandem_directory::Verifier;
 
 /// The fixed test CA the seed record is signed under (generated once, see `corpus/README.md`).
 const CA_PEM: &[u8] = include_bytes!("../corpus/ca/root.pem");
@@ -11,11 +11,11 @@ const CA_PEM: &[u8] = include_bytes!("../corpus/ca/root.pem");
 fn verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
-        tandem_control::fuzzing::directory_verifier(CA_PEM)
+        tandem_net::fuzzing::directory_verifier(CA_PEM)
             .expect("the committed test CA is a valid PEM certificate")
     })
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tandem_control::fuzzing::directory_record(verifier(), data)
+    tandem_net::fuzzing::directory_record(verifier(), data)
 });

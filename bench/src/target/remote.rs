@@ -14,8 +14,8 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use rustls_pki_types::ServerName;
 use serde::{Deserialize, Serialize};
-use tandem_control::control_service::{ControlClient, CreatedPair};
-use tandem_control::settings::tls::TlsSettings;
+use tandem_proxy::control_service::{ControlClient, CreatedPair};
+use tandem_settings::tls::TlsSettings;
 
 use super::echo::ECHO_LEN;
 use super::{System, Target};
@@ -66,7 +66,7 @@ impl Remote {
             request_client_cert: false,
             insecure_skip_verify: false,
         };
-        let config = tandem_control::tls::client_config(&tls, &[b"h2"])
+        let config = tandem_net::tls::client_config(&tls, &[b"h2"])
             .context("TLS client configuration from --admin-cert/--admin-key/--ca")?;
         let name = ServerName::try_from(s.server_name.clone())
             .with_context(|| format!("server name {:?}", s.server_name))?;

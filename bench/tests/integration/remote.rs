@@ -15,12 +15,12 @@ use tandem_bench::report::{Figures, Report};
 use tandem_bench::target::System;
 use tandem_bench::workload::PairCreation;
 use tandem_bench::{runner, table};
-use tandem_control::certs::TestPki;
-use tandem_control::proxy::PublicProxy;
-use tandem_control::settings::PublicProxySettings;
-use tandem_control::settings::datastore::{DatastoreSettings, FileDatastoreSettings};
-use tandem_control::settings::listeners::{HostPort, JsonRpcServerSettings};
-use tandem_control::settings::proxy::{ControlSettings, ProxyClientSettings, ProxyEngineSettings};
+use tandem_hyper::certs::TestPki;
+use tandem_proxy::PublicProxy;
+use tandem_proxy::settings::PublicProxySettings;
+use tandem_proxy::settings::{ControlSettings, ProxyClientSettings, ProxyEngineSettings};
+use tandem_settings::datastore::{DatastoreSettings, FileDatastoreSettings};
+use tandem_settings::listeners::{HostPort, JsonRpcServerSettings};
 use tokio::sync::oneshot;
 
 const PROXY: &str = "public-proxy-1.ga";
@@ -79,16 +79,16 @@ fn settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicProxySettings
 /// Answers `<PROXY>._directory`.
 struct EmptyDirectory;
 
-impl tandem_control::http::Methods for EmptyDirectory {
+impl tandem_net::http::Methods for EmptyDirectory {
     async fn call(
         &self,
-        request: tandem_control::jsonrpc::Request,
-        _peer: tandem_control::http::PeerInfo,
-    ) -> Result<serde_json::Value, tandem_control::jsonrpc::ErrorObject> {
+        request: tandem_net::jsonrpc::Request,
+        _peer: tandem_net::http::PeerInfo,
+    ) -> Result<serde_json::Value, tandem_net::jsonrpc::ErrorObject> {
         if request.method == format!("{PROXY}._directory") {
             Ok(serde_json::json!({"entries": []}))
         } else {
-            Err(tandem_control::jsonrpc::ErrorObject::new(
+            Err(tandem_net::jsonrpc::ErrorObject::new(
                 -32601,
                 "method not found",
             ))
@@ -99,7 +99,7 @@ impl tandem_control::http::Methods for EmptyDirectory {
 /// Stands in for the proxy's Hyper node (plain HTTP on 127.0.0.1:0, served until the runtime
 /// stops): its directory has no entry, so the admin check admits the CA-verified admin name.
 async fn empty_directory_node() -> SocketAddr {
-    use tandem_control::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
+    use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let route = RouteConfig {

@@ -1,0 +1,342 @@
+//! The Redis datastore: entries are the elements of one list (`RPUSH key <entry bytes>`), read
+//! incrementally with `LRANGE key <next> -1`, exactly as the original stores them.
+//!
+//! - A batch is one `RPUSH` with several values, so it is atomic; `append` returns once Redis has
+//!   acknowledged it (durable when the server runs with `appendfsync always`).
+//! - Every call is bounded by [`REDIS_TIMEOUT`]; the connection is a `ConnectionManager`, which
+//!   reconnects in the background after a failure, so calls fail fast while Redis is down and
+//!   succeed again once it is back. An append that timed out may still have been applied
+//!   (at-least-once): entries carry their own ids, and the directory deduplicates by hash.
+//! - With `master_name` set, the addresses are Sentinels: the master is resolved at open and
+//!   resolved again after a connection failure (best effort failover).
+//! - The password is sent at connect and never logged.
+//! - [`RedisDatastore::open_and_read`] reads the list in pages of [`READ_PAGE_ENTRIES`];
+//!   [`RedisDatastore::replace_all`] (compaction) swaps the whole list in one Lua script, only when
+//!   it still holds exactly the entries the caller knows of (no other writer appended).
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
+
+use super::Cursor;
+use super::entry::DataEntry;
+use super::error::DatastoreError;
+use tandem_settings::datastore::RedisDatastoreSettings;
+
+/// Bound on one Redis command, including waiting for a reconnect: 1 s, the original's read and
+/// write timeouts.
+pub const REDIS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Bound on opening the store (first connection with its retries, and the `PING`): 5 s.
+pub const REDIS_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Retries of a failed (re)connection attempt: 1. The client waits 1–2 s (its minimum backoff,
+/// jittered) before a retry, so one retry keeps a reconnect cycle near [`REDIS_TIMEOUT`]-scale;
+/// the next call after a failed cycle starts a fresh one.
+const RECONNECT_RETRIES: usize = 1;
+
+mod pages;
+pub use pages::READ_PAGE_ENTRIES;
+
+/// An open Redis store. Cheap to clone (clones share the connection).
+#[derive(Clone)]
+pub struct RedisDatastore {
+    key: String,
+    manager: Arc<RwLock<ConnectionManager>>,
+    sentinel: Option<Arc<tokio::sync::Mutex<SentinelClient>>>,
+}
+
+impl std::fmt::Debug for RedisDatastore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisDatastore")
+            .field("key", &self.key)
+            .field("sentinel", &self.sentinel.is_some())
+            .finish()
+    }
+}
+
+async fn bounded<T>(
+    op: &'static str,
+    after: Duration,
+    fut: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, DatastoreError> {
+    match tokio::time::timeout(after, fut).await {
+        Ok(result) => result.map_err(|source| DatastoreError::Redis { op, source }),
+        Err(_) => Err(DatastoreError::Timeout { op, after }),
+    }
+}
+
+/// Parses `host:port` (or `[v6]:port`) into a TCP address.
+pub fn parse_address(address: &str) -> Result<ConnectionAddr, DatastoreError> {
+    let bad = || DatastoreError::Config(format!("redis address {address:?} is not host:port"));
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let port = port.parse::<u16>().map_err(|_| bad())?;
+    if host.is_empty() {
+        return Err(bad());
+    }
+    Ok(ConnectionAddr::Tcp(host.to_string(), port))
+}
+
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_response_timeout(REDIS_TIMEOUT)
+        .set_connection_timeout(REDIS_TIMEOUT)
+        .set_number_of_retries(RECONNECT_RETRIES)
+        // The client's backoff starts at 1 s; keep it from growing past 1 s.
+        .set_factor(2)
+        .set_max_delay(REDIS_TIMEOUT.as_millis() as u64)
+}
+
+/// The Sentinel client for `settings` (whose addresses are Sentinels and `master_name` is set).
+pub fn sentinel_client(
+    settings: &RedisDatastoreSettings,
+) -> Result<SentinelClient, DatastoreError> {
+    let sentinels = settings
+        .addresses
+        .iter()
+        .map(String::as_str)
+        .map(parse_address)
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut builder = SentinelClientBuilder::new(
+        sentinels,
+        settings.master_name.clone(),
+        SentinelServerType::Master,
+    )
+    .map(|b| b.set_client_to_redis_db(i64::from(settings.database)))
+    .map_err(|source| DatastoreError::Redis {
+        op: "sentinel",
+        source,
+    })?;
+    if !settings.password.is_empty() {
+        builder = builder.set_client_to_redis_password(settings.password.expose().to_string());
+    }
+    builder.build().map_err(|source| DatastoreError::Redis {
+        op: "sentinel",
+        source,
+    })
+}
+
+/// The plain (non-Sentinel) client for `settings`: exactly one address.
+pub fn direct_client(settings: &RedisDatastoreSettings) -> Result<Client, DatastoreError> {
+    let [address] = settings.addresses.as_slice() else {
+        return Err(DatastoreError::Config(format!(
+            "{} redis addresses without master_name would mean Redis Cluster, which is not supported; give one address or a master_name",
+            settings.addresses.len()
+        )));
+    };
+    let redis = RedisConnectionInfo {
+        db: i64::from(settings.database),
+        password: (!settings.password.is_empty()).then(|| settings.password.expose().to_string()),
+        ..RedisConnectionInfo::default()
+    };
+    Client::open(ConnectionInfo {
+        addr: parse_address(address)?,
+        redis,
+    })
+    .map_err(|source| DatastoreError::Redis {
+        op: "connect",
+        source,
+    })
+}
+
+async fn connect(client: Client) -> Result<ConnectionManager, DatastoreError> {
+    let mut manager = bounded(
+        "connect",
+        REDIS_OPEN_TIMEOUT,
+        ConnectionManager::new_with_config(client, manager_config()),
+    )
+    .await?;
+    bounded(
+        "PING",
+        REDIS_TIMEOUT,
+        redis::cmd("PING").query_async::<()>(&mut manager),
+    )
+    .await?;
+    Ok(manager)
+}
+
+impl RedisDatastore {
+    /// Connects (through Sentinel when `master_name` is set) and checks the server with `PING`.
+    pub async fn open(settings: &RedisDatastoreSettings) -> Result<Self, DatastoreError> {
+        let (client, sentinel) = if settings.master_name.is_empty() {
+            (direct_client(settings)?, None)
+        } else {
+            let mut sentinel = sentinel_client(settings)?;
+            let client =
+                bounded("sentinel", REDIS_OPEN_TIMEOUT, sentinel.async_get_client()).await?;
+            (client, Some(Arc::new(tokio::sync::Mutex::new(sentinel))))
+        };
+        let manager = connect(client).await?;
+        tracing::info!(key = %settings.key, database = settings.database, sentinel = sentinel.is_some(), "redis datastore open");
+        Ok(Self {
+            key: settings.key.clone(),
+            manager: Arc::new(RwLock::new(manager)),
+            sentinel,
+        })
+    }
+
+    /// The list key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    fn manager(&self) -> ConnectionManager {
+        match self.manager.read() {
+            Ok(m) => m.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Appends `entries` with one `RPUSH` and returns once Redis acknowledged it.
+    pub async fn append(&self, entries: &[DataEntry]) -> Result<(), DatastoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut cmd = redis::cmd("RPUSH");
+        cmd.arg(&self.key);
+        for entry in entries {
+            cmd.arg(entry.encode()?);
+        }
+        let mut manager = self.manager();
+        let result = bounded("RPUSH", REDIS_TIMEOUT, cmd.query_async::<u64>(&mut manager)).await;
+        self.after(result).await.map(drop)
+    }
+
+    /// Returns the list elements after `cursor` and advances it.
+    pub async fn read_new(&self, cursor: &mut Cursor) -> Result<Vec<DataEntry>, DatastoreError> {
+        let start = isize::try_from(cursor.position).map_err(|_| DatastoreError::CursorAhead {
+            position: cursor.position,
+            len: 0,
+        })?;
+        let mut manager = self.manager();
+        let query = redis::pipe()
+            .atomic()
+            .llen(&self.key)
+            .lrange(&self.key, start, -1)
+            .to_owned();
+        let result = bounded(
+            "LRANGE",
+            REDIS_TIMEOUT,
+            query.query_async::<(u64, Vec<Vec<u8>>)>(&mut manager),
+        )
+        .await;
+        let (len, raw) = self.after(result).await?;
+        if len < cursor.position {
+            return Err(DatastoreError::CursorAhead {
+                position: cursor.position,
+                len,
+            });
+        }
+        let entries = decode_all(&raw, cursor.position)?;
+        cursor.position += entries.len() as u64;
+        Ok(entries)
+    }
+
+    /// After a transient failure through Sentinel, resolves the master again (a failover may have
+    /// moved it). Plain connections reconnect by themselves.
+    async fn after<T>(&self, result: Result<T, DatastoreError>) -> Result<T, DatastoreError> {
+        if let (Err(e), Some(sentinel)) = (&result, &self.sentinel)
+            && e.is_transient()
+        {
+            let resolved = async {
+                let client = bounded(
+                    "sentinel",
+                    REDIS_TIMEOUT,
+                    sentinel.lock().await.async_get_client(),
+                )
+                .await?;
+                connect(client).await
+            };
+            match resolved.await {
+                Ok(manager) => match self.manager.write() {
+                    Ok(mut m) => *m = manager,
+                    Err(poisoned) => *poisoned.into_inner() = manager,
+                },
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot resolve the redis master through sentinel")
+                }
+            }
+        }
+        result
+    }
+}
+
+/// Decodes list elements read from index `first`.
+fn decode_all(raw: &[Vec<u8>], first: u64) -> Result<Vec<DataEntry>, DatastoreError> {
+    raw.iter()
+        .enumerate()
+        .map(|(i, bytes)| {
+            DataEntry::decode(bytes).map_err(|e| DatastoreError::Corrupt {
+                at: first + i as u64,
+                reason: e.to_string(),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_settings::secret::Secret;
+
+    fn settings(addresses: &[&str], master_name: &str) -> RedisDatastoreSettings {
+        RedisDatastoreSettings {
+            addresses: addresses.iter().map(|a| a.to_string()).collect(),
+            key: "entries".into(),
+            master_name: master_name.into(),
+            database: 3,
+            password: Secret::new("hunter2"),
+        }
+    }
+
+    #[test]
+    fn parses_addresses() {
+        assert_eq!(
+            parse_address("localhost:6379").unwrap(),
+            ConnectionAddr::Tcp("localhost".into(), 6379)
+        );
+        assert_eq!(
+            parse_address("[::1]:7000").unwrap(),
+            ConnectionAddr::Tcp("::1".into(), 7000)
+        );
+        for bad in ["localhost", ":6379", "h:99999", "h:x"] {
+            assert_eq!(parse_address(bad).unwrap_err().kind(), "config", "{bad}");
+        }
+    }
+
+    #[test]
+    fn direct_client_carries_database_and_password() {
+        let client = direct_client(&settings(&["127.0.0.1:6379"], "")).unwrap();
+        let info = client.get_connection_info();
+        assert_eq!(info.redis.db, 3);
+        assert_eq!(info.redis.password.as_deref(), Some("hunter2"));
+        assert_eq!(info.addr, ConnectionAddr::Tcp("127.0.0.1".into(), 6379));
+    }
+
+    #[test]
+    fn several_addresses_need_a_master_name() {
+        let err = direct_client(&settings(&["a:1", "b:2"], "")).unwrap_err();
+        assert_eq!(err.kind(), "config");
+        assert!(err.to_string().contains("master_name"), "{err}");
+    }
+
+    #[test]
+    fn sentinel_config_builds_from_settings() {
+        assert!(
+            sentinel_client(&settings(&["10.0.0.1:26379", "10.0.0.2:26379"], "mymaster")).is_ok()
+        );
+        assert_eq!(
+            sentinel_client(&settings(&["nope"], "mymaster"))
+                .err()
+                .map(|e| e.kind()),
+            Some("config")
+        );
+    }
+}

@@ -1,0 +1,275 @@
+//! The `grpc_client` channel (SPEC §2.6 outbound): one reused tonic channel per peer (lazily
+//! connected, reconnected by tonic after a failure), keepalive, bounded concurrent calls per peer and
+//! a deadline on every call. Proxied peers are reached through a [`ProxyDialer`].
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use rustls::ClientConfig;
+use tandem_proto::MAX_MESSAGE_BYTES;
+use tandem_proto::hyper::hyper_client::HyperClient;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tonic::transport::{Channel as TonicChannel, Endpoint};
+
+use super::connector::{Connector, Route};
+use super::convert::{delivery_error, request_to_pb, response_from_pb};
+use super::entry::GrpcServerEntry;
+use super::identity::PeerIdentity;
+use super::{ALPN_H2, GrpcError};
+use crate::broker::types::{
+    Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, HyperRequest,
+    HyperResponse,
+};
+use tandem_directory::entry::DirectoryEntry;
+use tandem_net::tls::client_config;
+use tandem_settings::hyper::{GrpcClientSettings, Timeouts};
+
+/// Peers with a cached channel; past it the least recently used one is dropped.
+pub const MAX_PEERS: usize = 1024;
+/// Calls in flight to one peer; further calls wait for a slot within their deadline.
+pub const MAX_CALLS_PER_PEER: usize = 256;
+/// Client keepalive (SPEC §1.1): ping every 30 s, give up after 20 s without an answer.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Connects to an operator reachable only through its proxy (the proxy issue implements it).
+pub trait ProxyDialer: Send + Sync + 'static {
+    /// A TCP socket that leads to `operator`'s gRPC server through `proxy` (token already sent).
+    /// The TLS handshake and identity check happen on top of it.
+    fn dial<'a>(
+        &'a self,
+        operator: &'a str,
+        proxy: &'a str,
+    ) -> BoxFuture<'a, Result<TcpStream, DeliveryError>>;
+}
+
+/// One peer's cached channel.
+pub(crate) struct Peer {
+    pub(crate) name: String,
+    route: Route,
+    pub(crate) channel: TonicChannel,
+    calls: Semaphore,
+    /// The server's identity at the last handshake (for reverse streams).
+    pub(crate) server: Arc<Mutex<Option<PeerIdentity>>>,
+    last_used: Mutex<Instant>,
+}
+
+impl Peer {
+    pub(crate) fn server_identity(&self) -> Option<PeerIdentity> {
+        lock(&self.server).clone()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The `grpc_client` channel.
+pub struct GrpcClient {
+    pub(crate) own_name: String,
+    use_proxy: bool,
+    tls: Arc<ClientConfig>,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) directory: Arc<dyn DirectorySource>,
+    dialer: OnceLock<Arc<dyn ProxyDialer>>,
+    peers: Mutex<HashMap<String, Arc<Peer>>>,
+}
+
+impl std::fmt::Debug for GrpcClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrpcClient")
+            .field("own_name", &self.own_name)
+            .field("use_proxy", &self.use_proxy)
+            .field("peers", &lock(&self.peers).len())
+            .finish()
+    }
+}
+
+impl GrpcClient {
+    /// The channel of operator `own_name` (its `clientName`), with the client certificate of
+    /// `settings.tls` (its `server_name` is ignored: each peer is verified against its operator name).
+    pub fn new(
+        settings: &GrpcClientSettings,
+        own_name: &str,
+        timeouts: Timeouts,
+        directory: Arc<dyn DirectorySource>,
+    ) -> Result<Arc<Self>, GrpcError> {
+        Ok(Arc::new(Self {
+            own_name: own_name.to_owned(),
+            use_proxy: settings.use_proxy,
+            tls: client_config(&settings.tls, &[ALPN_H2])?,
+            timeouts,
+            directory,
+            dialer: OnceLock::new(),
+            peers: Mutex::new(HashMap::new()),
+        }))
+    }
+
+    /// Installs the proxy dialer (once); `false` if one was installed already.
+    pub fn set_proxy_dialer(&self, dialer: Arc<dyn ProxyDialer>) -> bool {
+        self.dialer.set(dialer).is_ok()
+    }
+
+    /// Peers with a cached channel (sorted).
+    pub fn cached_peers(&self) -> Vec<String> {
+        let mut names: Vec<_> = lock(&self.peers).keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    fn route(&self, server: &GrpcServerEntry) -> Result<Route, DeliveryError> {
+        if server.proxy.is_empty() {
+            return Ok(Route::Direct(server.address.clone()));
+        }
+        if !self.use_proxy {
+            return Err(DeliveryError::Channel(
+                "destination is only reachable via proxy but proxying is disabled".into(),
+            ));
+        }
+        if self.dialer.get().is_none() {
+            return Err(DeliveryError::Channel(format!(
+                "destination is only reachable via proxy {}, and no proxy dialer is installed",
+                server.proxy
+            )));
+        }
+        Ok(Route::Proxy(server.proxy.clone()))
+    }
+
+    /// The cached channel to `name` by `route`, created (lazily connected) when missing or when the
+    /// route changed.
+    pub(crate) fn peer(&self, name: &str, route: Route) -> Arc<Peer> {
+        let mut peers = lock(&self.peers);
+        if let Some(peer) = peers.get(name).filter(|p| p.route == route) {
+            *lock(&peer.last_used) = Instant::now();
+            return peer.clone();
+        }
+        if peers.len() >= MAX_PEERS && !peers.contains_key(name) {
+            let oldest = peers
+                .iter()
+                .min_by_key(|(_, p)| *lock(&p.last_used))
+                .map(|(n, _)| n.clone());
+            if let Some(oldest) = oldest {
+                peers.remove(&oldest);
+            }
+        }
+        let peer = Arc::new(self.new_peer(name, route));
+        peers.insert(name.to_owned(), peer.clone());
+        peer
+    }
+
+    fn new_peer(&self, name: &str, route: Route) -> Peer {
+        let server = Arc::new(Mutex::new(None));
+        let connector = Arc::new(Connector {
+            operator: name.to_owned(),
+            route: route.clone(),
+            tls: self.tls.clone(),
+            connect_timeout: self.timeouts.connect,
+            directory: self.directory.clone(),
+            dialer: self.dialer.get().cloned(),
+            server: server.clone(),
+        });
+        // The URI only names the peer (`:authority`); the connector decides where to connect.
+        let endpoint = Endpoint::from_shared(format!("http://{name}"))
+            .unwrap_or_else(|_| Endpoint::from_static("http://peer.invalid"))
+            .http2_keep_alive_interval(KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(KEEPALIVE_TIMEOUT)
+            .keep_alive_while_idle(true);
+        let channel =
+            endpoint.connect_with_connector_lazy(tower::service_fn(move |_: http::Uri| {
+                connector.clone().connect()
+            }));
+        Peer {
+            name: name.to_owned(),
+            route,
+            channel,
+            calls: Semaphore::new(MAX_CALLS_PER_PEER),
+            server,
+            last_used: Mutex::new(Instant::now()),
+        }
+    }
+
+    /// A gRPC client on `peer`'s channel with Tandem's message bounds.
+    pub(crate) fn grpc(peer: &Peer) -> HyperClient<TonicChannel> {
+        HyperClient::new(peer.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// One call, all of it (directory lookup, connect, slot, answer) within `timeouts.call`.
+    async fn call(&self, request: HyperRequest) -> Result<HyperResponse, DeliveryError> {
+        let started = Instant::now();
+        let deadline = self.timeouts.call;
+        let address = Address::parse(&request.id).ok_or(DeliveryError::BadAddress)?;
+        let timeout = || DeliveryError::Timeout {
+            peer: address.operator.clone(),
+            seconds: deadline.as_secs_f64(),
+        };
+        match tokio::time::timeout(deadline, self.exchange(&address, request, started)).await {
+            // tonic enforces the same deadline (the request's grpc-timeout) and may fire first:
+            // either way the caller sees one kind of error, a timeout.
+            // (10 ms of slack for timer rounding between the two clocks.)
+            Ok(Err(DeliveryError::Channel(_)))
+                if started.elapsed() + Duration::from_millis(10) >= deadline =>
+            {
+                Err(timeout())
+            }
+            Ok(result) => result,
+            Err(_) => Err(timeout()),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        address: &Address,
+        request: HyperRequest,
+        started: Instant,
+    ) -> Result<HyperResponse, DeliveryError> {
+        let entries = self.directory.entries().await?;
+        let recipient = entries
+            .get(&address.operator)
+            .ok_or_else(|| DeliveryError::UnknownOperator(address.operator.clone()))?;
+        let server = GrpcServerEntry::of(recipient).ok_or_else(|| {
+            DeliveryError::Channel(
+                "cannot deliver gRPC request: recipient does not have a gRPC server".into(),
+            )
+        })?;
+        let peer = self.peer(&address.operator, self.route(&server)?);
+        let mut message = request_to_pb(&request);
+        message.client_name = self.own_name.clone();
+        let _slot = peer
+            .calls
+            .acquire()
+            .await
+            .map_err(|_| DeliveryError::Channel("peer channel closed".into()))?;
+        let mut call = tonic::Request::new(message);
+        // The peer learns our deadline (grpc-timeout) and can give up when we do.
+        call.set_timeout(self.timeouts.call.saturating_sub(started.elapsed()));
+        Self::grpc(&peer)
+            .call(call)
+            .await
+            .map(|r| response_from_pb(r.into_inner()))
+            .map_err(|status| delivery_error(&peer.name, &status))
+    }
+}
+
+impl Channel for GrpcClient {
+    fn type_name(&self) -> &'static str {
+        "grpc_client"
+    }
+
+    fn can_deliver_to(&self, address: &Address, recipient: &DirectoryEntry) -> bool {
+        address.operator != self.own_name
+            && GrpcServerEntry::of(recipient)
+                .is_some_and(|s| !s.internal && s.proxy != self.own_name)
+    }
+
+    fn deliver(
+        &self,
+        request: HyperRequest,
+        _client: ClientInfo,
+    ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
+        Box::pin(self.call(request))
+    }
+}

@@ -1,0 +1,227 @@
+//! The `Hyper` gRPC service (SPEC §2.6 inbound) and [`GrpcServer::start`], which runs it with tonic
+//! over the connections of [`super::incoming`].
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tandem_proto::hyper::hyper_server::{Hyper, HyperServer};
+use tandem_proto::{MAX_MESSAGE_BYTES, hyper as pb};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use super::convert::{announced_name, request_from_pb, response_to_pb, status_for};
+use super::identity::PeerIdentity;
+use super::incoming::{self, Acceptor, InjectHandle};
+use super::reverse::{PushStream, ReverseChannel};
+use super::{ALPN_H2, GrpcError, SHUTDOWN_GRACE, stopped};
+use crate::broker::types::{DirectorySource, RequestSink};
+use tandem_net::tls::server_config;
+use tandem_serving::{Admission, Http2Limits, ServingMetrics};
+use tandem_settings::hyper::{GrpcServerSettings, Timeouts};
+
+/// Streams (calls) one connection may have open at once.
+const MAX_STREAMS_PER_CONNECTION: u32 = 512;
+/// How long a reverse client has to send its announcement.
+const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Server keepalive (SPEC §1.1): ping an idle connection every minute, drop it after 30 s silence.
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(60);
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Connections are recycled after a day (SPEC §1.1 MaxConnectionAge), with a minute of grace.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(24 * 3600);
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+
+/// The tonic service.
+struct HyperService {
+    sink: Arc<dyn RequestSink>,
+    reverse: Arc<ReverseChannel>,
+}
+
+fn identity<T>(request: &Request<T>) -> Result<PeerIdentity, Status> {
+    request
+        .extensions()
+        .get::<PeerIdentity>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("cannot determine client info"))
+}
+
+#[tonic::async_trait]
+impl Hyper for HyperService {
+    async fn call(&self, request: Request<pb::Request>) -> Result<Response<pb::Response>, Status> {
+        let peer = identity(&request)?;
+        let message = request.into_inner();
+        let Some(client) = peer.client(&message.client_name).cloned() else {
+            debug!(claimed = %message.client_name, operator = peer.primary(), "clientName not bound to the certificate");
+            return Err(Status::permission_denied("no matching client"));
+        };
+        let request = request_from_pb(message);
+        let id = request.id.clone();
+        let span = info_span!("grpc_call", client = %client.name, id = %id);
+        match self
+            .sink
+            .deliver_request(request, client)
+            .instrument(span)
+            .await
+        {
+            Ok(mut response) => {
+                response.id = id;
+                Ok(Response::new(response_to_pb(&response)))
+            }
+            Err(e) => Err(status_for(&e)),
+        }
+    }
+
+    type ServerCallStream = PushStream;
+
+    async fn server_call(
+        &self,
+        request: Request<Streaming<pb::Response>>,
+    ) -> Result<Response<PushStream>, Status> {
+        let peer = identity(&request)?;
+        let mut inbound = request.into_inner();
+        let first = tokio::time::timeout(ANNOUNCE_TIMEOUT, inbound.message())
+            .await
+            .map_err(|_| Status::deadline_exceeded("no client announcement"))??
+            .ok_or_else(|| Status::invalid_argument("invalid client announcement"))?;
+        let name = announced_name(&first)
+            .ok_or_else(|| Status::invalid_argument("invalid client announcement"))?;
+        if !peer.has_name(&name) {
+            return Err(Status::permission_denied("invalid client name supplied"));
+        }
+        info!(operator = %name, "reverse stream opened");
+        Ok(Response::new(self.reverse.register(name, inbound)))
+    }
+}
+
+/// A running gRPC server.
+#[derive(Debug)]
+pub struct GrpcServerHandle {
+    /// The `grpc_server` channel (reverse streams), for the broker.
+    pub reverse: Arc<ReverseChannel>,
+    /// Hands sockets to the server (the proxy path).
+    pub inject: InjectHandle,
+    /// The address the listener is bound to.
+    pub local_addr: SocketAddr,
+    /// Ends after shutdown, once connections have closed or [`SHUTDOWN_GRACE`] has passed.
+    pub task: JoinHandle<()>,
+}
+
+/// The gRPC server of an operator.
+#[derive(Debug)]
+pub struct GrpcServer;
+
+impl GrpcServer {
+    /// Starts serving `Hyper` on `listener` (and injected sockets) until `shutdown` resolves.
+    /// `settings.bind_address` is not used (the caller binds); TLS and rate limits are.
+    /// Requests go to `sink` (see [`super::LateSink`]); reverse-stream calls wait at most
+    /// `timeouts.call`. Must run inside a tokio runtime.
+    pub fn start(
+        settings: &GrpcServerSettings,
+        own_name: &str,
+        timeouts: &Timeouts,
+        directory: Arc<dyn DirectorySource>,
+        sink: Arc<dyn RequestSink>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<GrpcServerHandle, GrpcError> {
+        let metrics = ServingMetrics::default();
+        Self::start_with_metrics(
+            metrics, settings, own_name, timeouts, directory, sink, listener, shutdown,
+        )
+    }
+
+    /// [`GrpcServer::start`], counting the serving kit's admissions and cuts in `metrics`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start_with_metrics(
+        metrics: ServingMetrics,
+        settings: &GrpcServerSettings,
+        own_name: &str,
+        timeouts: &Timeouts,
+        directory: Arc<dyn DirectorySource>,
+        sink: Arc<dyn RequestSink>,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<GrpcServerHandle, GrpcError> {
+        let tls = server_config(&settings.tls, &[ALPN_H2])?;
+        let local_addr = listener.local_addr().map_err(GrpcError::Listener)?;
+        let reverse = Arc::new(ReverseChannel::new(own_name, timeouts.call));
+        let (inject, injected, ready_tx, ready_rx) = incoming::channels();
+        let acceptor = Acceptor {
+            listener,
+            tls,
+            directory,
+            rate_limits: settings.tcp_rate_limits.clone(),
+            admission: Admission::new("grpc", settings.serving.clone(), metrics.clone()),
+            injected: incoming::injected_admission(&settings.serving, metrics),
+        };
+        let h2 = settings.serving.http2;
+        let service = HyperServer::new(HyperService {
+            sink,
+            reverse: reverse.clone(),
+        })
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let reverse_for_stop = reverse.clone();
+        let span = info_span!("grpc_server", operator = %own_name, addr = %local_addr);
+        let task = tokio::spawn(
+            async move {
+                let signal = async move {
+                    shutdown.await;
+                    let _ = stop_tx.send(true);
+                    reverse_for_stop.close_all().await;
+                };
+                let accept = acceptor.run(injected, ready_tx, stop_rx.clone());
+                let serve = serve(service, h2, ready_rx, stop_rx);
+                tokio::join!(signal, accept, serve);
+                info!("gRPC server stopped");
+            }
+            .instrument(span),
+        );
+        Ok(GrpcServerHandle {
+            reverse,
+            inject,
+            local_addr,
+            task,
+        })
+    }
+}
+
+/// tonic over the ready connections; after stop, connections get [`SHUTDOWN_GRACE`] to finish.
+async fn serve(
+    service: HyperServer<HyperService>,
+    h2: Http2Limits,
+    ready: incoming::ReadyRx,
+    stop: watch::Receiver<bool>,
+) {
+    let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+        .http2_max_header_list_size(h2.max_header_list_bytes)
+        .http2_max_pending_accept_reset_streams(Some(h2.max_pending_resets))
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_connection_age(MAX_CONNECTION_AGE)
+        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+        .add_service(service)
+        .serve_with_incoming_shutdown(ReceiverStream::new(ready), {
+            let mut stop = stop.clone();
+            async move { stopped(&mut stop).await }
+        });
+    tokio::pin!(server);
+    let mut stop = stop;
+    let bounded_after_stop = async {
+        stopped(&mut stop).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        result = &mut server => if let Err(e) = result {
+            warn!(error = %e, "gRPC server failed");
+        },
+        () = bounded_after_stop => warn!("gRPC connections still open after the shutdown grace; leaving them"),
+    }
+}

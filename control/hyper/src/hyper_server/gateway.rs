@@ -1,0 +1,107 @@
+//! Serves the operator's local JSON-RPC gateway (`jsonrpc_server` channel, SPEC §2.2–2.3) with the
+//! shared HTTP server: TLS from the settings, CORS, rate limits, HTTP/1.1 and HTTP/2.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+
+use super::HyperServerError;
+use crate::broker::types::{
+    Address, BoxFuture, Channel, ClientInfo, DeliveryError, HyperRequest, HyperResponse,
+};
+use crate::broker::{GatewayAdmission, JsonRpcGateway, MessageBroker};
+use tandem_directory::entry::DirectoryEntry;
+use tandem_net::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router, serve};
+use tandem_net::metrics::Refusals;
+use tandem_serving::ServingMetrics;
+use tandem_settings::hyper::GatewaySettings;
+
+/// The largest request body the gateway reads, in bytes: a request must fit a 4 MiB gRPC message.
+pub const MAX_GATEWAY_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Extra time the HTTP route allows beyond `timeouts.call`, so that the broker's own, clearer
+/// deadline error reaches the caller first.
+pub const ROUTE_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
+/// ALPN offered by the gateway over TLS.
+const GATEWAY_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// Serves the gateway on `listener` until `shutdown` resolves, admitting the callers `gateway`
+/// allows (refusals counted in `refusals`).
+pub(super) fn serve_gateway(
+    gateway: &GatewaySettings,
+    broker: Arc<MessageBroker>,
+    call_timeout: Duration,
+    refusals: Refusals,
+    metrics: ServingMetrics,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<impl Future<Output = ()> + Send + 'static, HyperServerError> {
+    let settings = &gateway.server;
+    let tls = settings
+        .tls
+        .as_ref()
+        .map(|t| tandem_net::tls::server_config(t, GATEWAY_ALPN))
+        .transpose()?;
+    let route = RouteConfig {
+        path: settings.path.clone(),
+        max_body_bytes: MAX_GATEWAY_BODY_BYTES,
+        rate_limits: settings
+            .tcp_rate_limits
+            .iter()
+            .map(|l| RateLimit {
+                window: l.period.duration(),
+                limit: l.limit.get(),
+            })
+            .collect(),
+        call_timeout: call_timeout + ROUTE_TIMEOUT_MARGIN,
+        body_timeout: settings.serving.deadlines.body,
+        cors: settings.cors.as_ref().map(|c| Cors {
+            allowed_hosts: c.allowed_hosts.clone(),
+            allowed_headers: Vec::new(),
+        }),
+    };
+    if let Some(warning) = gateway.unverified_warning(broker.name()) {
+        warn!(detail = %warning, "UNVERIFIED GATEWAY: the JSON-RPC gateway cannot verify its callers; every caller acts as the operator");
+    }
+    let admission = GatewayAdmission::new(broker.name(), gateway, refusals);
+    let router = jsonrpc_router(Arc::new(JsonRpcGateway::new(broker, admission)), route);
+    let addr = listener
+        .local_addr()
+        .map_err(|source| HyperServerError::Io {
+            context: "reading the JSON-RPC address".into(),
+            source,
+        })?;
+    info!(address = %addr, tls = tls.is_some(), path = %settings.path, verifies_clients = gateway.verifies_clients(), allowed_clients = ?gateway.allowed_clients, "JSON-RPC gateway listening");
+    Ok(serve(
+        listener,
+        tls,
+        router,
+        ServerLimits::named("gateway", settings.serving.clone(), metrics),
+        shutdown,
+    ))
+}
+
+/// The gateway's place in the broker's channel list: inbound only, it never delivers (the original
+/// lists it too, so channel indices in "Channel <i> ..." errors match the settings order).
+#[derive(Debug, Clone, Copy)]
+pub struct InboundOnly(pub &'static str);
+
+impl Channel for InboundOnly {
+    fn type_name(&self) -> &'static str {
+        self.0
+    }
+
+    fn can_deliver_to(&self, _address: &Address, _recipient: &DirectoryEntry) -> bool {
+        false
+    }
+
+    fn deliver(
+        &self,
+        _request: HyperRequest,
+        _client: ClientInfo,
+    ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
+        Box::pin(async { Err(DeliveryError::NoChannel) })
+    }
+}

@@ -1,0 +1,352 @@
+//! `hyper server run` as a library (SPEC §2): the directory client, the message broker and the
+//! channels in settings order, the gRPC server and client, and the local JSON-RPC gateway.
+//!
+//! The binary calls [`Listeners::bind`] then [`run`]; tests bind `127.0.0.1:0` themselves.
+
+mod gateway;
+mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{Instrument, info, info_span};
+
+use crate::broker::types::DirectorySource;
+
+pub use gateway::{InboundOnly, MAX_GATEWAY_BODY_BYTES, ROUTE_TIMEOUT_MARGIN};
+pub use metrics::BROKER_METHODS;
+
+use crate::broker::{
+    BrokerError, JsonRpcClientChannel, JsonRpcClientError, MessageBroker, StdoutChannel,
+};
+use crate::dirclient::{DirClientError, DirectoryClient};
+use crate::grpc::{GrpcClient, GrpcError, GrpcServer, InjectHandle, ReverseChannel};
+use crate::p2p::{BrokerProxyDialer, GrpcConnectionHandler};
+use tandem_settings::HyperSettings;
+use tandem_settings::hyper::{ChannelKind, ChannelSettings};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HyperServerError {
+    /// Binding or reading a listener failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// A channel that listens has no listener (see [`Listeners`]).
+    #[error("the {0} channel needs a listener")]
+    MissingListener(&'static str),
+    /// The directory client could not be built.
+    #[error(transparent)]
+    Directory(#[from] DirClientError),
+    /// The broker refused a channel.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// TLS settings are unusable.
+    #[error(transparent)]
+    Tls(#[from] tandem_net::tls::TlsError),
+    /// The gRPC transport could not start.
+    #[error(transparent)]
+    Grpc(#[from] GrpcError),
+    /// The `jsonrpc_client` channel could not be built.
+    #[error(transparent)]
+    JsonRpcClient(#[from] JsonRpcClientError),
+}
+
+impl HyperServerError {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Io { .. } => "io",
+            Self::MissingListener(_) => "missing_listener",
+            Self::Directory(e) => e.kind(),
+            Self::Broker(e) => e.kind(),
+            Self::Tls(e) => e.kind(),
+            Self::Grpc(e) => e.kind(),
+            Self::JsonRpcClient(e) => e.kind(),
+        }
+    }
+}
+
+/// Pre-bound listeners for the channels that listen.
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// For the `grpc_server` channel.
+    pub grpc: Option<TcpListener>,
+    /// For the `jsonrpc_server` channel (the local gateway).
+    pub jsonrpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds the `bind_address` of the configured `grpc_server` and `jsonrpc_server` channels.
+    pub async fn bind(settings: &HyperSettings) -> Result<Self, HyperServerError> {
+        let mut listeners = Self::default();
+        for channel in &settings.channels {
+            let (slot, address) = match &channel.kind {
+                ChannelKind::GrpcServer(s) => (&mut listeners.grpc, &s.bind_address),
+                ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.server.bind_address),
+                _ => continue,
+            };
+            let io = |context: String| move |source| HyperServerError::Io { context, source };
+            let addrs = address
+                .resolve()
+                .map_err(io(format!("resolving {address}")))?;
+            *slot = Some(
+                TcpListener::bind(addrs.as_slice())
+                    .await
+                    .map_err(io(format!("binding {address}")))?,
+            );
+        }
+        Ok(listeners)
+    }
+}
+
+/// Runs the operator server until `shutdown` resolves, then stops every task it started and waits
+/// for them (each has its own bounded grace).
+pub async fn run(
+    settings: &HyperSettings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), HyperServerError> {
+    let mut server = HyperServer::start(settings, listeners)?;
+    if let Some(m) = &settings.metrics {
+        let listener =
+            tandem_net::metrics::bind(m)
+                .await
+                .map_err(|source| HyperServerError::Io {
+                    context: "binding the metrics address".into(),
+                    source,
+                })?;
+        server.serve_metrics(listener);
+    }
+    shutdown.await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// The `grpc_server` channel's parts that other components use.
+#[derive(Debug, Clone)]
+pub struct GrpcServerParts {
+    /// The reverse-stream channel (`grpc_server` in the broker).
+    pub reverse: Arc<ReverseChannel>,
+    /// Hands sockets to the gRPC server (the proxy path, `_connectionRequest`).
+    pub inject: InjectHandle,
+    /// Where the gRPC listener is bound.
+    pub local_addr: SocketAddr,
+}
+
+/// A running operator server: its parts (for the proxy hooks and tests) and its tasks.
+pub struct HyperServer {
+    /// The broker (add `_connectionRequest` handlers here).
+    pub broker: Arc<MessageBroker>,
+    /// The directory client.
+    pub directory: Arc<DirectoryClient>,
+    /// The gRPC server, if configured.
+    pub grpc_server: Option<GrpcServerParts>,
+    /// The `grpc_client` channel, if configured (install a proxy dialer here).
+    pub grpc_client: Option<Arc<GrpcClient>>,
+    /// Where the JSON-RPC gateway is bound, if configured.
+    pub jsonrpc_addr: Option<SocketAddr>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    /// Taken by [`HyperServer::serve_metrics`].
+    registry: Option<tandem_net::metrics::Registry>,
+    /// Admissions, refusals and cuts of the gateway and the gRPC server.
+    serving_metrics: tandem_serving::ServingMetrics,
+    ready: Arc<tandem_net::metrics::Readiness>,
+    metrics: Option<tandem_net::metrics::MetricsServer>,
+    refusals: metrics::DoorRefusals,
+}
+
+impl std::fmt::Debug for HyperServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HyperServer")
+            .field("broker", &self.broker)
+            .field(
+                "grpc_server",
+                &self.grpc_server.as_ref().map(|g| g.local_addr),
+            )
+            .field("jsonrpc_addr", &self.jsonrpc_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A future that resolves when `stop` turns true (or its sender is dropped).
+fn stop_signal(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
+    let mut stop = stop.clone();
+    async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }
+}
+
+impl HyperServer {
+    /// Builds the directory client, the broker and the channels in settings order, and starts
+    /// their tasks (must run inside a tokio runtime). On error, everything started is stopped.
+    pub fn start(
+        settings: &HyperSettings,
+        mut listeners: Listeners,
+    ) -> Result<Self, HyperServerError> {
+        let span = info_span!("hyper_server", operator = %settings.name);
+        let _entered = span.enter();
+        let name = settings.name.as_str();
+        let timeouts = settings.timeouts;
+        let directory = Arc::new(DirectoryClient::from_settings(settings)?);
+        let (stop, stop_rx) = watch::channel(false);
+        // Dropping `server` on an error below stops and aborts what was started.
+        let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
+        let refusals = metrics::DoorRefusals::default();
+        let mut registry = metrics::hyper_registry(&broker, &directory, &refusals);
+        let serving_metrics = tandem_serving::ServingMetrics::register(&mut registry);
+        let mut server = Self {
+            broker,
+            directory: directory.clone(),
+            grpc_server: None,
+            grpc_client: None,
+            jsonrpc_addr: None,
+            stop,
+            tasks: JoinSet::new(),
+            registry: Some(registry),
+            serving_metrics,
+            ready: tandem_net::metrics::Readiness::new(),
+            metrics: None,
+            refusals,
+        };
+        let refresh = stop_signal(&stop_rx);
+        server
+            .tasks
+            .spawn(async move { directory.run_refresh(refresh).await }.in_current_span());
+        for channel in &settings.channels {
+            server.add(channel, settings, &mut listeners, &stop_rx)?;
+        }
+        server.install_p2p(timeouts.connect)?;
+        info!(channels = settings.channels.len(), "hyper server running");
+        server.ready.set(true);
+        Ok(server)
+    }
+
+    fn add(
+        &mut self,
+        channel: &ChannelSettings,
+        settings: &HyperSettings,
+        listeners: &mut Listeners,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<(), HyperServerError> {
+        let (name, timeouts, broker) = (settings.name.as_str(), settings.timeouts, &self.broker);
+        let directory: Arc<dyn DirectorySource> = self.directory.clone();
+        match &channel.kind {
+            ChannelKind::GrpcServer(s) => {
+                let listener = listeners
+                    .grpc
+                    .take()
+                    .ok_or(HyperServerError::MissingListener("grpc_server"))?;
+                let handle = GrpcServer::start_with_metrics(
+                    self.serving_metrics.clone(),
+                    s,
+                    name,
+                    &timeouts,
+                    directory,
+                    broker.clone(),
+                    listener,
+                    stop_signal(stop),
+                )?;
+                broker.add_channel(handle.reverse.clone())?;
+                let task = handle.task;
+                self.tasks.spawn(async move {
+                    let _ = task.await;
+                });
+                let parts = GrpcServerParts {
+                    reverse: handle.reverse,
+                    inject: handle.inject,
+                    local_addr: handle.local_addr,
+                };
+                self.grpc_server = Some(parts);
+            }
+            ChannelKind::GrpcClient(s) => {
+                let client = GrpcClient::new(s, name, timeouts, directory)?;
+                broker.add_channel(client.clone())?;
+                let reverse = client.start_reverse_streams(broker.clone(), stop_signal(stop));
+                self.tasks.spawn(async move {
+                    let _ = reverse.await;
+                });
+                self.grpc_client = Some(client);
+            }
+            ChannelKind::JsonRpcServer(s) => {
+                let listener = listeners
+                    .jsonrpc
+                    .take()
+                    .ok_or(HyperServerError::MissingListener("jsonrpc_server"))?;
+                broker.add_channel(Arc::new(InboundOnly("jsonrpc_server")))?;
+                self.jsonrpc_addr = listener.local_addr().ok();
+                let serving = gateway::serve_gateway(
+                    s,
+                    broker.clone(),
+                    timeouts.call,
+                    self.refusals.gateway.clone(),
+                    self.serving_metrics.clone(),
+                    listener,
+                    stop_signal(stop),
+                )?;
+                self.tasks.spawn(serving.in_current_span());
+            }
+            ChannelKind::JsonRpcClient(s) => {
+                let pending = broker.pending().clone();
+                broker.add_channel(Arc::new(JsonRpcClientChannel::new(
+                    name,
+                    s,
+                    timeouts.call,
+                    pending,
+                )?))?;
+            }
+            ChannelKind::Stdout => broker.add_channel(Arc::new(StdoutChannel::new(name)))?,
+        }
+        Ok(())
+    }
+
+    /// Both ends of brokered P2P connections (SPEC §4.4, §4.5): the `grpc_client` dials proxied
+    /// peers through `<proxy>.requestConnection`, and `_connectionRequest` hands proxy sockets to the
+    /// `grpc_server`.
+    fn install_p2p(&self, connect_timeout: std::time::Duration) -> Result<(), HyperServerError> {
+        let refused = self.refusals.endpoints.clone();
+        if let Some(client) = &self.grpc_client {
+            let dialer = BrokerProxyDialer::new(&self.broker, connect_timeout, refused.clone());
+            client.set_proxy_dialer(dialer);
+        }
+        if let Some(server) = &self.grpc_server {
+            let handler =
+                GrpcConnectionHandler::new(server.inject.clone(), connect_timeout, refused);
+            self.broker.add_connection_handler(handler)?;
+        }
+        Ok(())
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until [`HyperServer::shutdown`]
+    /// (ready while the server runs, not ready while it stops). A second call is ignored.
+    pub fn serve_metrics(&mut self, listener: TcpListener) {
+        if let Some(registry) = self.registry.take() {
+            self.metrics = Some(tandem_net::metrics::MetricsServer::spawn(
+                listener,
+                registry,
+                self.ready.clone(),
+            ));
+        }
+    }
+
+    /// Stops every task and waits for them (each bounded by its own grace period).
+    pub async fn shutdown(mut self) {
+        info!(operator = %self.broker.name(), "hyper server stopping");
+        self.ready.set(false);
+        let _ = self.stop.send(true);
+        while self.tasks.join_next().await.is_some() {}
+        if let Some(metrics) = self.metrics.take() {
+            metrics.stop().await;
+        }
+        info!(operator = %self.broker.name(), "hyper server stopped");
+    }
+}

@@ -1,0 +1,133 @@
+//! A client of the service directory's JSON-RPC API (`api` directory settings): `getTip`,
+//! `submitRecords`, `getRecords`, `getEntries`, `getEntry`. Every call has a deadline.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use tandem_directory::SignedChangeRecord;
+use tandem_directory::entry::DirectoryEntry;
+use tandem_net::http::{ClientError, JsonRpcClient};
+use tandem_net::jsonrpc::params;
+use tandem_settings::hyper::ApiDirectorySettings;
+
+/// Default deadline of one directory call.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a directory call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SdClientError {
+    /// The settings name no endpoint.
+    #[error("the api directory settings name no endpoint")]
+    NoEndpoint,
+    /// TLS settings could not be loaded.
+    #[error("tls: {0}")]
+    Tls(#[from] tandem_net::tls::TlsError),
+    /// The call failed.
+    #[error(transparent)]
+    Call(#[from] ClientError),
+    /// The answer did not have the expected shape.
+    #[error("unexpected answer to {method}: {reason}")]
+    Shape {
+        /// The method called.
+        method: &'static str,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+/// A connection to one directory server.
+#[derive(Debug, Clone)]
+pub struct SdClient {
+    rpc: JsonRpcClient,
+}
+
+impl SdClient {
+    /// A client for the first endpoint of `settings` (as the original, which uses only `[0]`),
+    /// checking the server certificate against `server_names[0]` when given.
+    pub fn from_settings(
+        settings: &ApiDirectorySettings,
+        timeout: Duration,
+    ) -> Result<Self, SdClientError> {
+        let endpoint = settings
+            .endpoints
+            .first()
+            .ok_or(SdClientError::NoEndpoint)?;
+        let tls = settings
+            .jsonrpc_client
+            .tls
+            .as_ref()
+            .map(|t| tandem_net::tls::client_config(t, &[b"http/1.1"]))
+            .transpose()?;
+        let server_name = settings.server_names.first().map(String::as_str);
+        Ok(Self {
+            rpc: JsonRpcClient::new(endpoint, tls, server_name, timeout)?,
+        })
+    }
+
+    /// A client over an existing JSON-RPC client.
+    pub fn new(rpc: JsonRpcClient) -> Self {
+        Self { rpc }
+    }
+
+    /// The last record of the best chain, if any.
+    pub async fn tip(&self) -> Result<Option<SignedChangeRecord>, SdClientError> {
+        let value = self.rpc.call("getTip", params([])).await?;
+        if value.is_null() {
+            return Ok(None);
+        }
+        decode("getTip", value).map(Some)
+    }
+
+    /// Submits a signed batch.
+    pub async fn submit(&self, records: &[SignedChangeRecord]) -> Result<(), SdClientError> {
+        let value = self
+            .rpc
+            .call("submitRecords", params([("records", json!(records))]))
+            .await?;
+        match value {
+            Value::String(s) if s == "ok" => Ok(()),
+            other => Err(SdClientError::Shape {
+                method: "submitRecords",
+                reason: format!("{other}"),
+            }),
+        }
+    }
+
+    /// The records after `after` (all of them for `""`).
+    pub async fn records_after(
+        &self,
+        after: &str,
+    ) -> Result<Vec<SignedChangeRecord>, SdClientError> {
+        let value = self
+            .rpc
+            .call("getRecords", params([("after", json!(after))]))
+            .await?;
+        decode("getRecords", value)
+    }
+
+    /// Every entry.
+    pub async fn entries(&self) -> Result<Vec<DirectoryEntry>, SdClientError> {
+        decode("getEntries", self.rpc.call("getEntries", params([])).await?)
+    }
+
+    /// One entry by name.
+    pub async fn entry(&self, name: &str) -> Result<DirectoryEntry, SdClientError> {
+        decode(
+            "getEntry",
+            self.rpc
+                .call("getEntry", params([("name", json!(name))]))
+                .await?,
+        )
+    }
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    method: &'static str,
+    value: Value,
+) -> Result<T, SdClientError> {
+    serde_json::from_value(value).map_err(|e| SdClientError::Shape {
+        method,
+        reason: e.to_string(),
+    })
+}

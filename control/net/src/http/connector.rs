@@ -1,0 +1,86 @@
+//! The one place HTTP clients get their (optionally TLS) connector: hyper-rustls over a rustls
+//! config from our TLS settings, with an optional fixed server name.
+
+use std::sync::Arc;
+
+use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use rustls::ClientConfig;
+use rustls_pki_types::ServerName;
+
+use crate::tls::TlsError;
+use tandem_settings::TlsSettings;
+
+/// Why a connector could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// The TLS settings did not load.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The server name is not a DNS name or IP address.
+    #[error("server name {0:?} is not a valid DNS name or IP address")]
+    ServerName(String),
+}
+
+/// A connector for `http://` and `https://` URLs. With `tls`, its certificates and CAs are used and
+/// its `server_name` (when set) replaces the URL's host in the certificate check.
+pub fn https_connector(
+    tls: Option<&TlsSettings>,
+) -> Result<HttpsConnector<HttpConnector>, ConnectorError> {
+    let config = tls.map(|t| crate::tls::client_config(t, &[])).transpose()?;
+    let server_name = tls.and_then(|t| t.server_name.as_deref());
+    connector_from_config(config, server_name)
+}
+
+/// A connector over an existing rustls config (`None`: plain HTTP only, no trust anchors).
+pub fn connector_from_config(
+    config: Option<Arc<ClientConfig>>,
+    server_name: Option<&str>,
+) -> Result<HttpsConnector<HttpConnector>, ConnectorError> {
+    let mut config = match config {
+        Some(c) => (*c).clone(),
+        None => plain_config()?,
+    };
+    // hyper-rustls negotiates ALPN itself and panics on a config that already names protocols.
+    config.alpn_protocols.clear();
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http();
+    let builder = match server_name {
+        Some(name) => {
+            let parsed = ServerName::try_from(name.to_owned())
+                .map_err(|_| ConnectorError::ServerName(name.to_owned()))?;
+            builder.with_server_name_resolver(FixedServerNameResolver::new(parsed))
+        }
+        None => builder,
+    };
+    Ok(builder.enable_http1().enable_http2().build())
+}
+
+/// The config of a client that only speaks plain HTTP (hyper-rustls wants one regardless).
+fn plain_config() -> Result<ClientConfig, TlsError> {
+    Ok(ClientConfig::builder_with_provider(crate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|source| TlsError::Rustls {
+            context: "protocol versions".into(),
+            source,
+        })?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_no_client_auth())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_with_alpn_does_not_panic() {
+        let mut config = plain_config().unwrap();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        assert!(connector_from_config(Some(Arc::new(config)), Some("hd-1")).is_ok());
+        assert!(matches!(
+            connector_from_config(None, Some("not a name!")),
+            Err(ConnectorError::ServerName(_))
+        ));
+    }
+}

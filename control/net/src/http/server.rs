@@ -1,0 +1,167 @@
+//! An HTTP/1.1 + HTTP/2 server for axum routers over plain TCP or rustls, served by the serving kit
+//! ([`tandem_serving`]): admission per source and overall, handshake / first-request / idle
+//! deadlines, header and HTTP/2 limits, graceful shutdown. Every connection task is tracked.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
+use tracing::debug;
+
+use tandem_serving::{
+    Admission, Handshake, ServingConfig, ServingMetrics, Slot, serve_connections,
+};
+
+/// How one HTTP server is served.
+#[derive(Debug, Clone)]
+pub struct ServerLimits {
+    /// The listener's name in logs and metrics (`sd`, `gateway`, `public_proxy`, ...).
+    pub name: &'static str,
+    /// Admission, deadlines and HTTP/2 limits.
+    pub serving: ServingConfig,
+    /// After shutdown starts, how long open connections may finish before they are cut.
+    pub grace: Duration,
+    /// Where admissions, refusals and cuts are counted.
+    pub metrics: ServingMetrics,
+}
+
+/// Default shutdown grace of an HTTP server.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            name: "http",
+            serving: ServingConfig::default(),
+            grace: DEFAULT_GRACE,
+            metrics: ServingMetrics::default(),
+        }
+    }
+}
+
+impl ServerLimits {
+    /// The defaults for the listener called `name`, counting into `metrics`.
+    pub fn named(name: &'static str, serving: ServingConfig, metrics: ServingMetrics) -> Self {
+        Self {
+            name,
+            serving,
+            metrics,
+            ..Self::default()
+        }
+    }
+}
+
+/// Who is on the other end of a request: inserted into every request's extensions.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// The client's address.
+    pub addr: SocketAddr,
+    /// The client's verified leaf certificate, when it presented one over TLS.
+    pub leaf: Option<CertificateDer<'static>>,
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
+/// within `limits.grace`.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    router: Router,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let admission = Admission::new(limits.name, limits.serving.clone(), limits.metrics.clone());
+    let handshake = if tls.is_some() {
+        Handshake::Tls
+    } else {
+        Handshake::None
+    };
+    let acceptor = tls.map(TlsAcceptor::from);
+    let serving = limits.serving.clone();
+    serve_connections(
+        listener,
+        admission,
+        handshake,
+        limits.grace,
+        shutdown,
+        move |io, addr, slot| {
+            let (acceptor, router, serving) = (acceptor.clone(), router.clone(), serving.clone());
+            async move {
+                let Some(acceptor) = acceptor else {
+                    let peer = PeerInfo { addr, leaf: None };
+                    return serve_stream(io, peer, router, slot, &serving).await;
+                };
+                match acceptor.accept(io).await {
+                    Ok(tls) => {
+                        slot.handshaken();
+                        let leaf = tls
+                            .get_ref()
+                            .1
+                            .peer_certificates()
+                            .and_then(|c| c.first())
+                            .map(|c| c.clone().into_owned());
+                        serve_stream(tls, PeerInfo { addr, leaf }, router, slot, &serving).await;
+                    }
+                    Err(e) => {
+                        slot.count_failed_handshake();
+                        debug!(error = %e, "TLS handshake failed");
+                    }
+                }
+            }
+        },
+    )
+    .await;
+}
+
+/// Serves HTTP on one connection; every request holds the connection's slot busy until answered.
+async fn serve_stream<S>(
+    stream: S,
+    peer: PeerInfo,
+    router: Router,
+    slot: Slot,
+    serving: &ServingConfig,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+        req.extensions_mut().insert(peer.clone());
+        let busy = slot.request();
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(req).await;
+            drop(busy);
+            response
+        }
+    });
+    let limits = &serving.http2;
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(serving.deadlines.header)
+        .max_buf_size(limits.h1_max_buf_bytes);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .max_header_list_size(limits.max_header_list_bytes)
+        .max_pending_accept_reset_streams(limits.max_pending_resets)
+        .keep_alive_interval(limits.keepalive_interval)
+        .keep_alive_timeout(limits.keepalive_timeout);
+    if let Err(e) = builder
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+        .await
+    {
+        debug!(error = %e, "connection ended with an error");
+    }
+}

@@ -1,0 +1,99 @@
+//! Binding and running the metrics endpoint as a background task that a role starts after its
+//! listeners are bound and stops after it has drained.
+
+use std::sync::{Arc, RwLock};
+
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use super::{Readiness, serve};
+use tandem_settings::MetricsSettings;
+
+/// Binds the configured `metrics.bind_address`.
+pub async fn bind(settings: &MetricsSettings) -> std::io::Result<TcpListener> {
+    let address = &settings.bind_address;
+    let addrs = address.resolve().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("resolving the metrics address {address}: {e}"),
+        )
+    })?;
+    TcpListener::bind(addrs.as_slice()).await.map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("binding the metrics address {address}: {e}"),
+        )
+    })
+}
+
+/// A running metrics endpoint; [`MetricsServer::stop`] ends it.
+#[derive(Debug)]
+pub struct MetricsServer {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl MetricsServer {
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` in a tokio task (logs
+    /// `metrics listening` with the bound address, which tests and operators read).
+    pub fn spawn(listener: TcpListener, registry: Registry, ready: Arc<Readiness>) -> Self {
+        if let Ok(addr) = listener.local_addr() {
+            info!(address = %addr, "metrics listening");
+        }
+        let (stop, mut stopped) = watch::channel(false);
+        let registry = Arc::new(RwLock::new(registry));
+        let task = tokio::spawn(serve(listener, registry, ready, async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        }));
+        Self { stop, task }
+    }
+
+    /// Stops serving and waits for the task (the HTTP server's own grace bounds the wait).
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    async fn get(addr: std::net::SocketAddr, path: &str) -> String {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+        s.write_all(request.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn readyz_follows_readiness_and_stop_closes_the_port() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let ready = Readiness::new();
+        let server = MetricsServer::spawn(listener, Registry::default(), ready.clone());
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 503"));
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
+        ready.set(true);
+        assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
+        ready.set(false);
+        assert!(
+            get(addr, "/readyz").await.starts_with("HTTP/1.1 503"),
+            "not ready while draining"
+        );
+        let metrics = get(addr, "/metrics").await;
+        assert!(metrics.starts_with("HTTP/1.1 200"), "{metrics}");
+        assert!(metrics.contains("# EOF"), "{metrics}");
+        server.stop().await;
+        assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    }
+}

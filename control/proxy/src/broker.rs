@@ -1,0 +1,144 @@
+//! P2P brokering: `requestConnection` (SPEC §4.3), with Tandem's fixes: the requester must be
+//! allowed to reach the target, each side gets its own single-use token, the target is told
+//! with a deadline, and the pair is cancelled when telling it fails (the original leaked it).
+//!
+//! Authorisation rule: the target must have a directory entry (read through our Hyper node's
+//! internal `_directory` method, so the proxy needs no directory client of its own), and one
+//! of the requester's groups (from the `_client` entry Hyper injects) — or `*` — must appear
+//! in a permission of any of the target's services or methods: the requester is a peer that
+//! the target accepts calls from (SPEC §3.6 `GetPeers`, incoming direction).
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+use tandem_engine::PairKind;
+use tracing::{debug, info, warn};
+
+use super::caller::{ClientInfo, client_info, string};
+use super::error::CallError;
+use super::public::PublicState;
+use super::stats::ProxyCounters;
+use tandem_directory::entry::DirectoryEntry;
+use tandem_directory::permissions::{ANY_GROUP, peer_groups};
+use tandem_net::http::ClientError;
+
+/// Whether `requester` may reach `target` (see the module docs for the rule).
+pub fn may_reach(requester: &DirectoryEntry, target: &DirectoryEntry) -> bool {
+    let accepted = peer_groups(target);
+    accepted.contains(ANY_GROUP)
+        || requester
+            .groups
+            .iter()
+            .any(|g| accepted.contains(g.as_str()))
+}
+
+/// Handles `requestConnection {to, channel, _client}` → `{token, endpoint}`.
+pub async fn request_connection(
+    state: &Arc<PublicState>,
+    mut params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    ProxyCounters::inc(&state.counters.pairs_requested);
+    let result = broker(state, &mut params).await;
+    if result.is_err() {
+        ProxyCounters::inc(&state.counters.requests_refused);
+    }
+    result
+}
+
+async fn broker(
+    state: &Arc<PublicState>,
+    params: &mut Map<String, Value>,
+) -> Result<Value, CallError> {
+    let client = client_info(params)?;
+    let to = string(params, "to")?;
+    let channel = string(params, "channel")?;
+    if to.is_empty() {
+        return Err(CallError::InvalidParams("to: empty".into()));
+    }
+    let target = state
+        .hyper
+        .directory_entry(&to)
+        .await
+        .map_err(CallError::Directory)?
+        .ok_or_else(|| CallError::UnknownOperator(to.clone()))?;
+    if !may_reach(&client.entry, &target) {
+        return Err(CallError::NotAllowed {
+            requester: client.name.clone(),
+            target: to,
+        });
+    }
+    let ticket = state.engine.create_pair(PairKind::Direct)?;
+    debug!(pair = %ticket.id, requester = %client.name, target = %to, "pair issued");
+    let notify = connection_request(state, &to, &channel, &client, ticket.side_b.as_bytes());
+    if let Err(e) = notify.await {
+        // The target never got its token: nobody can use this pair, so free it now.
+        if let Err(cancel) = state.engine.cancel_pair(ticket.id) {
+            warn!(pair = %ticket.id, error = %cancel, "cancelling a failed pair");
+        }
+        ProxyCounters::inc(&state.counters.pairs_cancelled);
+        info!(pair = %ticket.id, target = %to, kind = e.kind(), error = %e, "_connectionRequest failed; pair cancelled");
+        return Err(CallError::Peer(e));
+    }
+    ProxyCounters::inc(&state.counters.pairs_issued);
+    Ok(json!({
+        "token": STANDARD.encode(ticket.side_a.as_bytes()),
+        "endpoint": state.endpoint,
+    }))
+}
+
+/// `<to>._connectionRequest {endpoint, client, channel, token}` through our Hyper node.
+async fn connection_request(
+    state: &PublicState,
+    to: &str,
+    channel: &str,
+    client: &ClientInfo,
+    token: &[u8; 32],
+) -> Result<Value, ClientError> {
+    let mut params = Map::new();
+    params.insert("endpoint".into(), json!(state.endpoint));
+    params.insert(
+        "client".into(),
+        serde_json::to_value(client).unwrap_or(Value::Null),
+    );
+    params.insert("channel".into(), json!(channel));
+    params.insert("token".into(), json!(STANDARD.encode(token)));
+    state.hyper.call(to, "_connectionRequest", params).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tandem_directory::entry::{OperatorService, Permission};
+
+    fn entry(name: &str, groups: &[&str], permitted: &[&str]) -> DirectoryEntry {
+        let mut e = DirectoryEntry::new(name);
+        e.groups = groups.iter().map(|g| g.to_string()).collect();
+        if !permitted.is_empty() {
+            e.services.push(OperatorService {
+                name: "internals".into(),
+                permissions: permitted
+                    .iter()
+                    .map(|g| Permission {
+                        group: g.to_string(),
+                        rights: vec!["call".into()],
+                    })
+                    .collect(),
+                methods: Vec::new(),
+            });
+        }
+        e
+    }
+
+    #[test]
+    fn the_requester_must_be_in_a_group_the_target_permits() {
+        let hd1 = entry("hd-1", &["health-departments"], &[]);
+        let ls1 = entry("ls-1", &["labs"], &[]);
+        let hd2 = entry("hd-2", &["health-departments"], &["health-departments"]);
+        assert!(may_reach(&hd1, &hd2));
+        assert!(!may_reach(&ls1, &hd2));
+        assert!(!may_reach(&hd1, &entry("closed", &[], &[])));
+        assert!(may_reach(&ls1, &entry("open", &[], &["*"])));
+    }
+}

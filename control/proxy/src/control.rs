@@ -1,0 +1,84 @@
+//! The public proxy's `ControlService` (create pairs, list, stats, drain, events over gRPC/mTLS),
+//! started beside the JSON-RPC server when the settings have a `control:` block.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rustls::ServerConfig;
+use tandem_engine::EngineHandle;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use super::error::ProxyError;
+use super::pins::HyperDirectory;
+use super::resolve;
+use crate::control_service::{AdminPolicy, ControlServer, EventHub};
+use crate::settings::ControlSettings;
+use tandem_serving::{Admission, ServingConfig, ServingMetrics};
+
+/// A bound control service, ready to serve.
+pub(crate) struct ControlPlane {
+    server: ControlServer,
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    addr: SocketAddr,
+    serving: ServingConfig,
+}
+
+impl ControlPlane {
+    /// Binds the control port and builds the service over `engine` and `hub`; the admins'
+    /// certificates are checked against the directory's pins (`pins`, see `AdminPolicy`).
+    pub(crate) async fn bind(
+        settings: &ControlSettings,
+        engine: EngineHandle,
+        endpoint: String,
+        hub: EventHub,
+        pins: Arc<HyperDirectory>,
+    ) -> Result<Self, ProxyError> {
+        let tls = ControlServer::tls_config(&settings.tls)
+            .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
+        let addr = resolve(&settings.bind_address).await?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|e| ProxyError::io(format!("binding control {}", settings.bind_address), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| ProxyError::io("reading the control address", e))?;
+        let policy = AdminPolicy::names(settings.admins.iter().cloned()).with_pins(pins);
+        Ok(Self {
+            server: ControlServer::new(engine, endpoint, policy, hub),
+            listener,
+            tls,
+            addr,
+            serving: settings.serving.clone(),
+        })
+    }
+
+    /// Where it listens.
+    pub(crate) fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves until `stop` turns true (tracked by the returned handle).
+    pub(crate) fn spawn(
+        self,
+        mut stop: watch::Receiver<bool>,
+        metrics: ServingMetrics,
+    ) -> JoinHandle<()> {
+        info!(address = %self.addr, "control service listening");
+        let admission = Admission::new("control", self.serving, metrics);
+        tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            let serving = self
+                .server
+                .serve_with(self.listener, self.tls, admission, shutdown);
+            if let Err(e) = serving.await {
+                warn!(error = %e, "control service stopped with an error");
+            }
+        })
+    }
+}

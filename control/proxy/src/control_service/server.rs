@@ -1,0 +1,327 @@
+//! [`ControlServer`]: the `ControlService` of `control.proto` over the engine, served with tonic
+//! over the admin-checked mTLS connections of [`super::incoming`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use rustls::ServerConfig;
+use tandem_engine::{EngineHandle, PairKind};
+use tandem_proto::control as pb;
+use tandem_proto::control::control_service_server::{ControlService, ControlServiceServer};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status};
+use tracing::{Instrument, info, info_span, warn};
+
+use super::convert::{self, denied_status, engine_status};
+use super::hub::EventHub;
+use super::incoming::{self, Acceptor, Caller};
+use super::metrics::{Metrics, ServiceCounters};
+use super::policy::AdminPolicy;
+use super::{ControlError, MAX_DRAIN_GRACE, MAX_PAIR_TTL};
+use tandem_net::grpc::SHUTDOWN_GRACE;
+use tandem_serving::{Admission, ServingConfig, ServingMetrics};
+use tandem_settings::tls::TlsSettings;
+
+/// Pairs `ListPairs` returns when the request names no limit.
+pub const DEFAULT_LIST_LIMIT: usize = 1000;
+/// Most pairs one `ListPairs` answer carries (~60 B each on the wire: ~600 KiB, under the 4 MiB
+/// message bound).
+pub const MAX_LIST_LIMIT: usize = 10_000;
+/// Calls one control connection may have open at once (watch streams count).
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
+/// A control connection is recycled after an hour (clients reconnect transparently; a
+/// `WatchEvents` stream then resumes on the new connection), with a minute of grace.
+const MAX_CONNECTION_AGE: Duration = Duration::from_secs(3600);
+const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+
+struct Inner {
+    engine: EngineHandle,
+    endpoint: String,
+    policy: AdminPolicy,
+    hub: EventHub,
+    metrics: Arc<Metrics>,
+    draining: AtomicBool,
+}
+
+/// The proxy's control service. Cheap to clone; clones share counters.
+#[derive(Clone)]
+pub struct ControlServer {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ControlServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlServer")
+            .field("endpoint", &self.inner.endpoint)
+            .field("policy", &self.inner.policy)
+            .finish()
+    }
+}
+
+impl ControlServer {
+    /// A service creating pairs on `engine`, handing out `endpoint` (`HOST:PORT` of the pairing
+    /// port as clients reach it), admitting callers by `authz`, streaming events from `events`.
+    pub fn new(
+        engine: EngineHandle,
+        endpoint: String,
+        authz: AdminPolicy,
+        events: EventHub,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                engine,
+                endpoint,
+                policy: authz,
+                hub: events,
+                metrics: Arc::new(Metrics::default()),
+                draining: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The mTLS server config for the control port (ALPN `h2`); `settings` should require
+    /// verified client certificates (`verify_client: true`).
+    pub fn tls_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, ControlError> {
+        Ok(tandem_net::tls::server_config(settings, &[b"h2"])?)
+    }
+
+    /// The service's counters.
+    pub fn counters(&self) -> ServiceCounters {
+        self.inner.metrics.snapshot()
+    }
+
+    /// Serves on `listener` with `tls` until `shutdown` resolves; open connections then get
+    /// [`SHUTDOWN_GRACE`] to finish. Must run inside a tokio runtime.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        tls: Arc<ServerConfig>,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ControlError> {
+        let admission = Admission::new(
+            "control",
+            ServingConfig::default(),
+            ServingMetrics::default(),
+        );
+        self.serve_with(listener, tls, admission, shutdown).await
+    }
+
+    /// [`ControlServer::serve`] under the serving kit's `admission` (from the `control.serving`
+    /// settings).
+    pub async fn serve_with(
+        self,
+        listener: TcpListener,
+        tls: Arc<ServerConfig>,
+        admission: Admission,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<(), ControlError> {
+        let local = listener.local_addr().map_err(ControlError::Listener)?;
+        let (ready_tx, ready_rx) = incoming::ready_channel();
+        let h2 = admission.config().http2;
+        let acceptor = Acceptor {
+            listener,
+            tls,
+            policy: self.inner.policy.clone(),
+            metrics: self.inner.metrics.clone(),
+            admission,
+        };
+        let service = ControlServiceServer::new(self)
+            .max_decoding_message_size(tandem_proto::MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(tandem_proto::MAX_MESSAGE_BYTES);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let accept = acceptor.run(ready_tx, stop_rx.clone());
+        let server = tonic::transport::Server::builder()
+            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
+            .http2_max_header_list_size(h2.max_header_list_bytes)
+            .http2_max_pending_accept_reset_streams(Some(h2.max_pending_resets))
+            .http2_keepalive_interval(Some(h2.keepalive_interval))
+            .http2_keepalive_timeout(Some(h2.keepalive_timeout))
+            .max_connection_age(MAX_CONNECTION_AGE)
+            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
+            .add_service(service)
+            .serve_with_incoming_shutdown(ReceiverStream::new(ready_rx), {
+                let mut stop = stop_rx.clone();
+                async move { tandem_net::grpc::stopped(&mut stop).await }
+            });
+        let serve = async move {
+            tokio::pin!(server);
+            let mut stop = stop_rx;
+            let bounded_after_stop = async {
+                tandem_net::grpc::stopped(&mut stop).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            tokio::select! {
+                result = &mut server => if let Err(e) = result {
+                    warn!(error = %e, "control server failed");
+                },
+                () = bounded_after_stop => warn!("control connections still open after the shutdown grace; leaving them"),
+            }
+        };
+        let span = info_span!("control_server", addr = %local);
+        async move {
+            info!("control service listening");
+            tokio::join!(signal, accept, serve);
+            info!("control service stopped");
+        }
+        .instrument(span)
+        .await;
+        Ok(())
+    }
+
+    /// The caller's admin name, or the counted refusal.
+    fn admit<T>(&self, request: &Request<T>) -> Result<String, Status> {
+        let Some(caller) = request.extensions().get::<Caller>() else {
+            Metrics::inc(&self.inner.metrics.denied_calls);
+            return Err(Status::unauthenticated("no caller information"));
+        };
+        caller.admin.clone().map_err(|d| {
+            Metrics::inc(&self.inner.metrics.denied_calls);
+            denied_status(&d)
+        })
+    }
+}
+
+/// The event stream of one watcher.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<pb::PairEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ControlService for ControlServer {
+    async fn create_pair(
+        &self,
+        request: Request<pb::CreatePairRequest>,
+    ) -> Result<Response<pb::CreatePairResponse>, Status> {
+        self.admit(&request)?;
+        let inner = &self.inner;
+        let ttl = match request.get_ref().ttl_ms {
+            0 => inner.engine.pair_ttl(),
+            ms => Duration::from_millis(ms).min(MAX_PAIR_TTL),
+        };
+        let now = SystemTime::now();
+        let ticket = inner
+            .engine
+            .create_pair_with(PairKind::Direct, ttl, None)
+            .map_err(|e| {
+                Metrics::inc(&inner.metrics.create_failures);
+                engine_status(&e)
+            })?;
+        let expires_at = now + ttl;
+        inner.hub.book().issued(ticket.id, now, expires_at);
+        Metrics::inc(&inner.metrics.pairs_created);
+        Ok(Response::new(pb::CreatePairResponse {
+            id: Some(convert::pair_id(ticket.id)),
+            endpoint: inner.endpoint.clone(),
+            tokens: vec![
+                ticket.side_a.as_bytes().to_vec(),
+                ticket.side_b.as_bytes().to_vec(),
+            ],
+            expires_at: convert::rfc3339(expires_at),
+        }))
+    }
+
+    async fn list_pairs(
+        &self,
+        request: Request<pb::ListPairsRequest>,
+    ) -> Result<Response<pb::ListPairsResponse>, Status> {
+        self.admit(&request)?;
+        let limit = match request.get_ref().limit {
+            0 => DEFAULT_LIST_LIMIT,
+            n => (n as usize).min(MAX_LIST_LIMIT),
+        };
+        let stats = self.inner.engine.stats();
+        let (pairs, truncated) = {
+            let mut book = self.inner.hub.book();
+            book.prune(SystemTime::now());
+            book.list(limit)
+        };
+        Ok(Response::new(pb::ListPairsResponse {
+            cores: stats
+                .iter()
+                .enumerate()
+                .map(|(i, s)| convert::core_counts(i, s))
+                .collect(),
+            pairs: pairs
+                .into_iter()
+                .map(|(id, t)| convert::pair_info(id, t))
+                .collect(),
+            truncated,
+            events_dropped: stats.iter().map(|s| s.events_dropped).sum(),
+        }))
+    }
+
+    async fn stats(
+        &self,
+        request: Request<pb::StatsRequest>,
+    ) -> Result<Response<pb::StatsResponse>, Status> {
+        self.admit(&request)?;
+        let own = self.counters();
+        let hub = self.inner.hub.counters();
+        Ok(Response::new(pb::StatsResponse {
+            cores: (self.inner.engine.stats().iter().enumerate())
+                .map(|(i, s)| convert::core_stats(i, s))
+                .collect(),
+            service: Some(pb::ServiceStats {
+                pairs_created: own.pairs_created,
+                create_failures: own.create_failures,
+                denied_calls: own.denied_calls,
+                handshake_failures: own.handshake_failures,
+                events_received: hub.received,
+                events_lagged: hub.lagged,
+                watchers: hub.watchers,
+                draining: self.inner.draining.load(Ordering::Relaxed),
+            }),
+        }))
+    }
+
+    async fn drain(
+        &self,
+        request: Request<pb::DrainRequest>,
+    ) -> Result<Response<pb::DrainResponse>, Status> {
+        let admin = self.admit(&request)?;
+        let grace = Duration::from_millis(request.get_ref().grace_ms).min(MAX_DRAIN_GRACE);
+        self.inner.draining.store(true, Ordering::Relaxed);
+        let engine = self.inner.engine.clone();
+        let live_at_start = engine.stats().iter().map(|s| s.live_pairs).sum();
+        info!(%admin, grace_ms = grace.as_millis() as u64, live_at_start, "drain requested");
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || engine.drain(grace))
+            .await
+            .map_err(|e| Status::internal(format!("drain task: {e}")))?
+            .map_err(|e| Status::internal(format!("drain: {e}")))?;
+        Ok(Response::new(pb::DrainResponse {
+            live_at_start,
+            took_ms: started.elapsed().as_millis() as u64,
+        }))
+    }
+
+    type WatchEventsStream = EventStream;
+
+    async fn watch_events(
+        &self,
+        request: Request<pb::WatchEventsRequest>,
+    ) -> Result<Response<EventStream>, Status> {
+        let admin = self.admit(&request)?;
+        let hub = self.inner.hub.clone();
+        let rx = hub
+            .subscribe()
+            .ok_or_else(|| Status::unavailable("the event hub has stopped"))?;
+        info!(%admin, "event watcher connected");
+        let stream = BroadcastStream::new(rx).map(move |item| match item {
+            Ok(event) => Ok(convert::event(&event)),
+            Err(tokio_stream::wrappers::errors::BroadcastStreamRecvError::Lagged(n)) => {
+                hub.count_lagged(n);
+                Ok(convert::gap(n))
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+}

@@ -1,0 +1,183 @@
+//! The private side's data path: dial the public proxy's pairing port, write the raw token,
+//! then ForwardTLS (pipe raw bytes to the internal address) — TerminateTLS is in
+//! [`super::terminate`].
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use tandem_settings::listeners::HostPort;
+
+/// Why a private-side connection ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ForwardError {
+    /// Dialling did not finish within the deadline.
+    #[error("dialling {0} timed out")]
+    DialTimeout(String),
+    /// No byte moved either way for the idle timeout; the connection was closed.
+    #[error("no traffic for {0:?}")]
+    Idle(Duration),
+    /// Dialling, writing the token or relaying failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl ForwardError {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::DialTimeout(_) => "dial_timeout",
+            Self::Idle(_) => "idle",
+            Self::Io { .. } => "io",
+        }
+    }
+}
+
+/// Dials `address` (`host:port`) within `deadline`.
+pub async fn dial(address: &str, deadline: Duration) -> Result<TcpStream, ForwardError> {
+    let stream = tokio::time::timeout(deadline, TcpStream::connect(address))
+        .await
+        .map_err(|_| ForwardError::DialTimeout(address.to_owned()))?
+        .map_err(|source| ForwardError::Io {
+            context: format!("dialling {address}"),
+            source,
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Dials the public proxy's pairing `endpoint` and writes the 32-byte token (SPEC §4.6).
+pub async fn join_pair(
+    endpoint: &str,
+    token: &[u8; 32],
+    deadline: Duration,
+) -> Result<TcpStream, ForwardError> {
+    let mut stream = dial(endpoint, deadline).await?;
+    tokio::time::timeout(deadline, stream.write_all(token))
+        .await
+        .map_err(|_| ForwardError::DialTimeout(endpoint.to_owned()))?
+        .map_err(|source| ForwardError::Io {
+            context: "writing the token".into(),
+            source,
+        })?;
+    Ok(stream)
+}
+
+/// ForwardTLS: pipes the paired socket to the internal address until both directions end
+/// (half-closes are propagated, unlike the original's close-both on the first EOF), or until no
+/// byte moved either way for `idle` (then both sockets close: a silent client must not hold the
+/// connection slot until the public engine's own, longer, idle timeout).
+pub async fn forward(
+    mut paired: TcpStream,
+    internal: &HostPort,
+    deadline: Duration,
+    idle: Duration,
+) -> Result<(u64, u64), ForwardError> {
+    let mut inner = dial(&internal.to_string(), deadline).await?;
+    let activity = Activity::new();
+    let mut a = Watched {
+        io: &mut paired,
+        activity: &activity,
+    };
+    let mut b = Watched {
+        io: &mut inner,
+        activity: &activity,
+    };
+    let moved = tokio::select! {
+        r = tokio::io::copy_bidirectional(&mut a, &mut b) => r.map_err(|source| ForwardError::Io {
+            context: "relaying".into(),
+            source,
+        })?,
+        () = activity.idle_for(idle) => return Err(ForwardError::Idle(idle)),
+    };
+    debug!(
+        to_internal = moved.0,
+        from_internal = moved.1,
+        "forwarded connection closed"
+    );
+    Ok(moved)
+}
+
+/// When bytes last moved, shared by both directions of one forwarded connection.
+struct Activity {
+    start: Instant,
+    /// Milliseconds after `start` of the last read that returned bytes.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            start: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Resolves once no byte moved for `idle`. Sleeps again only when bytes moved meanwhile,
+    /// so one timer per connection, re-armed at most once per `idle` of traffic.
+    async fn idle_for(&self, idle: Duration) {
+        loop {
+            let last = self.start + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let quiet = last.elapsed();
+            if quiet >= idle {
+                return;
+            }
+            tokio::time::sleep(idle - quiet).await;
+        }
+    }
+}
+
+/// A stream whose reads mark the connection active.
+struct Watched<'a, S> {
+    io: &'a mut S,
+    activity: &'a Activity,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<'_, S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let r = Pin::new(&mut *self.io).poll_read(cx, buf);
+        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.activity.touch();
+        }
+        r
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<'_, S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut *self.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut *self.io).poll_shutdown(cx)
+    }
+}

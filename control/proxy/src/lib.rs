@@ -1,0 +1,110 @@
+//! The proxies (SPEC §4): `proxy run public` (engine data plane + JSON-RPC control plane) and
+//! `proxy run private` (dials out to the public proxy per incoming TLS connection).
+//!
+//! - [`announcements`]: sans-IO announcement tables (public and private), time injected:
+//!   owner-only changes, per-operator quotas, expiry rules; persisted by `store` (public) and
+//!   `private_store` through `journal` (one bounded read at open, compaction).
+//! - [`broker`]: `requestConnection` (P2P pairs, one single-use token per side).
+//! - [`sni`]: the engine's SNI resolver and the `incomingConnection` notifier.
+//! - [`public`]: the public proxy's methods and `run_public`.
+//! - [`private`]: the private proxy's methods and `run_private`, with [`forward`] and
+//!   [`terminate`] for the two internal-endpoint modes.
+
+pub mod announcements;
+pub mod broker;
+pub mod caller;
+mod control;
+pub mod control_service;
+pub mod engine_metrics;
+mod error;
+pub mod forward;
+pub mod hyper_link;
+mod journal;
+pub mod metrics;
+pub mod pins;
+pub mod private;
+mod private_methods;
+mod private_store;
+pub mod public;
+mod public_methods;
+pub mod settings;
+pub mod sni;
+pub mod stats;
+mod store;
+pub mod terminate;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use error::{CallError, ProxyError};
+pub use private::{PrivateProxy, bind_private, run_private};
+pub use public::{PublicHandle, PublicProxy, bind_public, run_public};
+pub use stats::{PrivateCountersSnapshot, ProxyCountersSnapshot, PublicProxyStats};
+
+use tandem_net::http::{Cors, RateLimit, RouteConfig};
+use tandem_settings::listeners::{HostPort, JsonRpcServerSettings};
+
+/// Largest JSON-RPC request body a proxy accepts, in bytes: an `announceConnections` of
+/// [`public::MAX_CONNECTIONS_PER_CALL`] domains plus the caller's directory entry fits.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// Whether callers are checked: only when the JSON-RPC server asks for client certificates
+/// (`tls` with `verify_client` or `request_client_cert`); the caller's certificate must then
+/// carry our operator name, i.e. be our Hyper node's (see [`caller::check_peer`]).
+pub(crate) fn peer_check(server: &JsonRpcServerSettings) -> bool {
+    server
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.verify_client || t.request_client_cert)
+}
+
+/// Resolves `address`, preferring IPv4 (`localhost` binds where the original's clients dial).
+pub(crate) async fn resolve(address: &HostPort) -> Result<SocketAddr, ProxyError> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((address.host.as_str(), address.port))
+        .await
+        .map_err(|e| ProxyError::io(format!("resolving {address}"), e))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| {
+            ProxyError::io(
+                format!("resolving {address}"),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
+            )
+        })
+}
+
+/// Binds a JSON-RPC listener.
+pub(crate) async fn bind_jsonrpc(address: &HostPort) -> Result<TcpListener, ProxyError> {
+    let addr = resolve(address).await?;
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| ProxyError::io(format!("binding {address}"), e))
+}
+
+/// The JSON-RPC route of a proxy's server block.
+pub(crate) fn route_config(server: &JsonRpcServerSettings, call_timeout: Duration) -> RouteConfig {
+    RouteConfig {
+        path: server.path.clone(),
+        max_body_bytes: MAX_BODY_BYTES,
+        rate_limits: server
+            .tcp_rate_limits
+            .iter()
+            .map(|l| RateLimit {
+                window: l.period.duration(),
+                limit: l.limit.get(),
+            })
+            .collect(),
+        call_timeout,
+        body_timeout: server.serving.deadlines.body,
+        cors: server.cors.as_ref().map(|c| Cors {
+            allowed_hosts: c.allowed_hosts.clone(),
+            allowed_headers: Vec::new(),
+        }),
+    }
+}

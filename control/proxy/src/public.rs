@@ -1,0 +1,358 @@
+//! The public proxy (`proxy run public`): the engine serves the pairing and TLS ports on its
+//! cores, tokio serves the JSON-RPC methods our Hyper node delivers (`requestConnection`,
+//! `announceConnections`, `getAnnouncements`, SPEC §4.2) and notifies private proxies.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use rustls::ServerConfig;
+use tandem_engine::{Engine, EngineHandle, LocalAddrs};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use super::announcements::Rules;
+use super::control::ControlPlane;
+use super::error::ProxyError;
+use super::hyper_link::HyperLink;
+use super::pins::HyperDirectory;
+use super::public_methods::PublicMethods;
+use super::sni::{SNI_QUEUE, SniRouter, dispatch};
+use super::stats::{ProxyCounters, PublicProxyStats};
+use super::store::PublicStore;
+use super::{bind_jsonrpc, peer_check, resolve, route_config};
+use crate::control_service::EventHub;
+use crate::settings::PublicProxySettings;
+use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
+use tandem_net::metrics::{MetricsServer, Readiness};
+
+/// Most connections in one `announceConnections` call.
+pub const MAX_CONNECTIONS_PER_CALL: usize = 1000;
+/// How often expired announcements are pruned from memory.
+pub const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What the methods, the resolver bridge and the handle share.
+pub struct PublicState {
+    pub(crate) name: String,
+    pub(crate) endpoint: String,
+    pub(crate) hyper: HyperLink,
+    /// The directory through `hyper`, for the caller and admin pins.
+    pub(crate) pins: Arc<HyperDirectory>,
+    pub(crate) engine: EngineHandle,
+    pub(crate) announcements: PublicStore,
+    pub(crate) counters: Arc<ProxyCounters>,
+    /// Callers must present our operator's certificate (see `peer_check`).
+    pub(crate) check_callers: bool,
+    jsonrpc_addr: SocketAddr,
+    control_addr: Option<SocketAddr>,
+}
+
+/// A started public proxy; [`PublicProxy::serve`] runs it.
+pub struct PublicProxy {
+    state: Arc<PublicState>,
+    listener: TcpListener,
+    tls: Option<Arc<ServerConfig>>,
+    settings: PublicProxySettings,
+    jobs: mpsc::Receiver<super::sni::SniJob>,
+    events: EventHub,
+    control: Option<ControlPlane>,
+    metrics: Option<TcpListener>,
+}
+
+/// A cheap handle to read a running public proxy (stats, addresses, the engine).
+#[derive(Clone)]
+pub struct PublicHandle {
+    state: Arc<PublicState>,
+}
+
+impl PublicHandle {
+    /// Where the ControlService listens, when it is configured.
+    pub fn control_addr(&self) -> Option<SocketAddr> {
+        self.state.control_addr
+    }
+
+    /// The proxy's and the engine's counters.
+    pub fn stats(&self) -> PublicProxyStats {
+        PublicProxyStats {
+            proxy: self.state.counters.snapshot(),
+            engine: self.state.engine.stats(),
+        }
+    }
+
+    /// The engine (pairing and TLS ports, pairs).
+    pub fn engine(&self) -> &EngineHandle {
+        &self.state.engine
+    }
+
+    /// The engine's bound ports.
+    pub fn engine_addrs(&self) -> LocalAddrs {
+        self.state.engine.local_addrs()
+    }
+
+    /// The pairing endpoint handed to peers.
+    pub fn endpoint(&self) -> &str {
+        &self.state.endpoint
+    }
+
+    /// The JSON-RPC server's bound address.
+    pub fn jsonrpc_addr(&self) -> SocketAddr {
+        self.state.jsonrpc_addr
+    }
+}
+
+/// Binds the JSON-RPC port of `settings`.
+pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, ProxyError> {
+    bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
+}
+
+/// Resolves the data ports and starts the engine with `router` as its SNI resolver.
+async fn start_engine(
+    settings: &PublicProxySettings,
+    router: SniRouter,
+) -> Result<
+    (
+        EngineHandle,
+        std::sync::mpsc::Receiver<tandem_engine::PairEvent>,
+    ),
+    ProxyError,
+> {
+    let mut config = settings.engine.config.clone();
+    config.pairing_addr = resolve(&settings.internal_bind_address).await?;
+    config.tls_addr = Some(resolve(&settings.tls_bind_address).await?);
+    config.pair_ttl = settings.accept_timeout;
+    config.accept_rates = accept_rates(&settings.tcp_rate_limits);
+    let cell = router.engine_cell();
+    // Binds and spawns the worker threads; returns at once.
+    let (engine, events) = Engine::start(config, Arc::new(router))?;
+    let _ = cell.set(engine.clone());
+    Ok((engine, events))
+}
+
+/// `tcp_rate_limits` as the engine's per-source accept rates on its data ports.
+fn accept_rates(limits: &[tandem_settings::TcpRateLimit]) -> Vec<tandem_engine::AcceptRate> {
+    limits
+        .iter()
+        .map(|l| tandem_engine::AcceptRate {
+            window: l.period.duration(),
+            limit: l.limit.get(),
+        })
+        .collect()
+}
+
+/// Runs the public proxy until `shutdown` resolves, then drains the engine (`engine.drain_grace`).
+pub async fn run_public(
+    settings: &PublicProxySettings,
+    jsonrpc: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ProxyError> {
+    PublicProxy::start(settings, jsonrpc)
+        .await?
+        .serve(shutdown)
+        .await
+}
+
+impl PublicProxy {
+    /// Loads the announcements, starts the engine on the configured ports and prepares the
+    /// JSON-RPC server on `jsonrpc`.
+    pub async fn start(
+        settings: &PublicProxySettings,
+        jsonrpc: TcpListener,
+    ) -> Result<Self, ProxyError> {
+        let server = &settings.jsonrpc_server;
+        let tls = server
+            .tls
+            .as_ref()
+            .map(|t| tandem_net::tls::server_config(t, tandem_net::http::HTTP_ALPN))
+            .transpose()?;
+        if !peer_check(&settings.jsonrpc_server) {
+            warn!(
+                "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
+            );
+        }
+        let hyper = HyperLink::new(
+            &settings.jsonrpc_client,
+            &settings.name,
+            settings.call_timeout,
+        )?;
+        let pins = HyperDirectory::new(hyper.clone());
+        let counters = Arc::new(ProxyCounters::default());
+        let announcements = PublicStore::open(
+            &settings.datastore,
+            Rules::new(&settings.announcements),
+            counters.clone(),
+            Utc::now(),
+        )
+        .await?;
+        let (jobs_tx, jobs) = mpsc::channel(SNI_QUEUE);
+        let router = SniRouter::new(announcements.table(), jobs_tx, counters.clone());
+        let (engine, events) = start_engine(settings, router).await?;
+        let addrs = engine.local_addrs();
+        if settings.internal_endpoint.is_none() && addrs.pairing.ip().is_unspecified() {
+            warn!(pairing = %addrs.pairing, "internal_endpoint is unset and the pairing port listens on every address: peers are handed an unroutable endpoint; set internal_endpoint");
+        }
+        let endpoint = settings
+            .internal_endpoint
+            .clone()
+            .unwrap_or_else(|| addrs.pairing.to_string());
+        let hub = EventHub::start(events)
+            .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
+        let control = match &settings.control {
+            Some(c) => {
+                let pins = pins.clone();
+                Some(
+                    ControlPlane::bind(c, engine.clone(), endpoint.clone(), hub.clone(), pins)
+                        .await?,
+                )
+            }
+            None => None,
+        };
+        let jsonrpc_addr = jsonrpc
+            .local_addr()
+            .map_err(|e| ProxyError::io("reading the JSON-RPC address", e))?;
+        info!(pairing = %addrs.pairing, tls = ?addrs.tls, %endpoint, jsonrpc = %jsonrpc_addr, cores = engine.cores(), drivers = ?engine.drivers(), "public proxy started");
+        let state = Arc::new(PublicState {
+            name: settings.name.clone(),
+            endpoint,
+            hyper,
+            pins,
+            engine,
+            announcements,
+            counters,
+            check_callers: peer_check(&settings.jsonrpc_server),
+            jsonrpc_addr,
+            control_addr: control.as_ref().map(ControlPlane::addr),
+        });
+        Ok(Self {
+            state,
+            listener: jsonrpc,
+            tls,
+            settings: settings.clone(),
+            jobs,
+            events: hub,
+            control,
+            metrics: None,
+        })
+    }
+
+    /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs (ready
+    /// once serving, not ready while draining); see [`super::metrics`].
+    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.metrics = Some(listener);
+        self
+    }
+
+    /// A handle for stats and addresses.
+    pub fn handle(&self) -> PublicHandle {
+        PublicHandle {
+            state: self.state.clone(),
+        }
+    }
+
+    /// Serves until `shutdown` resolves; then stops the JSON-RPC server and the notifier, and
+    /// drains the engine.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+        let state = self.state;
+        let (stop_tx, stop) = watch::channel(false);
+        let notifier = tokio::spawn(dispatch(
+            self.jobs,
+            state.hyper.clone(),
+            state.engine.clone(),
+            state.endpoint.clone(),
+            state.counters.clone(),
+            stop.clone(),
+        ));
+        let methods = Arc::new(PublicMethods::new(state.clone()));
+        let route = route_config(
+            &self.settings.jsonrpc_server,
+            self.settings.call_timeout * 3,
+        );
+        let (registry, rpc_metrics, serving_metrics) = super::metrics::public_registry(
+            state.engine.clone(),
+            state.counters.clone(),
+            self.events.clone(),
+        );
+        let router = jsonrpc_router_observed(methods, route, Some(rpc_metrics));
+        let ready = Readiness::new();
+        let metrics = self
+            .metrics
+            .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
+        let mut server_stop = stop.clone();
+        // The listener is bound: ready from here on (before the first request can be served).
+        ready.set(true);
+        let server = tokio::spawn(serve(
+            self.listener,
+            self.tls,
+            router,
+            ServerLimits::named(
+                "public_proxy",
+                self.settings.jsonrpc_server.serving.clone(),
+                serving_metrics.clone(),
+            ),
+            async move {
+                let _ = server_stop.wait_for(|s| *s).await;
+            },
+        ));
+        let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
+        tokio::pin!(shutdown);
+        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = prune.tick() => {
+                    state.announcements.prune(Utc::now());
+                    log_summary(&state);
+                }
+            }
+        }
+        info!("public proxy stopping: draining");
+        ready.set(false);
+        let _ = stop_tx.send(true);
+        let _ = server.await;
+        let _ = notifier.await;
+        state.announcements.close(Utc::now()).await;
+        if let Some(control) = control {
+            let _ = control.await;
+        }
+        let engine = state.engine.clone();
+        let grace = self.settings.engine.drain_grace;
+        let drained = tokio::task::spawn_blocking(move || engine.drain(grace)).await;
+        let hub = self.events;
+        let _ = tokio::task::spawn_blocking(move || hub.shutdown()).await;
+        if let Some(metrics) = metrics {
+            metrics.stop().await;
+        }
+        let stats = PublicHandle { state }.stats();
+        info!(proxy = ?stats.proxy, paired = stats.engine_total(|c| c.paired), "public proxy stopped");
+        match drained {
+            Ok(r) => r.map_err(ProxyError::from),
+            Err(e) => Err(ProxyError::Settings(format!("drain task failed: {e}"))),
+        }
+    }
+}
+
+/// One info line with the counters an operator watches (every [`PRUNE_INTERVAL`]).
+fn log_summary(state: &PublicState) {
+    let p = state.counters.snapshot();
+    let engine = state.engine.stats();
+    let total = |f: fn(&tandem_engine::CoreStatsSnapshot) -> u64| engine.iter().map(f).sum::<u64>();
+    info!(
+        pairs_requested = p.pairs_requested,
+        pairs_issued = p.pairs_issued,
+        pairs_cancelled = p.pairs_cancelled,
+        sni_resolved = p.sni_resolved,
+        sni_refused = p.sni_refused,
+        live_pairs = total(|c| c.live_pairs),
+        waiting = total(|c| c.waiting),
+        paired = total(|c| c.paired),
+        bad_tokens = total(|c| c.bad_unknown
+            + c.bad_expired
+            + c.bad_reused
+            + c.bad_wrong_side
+            + c.bad_cancelled),
+        bad_hellos = total(|c| c.bad_hellos),
+        "proxy summary"
+    );
+}

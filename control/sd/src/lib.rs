@@ -1,0 +1,146 @@
+//! The service directory server (`sd run`): JSON-RPC over HTTPS with mTLS, serving the verified
+//! best chain and taking signed submissions (SPEC §3.5).
+
+mod error;
+mod methods;
+mod metrics;
+mod service;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tracing::info;
+
+pub use error::SdError;
+pub use methods::{STALE_APPEND, SdMethods};
+pub use metrics::SdMetrics;
+pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
+
+use tandem_datastore::Datastore;
+use tandem_directory::verify::Verifier;
+use tandem_net::http::{
+    Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router_observed, serve,
+};
+use tandem_serving::ServingMetrics;
+use tandem_settings::sd::SdSettings;
+
+pub use tandem_net::http::HTTP_ALPN;
+
+/// Binds the configured JSON-RPC address.
+pub async fn bind(settings: &SdSettings) -> Result<TcpListener, SdError> {
+    let address = &settings.jsonrpc_server.bind_address;
+    let addrs = address.resolve().map_err(|source| SdError::Io {
+        context: format!("resolving {address}"),
+        source,
+    })?;
+    TcpListener::bind(addrs.as_slice())
+        .await
+        .map_err(|source| SdError::Io {
+            context: format!("binding {address}"),
+            source,
+        })
+}
+
+/// Runs the directory server on `listener` until `shutdown` resolves.
+pub async fn run(
+    settings: &SdSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), SdError> {
+    let server = &settings.jsonrpc_server;
+    let tls = server
+        .tls
+        .as_ref()
+        .map(|t| tandem_net::tls::server_config(t, HTTP_ALPN))
+        .transpose()?;
+    let directory = &settings.directory;
+    let verifier = Arc::new(Verifier::from_files(
+        &directory.ca_certificate_files,
+        &directory.ca_intermediate_certificate_files,
+    )?);
+    let store = Datastore::open(&directory.datastore).await?;
+    let max_records = usize::try_from(settings.limits.max_records_per_submit).unwrap_or(usize::MAX);
+    let mut registry = tandem_net::metrics::Registry::default();
+    let sd_metrics = SdMetrics::register(&mut registry);
+    let rpc_metrics = tandem_net::metrics::RpcMetrics::register(
+        &mut registry,
+        "sd_rpc",
+        &[
+            "submitRecords",
+            "getTip",
+            "getRecords",
+            "getEntries",
+            "getEntry",
+        ],
+    );
+    let serving_metrics = ServingMetrics::register(&mut registry);
+    let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);
+    service.observe_ledger();
+    let route = RouteConfig {
+        path: server.path.clone(),
+        max_body_bytes: usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
+        rate_limits: server
+            .tcp_rate_limits
+            .iter()
+            .map(|l| RateLimit {
+                window: l.period.duration(),
+                limit: l.limit.get(),
+            })
+            .collect(),
+        call_timeout: settings.limits.request_timeout,
+        body_timeout: server.serving.deadlines.body,
+        cors: server.cors.as_ref().map(|c| Cors {
+            allowed_hosts: c.allowed_hosts.clone(),
+            allowed_headers: Vec::new(),
+        }),
+    };
+    let router =
+        jsonrpc_router_observed(Arc::new(SdMethods::new(service)), route, Some(rpc_metrics));
+    let local = listener.local_addr().map_err(|source| SdError::Io {
+        context: "reading the bound address".into(),
+        source,
+    })?;
+    let ready = tandem_net::metrics::Readiness::new();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let metrics_task = match &settings.metrics {
+        Some(m) => {
+            let addrs = m.bind_address.resolve().map_err(|source| SdError::Io {
+                context: format!("resolving {}", m.bind_address),
+                source,
+            })?;
+            let metrics_listener = TcpListener::bind(addrs.as_slice())
+                .await
+                .map_err(|source| SdError::Io {
+                    context: format!("binding the metrics address {}", m.bind_address),
+                    source,
+                })?;
+            if let Ok(addr) = metrics_listener.local_addr() {
+                info!(address = %addr, "metrics listening");
+            }
+            let registry = Arc::new(std::sync::RwLock::new(registry));
+            let mut stopped = stopped.clone();
+            Some(tokio::spawn(tandem_net::metrics::serve(
+                metrics_listener,
+                registry,
+                ready.clone(),
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    ready.set(true);
+    // Logged once ready: tests and scripts take this line as "serving".
+    info!(address = %local, tls = tls.is_some(), "sd listening");
+    let limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
+    serve(listener, tls, router, limits, shutdown).await;
+    ready.set(false);
+    let _ = stop.send(true);
+    if let Some(task) = metrics_task {
+        let _ = task.await;
+    }
+    info!("sd stopped");
+    Ok(())
+}

@@ -1,0 +1,34 @@
+//! The serving kit: every TCP/TLS listener of every program is accepted, admitted and watched here.
+//!
+//! - [`Admission`]: one listener's admission policy over the sans-IO [`AdmissionTable`]: a
+//!   per-source connection cap and accept rate (IPv4 address, IPv6 /64), and a global cap that
+//!   evicts the oldest connection that has not completed a request before refusing anyone.
+//! - [`Guarded`]: a connection's I/O that fails once its phase deadline passes (handshake, first
+//!   request, idle) or the table evicts it, so hyper, tonic or rustls drop it with its [`Slot`].
+//! - [`serve_connections`]: the accept loop (back-off on errors, tracked tasks, grace on shutdown).
+//! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
+//!   listener and reason.
+//!
+//! See RELIABILITY.md for the attacks each default stops.
+
+mod accept;
+mod admission;
+mod conn;
+mod guarded;
+mod metrics;
+mod rlimit;
+mod shutdown;
+pub mod source;
+mod table;
+
+pub use accept::{ACCEPT_BACKOFF, Handshake, serve_connections};
+pub use admission::Admission;
+pub use conn::{CutReason, Phase, RequestGuard, Slot};
+pub use guarded::Guarded;
+pub use metrics::ServingMetrics;
+pub use rlimit::raise_open_file_limit;
+pub use shutdown::{Shutdown, ShutdownTrigger, shutdown};
+pub use source::SourceKey;
+pub use table::{AdmissionTable, Admitted, ConnId, Eviction, Refusal};
+pub use tandem_types::serving_config::*;
+pub use tandem_types::{Rate, TokenBucket, bucket};

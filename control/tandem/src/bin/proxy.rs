@@ -1,0 +1,167 @@
+//! `proxy`: the public proxy (engine data plane + JSON-RPC control plane) and the private proxy.
+//! Settings come from `PROXY_SETTINGS` (a colon-separated list of settings files or directories).
+
+use std::process::ExitCode;
+
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use tandem_net::cli::{LogArgs, VERSION, shutdown_signal};
+use tandem_proxy::control_service::CtlCommand;
+use tandem_proxy::settings::ProxySettings;
+use tandem_proxy::{PrivateProxy, ProxyError, PublicProxy, bind_private, bind_public};
+
+/// The Tandem proxy: P2P pairing and TLS passthrough (public), outbound forwarding (private).
+#[derive(Debug, Parser)]
+#[command(name = "proxy", version = VERSION, after_help = "Example:\n  PROXY_SETTINGS=settings/dev/roles/public-proxy-1 proxy run public")]
+struct Cli {
+    #[command(flatten)]
+    log: LogArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs).
+    Run {
+        /// Which proxy.
+        #[arg(value_enum)]
+        which: Which,
+    },
+    /// Validate the settings and print them, or every problem with file and key.
+    CheckSettings,
+    /// Drive a running public proxy through its ControlService (pairs, stats, drain, events).
+    Ctl(CtlCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the version.
+    Version,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Which {
+    /// `public:` settings.
+    Public,
+    /// `private:` settings.
+    Private,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "proxy", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
+    if let Err(e) = cli.log.init() {
+        eprintln!("proxy: {e}");
+        return ExitCode::from(2);
+    }
+    tandem_serving::raise_open_file_limit();
+    let command = match cli.command {
+        Command::Version => {
+            println!("proxy {VERSION}");
+            return ExitCode::SUCCESS;
+        }
+        Command::Ctl(cmd) => return ctl(cmd),
+        other => other,
+    };
+    let settings = match ProxySettings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("proxy: invalid settings:\n{e}");
+            return ExitCode::from(2);
+        }
+    };
+    match command {
+        Command::CheckSettings => {
+            print!("{settings}");
+            ExitCode::SUCCESS
+        }
+        Command::Run { which } => run(&settings, which),
+        Command::Version | Command::Ctl(_) | Command::Completions { .. } => ExitCode::SUCCESS,
+    }
+}
+
+fn ctl(cmd: CtlCommand) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("proxy ctl: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    match runtime.block_on(tandem_proxy::control_service::run(cmd, &mut out)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proxy ctl: {e}");
+            if e.kind() == "usage" {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Binds the `metrics:` address (served by whichever proxy runs).
+async fn bind_metrics(
+    m: &tandem_settings::MetricsSettings,
+) -> Result<tokio::net::TcpListener, ProxyError> {
+    tandem_net::metrics::bind(m)
+        .await
+        .map_err(|source| ProxyError::Io {
+            context: "binding the metrics address".into(),
+            source,
+        })
+}
+
+fn run(settings: &ProxySettings, which: Which) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("proxy: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), ProxyError> = runtime.block_on(async {
+        match which {
+            Which::Public => {
+                let s = settings.public.as_ref().ok_or_else(|| {
+                    ProxyError::Settings("`proxy run public` needs a `public:` block".into())
+                })?;
+                let listener = bind_public(s).await?;
+                let mut proxy = PublicProxy::start(s, listener).await?;
+                if let Some(m) = &settings.metrics {
+                    proxy = proxy.with_metrics(bind_metrics(m).await?);
+                }
+                proxy.serve(shutdown_signal()).await
+            }
+            Which::Private => {
+                let s = settings.private.as_ref().ok_or_else(|| {
+                    ProxyError::Settings("`proxy run private` needs a `private:` block".into())
+                })?;
+                let listener = bind_private(s).await?;
+                let mut proxy = PrivateProxy::start(s, listener).await?;
+                if let Some(m) = &settings.metrics {
+                    proxy = proxy.with_metrics(bind_metrics(m).await?);
+                }
+                proxy.serve(shutdown_signal()).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(kind = e.kind(), error = %e, "proxy failed");
+            eprintln!("proxy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
