@@ -14,6 +14,7 @@ pub mod record;
 pub mod schema;
 mod select;
 pub mod signing;
+pub mod source;
 #[cfg(test)]
 pub(crate) mod testpki;
 pub mod time;

@@ -8,7 +8,7 @@ use super::error::CallError;
 use tandem_directory::endpoints::owns_endpoint;
 use tandem_directory::entry::DirectoryEntry;
 use tandem_directory::identity::{NameRefusal, allowed_name};
-use tandem_hyper::broker::types::DirectorySource;
+use tandem_directory::source::DirectorySource;
 use tandem_net::http::PeerInfo;
 use tandem_net::tls::certificate_names;
 

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use tracing::{debug, warn};
 
 use super::hyper_link::HyperLink;
-use tandem_hyper::broker::types::{BoxFuture, DeliveryError, DirectorySource, Entries};
+use tandem_directory::source::{BoxFuture, DirectorySource, Entries, SourceError};
 
 /// How long a fetched snapshot is used before the next call fetches again (the Hyper node's own
 /// cache refreshes on the same order).
@@ -50,7 +50,7 @@ impl HyperDirectory {
         })
     }
 
-    async fn snapshot(&self) -> Result<Entries, DeliveryError> {
+    async fn snapshot(&self) -> Result<Entries, SourceError> {
         let mut cache = self.cache.lock().await;
         if let Some(s) = cache.as_ref().filter(|s| s.fetched.elapsed() < PINS_TTL) {
             return Ok(s.entries.clone());
@@ -80,16 +80,17 @@ impl HyperDirectory {
                     warn!(error = %e, age = ?s.fetched.elapsed(), "our Hyper node's directory is unreachable; using the last snapshot");
                     Ok(s.entries.clone())
                 }
-                None => Err(DeliveryError::Directory(format!(
-                    "our Hyper node's directory is unreachable: {e}"
-                ))),
+                None => Err(SourceError::Unreachable {
+                    directory: "our Hyper node's directory".to_owned(),
+                    reason: e.to_string(),
+                }),
             },
         }
     }
 }
 
 impl DirectorySource for HyperDirectory {
-    fn entries(&self) -> BoxFuture<'_, Result<Entries, DeliveryError>> {
+    fn entries(&self) -> BoxFuture<'_, Result<Entries, SourceError>> {
         Box::pin(self.snapshot())
     }
 }

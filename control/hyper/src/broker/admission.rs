@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::json;
 use tracing::info;
 
-use super::types::{DeliveryError, DirectorySource};
+use super::types::{DirectorySource, SourceError};
 use tandem_directory::identity::{NameRefusal, allowed_name};
 use tandem_net::http::PeerInfo;
 use tandem_net::jsonrpc::{ErrorObject, INTERNAL_ERROR};
@@ -43,7 +43,7 @@ pub enum GatewayRefusal {
     Name(#[from] NameRefusal),
     /// The directory (for the pins) could not be read.
     #[error("directory unavailable: {0}")]
-    Directory(DeliveryError),
+    Directory(SourceError),
 }
 
 impl GatewayRefusal {

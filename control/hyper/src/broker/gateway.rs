@@ -51,7 +51,7 @@ impl JsonRpcGateway {
             .directory()
             .entries()
             .await
-            .map_err(broker_error)?;
+            .map_err(|e| broker_error(e.into()))?;
         let entry = entries.get(&name).cloned().ok_or_else(|| {
             ErrorObject::new(INTERNAL_ERROR, "internal error").with_data(
                 json!({"reason": format!("no directory entry for this operator ({name})")}),

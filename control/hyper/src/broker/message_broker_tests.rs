@@ -5,13 +5,13 @@ use serde_json::{Map, Value, json};
 use tokio::sync::Notify;
 
 use super::*;
-use crate::broker::types::Entries;
+use crate::broker::types::{Entries, SourceError};
 use tandem_directory::entry::DirectoryEntry;
 
 struct FixedDirectory(Entries);
 
 impl DirectorySource for FixedDirectory {
-    fn entries(&self) -> BoxFuture<'_, Result<Entries, DeliveryError>> {
+    fn entries(&self) -> BoxFuture<'_, Result<Entries, SourceError>> {
         let entries = self.0.clone();
         Box::pin(async move { Ok(entries) })
     }

@@ -1,21 +1,12 @@
 //! The types every message channel shares (SPEC §2.1): requests, responses, addresses, the caller's
 //! identity, and the two seams between the broker and its channels.
 
-use std::collections::BTreeMap;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use tandem_directory::entry::DirectoryEntry;
 
-/// A boxed, sendable future (object-safe async in the channel traits).
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// A snapshot of every directory entry by operator name.
-pub type Entries = Arc<BTreeMap<String, DirectoryEntry>>;
+pub use tandem_directory::source::{BoxFuture, DirectorySource, Entries, SourceError};
 
 /// Who made a request: the operator name and its directory entry (`_client` in params).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,7 +132,7 @@ pub enum DeliveryError {
     UnknownOperator(String),
     /// The directory could not be read.
     #[error("directory unavailable: {0}")]
-    Directory(String),
+    Directory(#[from] SourceError),
     /// The peer did not answer within the deadline.
     #[error("{peer} did not answer within {seconds:.1}s")]
     Timeout {
@@ -168,12 +159,6 @@ impl DeliveryError {
             Self::Channel(_) => "channel",
         }
     }
-}
-
-/// The directory as the broker and channels see it.
-pub trait DirectorySource: Send + Sync + 'static {
-    /// The current entries (cached; refreshed as configured; bounded wait when stale).
-    fn entries(&self) -> BoxFuture<'_, Result<Entries, DeliveryError>>;
 }
 
 /// A message channel the broker can deliver through (`grpc_client`, `grpc_server` reverse streams,

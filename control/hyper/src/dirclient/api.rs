@@ -14,7 +14,7 @@ use tokio::sync::{Mutex, Notify, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-use crate::broker::types::{DeliveryError, Entries};
+use crate::broker::types::{Entries, SourceError};
 use crate::sdclient::SdClient;
 use tandem_directory::ledger::Ledger;
 use tandem_directory::verify::Verifier;
@@ -97,7 +97,7 @@ impl ApiDirectory {
     }
 
     /// The cached entries; waits (bounded) for a refresh only when the cache is too old.
-    pub(super) async fn entries(&self) -> Result<Entries, DeliveryError> {
+    pub(super) async fn entries(&self) -> Result<Entries, SourceError> {
         let now = Instant::now();
         let current = self.snapshot();
         if current
@@ -126,11 +126,11 @@ impl ApiDirectory {
         }
     }
 
-    fn unreachable(&self, reason: &str) -> DeliveryError {
-        DeliveryError::Directory(format!(
-            "the service directory at {} is unreachable: {reason}",
-            self.endpoint
-        ))
+    fn unreachable(&self, reason: &str) -> SourceError {
+        SourceError::Unreachable {
+            directory: format!("the service directory at {}", self.endpoint),
+            reason: reason.to_owned(),
+        }
     }
 
     /// The refresh loop: refreshes now, then every `cache_entries_for` and whenever a caller asks,

@@ -9,7 +9,7 @@ use std::time::SystemTime;
 
 use serde::Deserialize;
 
-use crate::broker::types::{DeliveryError, Entries};
+use crate::broker::types::{Entries, SourceError};
 use tandem_directory::entry::{DirectoryEntry, integrate};
 use tandem_directory::record::{ChangeRecord, SignedChangeRecord};
 
@@ -48,9 +48,10 @@ impl JsonDirectory {
     }
 
     /// The entries, re-read if the files changed since the last call.
-    pub(super) fn entries(&self) -> Result<Entries, DeliveryError> {
-        let failed = |reason: String| {
-            DeliveryError::Directory(format!("json directory {}: {reason}", self.path.display()))
+    pub(super) fn entries(&self) -> Result<Entries, SourceError> {
+        let failed = |reason: String| SourceError::Files {
+            path: self.path.clone(),
+            reason,
         };
         let stamp = stamp(&self.path).map_err(failed)?;
         let mut loaded = self.loaded.lock().unwrap_or_else(PoisonError::into_inner);

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 pub use json::{MAX_JSON_FILE_BYTES, MAX_JSON_FILES};
 
-use crate::broker::types::{BoxFuture, DeliveryError, DirectorySource, Entries};
+use crate::broker::types::{BoxFuture, DeliveryError, DirectorySource, Entries, SourceError};
 use crate::sdclient::{SdClient, SdClientError};
 use tandem_directory::entry::DirectoryEntry;
 use tandem_directory::verify::{Verifier, VerifierSetupError};
@@ -131,7 +131,7 @@ impl DirectoryClient {
     }
 
     /// Every entry by name.
-    pub async fn entries(&self) -> Result<Entries, DeliveryError> {
+    pub async fn entries(&self) -> Result<Entries, SourceError> {
         match &self.backend {
             Backend::Api(api) => api.entries().await,
             Backend::Json(json) => json.entries(),
@@ -179,7 +179,7 @@ impl DirectoryClient {
 }
 
 impl DirectorySource for DirectoryClient {
-    fn entries(&self) -> BoxFuture<'_, Result<Entries, DeliveryError>> {
+    fn entries(&self) -> BoxFuture<'_, Result<Entries, SourceError>> {
         Box::pin(DirectoryClient::entries(self))
     }
 }

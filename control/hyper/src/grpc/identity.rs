@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::broker::types::{ClientInfo, DeliveryError, DirectorySource};
+use crate::broker::types::{ClientInfo, DirectorySource, SourceError};
 use tandem_directory::identity::names_for_certificate;
 
 /// Who is on the other end of a gRPC connection; attached to every request on it.
@@ -48,7 +48,7 @@ pub(crate) enum IdentifyError {
     Malformed(String),
     /// The directory could not be read.
     #[error("{0}")]
-    Directory(DeliveryError),
+    Directory(SourceError),
     /// No name of the certificate pins its fingerprint.
     #[error("no name matched")]
     NoName,

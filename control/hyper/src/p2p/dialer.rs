@@ -73,7 +73,7 @@ impl BrokerProxyDialer {
             .await
             .map_err(|source| P2pError::Delivery {
                 proxy: proxy.to_owned(),
-                source,
+                source: source.into(),
             })?;
         let owner = entries
             .get(proxy)

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use tandem_directory::identity::{NameRefusal, allowed_name, names_for_certificate};
-use tandem_hyper::broker::types::{DirectorySource, Entries};
+use tandem_directory::source::{DirectorySource, Entries};
 use tandem_net::tls::certificate_names;
 
 /// The directory group whose members administer a proxy unless configured otherwise.

@@ -11,8 +11,8 @@ use std::time::Duration;
 use rustls_pki_types::ServerName;
 use sha2::{Digest, Sha256};
 use tandem_directory::entry::{DirectoryEntry, OperatorCertificate};
+use tandem_directory::source::{BoxFuture, DirectorySource, Entries, SourceError};
 use tandem_engine::{Engine, EngineConfig, EngineHandle, RefuseAll};
-use tandem_hyper::broker::types::{BoxFuture, DeliveryError, DirectorySource, Entries};
 use tandem_hyper::certs::TestPki;
 use tandem_proxy::control_service::{
     AdminPolicy, ClientError, ControlClient, ControlServer, EventHub,
@@ -41,7 +41,7 @@ pub fn pki(dir: &Path) -> TestPki {
 pub struct StaticDirectory(pub Entries);
 
 impl DirectorySource for StaticDirectory {
-    fn entries(&self) -> BoxFuture<'_, Result<Entries, DeliveryError>> {
+    fn entries(&self) -> BoxFuture<'_, Result<Entries, SourceError>> {
         let entries = self.0.clone();
         Box::pin(async move { Ok(entries) })
     }

@@ -14,7 +14,7 @@ use tandem_directory::entry::{
 };
 use tandem_hyper::broker::types::{
     BoxFuture, ClientInfo, DeliveryError, DirectorySource, Entries, HyperRequest, HyperResponse,
-    RequestSink,
+    RequestSink, SourceError,
 };
 use tandem_hyper::certs::TestPki;
 use tandem_hyper::grpc::{GrpcClient, GrpcServer, GrpcServerHandle};
@@ -29,7 +29,7 @@ use tokio::sync::{Notify, oneshot};
 pub struct StaticDirectory(pub Entries);
 
 impl DirectorySource for StaticDirectory {
-    fn entries(&self) -> BoxFuture<'_, Result<Entries, DeliveryError>> {
+    fn entries(&self) -> BoxFuture<'_, Result<Entries, SourceError>> {
         let entries = self.0.clone();
         Box::pin(async move { Ok(entries) })
     }
