@@ -23,6 +23,7 @@ test: export CARGO_INCREMENTAL ?= 0
 test: deps
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	scripts/check-crate-graph.sh
 	scripts/test.sh
 
 ## deps: system packages the tests use (Redis for the Redis datastore suite).

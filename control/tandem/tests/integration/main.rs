@@ -1,4 +1,4 @@
-//! The integration tests of tandem-control, linked into one test binary.
+//! The integration and system tests of the `tandem` package, linked into one test binary.
 //!
 //! One binary instead of one per file: each of these links the whole control plane (tokio, tonic,
 //! axum, rustls), so fifty binaries cost minutes of linking and gigabytes of disk in CI. nextest
@@ -28,6 +28,7 @@ mod abuse_proxy_drain;
 mod abuse_proxy_flood;
 mod abuse_proxy_sni;
 mod announce_owners;
+mod binaries_link;
 mod certs_dev_pki;
 mod check_settings;
 mod control_service_authz;
