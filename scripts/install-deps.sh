@@ -5,13 +5,25 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# A real HTTP forward proxy for the proxy_url tests (HTTP CONNECT, Basic auth, refusals).
+command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo_cmd=""
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
+  # Packages must not start their services (tinyproxy's default port, 8888, is a dev role's gRPC
+  # port): a policy-rc.d that says "no" for the length of the install, as container images do.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo_cmd tee "$policy" >/dev/null
+    $sudo_cmd chmod +x "$policy"
+    own_policy=1
+  fi
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+  [ "$own_policy" -eq 0 ] || $sudo_cmd rm -f "$policy"
 fi
 # The Debian package starts a redis-server on 6379 as a service; the tests start their own on free ports.
 redis-server --version

@@ -55,6 +55,7 @@ fn settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicProxySettings
         jsonrpc_client: ProxyClientSettings {
             endpoint: format!("http://{hyper}/jsonrpc"),
             tls: None,
+            proxy_url: None,
         },
         jsonrpc_server: JsonRpcServerSettings {
             serving: Default::default(),

@@ -44,7 +44,8 @@ pub struct SdClient {
 
 impl SdClient {
     /// A client for the first endpoint of `settings` (as the original, which uses only `[0]`),
-    /// checking the server certificate against `server_names[0]` when given.
+    /// checking the server certificate against `server_names[0]` when given, through the forward
+    /// proxy of `jsonrpc_client.proxy_url` when set.
     pub fn from_settings(
         settings: &ApiDirectorySettings,
         timeout: Duration,
@@ -61,7 +62,13 @@ impl SdClient {
             .transpose()?;
         let server_name = settings.server_names.first().map(String::as_str);
         Ok(Self {
-            rpc: JsonRpcClient::new(endpoint, tls, server_name, timeout)?,
+            rpc: JsonRpcClient::through(
+                endpoint,
+                tls,
+                server_name,
+                timeout,
+                settings.jsonrpc_client.proxy_url.as_ref(),
+            )?,
         })
     }
 

@@ -36,6 +36,9 @@ pub enum ProxyError {
     /// The settings lack a block this command needs.
     #[error("settings: {0}")]
     Settings(String),
+    /// The forward proxy of a `proxy_url` is unusable.
+    #[error(transparent)]
+    Forward(#[from] tandem_net::http::TunnelError),
 }
 
 impl ProxyError {
@@ -48,6 +51,7 @@ impl ProxyError {
             Self::Engine(_) => "engine",
             Self::Client(_) => "client",
             Self::Settings(_) => "settings",
+            Self::Forward(_) => "forward_proxy",
         }
     }
 

@@ -33,7 +33,13 @@ impl HyperLink {
             .map(|t| tandem_net::tls::client_config(t, ALPN))
             .transpose()?;
         let server_name = settings.tls.as_ref().and_then(|t| t.server_name.as_deref());
-        let client = JsonRpcClient::new(&settings.endpoint, tls, server_name, timeout)?;
+        let client = JsonRpcClient::through(
+            &settings.endpoint,
+            tls,
+            server_name,
+            timeout,
+            settings.proxy_url.as_ref(),
+        )?;
         Ok(Self {
             client,
             own_name: own_name.to_owned(),

@@ -15,7 +15,6 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
@@ -25,6 +24,7 @@ use tracing::debug;
 
 use super::error::ProxyError;
 use crate::settings::InternalEndpointSettings;
+use tandem_net::http::Outbound;
 use tandem_net::tls::TlsError;
 
 /// Largest request or response body relayed, in bytes (held in memory for one request).
@@ -57,7 +57,7 @@ enum Upstream {
 pub struct Terminator {
     acceptor: TlsAcceptor,
     upstream: Upstream,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<Outbound>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -68,6 +68,11 @@ impl Terminator {
             return Ok(None);
         };
         let server = tandem_net::tls::server_config(tls, &[b"http/1.1"])?;
+        let forward = settings
+            .jsonrpc_client
+            .as_ref()
+            .and_then(|c| c.proxy_url.as_ref());
+        let outbound = Outbound::new(forward)?;
         let (upstream, client_tls) = match &settings.jsonrpc_client {
             Some(c) => {
                 let endpoint: Uri = c.endpoint.parse().map_err(|e| {
@@ -96,9 +101,9 @@ impl Terminator {
                 builder
                     .with_server_name_resolver(FixedServerNameResolver::new(name))
                     .enable_http1()
-                    .build()
+                    .wrap_connector(outbound)
             }
-            None => builder.enable_http1().build(),
+            None => builder.enable_http1().wrap_connector(outbound),
         };
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Some(Self {

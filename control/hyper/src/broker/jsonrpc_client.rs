@@ -9,9 +9,9 @@ use http::{Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
+use tandem_net::http::Outbound;
 use tokio::time::Instant;
 use tracing::debug;
 
@@ -37,12 +37,9 @@ pub enum JsonRpcClientError {
         /// What is wrong.
         reason: String,
     },
-    /// The TLS settings could not be loaded.
-    #[error("jsonrpc_client tls: {0}")]
-    Tls(#[from] tandem_net::http::ConnectorError),
-    /// A setting Tandem does not implement.
+    /// The TLS settings could not be loaded, or the forward proxy is unusable.
     #[error("jsonrpc_client: {0}")]
-    Unsupported(&'static str),
+    Connector(#[from] tandem_net::http::ConnectorError),
 }
 
 impl JsonRpcClientError {
@@ -50,8 +47,7 @@ impl JsonRpcClientError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Endpoint { .. } => "endpoint",
-            Self::Tls(_) => "tls",
-            Self::Unsupported(_) => "unsupported",
+            Self::Connector(_) => "connector",
         }
     }
 }
@@ -60,7 +56,7 @@ impl JsonRpcClientError {
 pub struct JsonRpcClientChannel {
     own_name: String,
     endpoint: Option<Uri>,
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<Outbound>, Full<Bytes>>,
     timeout: Duration,
     pending: Arc<PendingReplies>,
 }
@@ -74,17 +70,13 @@ impl JsonRpcClientChannel {
         timeout: Duration,
         pending: Arc<PendingReplies>,
     ) -> Result<Self, JsonRpcClientError> {
-        if settings.proxy_url.is_some() {
-            return Err(JsonRpcClientError::Unsupported(
-                "proxy_url is not supported; remove it",
-            ));
-        }
         let endpoint = settings
             .endpoint
             .as_deref()
             .map(parse_endpoint)
             .transpose()?;
-        let connector = tandem_net::http::https_connector(settings.tls.as_ref())?;
+        let connector =
+            tandem_net::http::https_connector(settings.tls.as_ref(), settings.proxy_url.as_ref())?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);

@@ -8,10 +8,12 @@ use http::{Request, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::ClientConfig;
 use serde_json::{Map, Value};
+use tandem_types::ForwardProxy;
+
+use super::forward::Outbound;
 
 use crate::jsonrpc::{ErrorObject, Id, Request as RpcRequest, Response, random_id};
 
@@ -81,7 +83,7 @@ impl ClientError {
 /// A JSON-RPC endpoint and a pooled connection to it.
 #[derive(Clone, Debug)]
 pub struct JsonRpcClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<Outbound>, Full<Bytes>>,
     endpoint: Uri,
     timeout: Duration,
 }
@@ -94,6 +96,17 @@ impl JsonRpcClient {
         tls: Option<Arc<ClientConfig>>,
         server_name: Option<&str>,
         timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        Self::through(endpoint, tls, server_name, timeout, None)
+    }
+
+    /// As [`JsonRpcClient::new`], through the HTTP forward proxy `forward` when given (`proxy_url`).
+    pub fn through(
+        endpoint: &str,
+        tls: Option<Arc<ClientConfig>>,
+        server_name: Option<&str>,
+        timeout: Duration,
+        forward: Option<&ForwardProxy>,
     ) -> Result<Self, ClientError> {
         let invalid = |reason: String| ClientError::InvalidEndpoint {
             endpoint: endpoint.to_owned(),
@@ -108,7 +121,7 @@ impl JsonRpcClient {
         if https && tls.is_none() {
             return Err(invalid("https needs tls settings".into()));
         }
-        let connector = super::connector::connector_from_config(tls, server_name)
+        let connector = super::connector::connector_from_config(tls, server_name, forward)
             .map_err(|e| invalid(e.to_string()))?;
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
@@ -150,7 +163,7 @@ impl JsonRpcClient {
             .client
             .request(http_request)
             .await
-            .map_err(|e| transport(format!("{e:#}")))?;
+            .map_err(|e| transport(error_chain(&e)))?;
         let status = response.status().as_u16();
         let bad = |reason: String| ClientError::BadResponse {
             endpoint: endpoint.clone(),
@@ -175,4 +188,20 @@ impl JsonRpcClient {
         }
         Ok(response.result.unwrap_or(Value::Null))
     }
+}
+
+/// An error and its sources, joined: hyper's own message ("client error (Connect)") says little, the
+/// cause (a refused connection, a forward proxy's `403 Forbidden`) is what an operator needs.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let next = cause.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = cause.source();
+    }
+    text
 }

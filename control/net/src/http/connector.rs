@@ -1,15 +1,17 @@
 //! The one place HTTP clients get their (optionally TLS) connector: hyper-rustls over a rustls
-//! config from our TLS settings, with an optional fixed server name.
+//! config from our TLS settings, with an optional fixed server name, over direct TCP or a CONNECT
+//! tunnel through a forward proxy ([`super::forward`]).
 
 use std::sync::Arc;
 
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
+use super::forward::{Outbound, TunnelError};
 use crate::tls::TlsError;
 use tandem_settings::TlsSettings;
+use tandem_types::ForwardProxy;
 
 /// Why a connector could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -20,23 +22,29 @@ pub enum ConnectorError {
     /// The server name is not a DNS name or IP address.
     #[error("server name {0:?} is not a valid DNS name or IP address")]
     ServerName(String),
+    /// The forward proxy is unusable.
+    #[error(transparent)]
+    Forward(#[from] TunnelError),
 }
 
 /// A connector for `http://` and `https://` URLs. With `tls`, its certificates and CAs are used and
-/// its `server_name` (when set) replaces the URL's host in the certificate check.
+/// its `server_name` (when set) replaces the URL's host in the certificate check. With `forward`,
+/// every connection is a tunnel through that proxy (TLS to the target runs inside it).
 pub fn https_connector(
     tls: Option<&TlsSettings>,
-) -> Result<HttpsConnector<HttpConnector>, ConnectorError> {
+    forward: Option<&ForwardProxy>,
+) -> Result<HttpsConnector<Outbound>, ConnectorError> {
     let config = tls.map(|t| crate::tls::client_config(t, &[])).transpose()?;
     let server_name = tls.and_then(|t| t.server_name.as_deref());
-    connector_from_config(config, server_name)
+    connector_from_config(config, server_name, forward)
 }
 
 /// A connector over an existing rustls config (`None`: plain HTTP only, no trust anchors).
 pub fn connector_from_config(
     config: Option<Arc<ClientConfig>>,
     server_name: Option<&str>,
-) -> Result<HttpsConnector<HttpConnector>, ConnectorError> {
+    forward: Option<&ForwardProxy>,
+) -> Result<HttpsConnector<Outbound>, ConnectorError> {
     let mut config = match config {
         Some(c) => (*c).clone(),
         None => plain_config()?,
@@ -54,7 +62,10 @@ pub fn connector_from_config(
         }
         None => builder,
     };
-    Ok(builder.enable_http1().enable_http2().build())
+    Ok(builder
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(Outbound::new(forward)?))
 }
 
 /// The config of a client that only speaks plain HTTP (hyper-rustls wants one regardless).
@@ -77,9 +88,9 @@ mod tests {
     fn a_config_with_alpn_does_not_panic() {
         let mut config = plain_config().unwrap();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        assert!(connector_from_config(Some(Arc::new(config)), Some("hd-1")).is_ok());
+        assert!(connector_from_config(Some(Arc::new(config)), Some("hd-1"), None).is_ok());
         assert!(matches!(
-            connector_from_config(None, Some("not a name!")),
+            connector_from_config(None, Some("not a name!"), None),
             Err(ConnectorError::ServerName(_))
         ));
     }

@@ -4,6 +4,7 @@
 mod client;
 mod connector;
 mod cors;
+pub mod forward;
 mod jsonrpc_route;
 mod rate_limit;
 mod server;
@@ -14,6 +15,7 @@ pub const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 pub use client::{ClientError, JsonRpcClient, MAX_RESPONSE_BYTES};
 pub use connector::{ConnectorError, connector_from_config, https_connector};
 pub use cors::Cors;
+pub use forward::{Outbound, TunnelError};
 pub use jsonrpc_route::{Methods, RouteConfig, jsonrpc_router, jsonrpc_router_observed};
 pub use rate_limit::{MAX_TRACKED_CLIENTS, RateLimit, RateLimiter};
 pub use server::{DEFAULT_GRACE, PeerInfo, ServerLimits, serve};

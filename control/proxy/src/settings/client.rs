@@ -9,6 +9,7 @@ use serde_json::Value;
 use tandem_settings::error::FieldIssues;
 use tandem_settings::listeners::optional;
 use tandem_settings::tls::{RawTlsSettings, TlsSettings};
+use tandem_types::ForwardProxy;
 
 /// A JSON-RPC endpoint a proxy calls.
 #[derive(Debug, Clone)]
@@ -17,10 +18,11 @@ pub struct ProxyClientSettings {
     pub endpoint: String,
     /// Client TLS for an `https` endpoint (our certificate, the CA, the server name).
     pub tls: Option<TlsSettings>,
+    /// The HTTP forward proxy calls go through (`proxy_url`, CONNECT).
+    pub proxy_url: Option<ForwardProxy>,
 }
 
-/// Raw `jsonrpc_client`. `local` is accepted for compatibility and unused (as in the original);
-/// `proxy_url` is refused when set (Tandem does not dial through HTTP proxies).
+/// Raw `jsonrpc_client`. `local` is accepted for compatibility and unused (as in the original).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxyClientSettings {
@@ -54,12 +56,18 @@ impl TryFrom<RawProxyClientSettings> for ProxyClientSettings {
                 ),
             },
         }
-        if raw.proxy_url.is_some() {
-            issues.push("proxy_url", "HTTP proxies are not supported by Tandem");
-        }
+        let proxy_url = raw.proxy_url.as_deref().and_then(|url| {
+            url.parse::<ForwardProxy>()
+                .map_err(|e| issues.push("proxy_url", e.to_string()))
+                .ok()
+        });
         let tls = optional::<RawTlsSettings, TlsSettings>(raw.tls.as_ref(), "tls", &mut issues);
         match (raw.endpoint, tls) {
-            (Some(endpoint), Some(tls)) if issues.is_empty() => Ok(Self { endpoint, tls }),
+            (Some(endpoint), Some(tls)) if issues.is_empty() => Ok(Self {
+                endpoint,
+                tls,
+                proxy_url,
+            }),
             _ => Err(issues),
         }
     }
@@ -68,6 +76,9 @@ impl TryFrom<RawProxyClientSettings> for ProxyClientSettings {
 impl fmt::Display for ProxyClientSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "endpoint={}", self.endpoint)?;
+        if let Some(proxy) = &self.proxy_url {
+            write!(f, " proxy_url={proxy}")?;
+        }
         match &self.tls {
             Some(tls) => write!(f, " tls({tls})"),
             None => f.write_str(" plain-http"),

@@ -91,7 +91,7 @@ fn bad_values_are_reported_with_their_keys() {
     let mut v = minimal_public();
     v["accept_timeout"] = json!(4000);
     v["internal_endpoint"] = json!("nohost");
-    v["jsonrpc_client"] = json!({"endpoint": "https://h/jsonrpc", "proxy_url": "http://p"});
+    v["jsonrpc_client"] = json!({"endpoint": "https://h/jsonrpc", "proxy_url": "https://p"});
     v["engine"] = json!({"driver": "x"});
     let e = convert::<RawPublicProxySettings, PublicProxySettings>(&v).unwrap_err();
     let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_str()).collect();

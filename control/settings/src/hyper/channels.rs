@@ -13,7 +13,7 @@ use crate::listeners::{
     HostPort, RawTcpRateLimit, TcpRateLimit, host_port, optional, rate_limits, required, serving,
 };
 use crate::tls::{RawTlsSettings, TlsSettings};
-use tandem_types::ServingConfig;
+use tandem_types::{ForwardProxy, ServingConfig};
 
 /// One configured channel.
 #[derive(Debug, Clone)]
@@ -81,8 +81,8 @@ pub struct GrpcClientSettings {
 pub struct JsonRpcClientSettings {
     /// The local application's JSON-RPC URL.
     pub endpoint: Option<String>,
-    /// HTTP proxy URL.
-    pub proxy_url: Option<String>,
+    /// The HTTP forward proxy calls go through (`proxy_url`, CONNECT).
+    pub proxy_url: Option<ForwardProxy>,
     /// Deliver to a local application (default true).
     pub local: bool,
     /// Client TLS for an `https` endpoint.
@@ -180,22 +180,32 @@ impl TryFrom<RawJsonRpcClient> for JsonRpcClientSettings {
 
     fn try_from(raw: RawJsonRpcClient) -> Result<Self, FieldIssues> {
         let mut issues = FieldIssues::default();
-        for (key, url) in [("endpoint", &raw.endpoint), ("proxy_url", &raw.proxy_url)] {
-            if let Some(url) = url {
-                check_url(url, key, &mut issues);
-            }
+        if let Some(url) = &raw.endpoint {
+            check_url(url, "endpoint", &mut issues);
         }
+        let proxy_url = forward_proxy(raw.proxy_url.as_deref(), "proxy_url", &mut issues);
         let tls = optional::<RawTlsSettings, TlsSettings>(raw.tls.as_ref(), "tls", &mut issues);
         match tls {
             Some(tls) if issues.is_empty() => Ok(Self {
                 endpoint: raw.endpoint,
-                proxy_url: raw.proxy_url,
+                proxy_url,
                 local: raw.local,
                 tls,
             }),
             _ => Err(issues),
         }
     }
+}
+
+/// A `proxy_url`: an HTTP forward proxy (`http://[user:password@]host[:port]`).
+pub(crate) fn forward_proxy(
+    url: Option<&str>,
+    key: &str,
+    issues: &mut FieldIssues,
+) -> Option<ForwardProxy> {
+    url?.parse::<ForwardProxy>()
+        .map_err(|e| issues.push(key, e.to_string()))
+        .ok()
 }
 
 /// An `http(s)://host[:port]/path` URL.

@@ -8,12 +8,13 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::channels::check_url;
+use super::channels::{check_url, forward_proxy};
 use crate::convert::{abs_path, abs_paths, parse_value};
 use crate::error::FieldIssues;
 use crate::listeners::optional;
 use crate::sd::paths;
 use crate::tls::{RawTlsSettings, TlsSettings};
+use tandem_types::ForwardProxy;
 
 /// Default refresh interval of the directory cache, seconds (the original's 5).
 pub const DEFAULT_CACHE_ENTRIES_FOR_SECS: u64 = 5;
@@ -52,8 +53,8 @@ pub struct ApiDirectorySettings {
 pub struct DirectoryClientSettings {
     /// Client TLS towards the SD.
     pub tls: Option<TlsSettings>,
-    /// HTTP proxy URL.
-    pub proxy_url: Option<String>,
+    /// The HTTP forward proxy requests to sd go through (`proxy_url`, CONNECT).
+    pub proxy_url: Option<ForwardProxy>,
 }
 
 /// `type: json`.
@@ -171,9 +172,11 @@ fn api(raw: RawApiDirectory) -> Result<ApiDirectorySettings, FieldIssues> {
         tls: None,
         proxy_url: None,
     });
-    if let Some(url) = &client.proxy_url {
-        check_url(url, "jsonrpc_client.proxy_url", &mut issues);
-    }
+    let proxy_url = forward_proxy(
+        client.proxy_url.as_deref(),
+        "jsonrpc_client.proxy_url",
+        &mut issues,
+    );
     let tls = optional::<RawTlsSettings, TlsSettings>(
         client.tls.as_ref(),
         "jsonrpc_client.tls",
@@ -183,10 +186,7 @@ fn api(raw: RawApiDirectory) -> Result<ApiDirectorySettings, FieldIssues> {
         Some(tls) if issues.is_empty() => Ok(ApiDirectorySettings {
             endpoints: raw.endpoints,
             server_names: raw.server_names,
-            jsonrpc_client: DirectoryClientSettings {
-                tls,
-                proxy_url: client.proxy_url,
-            },
+            jsonrpc_client: DirectoryClientSettings { tls, proxy_url },
             ca_certificate_files,
             ca_intermediate_certificate_files,
             cache_entries_for: Duration::from_secs(cache),

@@ -44,6 +44,7 @@ mod deploy_units;
 mod dirclient_api;
 mod dirclient_json;
 mod docs_settings;
+mod forward_proxy;
 mod fuzz_corpus;
 mod gaps_lying_sd;
 mod gaps_private_timeouts;

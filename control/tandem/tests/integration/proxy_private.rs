@@ -132,6 +132,7 @@ async fn terminate_tls_forwards_one_request_to_http_and_jsonrpc_upstreams() {
     settings.internal_endpoint.jsonrpc_client = Some(ProxyClientSettings {
         endpoint: format!("http://{up}/rpc"),
         tls: None,
+        proxy_url: None,
     });
     let private = Private::start(&settings, false).await;
     private.announce().await;

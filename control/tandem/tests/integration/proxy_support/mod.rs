@@ -117,6 +117,7 @@ pub fn public_settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicPr
         jsonrpc_client: ProxyClientSettings {
             endpoint: format!("http://{hyper}/jsonrpc"),
             tls: None,
+            proxy_url: None,
         },
         jsonrpc_server: JsonRpcServerSettings {
             serving: Default::default(),
@@ -325,6 +326,7 @@ pub fn private_settings(
         jsonrpc_client: ProxyClientSettings {
             endpoint: format!("http://{hyper}/jsonrpc"),
             tls: None,
+            proxy_url: None,
         },
         jsonrpc_server: JsonRpcServerSettings {
             serving: Default::default(),
