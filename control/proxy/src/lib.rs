@@ -102,9 +102,6 @@ pub(crate) fn route_config(server: &JsonRpcServerSettings, call_timeout: Duratio
             .collect(),
         call_timeout,
         body_timeout: server.serving.deadlines.body,
-        cors: server.cors.as_ref().map(|c| Cors {
-            allowed_hosts: c.allowed_hosts.clone(),
-            allowed_headers: Vec::new(),
-        }),
+        cors: server.cors.as_ref().map(Cors::from),
     }
 }

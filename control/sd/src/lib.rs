@@ -90,10 +90,7 @@ pub async fn run(
             .collect(),
         call_timeout: settings.limits.request_timeout,
         body_timeout: server.serving.deadlines.body,
-        cors: server.cors.as_ref().map(|c| Cors {
-            allowed_hosts: c.allowed_hosts.clone(),
-            allowed_headers: Vec::new(),
-        }),
+        cors: server.cors.as_ref().map(Cors::from),
     };
     let router =
         jsonrpc_router_observed(Arc::new(SdMethods::new(service)), route, Some(rpc_metrics));

@@ -99,19 +99,32 @@ pub fn rate_limits(
     out
 }
 
-/// CORS: the origins (regexes, matched against the `Origin` header) that may call.
+/// CORS (SPEC §2.8): the origins (regexes, matched against the `Origin` header) that may call, and
+/// what their preflight is told.
 #[derive(Debug, Clone, Default)]
 pub struct CorsSettings {
     /// Allowed origin patterns.
     pub allowed_hosts: Vec<Regex>,
+    /// Headers allowed besides the ones the browser asks for (`Access-Control-Allow-Headers`).
+    pub allowed_headers: Vec<String>,
+    /// `Access-Control-Allow-Methods`; empty: the original's default
+    /// (`GET, POST, PATCH, PUT, DELETE, OPTIONS`).
+    pub allowed_methods: Vec<String>,
 }
 
-/// `cors: {allowed_hosts: [regex...]}`.
+/// The most entries each CORS list may have.
+pub const MAX_CORS_ENTRIES: usize = 64;
+
+/// `cors: {allowed_hosts: [regex...], allowed_headers: [...], allowed_methods: [...]}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCorsSettings {
     #[serde(default)]
     allowed_hosts: Vec<String>,
+    #[serde(default)]
+    allowed_headers: Vec<String>,
+    #[serde(default)]
+    allowed_methods: Vec<String>,
 }
 
 impl TryFrom<RawCorsSettings> for CorsSettings {
@@ -126,7 +139,36 @@ impl TryFrom<RawCorsSettings> for CorsSettings {
                 Err(e) => issues.push(format!("allowed_hosts[{i}]"), format!("invalid regex: {e}")),
             }
         }
-        issues.into_result(Self { allowed_hosts })
+        for (key, list) in [
+            ("allowed_hosts", &raw.allowed_hosts),
+            ("allowed_headers", &raw.allowed_headers),
+            ("allowed_methods", &raw.allowed_methods),
+        ] {
+            if list.len() > MAX_CORS_ENTRIES {
+                issues.push(key, format!("at most {MAX_CORS_ENTRIES} entries"));
+            }
+        }
+        for (i, name) in raw.allowed_headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                issues.push(
+                    format!("allowed_headers[{i}]"),
+                    format!("{name:?} is not a header name"),
+                );
+            }
+        }
+        for (i, method) in raw.allowed_methods.iter().enumerate() {
+            if http::Method::from_bytes(method.as_bytes()).is_err() {
+                issues.push(
+                    format!("allowed_methods[{i}]"),
+                    format!("{method:?} is not an HTTP method"),
+                );
+            }
+        }
+        issues.into_result(Self {
+            allowed_hosts,
+            allowed_headers: raw.allowed_headers,
+            allowed_methods: raw.allowed_methods,
+        })
     }
 }
 

@@ -47,3 +47,26 @@ fn jsonrpc_server_defaults_and_errors() {
         ]
     );
 }
+
+#[test]
+fn cors_takes_the_originals_headers_and_methods_and_checks_them() {
+    let s: CorsSettings = convert::<RawCorsSettings, _>(&json!({
+        "allowed_hosts": ["^https://app\\.example$"],
+        "allowed_headers": ["Authorization", "X-Request-Id"],
+        "allowed_methods": ["POST", "OPTIONS"]
+    }))
+    .unwrap();
+    assert_eq!(s.allowed_headers, ["Authorization", "X-Request-Id"]);
+    assert_eq!(s.allowed_methods, ["POST", "OPTIONS"]);
+    let e = convert::<RawCorsSettings, CorsSettings>(&json!({
+        "allowed_headers": ["ok", "bad header"],
+        "allowed_methods": ["GET", "NOT A METHOD"],
+        "allowed_hosts": vec!["x"; MAX_CORS_ENTRIES + 1]
+    }))
+    .unwrap_err();
+    let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        ["allowed_hosts", "allowed_headers[1]", "allowed_methods[1]"]
+    );
+}

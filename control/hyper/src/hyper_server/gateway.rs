@@ -57,10 +57,7 @@ pub(super) fn serve_gateway(
             .collect(),
         call_timeout: call_timeout + ROUTE_TIMEOUT_MARGIN,
         body_timeout: settings.serving.deadlines.body,
-        cors: settings.cors.as_ref().map(|c| Cors {
-            allowed_hosts: c.allowed_hosts.clone(),
-            allowed_headers: Vec::new(),
-        }),
+        cors: settings.cors.as_ref().map(Cors::from),
     };
     if let Some(warning) = gateway.unverified_warning(broker.name()) {
         warn!(detail = %warning, "UNVERIFIED GATEWAY: the JSON-RPC gateway cannot verify its callers; every caller acts as the operator");

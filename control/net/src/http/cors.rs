@@ -5,6 +5,7 @@ use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use regex::Regex;
+use tandem_settings::listeners::CorsSettings;
 
 /// The methods announced in `Access-Control-Allow-Methods` (the original's defaults).
 const ALLOWED_METHODS: &str = "GET, POST, PATCH, PUT, DELETE, OPTIONS";
@@ -16,6 +17,22 @@ pub struct Cors {
     pub allowed_hosts: Vec<Regex>,
     /// Extra headers allowed besides the ones the browser asks for.
     pub allowed_headers: Vec<String>,
+    /// `Access-Control-Allow-Methods`, joined (`None`: the original's default list).
+    pub allowed_methods: Option<HeaderValue>,
+}
+
+impl From<&CorsSettings> for Cors {
+    fn from(settings: &CorsSettings) -> Self {
+        let methods = settings.allowed_methods.join(", ");
+        Self {
+            allowed_hosts: settings.allowed_hosts.clone(),
+            allowed_headers: settings.allowed_headers.clone(),
+            // Settings validated each method as a token, so the joined list is a valid value.
+            allowed_methods: (!methods.is_empty())
+                .then(|| HeaderValue::from_str(&methods).ok())
+                .flatten(),
+        }
+    }
 }
 
 impl Cors {
@@ -65,7 +82,9 @@ pub async fn apply(cors: std::sync::Arc<Cors>, req: Request, next: Next) -> Resp
     );
     headers.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static(ALLOWED_METHODS),
+        cors.allowed_methods
+            .clone()
+            .unwrap_or(HeaderValue::from_static(ALLOWED_METHODS)),
     );
     if !allowed_headers.is_empty()
         && let Ok(v) = HeaderValue::from_str(&allowed_headers.join(", "))

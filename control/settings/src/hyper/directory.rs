@@ -93,6 +93,12 @@ struct RawApiDirectory {
 struct RawDirectoryClient {
     tls: Option<Value>,
     proxy_url: Option<String>,
+    /// The original's client block has it; its directory client overwrites it with `endpoints[0]`.
+    /// Accepted when it names `endpoints[0]` (or stands in for an empty `endpoints`).
+    endpoint: Option<String>,
+    /// Accepted and without effect, as in the original.
+    #[allow(dead_code)]
+    local: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -136,8 +142,20 @@ impl TryFrom<RawDirectory> for DirectorySettings {
     }
 }
 
-fn api(raw: RawApiDirectory) -> Result<ApiDirectorySettings, FieldIssues> {
+fn api(mut raw: RawApiDirectory) -> Result<ApiDirectorySettings, FieldIssues> {
     let mut issues = FieldIssues::default();
+    let client_endpoint = raw.jsonrpc_client.as_mut().and_then(|c| c.endpoint.take());
+    match (client_endpoint, raw.endpoints.first()) {
+        (Some(endpoint), None) => raw.endpoints.push(endpoint),
+        (Some(endpoint), Some(first)) if endpoint != *first => issues.push(
+            "jsonrpc_client.endpoint",
+            format!(
+                "{endpoint:?} differs from endpoints[0] ({first:?}), which is the one called \
+                 (as in the original): remove jsonrpc_client.endpoint or make them equal"
+            ),
+        ),
+        _ => {}
+    }
     if raw.endpoints.is_empty() {
         issues.push("endpoints", "required: list at least one SD URL");
     }
@@ -171,6 +189,8 @@ fn api(raw: RawApiDirectory) -> Result<ApiDirectorySettings, FieldIssues> {
     let client = raw.jsonrpc_client.unwrap_or(RawDirectoryClient {
         tls: None,
         proxy_url: None,
+        endpoint: None,
+        local: None,
     });
     let proxy_url = forward_proxy(
         client.proxy_url.as_deref(),
@@ -217,5 +237,47 @@ impl fmt::Display for DirectorySettings {
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::convert::convert;
+
+    fn api_with_client(client: Value, endpoints: Value) -> Result<DirectorySettings, FieldIssues> {
+        convert::<RawDirectory, DirectorySettings>(&json!({
+            "type": "api",
+            "settings": {
+                "endpoints": endpoints,
+                "server_names": ["sd-1"],
+                "ca_certificate_files": ["/etc/ca.crt"],
+                "jsonrpc_client": client
+            }
+        }))
+    }
+
+    #[test]
+    fn the_originals_client_keys_are_taken_as_the_original_means_them() {
+        let sd = "https://sd.example:3322/jsonrpc";
+        // `local` has no effect (as in the original); an `endpoint` equal to endpoints[0] is fine.
+        let same = api_with_client(json!({"endpoint": sd, "local": true}), json!([sd])).unwrap();
+        let DirectorySettings::Api(api) = same else {
+            panic!("api")
+        };
+        assert_eq!(api.endpoints, [sd]);
+        // Alone, the client's endpoint is the one called.
+        let alone = api_with_client(json!({"endpoint": sd}), json!([])).unwrap();
+        let DirectorySettings::Api(api) = alone else {
+            panic!("api")
+        };
+        assert_eq!(api.endpoints, [sd]);
+        // A different one would be silently unused: refused, naming both.
+        let e =
+            api_with_client(json!({"endpoint": "https://other/jsonrpc"}), json!([sd])).unwrap_err();
+        assert_eq!(e.0[0].0, "settings.jsonrpc_client.endpoint");
+        assert!(e.0[0].1.contains(sd) && e.0[0].1.contains("other"), "{e:?}");
     }
 }

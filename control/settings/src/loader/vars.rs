@@ -2,7 +2,8 @@
 //!
 //! A var is `{type: string|int|float|json|yaml|any, source: env|literal|prompt, ...}`: `env` takes
 //! `variable` (required), `required` (default false) and `default`; `literal` takes `value`;
-//! `prompt` is rejected (Tandem services start non-interactively). An `env` var that is unset, not
+//! `prompt` asks on the terminal (without echo when `sensitive: true`), as the original does, and is
+//! a clear error when stdin is not a terminal (a service under systemd). An `env` var that is unset, not
 //! required and has no default is `null`. The block is kept as `_vars`. Context variables `DIR`
 //! (the file's absolute directory without the leading `/`, so `"/$DIR/x"` is absolute) and `PATH`
 //! (the file, likewise) override same-named vars.
@@ -34,9 +35,8 @@ struct RawVar {
     required: bool,
     default: Option<Value>,
     value: Option<Value>,
-    /// Accepted for `prompt` vars of original files; prompts are rejected anyway.
+    /// A `prompt` var's answer is not echoed.
     #[serde(default)]
-    #[allow(dead_code)]
     sensitive: bool,
 }
 
@@ -111,11 +111,40 @@ fn parse_vars(defs: &Value, file: &Path, env: EnvLookup<'_>) -> Result<Vars, Set
     Ok(vars)
 }
 
+/// The longest answer read for a `prompt` variable, in bytes.
+const MAX_PROMPT_ANSWER: u64 = 64 * 1024;
+
+/// Asks for `name` on the terminal (stderr for the question, stdin for the answer).
+fn prompt(name: &str, sensitive: bool) -> Result<String, String> {
+    use std::io::{BufRead, IsTerminal, Read, Write};
+    if !std::io::stdin().is_terminal() {
+        return Err(format!(
+            "variable {name} asks for its value on a terminal (source: prompt), but stdin is not a \
+             terminal (a service or a pipe): give it with `source: env` instead"
+        ));
+    }
+    let question = format!("{name}: ");
+    let answer = if sensitive {
+        rpassword::prompt_password(&question).map_err(|e| format!("reading {name}: {e}"))?
+    } else {
+        let mut err = std::io::stderr();
+        let _ = err
+            .write_all(question.as_bytes())
+            .and_then(|()| err.flush());
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .take(MAX_PROMPT_ANSWER)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading {name}: {e}"))?;
+        line
+    };
+    Ok(answer.trim_end_matches(['\r', '\n']).to_owned())
+}
+
 fn resolve(raw: &RawVar, name: &str, env: EnvLookup<'_>) -> Result<Value, String> {
     let value = match raw.source {
-        VarSource::Prompt => {
-            return Err("prompt variables are not supported in non-interactive mode".into());
-        }
+        VarSource::Prompt => Value::String(prompt(name, raw.sensitive)?),
         VarSource::Literal => raw
             .value
             .clone()
@@ -335,10 +364,13 @@ mod tests {
         let opt = var(json!({"type": "string", "source": "env", "variable": "UNSET"}));
         assert_eq!(resolve(&opt, "O", &env).unwrap(), Value::Null);
         let prompt = var(json!({"type": "string", "source": "prompt"}));
+        // The test runner's stdin is not a terminal, as a service's is not.
+        assert!(!std::io::IsTerminal::is_terminal(&std::io::stdin()));
+        let err = resolve(&prompt, "P", &env).unwrap_err();
         assert!(
-            resolve(&prompt, "P", &env)
-                .unwrap_err()
-                .contains("non-interactive")
+            err.contains("variable P asks for its value on a terminal")
+                && err.contains("source: env"),
+            "{err}"
         );
     }
 

@@ -61,6 +61,8 @@ async fn allowed_origins_get_cors_headers_and_preflights_are_answered() {
     let tmp = tempfile::tempdir().unwrap();
     let cors = CorsSettings {
         allowed_hosts: vec![regex::Regex::new("^http://localhost(:[0-9]+)?$").unwrap()],
+        allowed_headers: vec!["X-Request-Id".into(), "Content-Type".into()],
+        allowed_methods: vec!["POST".into(), "OPTIONS".into()],
     };
     let server = Server::start(
         settings(tmp.path(), None, Some(cors)),
@@ -91,7 +93,11 @@ async fn allowed_origins_get_cors_headers_and_preflights_are_answered() {
         headers["access-control-allow-origin"],
         "http://localhost:8080"
     );
-    assert_eq!(headers["access-control-allow-headers"], "content-type");
+    assert_eq!(
+        headers["access-control-allow-headers"], "content-type, X-Request-Id",
+        "the requested headers, then the configured ones not already asked for"
+    );
+    assert_eq!(headers["access-control-allow-methods"], "POST, OPTIONS");
     let response = client
         .request(preflight("http://evil.example"))
         .await
