@@ -76,7 +76,9 @@ where
     R: DeserializeOwned,
     T: TryFrom<R, Error = FieldIssues>,
 {
-    convert::<R, T>(value).map_err(|issues| into_settings_error(issues, prov))
+    let mut value = value.clone();
+    crate::legacy::strip_and_warn(&mut value, prov);
+    convert::<R, T>(&value).map_err(|issues| into_settings_error(issues, prov))
 }
 
 fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod datastore;
 pub mod error;
 pub mod hyper;
+pub mod legacy;
 pub mod listeners;
 pub mod loader;
 pub mod paths;
