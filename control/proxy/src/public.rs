@@ -196,7 +196,7 @@ impl PublicProxy {
         let endpoint = settings
             .internal_endpoint
             .clone()
-            .unwrap_or_else(|| addrs.pairing.to_string());
+            .unwrap_or_else(|| default_endpoint(&settings.internal_bind_address, addrs.pairing));
         let hub = EventHub::start(events)
             .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
         let control = match &settings.control {
@@ -355,4 +355,44 @@ fn log_summary(state: &PublicState) {
         bad_hellos = total(|c| c.bad_hellos),
         "proxy summary"
     );
+}
+
+/// The pairing endpoint handed to peers when `internal_endpoint` is unset: the pairing bind address
+/// as written (`localhost:9999`, what the original's directory entries list), or the bound address
+/// when the setting names port 0 or every address.
+fn default_endpoint(bind: &tandem_settings::HostPort, bound: SocketAddr) -> String {
+    let every_address = bind
+        .host
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_unspecified());
+    if bind.port == 0 || every_address {
+        bound.to_string()
+    } else {
+        bind.to_string()
+    }
+}
+
+#[cfg(test)]
+mod endpoint_tests {
+    use super::*;
+
+    #[test]
+    fn the_default_endpoint_is_the_bind_address_as_written() {
+        let bound: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+        let bind = |s: &str| s.parse::<tandem_settings::HostPort>().unwrap();
+        assert_eq!(
+            default_endpoint(&bind("localhost:9999"), bound),
+            "localhost:9999"
+        );
+        assert_eq!(default_endpoint(&bind("[::1]:9999"), bound), "[::1]:9999");
+        let ephemeral: SocketAddr = "127.0.0.1:40123".parse().unwrap();
+        assert_eq!(
+            default_endpoint(&bind("localhost:0"), ephemeral),
+            "127.0.0.1:40123"
+        );
+        assert_eq!(
+            default_endpoint(&bind("0.0.0.0:9999"), bound),
+            "127.0.0.1:9999"
+        );
+    }
 }

@@ -62,7 +62,9 @@ pub struct PublicProxySettings {
     pub tls_bind_address: HostPort,
     /// The pairing port (default `localhost:9999`).
     pub internal_bind_address: HostPort,
-    /// The pairing address handed to peers; `None` = the bound pairing address.
+    /// The pairing address handed to peers; `None` = `internal_bind_address` as written (the
+    /// original's default, `localhost:9999`), or the bound address when that names port 0 or every
+    /// address.
     pub internal_endpoint: Option<String>,
     /// Lifetime of issued tokens and of a waiting side (0 < t <= 3000 s, default 10 s).
     pub accept_timeout: Duration,

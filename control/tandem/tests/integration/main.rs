@@ -66,6 +66,7 @@ mod metrics_cli_completions;
 mod metrics_hyper;
 mod metrics_private_proxy;
 mod metrics_proxy;
+mod migration;
 mod p2p_brokered;
 mod proxy_faults;
 mod proxy_private;
