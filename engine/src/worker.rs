@@ -20,6 +20,7 @@ use crate::handle::{PairEvent, SniResolver};
 use crate::limiter::BadTokenLimiter;
 use crate::mailbox::Mailbox;
 use crate::pair_table::{Arrival, PairId, PairTable, Port, Refusal, TableLimits};
+use crate::relay::idle::IdleClocks;
 use crate::relay::pipe_pool::{BufPool, PipePool};
 use crate::relay::{self, CloseReason, RelayEnv};
 use crate::signal::LocalSignal;
@@ -89,6 +90,8 @@ pub(crate) struct Core {
     pub limits: Limits,
     pub pipes: PipePool,
     pub bufs: BufPool,
+    /// Idle deadlines of the relaying pairs, swept by the tick.
+    pub clocks: IdleClocks,
     pub stop_accept: LocalSignal,
     pub close_all: LocalSignal,
     pub drain_grace: Cell<Option<Duration>>,
@@ -115,6 +118,7 @@ impl Core {
             limits: Limits::new(&shared),
             pipes: PipePool::new(c.pipe_pool_size, c.pipe_size),
             bufs: BufPool::new(c.copy_pool_size, c.copy_buf_size),
+            clocks: IdleClocks::default(),
             stop_accept: LocalSignal::new(),
             close_all: LocalSignal::new(),
             drain_grace: Cell::new(None),
@@ -261,7 +265,11 @@ impl Core {
 
     /// Expires pairs whose TTL passed; closes their waiting sides.
     fn tick(&self) {
-        let expired = self.table.borrow_mut().tick(Instant::now());
+        let now = Instant::now();
+        if let Some(idle) = self.shared.config.idle_timeout {
+            self.clocks.sweep(now, idle);
+        }
+        let expired = self.table.borrow_mut().tick(now);
         for e in expired {
             CoreStats::inc(&self.stats().expired);
             drop(e.waiting);
@@ -275,7 +283,11 @@ impl Core {
 }
 
 /// The task of one pair: relays until it closes, then counts the close and emits its event.
-pub(crate) async fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) {
+///
+/// A plain function returning an `async move` block: the block captures each part of the two
+/// connections once (an `async fn` would store its `Conn` arguments and the parts destructured
+/// from them side by side), and the streams are borrowed by `relay`, not moved into it.
+pub(crate) fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) -> impl Future<Output = ()> {
     let Conn {
         stream: sa,
         prefix: pa,
@@ -290,31 +302,42 @@ pub(crate) async fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) {
         sni: sni_b,
         ..
     } = b;
-    let env = RelayEnv {
-        pipes: &core.pipes,
-        bufs: &core.bufs,
-        stats: core.stats(),
-        idle: core.shared.config.idle_timeout,
-    };
-    let (reason, bytes) = relay::relay(sa, sb, [&pa, &pb], &env, &core.close_all).await;
-    drop((ga, gb, sni_a, sni_b));
-    debug!(
-        reason = reason.as_str(),
-        a_to_b = bytes[0],
-        b_to_a = bytes[1],
-        "pair closed"
-    );
-    let s = core.stats();
-    CoreStats::dec(&s.live_pairs);
-    CoreStats::inc(match reason {
-        CloseReason::Normal => &s.closed_normal,
-        CloseReason::Reset => &s.closed_reset,
-        CloseReason::Idle => &s.closed_idle,
-        _ => &s.closed_drain,
-    });
-    core.live.set(core.live.get() - 1);
-    core.shared
-        .emit(core.id, PairEvent::closed(id, reason, bytes));
+    // A ClientHello to replay and SNI budget slots are rare (TLS port only): boxed, so that
+    // a plain pair's task does not carry their room.
+    let extras = (!pa.is_empty() || !pb.is_empty() || sni_a.is_some() || sni_b.is_some())
+        .then(|| Box::new((pa, pb, sni_a, sni_b)));
+    async move {
+        let env = RelayEnv {
+            pipes: &core.pipes,
+            bufs: &core.bufs,
+            stats: core.stats(),
+            idle: core.shared.config.idle_timeout,
+            clocks: &core.clocks,
+        };
+        let prefixes: [&[u8]; 2] = match &extras {
+            Some(e) => [&e.0, &e.1],
+            None => [&[], &[]],
+        };
+        let (reason, bytes) = relay::relay(&sa, &sb, prefixes, &env, &core.close_all).await;
+        drop((sa, sb, ga, gb, extras));
+        debug!(
+            reason = reason.as_str(),
+            a_to_b = bytes[0],
+            b_to_a = bytes[1],
+            "pair closed"
+        );
+        let s = core.stats();
+        CoreStats::dec(&s.live_pairs);
+        CoreStats::inc(match reason {
+            CloseReason::Normal => &s.closed_normal,
+            CloseReason::Reset => &s.closed_reset,
+            CloseReason::Idle => &s.closed_idle,
+            _ => &s.closed_drain,
+        });
+        core.live.set(core.live.get() - 1);
+        core.shared
+            .emit(core.id, PairEvent::closed(id, reason, bytes));
+    }
 }
 
 /// The body of a worker: listeners, tick, mailbox; returns after drain.
