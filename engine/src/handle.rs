@@ -131,9 +131,13 @@ impl Engine {
         config.validate()?;
         let cpus = config.core_ids();
         let n = cpus.len();
-        let mut pairing = crate::listener::bind_group(config.pairing_addr, n)?;
+        let opts = crate::listener::ConnOptions {
+            nodelay: config.nodelay,
+            keepalive: config.keepalive,
+        };
+        let mut pairing = crate::listener::bind_group(config.pairing_addr, n, opts)?;
         let mut tls = match config.tls_addr {
-            Some(a) => Some(crate::listener::bind_group(a, n)?),
+            Some(a) => Some(crate::listener::bind_group(a, n, opts)?),
             None => None,
         };
         let addrs = LocalAddrs {
