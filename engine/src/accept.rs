@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
 use monoio::io::AsyncReadRent;
 use monoio::net::{TcpListener, TcpStream};
@@ -12,13 +11,15 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admission::SniSlot;
 use crate::clienthello::ClientHelloReader;
+use crate::core::{Conn, Core};
+use crate::core_msg::Handoff;
 use crate::mailbox::SendError;
 use crate::pair_table::Port;
 use crate::preamble::TokenReader;
 use crate::relay::splice::{self, Step};
+use crate::shared::ConnGuard;
 use crate::stats::CoreStats;
 use crate::token::Token;
-use crate::worker::{Conn, ConnGuard, Core, CoreMsg, Handoff};
 
 /// Bytes read per recv while buffering a ClientHello.
 const HELLO_CHUNK: usize = 4096;
@@ -35,12 +36,12 @@ const ACCEPTS_PER_WAKEUP: usize = 64;
 /// close-on-exec from `accept4`, and inherits TCP_NODELAY and keepalive from the listener, so
 /// accepting costs one syscall per connection and nothing more before its token is read.
 pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Port) {
-    let cfg = &core.shared.config;
+    let cfg = &core.config();
     let fd = listener.as_raw_fd();
     'wait: loop {
         let ready = monoio::select! {
             r = listener.readable(false) => r,
-            _ = core.stop_accept.wait() => break,
+            _ = core.stop_accept().wait() => break,
         };
         let mut failed = ready.err();
         if failed.is_none() {
@@ -57,17 +58,17 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
         }
         if let Some(e) = failed {
             CoreStats::inc(&core.stats().accept_errors);
-            warn!(core = core.id.0, error = %e, "accept failed; backing off");
+            warn!(core = core.id().0, error = %e, "accept failed; backing off");
             monoio::select! {
                 _ = monoio::time::sleep(cfg.accept_backoff) => {},
-                _ = core.stop_accept.wait() => break,
+                _ = core.stop_accept().wait() => break,
             }
         }
     }
     // Synchronously: with io_uring the fd's close is an op the ring runs later.
     splice::stop_listening(fd);
     drop(listener);
-    if core.shared.accepting.fetch_sub(1, Ordering::AcqRel) == 1 {
+    if core.listener_closed() {
         info!("every data port is closed: no new connections, live pairs drain");
     }
 }
@@ -76,19 +77,19 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
 fn accepted(core: &Rc<Core>, stream: std::net::TcpStream, peer: SocketAddr, port: Port) {
     CoreStats::inc(&core.stats().accepted);
     if let Err(reason) = core.admit(port, peer.ip()) {
-        debug!(core = core.id.0, %peer, reason = reason.as_str(), "refused at accept");
+        debug!(core = core.id().0, %peer, reason = reason.as_str(), "refused at accept");
         return;
     }
     let stream = match TcpStream::from_std(stream) {
         Ok(s) => s,
         Err(e) => {
             CoreStats::inc(&core.stats().accept_errors);
-            warn!(core = core.id.0, error = %e, "cannot adopt accepted socket");
+            warn!(core = core.id().0, error = %e, "cannot adopt accepted socket");
             return;
         }
     };
-    let guard = ConnGuard::new(core.shared.clone(), core.id);
-    let span = info_span!("conn", core = core.id.0, %peer, port = ?port);
+    let guard = core.conn_guard();
+    let span = info_span!("conn", core = core.id().0, %peer, port = ?port);
     core.spawn(conn_task(core.clone(), stream, peer, port, guard).instrument(span));
 }
 
@@ -101,7 +102,7 @@ pub(crate) async fn conn_task(
     port: Port,
     guard: ConnGuard,
 ) {
-    let close = core.close_all.clone();
+    let close = core.close_all().clone();
     monoio::select! {
         _ = serve(core, stream, peer, port, guard) => {},
         _ = close.wait() => {},
@@ -115,7 +116,7 @@ pub(crate) async fn serve(
     port: Port,
     guard: ConnGuard,
 ) {
-    let cfg = &core.shared.config;
+    let cfg = &core.config();
     let read = match port {
         Port::Pairing => monoio::time::timeout(cfg.token_deadline, read_token(&mut stream)).await,
         Port::Tls => {
@@ -146,8 +147,8 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let owner = core.shared.map.owner(&token);
-    if owner == core.id {
+    let owner = core.owner_of(&token);
+    if owner == core.id() {
         core.process_pending();
         core.arrive(
             token,
@@ -167,14 +168,14 @@ pub(crate) async fn serve(
     let fd = stream.into_raw_fd();
     // SAFETY: `fd` is an open socket that nothing else owns after `into_raw_fd`.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    let msg = CoreMsg::Arrive(Handoff {
+    let h = Handoff {
         stream,
         peer,
         token,
         port,
         prefix,
-    });
-    match core.shared.cores[owner.0].mailbox.try_send(msg) {
+    };
+    match core.hand_off(owner, h) {
         Ok(()) => CoreStats::inc(&core.stats().handoffs_out),
         Err(SendError::Full(_) | SendError::Closed(_)) => {
             CoreStats::inc(&core.stats().handoffs_dropped);
@@ -256,7 +257,7 @@ pub(crate) async fn read_hello(
     stream: &TcpStream,
     peer: SocketAddr,
 ) -> Result<Preamble, Failed> {
-    let max = core.shared.config.hello_max_bytes;
+    let max = core.config().hello_max_bytes;
     let mut parser = ClientHelloReader::new(max);
     // Bytes are received straight into `buf` (grown by at most HELLO_CHUNK per read), so no
     // fixed-size chunk lives in this future across the readiness await.
@@ -300,7 +301,7 @@ pub(crate) async fn read_hello(
             return Err(Failed::OverBudget);
         }
     };
-    match core.shared.resolver.resolve(&info, peer) {
+    match core.resolve(&info, peer) {
         Some(token) => {
             // Kept until the pair closes: give back the unused room of the last read.
             buf.shrink_to_fit();

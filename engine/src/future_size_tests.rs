@@ -8,8 +8,8 @@
 use std::mem::size_of;
 
 use crate::accept::{conn_task, read_hello, read_token, serve};
+use crate::core::relay_task;
 use crate::relay::{pump, relay};
-use crate::worker::relay_task;
 
 /// Size of the future `f` returns, without calling it.
 fn ret1<A, F>(_: impl FnOnce(A) -> F) -> usize {

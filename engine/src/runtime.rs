@@ -12,10 +12,11 @@ use monoio::{IoUringDriver, LegacyDriver, RuntimeBuilder};
 use tracing::{info, warn};
 
 use crate::config::{Driver, DriverInUse};
+use crate::core::Core;
 use crate::error::EngineError;
 use crate::pair_table::Port;
+use crate::shared::Shared;
 use crate::token::CoreId;
-use crate::worker::{Core, Shared};
 
 thread_local! {
     /// On a worker thread: the address of its engine's `Shared` and its core.
