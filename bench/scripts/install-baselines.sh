@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the baselines tandem-bench compares against (Debian packages), when missing.
+# Installs the baselines tandem-bench compares against, and perf for profiling the relay
+# (Debian packages), when missing.
 # A baseline that cannot be installed is skipped by tandem-bench with a note in its report.
 set -u
 missing=()
@@ -7,6 +8,8 @@ command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v socat >/dev/null 2>&1 || missing+=(socat)
 command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
+# perf: the profiles quoted in bench/README.md (perf record / perf stat of the relay's threads).
+command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"

@@ -10,4 +10,5 @@ pub mod stats;
 pub mod svg;
 pub mod table;
 pub mod target;
+pub mod verdict;
 pub mod workload;

@@ -264,7 +264,7 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
     .into_iter()
     .find(|s| systems.contains(s));
     let targets = tandem
-        .map(|t| check_targets(&runs, &summary, t, plan.placement.workers))
+        .map(|t| check_targets(&runs, t, plan.placement.workers))
         .unwrap_or_default();
     Ok(Report {
         schema: SCHEMA.into(),

@@ -95,6 +95,47 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
+/// A figure over rounds: its smallest, median and largest value (finite values only).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Smallest value over rounds.
+    pub min: f64,
+    /// Median over rounds.
+    pub median: f64,
+    /// Largest value over rounds.
+    pub max: f64,
+    /// Rounds with a finite value.
+    pub n: usize,
+}
+
+impl Spread {
+    /// The spread of the finite values of `values`; `None` when there is none.
+    pub fn of(values: &[f64]) -> Option<Spread> {
+        let finite: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let median = median(&finite)?;
+        Some(Spread {
+            min: finite.iter().copied().fold(f64::INFINITY, f64::min),
+            median,
+            max: finite.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            n: finite.len(),
+        })
+    }
+
+    /// max − min.
+    pub fn width(&self) -> f64 {
+        self.max - self.min
+    }
+
+    /// max − min over the median (0 for a zero median).
+    pub fn relative_width(&self) -> f64 {
+        if self.median == 0.0 {
+            0.0
+        } else {
+            self.width() / self.median.abs()
+        }
+    }
+}
+
 /// Achieved vs offered concurrency by Little's law: the time operations were in flight,
 /// summed over workers, divided by the wall time of the run. A load generator that falls
 /// behind (workers blocked outside an operation, late starts) shows as achieved < offered.
@@ -200,6 +241,15 @@ mod tests {
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(&[]), None);
         assert_eq!(median(&[f64::NAN, 5.0]), Some(5.0));
+    }
+
+    #[test]
+    fn spread_is_min_median_max_of_finite_values() {
+        let s = Spread::of(&[3.0, f64::NAN, 1.0, 2.0]).unwrap();
+        assert_eq!((s.min, s.median, s.max, s.n), (1.0, 2.0, 3.0, 3));
+        assert_eq!(s.width(), 2.0);
+        assert_eq!(s.relative_width(), 1.0);
+        assert_eq!(Spread::of(&[f64::NAN]), None);
     }
 
     #[test]

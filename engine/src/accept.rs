@@ -4,61 +4,93 @@
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
 
+use monoio::io::AsyncReadRent;
 use monoio::net::{TcpListener, TcpStream};
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admission::SniSlot;
 use crate::clienthello::ClientHelloReader;
+use crate::core::{Conn, Core};
+use crate::core_msg::Handoff;
 use crate::mailbox::SendError;
 use crate::pair_table::Port;
 use crate::preamble::TokenReader;
 use crate::relay::splice::{self, Step};
+use crate::shared::ConnGuard;
 use crate::stats::CoreStats;
 use crate::token::Token;
-use crate::worker::{Conn, ConnGuard, Core, CoreMsg, Handoff};
 
 /// Bytes read per recv while buffering a ClientHello.
 const HELLO_CHUNK: usize = 4096;
 
+/// Connections accepted per readiness before the loop waits again (and so lets the core's
+/// other tasks run): a burst of dials is taken in batches of this many.
+const ACCEPTS_PER_WAKEUP: usize = 64;
+
 /// Accepts until drain; accept errors (EMFILE, ENFILE, ...) back off and never end the loop.
+///
+/// One readiness wait, then `accept4` until the backlog is empty (at most
+/// [`ACCEPTS_PER_WAKEUP`]): the effect of a multishot accept, which monoio 0.2 cannot submit
+/// (its driver completes each operation once). The accepted socket comes non-blocking and
+/// close-on-exec from `accept4`, and inherits TCP_NODELAY and keepalive from the listener, so
+/// accepting costs one syscall per connection and nothing more before its token is read.
 pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Port) {
-    let cfg = &core.shared.config;
-    loop {
-        let accepted = monoio::select! {
-            r = listener.accept() => r,
-            _ = core.stop_accept.wait() => break,
+    let cfg = &core.config();
+    let fd = listener.as_raw_fd();
+    'wait: loop {
+        let ready = monoio::select! {
+            r = listener.readable(false) => r,
+            _ = core.stop_accept().wait() => break,
         };
-        let (stream, peer) = match accepted {
-            Ok(x) => x,
-            Err(e) => {
-                CoreStats::inc(&core.stats().accept_errors);
-                warn!(core = core.id.0, error = %e, "accept failed; backing off");
-                monoio::select! {
-                    _ = monoio::time::sleep(cfg.accept_backoff) => continue,
-                    _ = core.stop_accept.wait() => break,
+        let mut failed = ready.err();
+        if failed.is_none() {
+            for _ in 0..ACCEPTS_PER_WAKEUP {
+                match splice::accept_nonblocking(fd) {
+                    Ok(Some((stream, peer))) => accepted(&core, stream, peer, port),
+                    Ok(None) => continue 'wait,
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
-        };
-        CoreStats::inc(&core.stats().accepted);
-        if let Err(e) = splice::set_cloexec(stream.as_raw_fd()) {
-            warn!(core = core.id.0, error = %e, "cannot set FD_CLOEXEC on accepted socket");
         }
-        if let Err(reason) = core.admit(port, peer.ip()) {
-            debug!(core = core.id.0, %peer, reason = reason.as_str(), "refused at accept");
-            continue;
+        if let Some(e) = failed {
+            CoreStats::inc(&core.stats().accept_errors);
+            warn!(core = core.id().0, error = %e, "accept failed; backing off");
+            monoio::select! {
+                _ = monoio::time::sleep(cfg.accept_backoff) => {},
+                _ = core.stop_accept().wait() => break,
+            }
         }
-        let guard = ConnGuard::new(core.shared.clone(), core.id);
-        let span = info_span!("conn", core = core.id.0, %peer, port = ?port);
-        core.spawn(conn_task(core.clone(), stream, peer, port, guard).instrument(span));
     }
     // Synchronously: with io_uring the fd's close is an op the ring runs later.
-    splice::stop_listening(listener.as_raw_fd());
+    splice::stop_listening(fd);
     drop(listener);
-    if core.shared.accepting.fetch_sub(1, Ordering::AcqRel) == 1 {
+    if core.listener_closed() {
         info!("every data port is closed: no new connections, live pairs drain");
     }
+}
+
+/// One accepted connection: admission, then its task.
+fn accepted(core: &Rc<Core>, stream: std::net::TcpStream, peer: SocketAddr, port: Port) {
+    CoreStats::inc(&core.stats().accepted);
+    if let Err(reason) = core.admit(port, peer.ip()) {
+        debug!(core = core.id().0, %peer, reason = reason.as_str(), "refused at accept");
+        return;
+    }
+    let stream = match TcpStream::from_std(stream) {
+        Ok(s) => s,
+        Err(e) => {
+            CoreStats::inc(&core.stats().accept_errors);
+            warn!(core = core.id().0, error = %e, "cannot adopt accepted socket");
+            return;
+        }
+    };
+    let guard = core.conn_guard();
+    let span = info_span!("conn", core = core.id().0, %peer, port = ?port);
+    core.spawn(conn_task(core.clone(), stream, peer, port, guard).instrument(span));
 }
 
 /// The task of one accepted connection: reads its preamble and pairs or hands it off; ends
@@ -70,36 +102,23 @@ pub(crate) async fn conn_task(
     port: Port,
     guard: ConnGuard,
 ) {
-    let close = core.close_all.clone();
+    let close = core.close_all().clone();
     monoio::select! {
         _ = serve(core, stream, peer, port, guard) => {},
         _ = close.wait() => {},
     }
 }
 
-fn set_options(core: &Core, stream: &TcpStream) {
-    let cfg = &core.shared.config;
-    // Our splice/recv/send calls must never sleep on the core thread, whatever the driver.
-    // SAFETY: the fd is open for as long as `stream` lives, which outlives this borrow.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(stream.as_raw_fd()) };
-    let _ = socket2::SockRef::from(&fd).set_nonblocking(true);
-    let _ = stream.set_nodelay(cfg.nodelay);
-    if let Some(idle) = cfg.keepalive {
-        let _ = stream.set_tcp_keepalive(Some(idle), Some(idle / 4), Some(4));
-    }
-}
-
 pub(crate) async fn serve(
     core: Rc<Core>,
-    stream: TcpStream,
+    mut stream: TcpStream,
     peer: SocketAddr,
     port: Port,
     guard: ConnGuard,
 ) {
-    set_options(&core, &stream);
-    let cfg = &core.shared.config;
+    let cfg = &core.config();
     let read = match port {
-        Port::Pairing => monoio::time::timeout(cfg.token_deadline, read_token(&stream)).await,
+        Port::Pairing => monoio::time::timeout(cfg.token_deadline, read_token(&mut stream)).await,
         Port::Tls => {
             monoio::time::timeout(cfg.hello_deadline, read_hello(&core, &stream, peer)).await
         }
@@ -128,8 +147,8 @@ pub(crate) async fn serve(
             return;
         }
     };
-    let owner = core.shared.map.owner(&token);
-    if owner == core.id {
+    let owner = core.owner_of(&token);
+    if owner == core.id() {
         core.process_pending();
         core.arrive(
             token,
@@ -149,14 +168,14 @@ pub(crate) async fn serve(
     let fd = stream.into_raw_fd();
     // SAFETY: `fd` is an open socket that nothing else owns after `into_raw_fd`.
     let stream = unsafe { std::net::TcpStream::from_raw_fd(fd) };
-    let msg = CoreMsg::Arrive(Handoff {
+    let h = Handoff {
         stream,
         peer,
         token,
         port,
         prefix,
-    });
-    match core.shared.cores[owner.0].mailbox.try_send(msg) {
+    };
+    match core.hand_off(owner, h) {
         Ok(()) => CoreStats::inc(&core.stats().handoffs_out),
         Err(SendError::Full(_) | SendError::Closed(_)) => {
             CoreStats::inc(&core.stats().handoffs_dropped);
@@ -189,9 +208,14 @@ pub(crate) enum Failed {
 }
 
 /// Reads exactly 32 bytes (in any split, never more).
-pub(crate) async fn read_token(stream: &TcpStream) -> Result<Preamble, Failed> {
+///
+/// First a non-blocking `recv` (the token usually arrived with or right after the handshake);
+/// when nothing is there yet, the rest is read by one receive operation of the driver: on
+/// io_uring a Recv op on the socket, which completes with the bytes (no readiness wait, then
+/// a second syscall); on epoll the same readiness wait and read as before.
+pub(crate) async fn read_token(stream: &mut TcpStream) -> Result<Preamble, Failed> {
     let mut reader = TokenReader::new();
-    // Bounded: each round reads >= 1 byte or waits; at most 32 reads succeed.
+    // Bounded: each round reads >= 1 byte or fails; at most 32 reads succeed.
     loop {
         if let Some(token) = reader.token() {
             return Ok(Preamble {
@@ -205,7 +229,22 @@ pub(crate) async fn read_token(stream: &TcpStream) -> Result<Preamble, Failed> {
         };
         match splice::recv(stream.as_raw_fd(), reader.unfilled()) {
             Ok(Step::Moved(n)) => reader.advance(n),
-            Ok(Step::WouldBlock) => stream.readable(false).await.map_err(|_| aborted)?,
+            Ok(Step::WouldBlock) => {
+                // Exactly the missing bytes: the read never takes a byte beyond the token.
+                let want = reader.unfilled().len();
+                let (r, buf) = stream.read(vec![0u8; want].into_boxed_slice()).await;
+                match r {
+                    Ok(n) if n > 0 => {
+                        let n = n.min(want);
+                        reader.unfilled()[..n].copy_from_slice(&buf[..n]);
+                        reader.advance(n);
+                    }
+                    Ok(_) => return Err(aborted),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => return Err(aborted),
+                }
+            }
             Ok(Step::Eof) | Err(_) => return Err(aborted),
         }
     }
@@ -218,7 +257,7 @@ pub(crate) async fn read_hello(
     stream: &TcpStream,
     peer: SocketAddr,
 ) -> Result<Preamble, Failed> {
-    let max = core.shared.config.hello_max_bytes;
+    let max = core.config().hello_max_bytes;
     let mut parser = ClientHelloReader::new(max);
     // Bytes are received straight into `buf` (grown by at most HELLO_CHUNK per read), so no
     // fixed-size chunk lives in this future across the readiness await.
@@ -262,7 +301,7 @@ pub(crate) async fn read_hello(
             return Err(Failed::OverBudget);
         }
     };
-    match core.shared.resolver.resolve(&info, peer) {
+    match core.resolve(&info, peer) {
         Some(token) => {
             // Kept until the pair closes: give back the unused room of the last read.
             buf.shrink_to_fit();

@@ -10,12 +10,13 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use crate::limiter::{
-    AcceptRate, AcceptRateLimiter, RateVerdict, SniBudget, SniRefusal, SniTicket, core_share,
+    AcceptRate, AcceptRateLimiter, BadTokenLimiter, RateVerdict, SniBudget, SniRefusal, SniTicket,
+    core_share,
 };
 use crate::pair_table::Port;
+use crate::shared::Shared;
 use crate::stats::CoreStats;
 use crate::token::CoreId;
-use crate::worker::{Core, Shared};
 
 /// Why a connection was closed right at accept.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +41,8 @@ impl AcceptRefusal {
 
 /// The per-core limit tables, built from the engine-wide settings.
 pub(crate) struct Limits {
+    /// Sources that sent bad preambles (tokens, hellos), refused at accept while blocked.
+    bad: RefCell<BadTokenLimiter>,
     /// One accept-rate table per data port, indexed by [`port_index`].
     rates: [RefCell<AcceptRateLimiter>; 2],
     /// Open SNI pairs per source and per domain; shared with the slots that hold its tickets.
@@ -67,6 +70,11 @@ impl Limits {
             .collect();
         let table = || RefCell::new(AcceptRateLimiter::new(&rates, c.accept_rate_table));
         Limits {
+            bad: RefCell::new(BadTokenLimiter::new(
+                c.bad_token_limit,
+                c.bad_token_window,
+                c.bad_token_table,
+            )),
             rates: [table(), table()],
             sni: Rc::new(RefCell::new(SniBudget::new(
                 core_share(c.sni_pairs_per_source, cores),
@@ -76,21 +84,28 @@ impl Limits {
     }
 }
 
-impl Core {
-    /// Decides whether a connection just accepted on `port` from `ip` may stay; a refusal is
-    /// counted by reason (the caller closes the socket). Checked in order: open connections,
-    /// the bad-preamble limiter, the accept rate (which counts only admitted connections).
-    pub(crate) fn admit(&self, port: Port, ip: IpAddr) -> Result<(), AcceptRefusal> {
-        let cfg = &self.shared.config;
-        let stats = self.stats();
+impl Limits {
+    /// Decides whether a connection just accepted by `core` on `port` from `ip` may stay; a
+    /// refusal is counted by reason (the caller closes the socket). Checked in order: open
+    /// connections, the bad-preamble limiter, the accept rate (which counts only admitted
+    /// connections).
+    pub(crate) fn admit(
+        &self,
+        shared: &Shared,
+        core: CoreId,
+        port: Port,
+        ip: IpAddr,
+    ) -> Result<(), AcceptRefusal> {
+        let cfg = &shared.config;
+        let stats = &shared.cores[core.0].stats;
         let open = stats.open_conns.load(Ordering::Relaxed) as usize;
         let now = Instant::now();
         let refusal = if open >= cfg.max_conns_per_core {
             Some((AcceptRefusal::ConnLimit, &stats.refused_conn_limit))
-        } else if self.limiter.borrow().is_blocked(ip, now) {
+        } else if self.bad.borrow().is_blocked(ip, now) {
             Some((AcceptRefusal::Limited, &stats.limited_refusals))
         } else {
-            let rates = &self.limits.rates;
+            let rates = &self.rates;
             let mut table = rates[port_index(port)].borrow_mut();
             let verdict = table.check(ip, now);
             drop(table);
@@ -111,18 +126,34 @@ impl Core {
         }
     }
 
-    /// Takes an SNI budget slot for a routed hello from `ip` naming `domain`; a refusal is
-    /// counted by budget. The slot gives its ticket back when dropped.
-    pub(crate) fn sni_slot(&self, ip: IpAddr, domain: &str) -> Result<SniSlot, SniRefusal> {
-        let acquired = self.limits.sni.borrow_mut().try_acquire(ip, domain);
-        let stats = self.stats();
+    /// Counts one bad preamble (token, short token, timeout, bad hello) against `ip` and
+    /// updates the tracked-sources gauge of `stats`.
+    pub(crate) fn record_bad(&self, stats: &CoreStats, ip: IpAddr) {
+        let mut limiter = self.bad.borrow_mut();
+        limiter.record(ip, Instant::now());
+        stats
+            .limited_sources
+            .store(limiter.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Takes an SNI budget slot of `core` for a routed hello from `ip` naming `domain`; a
+    /// refusal is counted by budget. The slot gives its ticket back when dropped.
+    pub(crate) fn sni_slot(
+        &self,
+        shared: &Arc<Shared>,
+        core: CoreId,
+        ip: IpAddr,
+        domain: &str,
+    ) -> Result<SniSlot, SniRefusal> {
+        let acquired = self.sni.borrow_mut().try_acquire(ip, domain);
+        let stats = &shared.cores[core.0].stats;
         match acquired {
             Ok(ticket) => {
                 let slot = SniSlot {
-                    budget: self.limits.sni.clone(),
+                    budget: self.sni.clone(),
                     ticket: Some(ticket),
-                    shared: self.shared.clone(),
-                    core: self.id,
+                    shared: shared.clone(),
+                    core,
                 };
                 slot.update_gauge();
                 Ok(slot)

@@ -5,9 +5,11 @@ mod accept;
 mod admission;
 pub mod clienthello;
 pub mod config;
+mod core;
 mod core_msg;
 mod counted;
 pub mod error;
+mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;
@@ -18,6 +20,7 @@ pub mod pair_table;
 pub mod preamble;
 pub mod relay;
 mod runtime;
+mod shared;
 pub mod signal;
 pub mod stats;
 pub mod token;
@@ -26,9 +29,13 @@ mod worker;
 pub use clienthello::ClientHelloInfo;
 pub use config::{Driver, DriverInUse, EngineConfig};
 pub use error::EngineError;
-pub use handle::{Engine, EngineHandle, LocalAddrs, PairEvent, PairTicket, RefuseAll, SniResolver};
+pub use events::{PairEvent, RefuseAll, SniResolver};
+pub use handle::{Engine, EngineHandle, LocalAddrs, PairTicket};
 pub use limiter::AcceptRate;
 pub use pair_table::{PairId, PairKind, Port, Refusal, Side};
 pub use relay::CloseReason;
 pub use stats::{CoreStatsSnapshot, PAIR_SETUP_BOUNDS_US, SetupSnapshot};
 pub use token::{CoreId, Token};
+
+#[cfg(test)]
+mod module_graph_tests;

@@ -1,17 +1,45 @@
 //! Per-worker SO_REUSEPORT listeners (socket2): the kernel spreads accepts over the workers.
+//!
+//! The relayed sockets' options (TCP_NODELAY, keepalive) are set once on the listener: Linux
+//! copies them into every connection it accepts, which saves five setsockopt calls per
+//! accepted connection on the setup path (the `accepted_sockets_inherit_the_options` test
+//! holds the kernel to it).
 
 use std::net::{SocketAddr, TcpListener};
+use std::time::Duration;
 
-use socket2::{Domain, Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Socket, TcpKeepalive, Type};
 
 use crate::error::EngineError;
+
+/// Options every accepted connection inherits from its listener.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConnOptions {
+    /// TCP_NODELAY.
+    pub nodelay: bool,
+    /// Keepalive idle time (probes every quarter of it, 4 of them); `None` = off.
+    pub keepalive: Option<Duration>,
+}
+
+fn set_conn_options(socket: &Socket, o: ConnOptions) -> std::io::Result<()> {
+    socket.set_tcp_nodelay(o.nodelay)?;
+    if let Some(idle) = o.keepalive {
+        let ka = TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval(idle / 4)
+            .with_retries(4);
+        socket.set_tcp_keepalive(&ka)?;
+    }
+    Ok(())
+}
 
 /// Listen backlog per worker socket, in connections: absorbs a burst of dials while the core
 /// is busy; the kernel caps it at net.core.somaxconn.
 const BACKLOG: i32 = 4096;
 
-fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
+fn bind_one(addr: SocketAddr, o: ConnOptions) -> std::io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    set_conn_options(&socket, o)?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
@@ -22,16 +50,54 @@ fn bind_one(addr: SocketAddr) -> std::io::Result<TcpListener> {
 }
 
 /// Binds `n` listeners on one port. With port 0, the first picks the port and the others join it.
-pub(crate) fn bind_group(addr: SocketAddr, n: usize) -> Result<Vec<TcpListener>, EngineError> {
+pub(crate) fn bind_group(
+    addr: SocketAddr,
+    n: usize,
+    o: ConnOptions,
+) -> Result<Vec<TcpListener>, EngineError> {
     let err = |source| EngineError::Bind { addr, source };
-    let first = bind_one(addr).map_err(err)?;
+    let first = bind_one(addr, o).map_err(err)?;
     let actual = first.local_addr().map_err(err)?;
     let mut out = vec![first];
     for _ in 1..n {
-        out.push(bind_one(actual).map_err(|source| EngineError::Bind {
+        out.push(bind_one(actual, o).map_err(|source| EngineError::Bind {
             addr: actual,
             source,
         })?);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn accept_one(o: ConnOptions) -> Socket {
+        let l = bind_group("127.0.0.1:0".parse().unwrap(), 1, o)
+            .unwrap()
+            .remove(0);
+        l.set_nonblocking(false).unwrap();
+        let _client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        Socket::from(l.accept().unwrap().0)
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_the_options() {
+        let s = accept_one(ConnOptions {
+            nodelay: true,
+            keepalive: Some(Duration::from_secs(40)),
+        });
+        assert!(s.tcp_nodelay().unwrap());
+        assert!(s.keepalive().unwrap());
+        assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(40));
+        assert_eq!(s.tcp_keepalive_interval().unwrap(), Duration::from_secs(10));
+        assert_eq!(s.tcp_keepalive_retries().unwrap(), 4);
+        let s = accept_one(ConnOptions {
+            nodelay: false,
+            keepalive: None,
+        });
+        assert!(!s.tcp_nodelay().unwrap());
+        assert!(!s.keepalive().unwrap());
+    }
 }

@@ -1,7 +1,7 @@
 //! Sans-IO pair table of one core: issued pairs, the side waiting for its partner, and
 //! tombstones of used/expired tokens so refusals can be counted by reason. Time is injected.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -155,10 +155,24 @@ pub struct PairTable<C> {
     by_token: HashMap<Token, (usize, Side)>,
     by_seq: HashMap<u64, usize>,
     deadlines: BTreeMap<(Instant, u64), usize>,
-    tombs: HashMap<Token, Tomb>,
-    tomb_deadlines: BTreeMap<(Instant, u64), Token>,
-    tomb_seq: u64,
+    /// Tombstones by [`TombKey`]: 24 bytes a slot instead of a whole token's 40.
+    tombs: HashMap<TombKey, Tomb>,
+    /// When each tombstone goes: 32-byte elements (a relaying pair leaves two tombstones for
+    /// its TTL, so their size is part of every pair's cost).
+    tomb_deadlines: BTreeSet<(Instant, TombKey)>,
     waiting: usize,
+}
+
+/// A tombstone's key: the first 16 bytes of its token. Tombstones only label a refusal
+/// (reused, expired, cancelled or unknown); a token is refused whenever it is not live, so a
+/// prefix shared with a dead token (2^-128 by chance) changes a label, never an admission.
+type TombKey = u128;
+
+fn tomb_key(t: &Token) -> TombKey {
+    let b = t.as_bytes();
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&b[..16]);
+    u128::from_le_bytes(k)
 }
 
 impl<C> PairTable<C> {
@@ -171,8 +185,7 @@ impl<C> PairTable<C> {
             by_seq: HashMap::new(),
             deadlines: BTreeMap::new(),
             tombs: HashMap::new(),
-            tomb_deadlines: BTreeMap::new(),
-            tomb_seq: 0,
+            tomb_deadlines: BTreeSet::new(),
             waiting: 0,
         }
     }
@@ -231,7 +244,7 @@ impl<C> PairTable<C> {
     /// A connection presents `token` on `port`.
     pub fn arrive(&mut self, token: &Token, port: Port, conn: C, now: Instant) -> Arrival<C> {
         let Some(&(idx, side)) = self.by_token.get(token) else {
-            let reason = match self.tombs.get(token) {
+            let reason = match self.tombs.get(&tomb_key(token)) {
                 Some(Tomb::Used) => Refusal::Reused,
                 Some(Tomb::Expired) => Refusal::Expired,
                 Some(Tomb::Cancelled) => Refusal::Cancelled,
@@ -319,9 +332,13 @@ impl<C> PairTable<C> {
         if self.tombs.len() >= 2 * self.limits.max_pairs {
             return; // bound: a later reuse is then refused as Unknown, still refused.
         }
-        self.tomb_seq += 1;
-        self.tombs.insert(token, tomb);
-        self.tomb_deadlines.insert((until, self.tomb_seq), token);
+        let key = tomb_key(&token);
+        // One tombstone and one deadline per key (a key seen twice: never for random tokens).
+        if self.tombs.contains_key(&key) {
+            return;
+        }
+        self.tombs.insert(key, tomb);
+        self.tomb_deadlines.insert((until, key));
     }
 
     /// Cancels a pair; returns its waiting connection (to close) if one waited, `None` when
@@ -358,13 +375,12 @@ impl<C> PairTable<C> {
                 waiting,
             });
         }
-        while let Some((&(at, seq), _)) = self.tomb_deadlines.first_key_value() {
+        while let Some(&(at, key)) = self.tomb_deadlines.first() {
             if at > now {
                 break;
             }
-            if let Some(t) = self.tomb_deadlines.remove(&(at, seq)) {
-                self.tombs.remove(&t);
-            }
+            self.tomb_deadlines.pop_first();
+            self.tombs.remove(&key);
         }
         out
     }

@@ -47,6 +47,18 @@ pub struct IdleResult {
     pub shares_process_with_harness: bool,
 }
 
+/// Returns the allocator's free memory to the kernel (glibc `malloc_trim`, every arena), so
+/// that an RSS reading counts live memory, not pages freed by earlier rounds or by setup work
+/// (accepted-connection tasks) and kept by the allocator. Without it the in-process figure
+/// moved by 2x between rounds.
+fn settle_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the kernel; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Fds one pair costs this process: client ends always; relay ends too when in process.
 fn fds_per_pair(target: &dyn Target) -> u64 {
     if target.system().is_tandem() { 4 } else { 2 }
@@ -76,9 +88,11 @@ pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> 
             .relay_resources()
             .unwrap_or_else(|| resources("self"))
     };
+    // The harness's own per-pair state is allocated before the first reading.
+    let mut held: Vec<(TcpStream, TcpStream)> = Vec::with_capacity(n);
+    settle_allocator();
     let kinds0 = in_process.then(|| rss_by_kind("self"));
     let before = probe();
-    let mut held: Vec<(TcpStream, TcpStream)> = Vec::with_capacity(n);
     for _ in 0..n {
         held.push(target.open_pair()?);
     }
@@ -88,6 +102,7 @@ pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> 
     if let Some((a, b)) = held.first_mut() {
         echo_through(a, b, b"idle-check")?;
     }
+    settle_allocator();
     let after = probe();
     let kinds1 = in_process.then(|| rss_by_kind("self"));
     drop(held);

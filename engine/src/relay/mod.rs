@@ -5,6 +5,7 @@
 //! destination it waits for writability with the bytes left in the pipe. No io_uring splice op
 //! is ever parked on an idle socket, so idle pairs hold no kernel worker thread.
 
+pub(crate) mod idle;
 pub mod pipe_pool;
 pub mod splice;
 
@@ -22,6 +23,7 @@ use monoio::net::TcpStream;
 
 use crate::signal::LocalSignal;
 use crate::stats::CoreStats;
+use idle::{IdleClock, IdleClocks};
 use pipe_pool::{BufPool, PipePool};
 
 /// Why a pair closed.
@@ -66,51 +68,56 @@ pub(crate) struct RelayEnv<'a> {
     pub pipes: &'a PipePool,
     pub bufs: &'a BufPool,
     pub stats: &'a CoreStats,
+    /// The pair's idle timeout (`None`: never cut for idling).
     pub idle: Option<Duration>,
+    /// The core's idle clocks, swept by its tick.
+    pub clocks: &'a IdleClocks,
 }
 
 /// One direction's bookkeeping.
 pub(crate) struct Direction<'a> {
     pub moved: &'a Cell<u64>,
     pub counter: &'a AtomicU64,
-    pub last: &'a Cell<Instant>,
+    /// The pair's idle clock (none without an idle timeout).
+    pub clock: Option<&'a IdleClock<'a>>,
 }
 
 /// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
 /// `a_prefix` goes to `b` and `b_prefix` to `a` first (a buffered ClientHello).
-/// Returns the reason and bytes moved `[a→b, b→a]`. The sockets are closed on return.
+/// Returns the reason and bytes moved `[a→b, b→a]`. The caller closes the sockets (it owns
+/// them: borrowed here so that the pair's future stores each stream once).
 pub(crate) async fn relay(
-    a: TcpStream,
-    b: TcpStream,
+    a: &TcpStream,
+    b: &TcpStream,
     prefixes: [&[u8]; 2],
     env: &RelayEnv<'_>,
     close: &LocalSignal,
 ) -> (CloseReason, [u64; 2]) {
-    let last = Cell::new(Instant::now());
+    let clock = env.idle.map(|_| env.clocks.start(Instant::now()));
     let (ab, ba) = (Cell::new(0u64), Cell::new(0u64));
     let dir_ab = Direction {
         moved: &ab,
         counter: &env.stats.bytes_a_to_b,
-        last: &last,
+        clock: clock.as_ref(),
     };
     let dir_ba = Direction {
         moved: &ba,
         counter: &env.stats.bytes_b_to_a,
-        last: &last,
+        clock: clock.as_ref(),
     };
     let run = async {
         // Boxed, and only with a prefix: a buffered ClientHello is rare and short-lived, so
         // its writability wait need not enlarge every pair's future.
         if !prefixes[0].is_empty() {
-            Box::pin(pump::write_all(&b, prefixes[0], &dir_ab)).await?;
+            Box::pin(pump::write_all(b, prefixes[0], &dir_ab)).await?;
         }
         if !prefixes[1].is_empty() {
-            Box::pin(pump::write_all(&a, prefixes[1], &dir_ba)).await?;
+            Box::pin(pump::write_all(a, prefixes[1], &dir_ba)).await?;
         }
         // Pinned here and borrowed: moving them into the joining future as arguments would
         // store each pump twice in this future (arguments and the locals they move into).
-        let ab = pin!(pump::pump(&a, &b, env, &dir_ab));
-        let ba = pin!(pump::pump(&b, &a, env, &dir_ba));
+        let ab = pin!(pump::pump(a, b, env, &dir_ab));
+        let ba = pin!(pump::pump(b, a, env, &dir_ba));
         both_or_first_error(ab, ba).await
     };
     let reason = monoio::select! {
@@ -118,7 +125,7 @@ pub(crate) async fn relay(
             Ok(()) => CloseReason::Normal,
             Err(Fatal::Reset) => CloseReason::Reset,
         },
-        _ = idle_watch(env.idle, &last) => CloseReason::Idle,
+        _ = idle_expired(clock.as_ref()) => CloseReason::Idle,
         _ = close.wait() => CloseReason::Drain,
     };
     if reason != CloseReason::Normal {
@@ -129,19 +136,12 @@ pub(crate) async fn relay(
     (reason, [ab.get(), ba.get()])
 }
 
-/// Ends once no byte moved in either direction for `idle` (never without one). One timer per
-/// pair rather than one per direction: a monoio `Sleep` is ~640 bytes of every idle pair.
-async fn idle_watch(idle: Option<Duration>, last: &Cell<Instant>) {
-    let Some(idle) = idle else {
-        return std::future::pending().await;
-    };
-    // Repeats only when bytes moved since the last sleep began, so it ends once the pair idles.
-    loop {
-        let left = idle.saturating_sub(last.get().elapsed());
-        if left.is_zero() {
-            return;
-        }
-        monoio::time::sleep(left).await;
+/// Ends once the core's sweep found no byte moved in either direction for the idle timeout
+/// (never without a clock). One clock per pair, in the core's slab: no per-pair timer.
+async fn idle_expired(clock: Option<&IdleClock<'_>>) {
+    match clock {
+        Some(c) => c.expired().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -39,7 +39,9 @@ pub(crate) async fn wait_ready(s: &TcpStream, read: bool) -> Result<(), Fatal> {
 fn moved(n: usize, dir: &Direction<'_>) {
     dir.moved.set(dir.moved.get() + n as u64);
     dir.counter.fetch_add(n as u64, Ordering::Relaxed);
-    dir.last.set(Instant::now());
+    if let Some(c) = dir.clock {
+        c.touch(Instant::now());
+    }
 }
 
 /// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half) or a fatal error.

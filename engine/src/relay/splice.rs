@@ -97,15 +97,47 @@ pub fn set_reset_on_close(fd: RawFd) {
     };
 }
 
-/// Sets FD_CLOEXEC. monoio's io_uring accept passes no flags (its epoll path uses accept4
-/// with SOCK_CLOEXEC), so without this every relayed socket leaked into processes the
-/// control plane spawns. A fork on another thread between accept and this call can still
-/// inherit the fd; the window is one syscall.
-pub fn set_cloexec(fd: RawFd) -> io::Result<()> {
-    // SAFETY: plain fcntl on an fd the caller owns; F_SETFD takes an int flag set.
-    let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
+/// accept4(2) of one pending connection with SOCK_NONBLOCK | SOCK_CLOEXEC: the socket comes
+/// non-blocking (our syscalls never sleep on a core thread) and closed on exec (never leaked
+/// into a process the control plane spawns) without a further syscall. `Ok(None)` when no
+/// connection is pending. A connection reset before it was accepted (ECONNABORTED) is skipped.
+pub fn accept_nonblocking(
+    listener: RawFd,
+) -> io::Result<Option<(std::net::TcpStream, std::net::SocketAddr)>> {
+    // Bounded: ECONNABORTED means one fewer connection pending; at most the backlog retries.
+    loop {
+        // SAFETY: try_init hands accept4 a zeroed sockaddr_storage and its length, as accept4
+        // requires; the fd it returns is owned by nobody else.
+        let r = unsafe {
+            socket2::SockAddr::try_init(|storage, len| {
+                let fd = libc::accept4(
+                    listener,
+                    storage.cast(),
+                    len,
+                    libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+                );
+                if fd < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(fd)
+                }
+            })
+        };
+        match r {
+            Ok((fd, addr)) => {
+                // SAFETY: accept4 returned a new, open socket fd that we alone own.
+                let stream =
+                    unsafe { <std::net::TcpStream as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+                let peer = addr.as_socket().ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, "accepted a non-IP peer")
+                })?;
+                return Ok(Some((stream, peer)));
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+            Err(e)
+                if e.kind() == io::ErrorKind::Interrupted
+                    || e.raw_os_error() == Some(libc::ECONNABORTED) => {}
+            Err(e) => return Err(e),
+        }
     }
-    Ok(())
 }

@@ -1,0 +1,398 @@
+//! One core's state: its pair table, pools, limits and idle clocks (all `Rc`/`RefCell`, owned
+//! by the core), behind methods; what a message, an arrival, the tick and drain do to it; and
+//! the task of one relaying pair. The worker's loops are in `worker.rs`, connections in
+//! `accept.rs`; neither touches the state but through these methods.
+
+use std::cell::{Cell, RefCell};
+use std::net::{IpAddr, SocketAddr};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use monoio::net::TcpStream;
+use tracing::{Instrument, debug, info_span};
+
+use crate::admission::{AcceptRefusal, Limits, SniSlot};
+use crate::clienthello::ClientHelloInfo;
+use crate::config::EngineConfig;
+use crate::core_msg::{CoreMsg, Handoff};
+use crate::counted::TaskCount;
+use crate::events::PairEvent;
+use crate::limiter::SniRefusal;
+use crate::mailbox::{Mailbox, SendError};
+use crate::pair_table::{Arrival, PairId, PairTable, Port, Refusal, TableLimits};
+use crate::relay::idle::IdleClocks;
+use crate::relay::pipe_pool::{BufPool, PipePool};
+use crate::relay::{self, CloseReason, RelayEnv};
+use crate::shared::{ConnGuard, Shared};
+use crate::signal::LocalSignal;
+use crate::stats::CoreStats;
+use crate::token::{CoreId, Token};
+
+/// A connection that delivered its token, owned by the pair table while it waits.
+pub(crate) struct Conn {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub prefix: Vec<u8>,
+    pub _guard: ConnGuard,
+    /// A TLS client's claim on the SNI budget, given back when the connection closes.
+    pub sni: Option<SniSlot>,
+}
+
+/// The core-local state. Lives in an `Rc`; no borrow is held across an `.await`.
+pub(crate) struct Core {
+    id: CoreId,
+    shared: Arc<Shared>,
+    table: RefCell<PairTable<Conn>>,
+    limits: Limits,
+    pipes: PipePool,
+    bufs: BufPool,
+    /// Idle deadlines of the relaying pairs, swept by the tick.
+    clocks: IdleClocks,
+    stop_accept: LocalSignal,
+    close_all: LocalSignal,
+    drain_grace: Cell<Option<Duration>>,
+    tasks: TaskCount,
+    live: Cell<usize>,
+}
+
+impl Core {
+    pub(crate) fn new(id: CoreId, shared: Arc<Shared>) -> Rc<Core> {
+        let c = &shared.config;
+        let limits = TableLimits {
+            max_pairs: c.max_pairs_per_core,
+            max_waiting: c.max_waiting_per_core,
+            tomb_ttl: c.pair_ttl,
+        };
+        Rc::new(Core {
+            id,
+            table: RefCell::new(PairTable::new(limits)),
+            limits: Limits::new(&shared),
+            pipes: PipePool::new(c.pipe_pool_size, c.pipe_size),
+            bufs: BufPool::new(c.copy_pool_size, c.copy_buf_size),
+            clocks: IdleClocks::default(),
+            stop_accept: LocalSignal::new(),
+            close_all: LocalSignal::new(),
+            drain_grace: Cell::new(None),
+            tasks: TaskCount::default(),
+            live: Cell::new(0),
+            shared,
+        })
+    }
+
+    /// This core.
+    pub(crate) fn id(&self) -> CoreId {
+        self.id
+    }
+
+    /// The engine's settings.
+    pub(crate) fn config(&self) -> &EngineConfig {
+        &self.shared.config
+    }
+
+    /// This core's counters.
+    pub(crate) fn stats(&self) -> &CoreStats {
+        &self.shared.cores[self.id.0].stats
+    }
+
+    /// Fires when the core stops accepting (drain).
+    pub(crate) fn stop_accept(&self) -> &LocalSignal {
+        &self.stop_accept
+    }
+
+    /// Fires when every connection of the core closes (end of drain).
+    pub(crate) fn close_all(&self) -> &LocalSignal {
+        &self.close_all
+    }
+
+    /// Counts an open connection of this core until the guard drops.
+    pub(crate) fn conn_guard(&self) -> ConnGuard {
+        ConnGuard::new(self.shared.clone(), self.id)
+    }
+
+    /// The core that owns `token`.
+    pub(crate) fn owner_of(&self, token: &Token) -> CoreId {
+        self.shared.map.owner(token)
+    }
+
+    /// Hands a connection to the core that owns its token, through that core's mailbox.
+    pub(crate) fn hand_off(&self, owner: CoreId, h: Handoff) -> Result<(), SendError<CoreMsg>> {
+        self.shared.cores[owner.0]
+            .mailbox
+            .try_send(CoreMsg::Arrive(h))
+    }
+
+    /// Asks the engine's SNI resolver which pair side a ClientHello from `peer` joins.
+    pub(crate) fn resolve(&self, hello: &ClientHelloInfo, peer: SocketAddr) -> Option<Token> {
+        self.shared.resolver.resolve(hello, peer)
+    }
+
+    /// One of the engine's listeners stopped; true for the last one of all cores.
+    pub(crate) fn listener_closed(&self) -> bool {
+        self.shared.accepting.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Whether a connection just accepted on `port` from `ip` may stay (refusals counted).
+    pub(crate) fn admit(&self, port: Port, ip: IpAddr) -> Result<(), AcceptRefusal> {
+        self.limits.admit(&self.shared, self.id, port, ip)
+    }
+
+    /// An SNI budget slot for a routed hello from `ip` naming `domain` (refusals counted).
+    pub(crate) fn sni_slot(&self, ip: IpAddr, domain: &str) -> Result<SniSlot, SniRefusal> {
+        self.limits.sni_slot(&self.shared, self.id, ip, domain)
+    }
+
+    fn mailbox(&self) -> &Mailbox<CoreMsg> {
+        &self.shared.cores[self.id.0].mailbox
+    }
+
+    /// Spawns a task that drain waits for (counted until it ends).
+    pub(crate) fn spawn<F: Future<Output = ()> + 'static>(self: &Rc<Self>, fut: F) {
+        drop(monoio::spawn(self.tasks.wrap(fut)));
+    }
+
+    fn update_gauges(&self) {
+        let t = self.table.borrow();
+        let s = self.stats();
+        s.waiting.store(t.waiting() as u64, Ordering::Relaxed);
+        s.issued_pairs.store(t.len() as u64, Ordering::Relaxed);
+    }
+
+    /// Handles queued messages without waiting (called before a local token lookup so that a
+    /// registration sent just before the client connected is seen).
+    pub(crate) fn process_pending(self: &Rc<Self>) {
+        for _ in 0..self.shared.config.mailbox_capacity {
+            let Some(msg) = self.mailbox().try_recv() else {
+                break;
+            };
+            self.handle(msg);
+        }
+    }
+
+    fn handle(self: &Rc<Self>, msg: CoreMsg) {
+        match msg {
+            CoreMsg::Register {
+                id,
+                tokens,
+                kind,
+                ttl,
+            } => {
+                let now = Instant::now();
+                if self
+                    .table
+                    .borrow_mut()
+                    .register(id, tokens, kind, now, ttl)
+                    .is_err()
+                {
+                    debug!(pair = %id, "pair table full; registration dropped");
+                    self.shared.emit(
+                        self.id,
+                        PairEvent::closed(id, CloseReason::Cancelled, [0, 0]),
+                    );
+                }
+            }
+            CoreMsg::Cancel { seq } => {
+                let found = self.table.borrow_mut().cancel(seq, Instant::now());
+                if found.is_some() {
+                    let id = PairId { core: self.id, seq };
+                    self.shared.emit(
+                        self.id,
+                        PairEvent::closed(id, CloseReason::Cancelled, [0, 0]),
+                    );
+                }
+            }
+            CoreMsg::Arrive(h) => {
+                CoreStats::inc(&self.stats().handoffs_in);
+                let guard = self.conn_guard();
+                match TcpStream::from_std(h.stream) {
+                    Ok(stream) => {
+                        let conn = Conn {
+                            stream,
+                            peer: h.peer,
+                            prefix: h.prefix,
+                            _guard: guard,
+                            sni: None,
+                        };
+                        self.arrive(h.token, h.port, conn);
+                    }
+                    Err(e) => debug!(error = %e, "cannot adopt handed-off socket"),
+                }
+            }
+            CoreMsg::Drain { grace } => {
+                self.drain_grace.set(Some(grace));
+                self.stop_accept.fire();
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// A connection with `token` arrives at its owning core.
+    pub(crate) fn arrive(self: &Rc<Self>, token: Token, port: Port, conn: Conn) {
+        let peer = conn.peer;
+        let arrival = self
+            .table
+            .borrow_mut()
+            .arrive(&token, port, conn, Instant::now());
+        match arrival {
+            Arrival::Waiting(id) => debug!(pair = %id, %peer, "first side waiting"),
+            Arrival::Paired { id, a, b, setup } => {
+                self.stats().pair_setup.observe(setup);
+                self.start_relay(id, a, b);
+            }
+            Arrival::Refused { reason, conn } => {
+                debug!(%peer, token = %token, reason = reason.as_str(), "token refused");
+                self.stats().refusal(reason);
+                if reason != Refusal::WaitingFull {
+                    self.record_bad(peer.ip());
+                }
+                drop(conn);
+            }
+        }
+        self.update_gauges();
+    }
+
+    /// Counts one bad preamble (token, short token, timeout, bad hello) against `ip` in the
+    /// limiter and updates the tracked-sources gauge.
+    pub(crate) fn record_bad(&self, ip: IpAddr) {
+        self.limits.record_bad(self.stats(), ip);
+    }
+
+    fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn) {
+        let core = self.clone();
+        let span = info_span!("pair", pair = %id, core = self.id.0);
+        CoreStats::inc(&self.stats().paired);
+        CoreStats::inc(&self.stats().live_pairs);
+        self.live.set(self.live.get() + 1);
+        self.shared.emit(self.id, PairEvent::Paired { id });
+        self.spawn(relay_task(core, id, a, b).instrument(span));
+    }
+
+    /// Ticks (expiry, idle sweep) every `tick` until the core closes all connections.
+    pub(crate) async fn tick_until_closed(self: Rc<Self>) {
+        let mut every = monoio::time::interval(self.shared.config.tick);
+        loop {
+            monoio::select! {
+                _ = every.tick() => self.tick(),
+                _ = self.close_all.wait() => break,
+            }
+        }
+    }
+
+    /// Handles mailbox messages until a drain is asked.
+    pub(crate) async fn serve_mailbox(self: &Rc<Self>) {
+        while self.drain_grace.get().is_none() {
+            monoio::select! {
+                msg = self.mailbox().recv() => self.handle(msg),
+                _ = self.stop_accept.wait() => {}
+            }
+        }
+    }
+
+    /// Drain: accepting stopped; waiting sides close now; live pairs get the grace the drain
+    /// message gave; then all close and the mailbox closes.
+    pub(crate) async fn drain(self: &Rc<Self>) {
+        let grace = self.drain_grace.get().unwrap_or_default();
+        for (id, conn) in self.table.borrow_mut().clear() {
+            drop(conn);
+            self.shared
+                .emit(self.id, PairEvent::closed(id, CloseReason::Drain, [0, 0]));
+        }
+        self.update_gauges();
+        let deadline = Instant::now() + grace;
+        // Bounded: at most grace / 10 ms rounds.
+        while self.live.get() > 0 && Instant::now() < deadline {
+            let left = deadline.saturating_duration_since(Instant::now());
+            monoio::time::sleep(left.min(Duration::from_millis(10))).await;
+        }
+        self.close_all.fire();
+        // Tasks end at their next poll after the signal; bounded at 2000 × 1 ms.
+        for _ in 0..2000 {
+            if self.tasks.get() == 0 {
+                break;
+            }
+            monoio::time::sleep(Duration::from_millis(1)).await;
+        }
+        drop(self.mailbox().close());
+    }
+
+    /// Expires pairs whose TTL passed; closes their waiting sides.
+    fn tick(&self) {
+        let now = Instant::now();
+        if let Some(idle) = self.shared.config.idle_timeout {
+            self.clocks.sweep(now, idle);
+        }
+        let expired = self.table.borrow_mut().tick(now);
+        for e in expired {
+            CoreStats::inc(&self.stats().expired);
+            drop(e.waiting);
+            self.shared.emit(
+                self.id,
+                PairEvent::closed(e.id, CloseReason::Expired, [0, 0]),
+            );
+        }
+        self.update_gauges();
+    }
+}
+
+/// The task of one pair: relays until it closes, then counts the close and emits its event.
+///
+/// A plain function returning an `async move` block: the block captures each part of the two
+/// connections once (an `async fn` would store its `Conn` arguments and the parts destructured
+/// from them side by side), and the streams are borrowed by `relay`, not moved into it.
+pub(crate) fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) -> impl Future<Output = ()> {
+    let Conn {
+        stream: sa,
+        prefix: pa,
+        _guard: ga,
+        sni: sni_a,
+        ..
+    } = a;
+    let Conn {
+        stream: sb,
+        prefix: pb,
+        _guard: gb,
+        sni: sni_b,
+        ..
+    } = b;
+    // A ClientHello to replay and SNI budget slots are rare (TLS port only): boxed, so that
+    // a plain pair's task does not carry their room.
+    let extras = (!pa.is_empty() || !pb.is_empty() || sni_a.is_some() || sni_b.is_some())
+        .then(|| Box::new((pa, pb, sni_a, sni_b)));
+    async move {
+        let env = RelayEnv {
+            pipes: &core.pipes,
+            bufs: &core.bufs,
+            stats: core.stats(),
+            idle: core.shared.config.idle_timeout,
+            clocks: &core.clocks,
+        };
+        let prefixes: [&[u8]; 2] = match &extras {
+            Some(e) => [&e.0, &e.1],
+            None => [&[], &[]],
+        };
+        let (reason, bytes) = relay::relay(&sa, &sb, prefixes, &env, &core.close_all).await;
+        drop((sa, sb, ga, gb, extras));
+        debug!(
+            reason = reason.as_str(),
+            a_to_b = bytes[0],
+            b_to_a = bytes[1],
+            "pair closed"
+        );
+        let s = core.stats();
+        CoreStats::dec(&s.live_pairs);
+        CoreStats::inc(match reason {
+            CloseReason::Normal => &s.closed_normal,
+            CloseReason::Reset => &s.closed_reset,
+            CloseReason::Idle => &s.closed_idle,
+            _ => &s.closed_drain,
+        });
+        core.live.set(core.live.get() - 1);
+        core.shared
+            .emit(core.id, PairEvent::closed(id, reason, bytes));
+    }
+}
+
+#[cfg(test)]
+#[path = "future_size_tests.rs"]
+mod future_size_tests;
