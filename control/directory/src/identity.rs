@@ -112,7 +112,7 @@ pub fn allowed_name(
 mod tests {
     use super::*;
     use crate::entry::OperatorCertificate;
-    use crate::testpki::TestPki;
+    use crate::test_pki::TestPki;
 
     #[test]
     fn names_need_a_pinned_encryption_fingerprint() {

@@ -1,7 +1,7 @@
 use super::*;
 use crate::record::{ChangeRecord, Section};
 use crate::signing::Signer;
-use crate::testpki::TestPki;
+use crate::test_pki::{IdentitySigner as _, PkiVerifier as _, TestPki};
 use crate::time::RecordTime;
 use serde_json::json;
 

@@ -1,7 +1,7 @@
 use super::*;
 use crate::record::ChangeRecord;
 use crate::signing::Signer;
-use crate::testpki::TestPki;
+use crate::test_pki::{IdentitySigner as _, PkiVerifier as _, TestPki};
 use crate::time::RecordTime;
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
@@ -248,7 +248,7 @@ fn signer_accepts_sec1_keys_and_rejects_foreign_certs() {
         .to_sec1_pem(Default::default())
         .unwrap();
     assert!(sec1.contains("EC PRIVATE KEY"));
-    let chain = format!("{}{}", id.cert_pem, pki.intermediate_pem);
+    let chain = format!("{}{}", id.cert_pem, pki.intermediate_pem());
     assert_eq!(Signer::from_pem(&sec1, &chain).unwrap().name(), "hd-1");
     let other = pki.signing("hd-2", "");
     assert!(matches!(
