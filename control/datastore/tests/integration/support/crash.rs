@@ -1,5 +1,5 @@
 //! A real writer process for the crash tests: this test binary re-executed with [`CHILD_ENV`]
-//! set, running `datastore_crash::crash_child`, which calls [`child_main`]. It appends numbered
+//! set, running `crash::crash_child`, which calls [`child_main`]. It appends numbered
 //! batches through the public `Datastore` API and prints `ack <first number>` after each append
 //! returns, until it is killed.
 
@@ -119,7 +119,7 @@ impl Writer {
         let start_len = self.file_len();
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
-                "datastore_crash::crash_child",
+                "crash::crash_child",
                 "--exact",
                 "--ignored",
                 "--nocapture",
