@@ -12,7 +12,7 @@ pub(super) struct Fixture {
 }
 
 pub(super) fn fixture() -> Fixture {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let admin = pki.signing("hd-1", "sd-admin").signer();
     let verifier = pki.verifier();
     Fixture {

@@ -17,6 +17,7 @@
 //! Crates this one depends on (tandem-directory, -net, -hyper, -sd ...) cannot use types of theirs
 //! that pass through this crate in their own *unit* tests (those see a second copy of the crate);
 //! such tests use the plain data this crate returns (paths, ports, PEM and DER bytes).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fuzzing;
 pub mod grpc;

@@ -25,7 +25,7 @@ pub struct TestPki {
     root_pem: String,
     intermediate_pem: String,
     intermediate: Issuer<'static, KeyPair>,
-    /// Set when the PKI lives in a directory of its own ([`TestPki::new`]); removed on drop.
+    /// Set when the PKI lives in a directory of its own ([`TestPki::temporary`]); removed on drop.
     _own_dir: Option<tempfile::TempDir>,
 }
 
@@ -44,7 +44,7 @@ pub struct TestSigner {
 impl TestPki {
     /// A PKI in a temporary directory of its own (removed on drop) for the one operator `hd-1`:
     /// for tests that need only a root, an intermediate and leaves from [`TestPki::signing`].
-    pub fn new() -> Self {
+    pub fn temporary() -> Self {
         let dir = tempfile::tempdir().expect("temporary directory");
         let mut pki = Self::generate(dir.path(), &["hd-1"]).expect("test PKI");
         pki._own_dir = Some(dir);

@@ -74,7 +74,7 @@ type Flow = (JoinHandle<[u8; 32]>, JoinHandle<([u8; 32], u64)>);
 
 /// SIGTERM, then: the drain starts, the last data port closes, the pairing port refuses
 /// connections and `pair create` fails.
-fn sigterm_and_check_no_new_pairs(proxy: &ProxyProc, layout: &Layout) -> Instant {
+fn sigterm_and_check_no_new_pairs(proxy: &mut ProxyProc, layout: &Layout) -> Instant {
     let pairing = format!("127.0.0.1:{}", layout.ports["TANDEM_TEST_PP_INTERNAL_PORT"]);
     proxy.sigterm();
     let signalled = Instant::now();
@@ -122,7 +122,7 @@ fn sigterm_drains_live_pairs_refuses_new_ones_and_exits_zero() {
         halfway.recv_timeout(STEP).expect("every flow halfway");
     }
 
-    sigterm_and_check_no_new_pairs(&proxy, &layout);
+    sigterm_and_check_no_new_pairs(&mut proxy, &layout);
 
     // The live pairs finish their transfers during the grace, at whatever pace the machine has.
     for go in gos {
@@ -163,7 +163,7 @@ fn sigterm_cuts_a_stalled_pair_after_a_short_grace_and_exits_zero() {
     let mut first = [0u8; 1024];
     b.read_exact(&mut first).unwrap();
 
-    let signalled = sigterm_and_check_no_new_pairs(&proxy, &layout);
+    let signalled = sigterm_and_check_no_new_pairs(&mut proxy, &layout);
     let status = proxy.wait_exit(SHORT_GRACE + STEP);
     let exited = signalled.elapsed();
     assert!(status.success(), "exit status {status:?}");

@@ -103,7 +103,7 @@ fn stat_reaches(layout: &Layout, key: &str, want: u64) {
 #[test]
 fn proxy_memory_stays_flat_under_20k_junk_connections_beside_a_live_pair() {
     let layout = Layout::new();
-    let proxy = ProxyProc::start(&layout);
+    let mut proxy = ProxyProc::start(&layout);
     proxy.wait_for("public proxy started");
     let pairing: SocketAddr = format!("127.0.0.1:{}", layout.ports["TANDEM_TEST_PP_INTERNAL_PORT"])
         .parse()

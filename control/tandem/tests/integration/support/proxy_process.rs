@@ -1,29 +1,28 @@
-//! Helpers for the proxy-level hostile-input tests (`abuse_proxy_*.rs`): the real `proxy run
-//! public` with the test role as a child whose pid we signal and whose memory we read, and
-//! `proxy ctl` calls against it.
+//! The real `proxy run public` with the test role as a child process (for the drain and flood
+//! tests, `proxy_drain.rs` and `proxy_flood.rs`) whose pid we signal and whose memory we read, a
+//! stand-in for its Hyper node, and `proxy ctl` calls against it.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 
-use crate::support::seed::{Layout, PROXY};
+use crate::support::seed::{Layout, PROXY, spawn};
+use tandem_testkit::process::Proc;
 
 /// Upper bound for a start-up or a blocking step, so a hang fails the test.
 pub const STEP: Duration = Duration::from_secs(60);
 
-/// The proxy child: killed on drop; its stderr lines arrive on `lines`.
+/// The proxy child: killed on drop, with its stderr lines.
 pub struct ProxyProc {
-    child: Child,
-    lines: mpsc::Receiver<String>,
+    proc: Proc,
     _hyper: HyperStub,
 }
 
@@ -121,71 +120,30 @@ impl Drop for HyperStub {
 impl ProxyProc {
     pub fn start(layout: &Layout) -> Self {
         let hyper = HyperStub::start(layout);
-        let mut child = Command::new(PROXY)
-            .args(["run", "public"])
-            .envs(layout.env_with("PROXY_SETTINGS", "public-proxy-1"))
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let proc = spawn(
+            "proxy",
+            PROXY,
+            &["run", "public"],
+            &layout.env_with("PROXY_SETTINGS", "public-proxy-1"),
+        );
         ProxyProc {
-            child,
-            lines,
+            proc,
             _hyper: hyper,
         }
     }
 
     /// Waits (bounded) for a log line containing `needle`.
-    pub fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + STEP;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self
-                .lines
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("proxy: no {needle:?} within {STEP:?}"));
-            if line.contains(needle) {
-                return;
-            }
-        }
+    pub fn wait_for(&mut self, needle: &str) {
+        self.proc.wait_for(needle);
     }
 
     pub fn sigterm(&self) {
-        // SAFETY: plain kill(2) on our own child's pid.
-        let rc = unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        assert_eq!(rc, 0);
+        self.proc.sigterm();
     }
 
     /// Waits (bounded) for the exit status, draining stderr so the child never blocks on it.
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "proxy still running after {limit:?}"
-            );
-            let _ = self.lines.recv_timeout(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for ProxyProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.wait_exit(limit)
     }
 }
 
@@ -220,7 +178,7 @@ pub fn create_pair(layout: &Layout) -> (TcpStream, TcpStream) {
 /// The resident set size of the proxy process, in KiB (`VmRSS` of /proc/<pid>/status).
 impl ProxyProc {
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.proc.id())).unwrap();
         status
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
