@@ -75,7 +75,7 @@ fn seed_record_verifies_under_the_test_ca() {
 }
 
 /// Regenerates `fuzz/corpus/ca/root.pem` and the signed seed record (run once by hand:
-/// `cargo test -p tandem-control --test fuzz_corpus -- --ignored regenerate`). Keys are not kept.
+/// `cargo test -p tandem-testkit --test integration -- --ignored regenerate`). Keys are not kept.
 #[test]
 #[ignore = "writes the committed fuzz seeds; run by hand"]
 fn regenerate_directory_seed() {

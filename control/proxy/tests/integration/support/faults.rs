@@ -1,4 +1,4 @@
-//! Shared pieces of the reliability tests: an expired operator certificate issued by a
+//! Faults of peers and certificates: an expired operator certificate issued by a
 //! [`TestPki`]'s own intermediate, a blackholed TCP address, and a silent-peer probe.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 

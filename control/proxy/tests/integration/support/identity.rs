@@ -1,4 +1,4 @@
-//! Shared pieces of the identity suites (`identity_names`, `identity_endpoints`): metrics
+//! Shared pieces of the identity suites (`identity_names.rs`, `identity_endpoints.rs`): metrics
 //! scraping, JSON-RPC error access and a certificate with an operator's name on another key.
 #![allow(clippy::unwrap_used, dead_code)]
 

@@ -1,6 +1,6 @@
-//! Shared pieces of the gap tests: a private proxy started in process (optionally with its
+//! The private proxy in tests: started in process (optionally with its
 //! metrics port), its TerminateTLS certificate, and the public proxy's side of
-//! `announceConnection` / `incomingConnection`. Uses `proxy_support` (declare it first).
+//! `announceConnection` / `incomingConnection`. Built on [`super::proxy`].
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::net::SocketAddr;

@@ -1,7 +1,6 @@
 //! The TLS passthrough stack of the SNI tests: a public proxy (engine TLS port) and a private
 //! proxy in ForwardTLS mode in process, wired by two fake Hyper nodes, in front of a TLS backend;
-//! an HTTPS client with a > 2 KiB ClientHello, and the announcement call. Uses `proxy_support`
-//! (declare it first).
+//! an HTTPS client with a > 2 KiB ClientHello, and the announcement call. Built on [`super::proxy`].
 #![allow(clippy::unwrap_used, dead_code)]
 
 use std::net::SocketAddr;
