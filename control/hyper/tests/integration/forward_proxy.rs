@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::json;
-use tandem_hyper::certs::TestPki;
+use tandem_testkit::pki::TestPki;
 use tandem_hyper::hyper_server::Listeners;
 use tandem_hyper::sdclient::SdClient;
 use tandem_net::http::{ClientError, JsonRpcClient};
@@ -22,11 +22,11 @@ use tandem_settings::hyper::{
 use tandem_types::ForwardProxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::hyper_support::{
+use tandem_testkit::hyper_node::{
     Server, call, channel, hd_services, listener, plain_gateway, record, start_app, write_records,
 };
-use crate::poll_support::{POLL_BOUND, until_blocking};
-use crate::sd_common;
+use tandem_testkit::poll::{POLL_BOUND, until_blocking};
+use tandem_testkit::sd;
 
 /// Long enough for any loaded machine to finish a loopback call.
 const COMPLETES: Duration = Duration::from_secs(30);
@@ -109,9 +109,9 @@ fn transport_reason(err: ClientError) -> String {
 async fn the_directory_client_reaches_sd_through_the_forward_proxy() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = TestPki::generate(&tmp.path().join("pki"), &["sd-1", "hd-1"]).unwrap();
-    let sd = sd_common::start(sd_common::settings(
+    let sd = sd::start(sd::settings(
         &pki,
-        sd_common::file_store(tmp.path()),
+        sd::file_store(tmp.path()),
         None,
     ))
     .await;
