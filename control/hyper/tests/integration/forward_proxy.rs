@@ -10,7 +10,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use serde_json::json;
-use tandem_testkit::pki::TestPki;
 use tandem_hyper::hyper_server::Listeners;
 use tandem_hyper::sdclient::SdClient;
 use tandem_net::http::{ClientError, JsonRpcClient};
@@ -19,6 +18,7 @@ use tandem_settings::hyper::{
     ApiDirectorySettings, ChannelKind, DirectoryClientSettings, DirectorySettings,
     JsonDirectorySettings, JsonRpcClientSettings, Timeouts,
 };
+use tandem_testkit::pki::TestPki;
 use tandem_types::ForwardProxy;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -109,12 +109,7 @@ fn transport_reason(err: ClientError) -> String {
 async fn the_directory_client_reaches_sd_through_the_forward_proxy() {
     let tmp = tempfile::tempdir().unwrap();
     let pki = TestPki::generate(&tmp.path().join("pki"), &["sd-1", "hd-1"]).unwrap();
-    let sd = sd::start(sd::settings(
-        &pki,
-        sd::file_store(tmp.path()),
-        None,
-    ))
-    .await;
+    let sd = sd::start(sd::settings(&pki, sd::file_store(tmp.path()), None)).await;
     let proxy = Tinyproxy::start("");
     let settings = ApiDirectorySettings {
         endpoints: vec![format!("https://{}/jsonrpc", sd.addr)],
