@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Checks the crate graph ARCHITECTURE.md states ("Crates and dependency arrows") with `cargo tree`:
 # each crate's direct dependencies on our crates stay within what its layer allows, the sans-IO
-# crates pull in no async runtime, and sd and hyper never link the engine. Fails naming the edge.
+# crates pull in no async runtime, sd and hyper never link the engine, and nothing but tests links
+# the test kit. Fails naming the edge.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -56,6 +57,11 @@ forbid tandem-directory tokio
 forbid tandem-sd tandem-engine monoio
 forbid tandem-hyper tandem-engine monoio
 forbid tandem-engine tokio tonic prost
+# Test support is a dev-dependency only: no production crate, binary or bench links tandem-testkit.
+for crate in tandem-types tandem-serving tandem-settings tandem-directory tandem-datastore tandem-net \
+  tandem-hyper tandem-sd tandem-proxy tandem-engine tandem tandem-bench; do
+  forbid "$crate" tandem-testkit
+done
 
 if [[ $fail -ne 0 ]]; then exit 1; fi
 echo "crate graph: as ARCHITECTURE.md states"

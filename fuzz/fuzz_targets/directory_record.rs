@@ -1,4 +1,4 @@
-//! Fuzz target: `tandem_net::fuzzing::directory_record` against the committed test CA (`corpus/ca/root.pem`).
+//! Fuzz target: `tandem_testkit::fuzzing::directory_record` against the committed test CA (`corpus/ca/root.pem`).
 #![no_main]
 
 use std::sync::OnceLock;
@@ -11,11 +11,11 @@ const CA_PEM: &[u8] = include_bytes!("../corpus/ca/root.pem");
 fn verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
-        tandem_net::fuzzing::directory_verifier(CA_PEM)
+        tandem_testkit::fuzzing::directory_verifier(CA_PEM)
             .expect("the committed test CA is a valid PEM certificate")
     })
 }
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    tandem_net::fuzzing::directory_record(verifier(), data)
+    tandem_testkit::fuzzing::directory_record(verifier(), data)
 });

@@ -1,4 +1,4 @@
-//! Fuzz target: `tandem_net::fuzzing::jsonrpc_request` (see that function for the input layout and the checks).
+//! Fuzz target: `tandem_testkit::fuzzing::jsonrpc_request` (see that function for the input layout and the checks).
 #![no_main]
 
-libfuzzer_sys::fuzz_target!(|data: &[u8]| tandem_net::fuzzing::jsonrpc_request(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| tandem_testkit::fuzzing::jsonrpc_request(data));

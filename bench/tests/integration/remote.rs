@@ -15,12 +15,12 @@ use tandem_bench::report::{Figures, Report};
 use tandem_bench::target::System;
 use tandem_bench::workload::PairCreation;
 use tandem_bench::{runner, table};
-use tandem_hyper::certs::TestPki;
 use tandem_proxy::PublicProxy;
 use tandem_proxy::settings::PublicProxySettings;
 use tandem_proxy::settings::{ControlSettings, ProxyClientSettings, ProxyEngineSettings};
 use tandem_settings::datastore::{DatastoreSettings, FileDatastoreSettings};
 use tandem_settings::listeners::{HostPort, JsonRpcServerSettings};
+use tandem_testkit::pki::TestPki;
 use tokio::sync::oneshot;
 
 const PROXY: &str = "public-proxy-1.ga";

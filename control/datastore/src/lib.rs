@@ -22,7 +22,6 @@ mod file;
 mod reassemble;
 mod redis;
 mod stream;
-pub mod testing;
 
 pub use self::batch::MAX_BATCH_LEN;
 pub use self::entry::{DataEntry, ENTRY_VERSION, EntryError, MAX_ENTRY_LEN};

@@ -112,11 +112,11 @@ pub fn allowed_name(
 mod tests {
     use super::*;
     use crate::entry::OperatorCertificate;
-    use crate::testpki::TestPki;
+    use crate::test_pki::TestPki;
 
     #[test]
     fn names_need_a_pinned_encryption_fingerprint() {
-        let pki = TestPki::new();
+        let pki = TestPki::temporary();
         let leaf = pki.signing("hd-1", "");
         let mut entries = BTreeMap::new();
         let mut entry = DirectoryEntry::new("hd-1");
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn an_allowed_name_needs_the_pinned_leaf_where_the_directory_pins_one() {
-        let pki = TestPki::new();
+        let pki = TestPki::temporary();
         let leaf = pki.signing("ops-1", "");
         let other = pki.signing("ops-1", "");
         let only = |n: &str| n == "ops-1";

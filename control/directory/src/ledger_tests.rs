@@ -1,7 +1,7 @@
 use super::*;
 use crate::record::{ChangeRecord, Section};
 use crate::signing::Signer;
-use crate::testpki::TestPki;
+use crate::test_pki::{IdentitySigner as _, PkiVerifier as _, TestPki};
 use crate::time::RecordTime;
 use serde_json::json;
 
@@ -12,7 +12,7 @@ pub(super) struct Fixture {
 }
 
 pub(super) fn fixture() -> Fixture {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let admin = pki.signing("hd-1", "sd-admin").signer();
     let verifier = pki.verifier();
     Fixture {

@@ -16,7 +16,7 @@ mod select;
 pub mod signing;
 pub mod source;
 #[cfg(test)]
-pub(crate) mod testpki;
+mod test_pki;
 pub mod time;
 pub mod verify;
 pub mod x509;

@@ -1,7 +1,7 @@
 use super::*;
 use crate::record::ChangeRecord;
 use crate::signing::Signer;
-use crate::testpki::TestPki;
+use crate::test_pki::{IdentitySigner as _, PkiVerifier as _, TestPki};
 use crate::time::RecordTime;
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::json;
@@ -21,7 +21,7 @@ fn certificates(name: &str, signing_fp: &str) -> ChangeRecord {
 
 #[test]
 fn sign_verify_roundtrip_and_json_roundtrip() {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let signer = pki.signing("hd-1", "sd-admin").signer();
     let signed = signer
         .sign_record(
@@ -49,7 +49,7 @@ fn sign_verify_roundtrip_and_json_roundtrip() {
 
 #[test]
 fn tampered_fields_are_detected() {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let signer = pki.signing("hd-1", "sd-admin").signer();
     let verifier = pki.verifier();
     let pins = SigningPins::default();
@@ -97,8 +97,8 @@ fn tampered_fields_are_detected() {
 
 #[test]
 fn foreign_ca_is_untrusted() {
-    let pki = TestPki::new();
-    let foreign = TestPki::new();
+    let pki = TestPki::temporary();
+    let foreign = TestPki::temporary();
     let signed = foreign
         .signing("hd-1", "sd-admin")
         .signer()
@@ -113,7 +113,7 @@ fn foreign_ca_is_untrusted() {
 
 #[test]
 fn non_admin_signer_is_rejected() {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let signed = pki
         .signing("hd-2", "")
         .signer()
@@ -128,7 +128,7 @@ fn non_admin_signer_is_rejected() {
 
 #[test]
 fn pinned_key_mismatch_is_rejected_and_match_accepted() {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let first = pki.signing("hd-1", "sd-admin");
     let alt = pki.signing("hd-1", "sd-admin");
     let pin = first
@@ -168,7 +168,7 @@ fn pinned_key_mismatch_is_rejected_and_match_accepted() {
 
 #[test]
 fn eku_code_signing_required_only_if_present() {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let verifier = pki.verifier();
     let data = record("hd-1", Section::Groups, json!(["a"]));
     let code = pki
@@ -196,7 +196,7 @@ fn eku_code_signing_required_only_if_present() {
 
 #[test]
 fn generic_signed_data_with_dns_name_check() {
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let id = pki.signing("hd-1", "");
     let signed = id
         .signer()
@@ -241,14 +241,14 @@ fn generic_signed_data_with_dns_name_check() {
 #[test]
 fn signer_accepts_sec1_keys_and_rejects_foreign_certs() {
     use p256::pkcs8::DecodePrivateKey as _;
-    let pki = TestPki::new();
+    let pki = TestPki::temporary();
     let id = pki.signing("hd-1", "sd-admin");
     let sec1 = p256::SecretKey::from_pkcs8_pem(&id.key_pem)
         .unwrap()
         .to_sec1_pem(Default::default())
         .unwrap();
     assert!(sec1.contains("EC PRIVATE KEY"));
-    let chain = format!("{}{}", id.cert_pem, pki.intermediate_pem);
+    let chain = format!("{}{}", id.cert_pem, pki.intermediate_pem());
     assert_eq!(Signer::from_pem(&sec1, &chain).unwrap().name(), "hd-1");
     let other = pki.signing("hd-2", "");
     assert!(matches!(

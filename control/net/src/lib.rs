@@ -3,8 +3,6 @@
 //! pieces the binaries share. Listeners are served through `tandem-serving`.
 
 pub mod cli;
-#[doc(hidden)]
-pub mod fuzzing;
 pub mod grpc;
 pub mod http;
 pub mod jsonrpc;

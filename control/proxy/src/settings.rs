@@ -365,4 +365,5 @@ impl fmt::Display for ProxySettings {
 }
 
 #[cfg(test)]
+#[path = "settings_tests.rs"]
 mod tests;

@@ -3,8 +3,8 @@
 //! `002_certificates.json` that pins them. Replaces the original's OpenSSL `make_certs.sh` (SPEC §6.1);
 //! every key is P-256 (the original used RSA 2048 for TLS).
 //!
-//! Entry points: [`generate`] with a [`CertsPlan`] (idempotent; `force` regenerates), and
-//! [`TestPki`] for integration tests.
+//! Entry point: [`generate`] with a [`CertsPlan`] (idempotent; `force` regenerates). Tests use
+//! `tandem_testkit::pki::TestPki`, built on this generator.
 
 mod check;
 mod files;
@@ -12,7 +12,6 @@ mod generate;
 mod issue;
 mod plan;
 mod record;
-mod test_pki;
 
 use std::path::PathBuf;
 
@@ -22,7 +21,6 @@ pub use plan::{
     LEAF_VALIDITY_DAYS, MAX_OPERATOR_NAME_LEN, MAX_OPERATORS, OperatorSpec, PkiLayout,
     RENEW_BEFORE_DAYS,
 };
-pub use test_pki::TestPki;
 
 /// Why the PKI could not be generated.
 #[derive(Debug, thiserror::Error)]

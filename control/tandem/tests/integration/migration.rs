@@ -15,8 +15,8 @@ use serde_json::json;
 use tandem_net::http::JsonRpcClient;
 use tandem_net::jsonrpc::params;
 
-use crate::poll_support::{POLL_BOUND, until_blocking};
-use crate::seed_support::{HYPER, PROXY, Proc, SD, copy_dir, repo, run, spawn};
+use crate::support::seed::{HYPER, PROXY, Proc, SD, copy_dir, repo, run, spawn};
+use tandem_testkit::poll::{POLL_BOUND, until_blocking};
 
 /// A network namespace with only its loopback up; deleted (with whatever runs in it) on drop.
 struct Netns {

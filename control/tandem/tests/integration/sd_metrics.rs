@@ -2,11 +2,12 @@
 //! metrics address, and the counters move with the traffic.
 #![allow(clippy::unwrap_used)]
 
-use crate::metrics_support::{get, parse_prometheus, sample};
-use crate::sd_common;
+use tandem_testkit::metrics::{get, parse_prometheus, sample};
+use tandem_testkit::sd;
 
-use sd_common::*;
-use tandem_hyper::certs::TestPki;
+use crate::support::sd_process::*;
+use sd::*;
+use tandem_testkit::pki::TestPki;
 
 #[tokio::test]
 async fn metrics_health_and_readiness_are_served_and_count_the_traffic() {
@@ -70,6 +71,5 @@ async fn metrics_health_and_readiness_are_served_and_count_the_traffic() {
     );
     assert!(sample(&samples, "sd_datastore_append_seconds_count") >= 1.0);
     assert_eq!(get(metrics_addr, "/nothing").await.0, 404);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    child.kill();
 }

@@ -4,9 +4,9 @@
 //! answer comes back over the spliced, end-to-end mTLS gRPC channel. A second call reuses it.
 #![allow(clippy::unwrap_used)]
 
-use crate::seed_support;
+use crate::support::seed;
 
-use seed_support::*;
+use seed::*;
 use serde_json::{Value, json};
 use tandem_net::jsonrpc::params;
 

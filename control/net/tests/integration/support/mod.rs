@@ -1,0 +1,3 @@
+//! Set-up shared by the serving-kit suites.
+
+pub mod kit;
