@@ -92,21 +92,27 @@ impl Address {
     /// Parses `^(.*)\.([^\(\.]+)\(([^\)]+)\)$` (the original's `IDAddressRegexp`, case-insensitive).
     pub fn parse(id: &str) -> Option<Address> {
         let inner = id.strip_suffix(')')?;
-        let open = inner.rfind('(')?;
-        let (head, original) = (&inner[..open], &inner[open + 1..]);
-        if original.is_empty() || original.contains(')') {
-            return None;
+        // The regex is greedy: the operator is as long as it can be, so try dots from the right.
+        for (dot, _) in inner.match_indices('.').rev() {
+            let rest = &inner[dot + 1..];
+            let Some(open) = rest.find(['(', '.']) else {
+                continue;
+            };
+            let (method, original) = (&rest[..open], &rest[open + 1..]);
+            if rest.as_bytes()[open] != b'('
+                || method.is_empty()
+                || original.is_empty()
+                || original.contains(')')
+            {
+                continue;
+            }
+            return Some(Address {
+                operator: inner[..dot].to_owned(),
+                method: method.to_owned(),
+                id: original.to_owned(),
+            });
         }
-        let dot = head.rfind('.')?;
-        let (operator, method) = (&head[..dot], &head[dot + 1..]);
-        if method.is_empty() || method.contains('(') {
-            return None;
-        }
-        Some(Address {
-            operator: operator.to_owned(),
-            method: method.to_owned(),
-            id: original.to_owned(),
-        })
+        None
     }
 
     /// The addressable id of `method` (`operator.method`) for the original id `id`.
@@ -134,7 +140,7 @@ pub enum DeliveryError {
     #[error("directory unavailable: {0}")]
     Directory(#[from] SourceError),
     /// The peer did not answer within the deadline.
-    #[error("{peer} did not answer within {seconds:.1}s")]
+    #[error("{peer} did not answer within {seconds:.1}s (the call deadline, `timeouts.call`)")]
     Timeout {
         /// The peer.
         peer: String,
@@ -213,6 +219,16 @@ mod tests {
             "an empty original id is refused"
         );
         assert!(Address::parse("hd-2.x(a)b)").is_none());
+        // As the original's regex: `(` may appear in the original id, `.` too.
+        let a = Address::parse("hd-2._ping(a(b)").unwrap();
+        assert_eq!((a.method.as_str(), a.id.as_str()), ("_ping", "a(b"));
+        assert_eq!(Address::parse("hd-2._ping(a.b)").unwrap().id, "a.b");
+        let a = Address::parse("x.m(a.n(b)").unwrap();
+        assert_eq!(
+            (a.operator.as_str(), a.method.as_str(), a.id.as_str()),
+            ("x.m(a", "n", "b"),
+            "greedy, like the regex"
+        );
         assert!(Address::parse("nodot(1)").is_none());
         assert!(Address::parse("hd-2._ping").is_none());
     }

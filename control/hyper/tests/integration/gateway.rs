@@ -287,7 +287,7 @@ async fn a_slow_app_gives_a_clear_error_within_the_deadline() {
     let message = body["error"]["message"].as_str().unwrap();
     assert!(
         message.starts_with(
-            "Channel 0 encountered an error delivering the message: hd-1 did not answer within 1.5s"
+            "Channel 0 encountered an error delivering the message: hd-1 did not answer within 1.5s (the call deadline, `timeouts.call`)"
         ),
         "{message}"
     );

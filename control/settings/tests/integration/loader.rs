@@ -166,11 +166,11 @@ fn sd_error(base: &str, override_text: &str) -> (SettingsError, PathBuf, PathBuf
 fn unknown_key_names_file_key_and_reason() {
     let (err, _, b) = sd_error(
         SD_OK,
-        "jsonrpc_server:\n  tls: {ca_certificate_files: [/r.crt], validate_client: false}\n",
+        "jsonrpc_server:\n  tls: {ca_certificate_files: [/r.crt], verify_clients: false}\n",
     );
     let issue = &err.issues()[0];
     assert_eq!(issue.file.as_deref(), Some(b.as_path()));
-    assert_eq!(issue.key, "jsonrpc_server.tls.validate_client");
+    assert_eq!(issue.key, "jsonrpc_server.tls.verify_clients");
     assert!(issue.reason.contains("unknown key"), "{}", issue.reason);
 }
 
