@@ -1,0 +1,152 @@
+//! [`Call`]: a params type tied to its method and result type, and the four codec steps of a
+//! call (encode/decode params, encode/decode result), each failing with a [`ContractError`].
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::MethodName;
+
+/// The params of one method: which method it is and what it answers.
+pub trait Call: Serialize + DeserializeOwned {
+    /// The service's method enum.
+    type Method: MethodName;
+    /// This call's method.
+    const METHOD: Self::Method;
+    /// What the method answers.
+    type Result: Serialize + DeserializeOwned;
+
+    /// The wire name of [`Call::METHOD`].
+    fn method() -> &'static str {
+        Self::METHOD.as_str()
+    }
+}
+
+/// Why a contract value could not be encoded or decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum ContractError {
+    /// Our own value could not be encoded (our fault: nothing is sent).
+    #[error("{method}: encoding: {source}")]
+    Encode {
+        /// The method.
+        method: &'static str,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// Our own params did not encode to a JSON object (our fault: nothing is sent).
+    #[error("{method}: params must encode to a JSON object")]
+    NotAnObject {
+        /// The method.
+        method: &'static str,
+    },
+    /// The caller's params do not fit the method (the caller's fault: invalid params).
+    #[error("{path}: {source}")]
+    Params {
+        /// The method.
+        method: &'static str,
+        /// Where in the params (`.` for the object itself, `connections[2].expires_at`, ...).
+        path: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+    /// The peer's result does not fit the method (the peer's fault).
+    #[error("{method}: unexpected result: {path}: {source}")]
+    Result {
+        /// The method.
+        method: &'static str,
+        /// Where in the result.
+        path: String,
+        /// The serde error.
+        source: serde_json::Error,
+    },
+}
+
+impl ContractError {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Encode { .. } => "encode",
+            Self::NotAnObject { .. } => "not_an_object",
+            Self::Params { .. } => "params",
+            Self::Result { .. } => "result",
+        }
+    }
+
+    /// The method the value belongs to.
+    pub fn method(&self) -> &'static str {
+        match self {
+            Self::Encode { method, .. }
+            | Self::NotAnObject { method }
+            | Self::Params { method, .. }
+            | Self::Result { method, .. } => method,
+        }
+    }
+}
+
+/// The params object of `call` (what a client sends).
+pub fn encode_params<C: Call>(call: &C) -> Result<Map<String, Value>, ContractError> {
+    match serde_json::to_value(call) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(ContractError::NotAnObject {
+            method: C::method(),
+        }),
+        Err(source) => Err(ContractError::Encode {
+            method: C::method(),
+            source,
+        }),
+    }
+}
+
+/// The typed params of a received call (unknown keys, such as `_client`, are ignored).
+pub fn decode_params<C: Call>(params: Map<String, Value>) -> Result<C, ContractError> {
+    serde_path_to_error::deserialize(Value::Object(params)).map_err(|e| ContractError::Params {
+        method: C::method(),
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
+}
+
+/// The JSON of a call's result (what a server answers).
+pub fn encode_result<C: Call>(result: &C::Result) -> Result<Value, ContractError> {
+    serde_json::to_value(result).map_err(|source| ContractError::Encode {
+        method: C::method(),
+        source,
+    })
+}
+
+/// The typed result of a call from the JSON a server answered.
+pub fn decode_result<C: Call>(result: Value) -> Result<C::Result, ContractError> {
+    serde_path_to_error::deserialize(result).map_err(|e| ContractError::Result {
+        method: C::method(),
+        path: e.path().to_string(),
+        source: e.into_inner(),
+    })
+}
+
+/// Params or a result with no fields: `{}` (extra keys are ignored when decoding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+/// The result `"ok"`: the JSON string `ok` and nothing else.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OkText;
+
+impl Serialize for OkText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str("ok")
+    }
+}
+
+impl<'de> Deserialize<'de> for OkText {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        if text == "ok" {
+            Ok(OkText)
+        } else {
+            Err(serde::de::Error::invalid_value(
+                serde::de::Unexpected::Str(&text),
+                &"\"ok\"",
+            ))
+        }
+    }
+}
