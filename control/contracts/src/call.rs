@@ -40,7 +40,7 @@ pub enum ContractError {
         method: &'static str,
     },
     /// The caller's params do not fit the method (the caller's fault: invalid params).
-    #[error("{path}: {source}")]
+    #[error("{}", at(path, source))]
     Params {
         /// The method.
         method: &'static str,
@@ -50,7 +50,7 @@ pub enum ContractError {
         source: serde_json::Error,
     },
     /// The peer's result does not fit the method (the peer's fault).
-    #[error("{method}: unexpected result: {path}: {source}")]
+    #[error("{method}: unexpected result: {}", at(path, source))]
     Result {
         /// The method.
         method: &'static str,
@@ -59,6 +59,15 @@ pub enum ContractError {
         /// The serde error.
         source: serde_json::Error,
     },
+}
+
+/// `path: error`, or only the error for the value itself (path `.`).
+fn at(path: &str, source: &serde_json::Error) -> String {
+    if path == "." {
+        source.to_string()
+    } else {
+        format!("{path}: {source}")
+    }
 }
 
 impl ContractError {
