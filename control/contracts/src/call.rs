@@ -132,9 +132,16 @@ pub fn decode_result<C: Call>(result: Value) -> Result<C::Result, ContractError>
     })
 }
 
-/// Params or a result with no fields: `{}` (extra keys are ignored when decoding).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// A result that carries nothing: encodes as `{}`; decoding accepts any value (only success or
+/// error matters, and the original's answers differ in shape).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Empty {}
+
+impl<'de> Deserialize<'de> for Empty {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Empty {})
+    }
+}
 
 /// The result `"ok"`: the JSON string `ok` and nothing else.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -97,7 +97,8 @@ impl Directory {
 /// The answer to `_directory`, in name order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct DirectoryAnswer {
-    /// The matching entries.
+    /// The matching entries (absent = none).
+    #[serde(default)]
     pub entries: Vec<DirectoryEntry>,
 }
 
@@ -184,6 +185,9 @@ mod tests {
             encode_result::<ConnectionRequest>(&Empty {}).unwrap(),
             json!({})
         );
+        for answer in [json!({}), json!(null), json!("ok")] {
+            assert!(crate::decode_result::<ConnectionRequest>(answer).is_ok());
+        }
     }
 
     #[test]

@@ -37,10 +37,11 @@ pub struct IncomingConnection {
     pub endpoint: String,
 }
 
-/// The answer to `incomingConnection`: `{"message": "ok"}`.
+/// The answer to `incomingConnection`: `{"message": "ok"}` (decoding takes any object).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Acknowledged {
     /// Always `ok`.
+    #[serde(default)]
     pub message: String,
 }
 

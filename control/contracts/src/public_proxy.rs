@@ -67,13 +67,24 @@ pub struct AnnouncedConnection {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Why one announcement item was refused: `{code, message}`.
+/// Why one announcement item was refused: `{code, message}` (other keys ignored; an absent code
+/// reads as 500 and an absent message as `refused`, so any non-null item is a refusal).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemRefusal {
     /// The error code (403 taken / not allowed, 429 over quota, 503 full, ...).
+    #[serde(default = "refused_code")]
     pub code: i64,
     /// The message.
+    #[serde(default = "refused_message")]
     pub message: String,
+}
+
+fn refused_code() -> i64 {
+    500
+}
+
+fn refused_message() -> String {
+    "refused".to_owned()
 }
 
 impl Call for AnnounceConnections {
