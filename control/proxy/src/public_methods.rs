@@ -56,8 +56,7 @@ async fn dispatch(
         .map_err(|_| CallError::MethodNotFound)?;
     match method {
         Method::RequestConnection => {
-            let (client, call) = called::<RequestConnection>(params)?;
-            let offer = super::request_connection::request_connection(state, client, call).await?;
+            let offer = super::request_connection::request_connection(state, params).await?;
             Ok(encode_result::<RequestConnection>(&offer)?)
         }
         Method::AnnounceConnections => {

@@ -16,7 +16,9 @@ use tandem_contracts::public_proxy::{Offer, RequestConnection};
 use tandem_engine::{PairKind, Token};
 use tracing::{debug, info, warn};
 
-use super::caller::ClientInfo;
+use serde_json::{Map, Value};
+
+use super::caller::{ClientInfo, called};
 use super::error::CallError;
 use super::hyper_link::LinkError;
 use super::public::PublicState;
@@ -34,15 +36,17 @@ pub fn may_reach(requester: &DirectoryEntry, target: &DirectoryEntry) -> bool {
             .any(|g| accepted.contains(g.as_str()))
 }
 
-/// Handles `requestConnection {to, channel}` from `client` → `{token, endpoint}` (`Offer`),
-/// counting requests and refusals.
+/// Handles `requestConnection {to, channel, _client}` → `{token, endpoint}` (`Offer`), counting
+/// every request and every refusal (malformed params included).
 pub async fn request_connection(
     state: &Arc<PublicState>,
-    client: ClientInfo,
-    call: RequestConnection,
+    params: Map<String, Value>,
 ) -> Result<Offer, CallError> {
     ProxyCounters::inc(&state.counters.pairs_requested);
-    let result = pair(state, client, call).await;
+    let result = match called::<RequestConnection>(params) {
+        Ok((client, call)) => pair(state, client, call).await,
+        Err(e) => Err(e),
+    };
     if result.is_err() {
         ProxyCounters::inc(&state.counters.requests_refused);
     }
