@@ -166,3 +166,56 @@ impl<'de> Deserialize<'de> for OkText {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::methods::methods;
+
+    methods! {
+        /// A test service.
+        TestMethod {
+            /// The only method.
+            Probe = "probe",
+        }
+    }
+
+    /// Params whose JSON is not an object, or cannot be encoded at all.
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Odd {
+        Text(String),
+        /// JSON object keys must be strings: a map keyed by lists cannot be encoded.
+        BadKeys(BTreeMap<Vec<u8>, u8>),
+    }
+
+    impl Call for Odd {
+        type Method = TestMethod;
+        const METHOD: TestMethod = TestMethod::Probe;
+        type Result = Empty;
+    }
+
+    #[test]
+    fn params_that_cannot_be_sent_are_a_typed_error_not_null() {
+        let err = encode_params(&Odd::Text("x".into())).unwrap_err();
+        assert!(matches!(
+            err,
+            ContractError::NotAnObject { method: "probe" }
+        ));
+        assert_eq!(err.kind(), "not_an_object");
+        let bad = Odd::BadKeys(BTreeMap::from([(vec![1], 1)]));
+        let err = encode_params(&bad).unwrap_err();
+        assert_eq!(err.kind(), "encode", "{err}");
+        assert_eq!(err.method(), "probe");
+    }
+
+    #[test]
+    fn ok_text_is_exactly_ok() {
+        assert_eq!(serde_json::to_value(OkText).unwrap(), "ok");
+        assert!(serde_json::from_value::<OkText>("ok".into()).is_ok());
+        assert!(serde_json::from_value::<OkText>("OK".into()).is_err());
+        assert!(serde_json::from_value::<OkText>(serde_json::Value::Null).is_err());
+    }
+}

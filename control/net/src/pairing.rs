@@ -124,4 +124,32 @@ mod tests {
         assert_eq!(err.kind(), "dial", "{err}");
         assert!(err.to_string().starts_with(&format!("dialing {addr}")));
     }
+
+    #[tokio::test]
+    async fn a_join_to_a_blackholed_endpoint_fails_at_the_deadline() {
+        // A listener with a full accept queue: further connects hang (SYN dropped).
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        for _ in 0..4 {
+            if let Ok(s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                queued.push(s);
+            }
+        }
+        let probe =
+            tokio::time::timeout(Duration::from_millis(300), TcpStream::connect(addr)).await;
+        assert!(probe.is_err(), "precondition: the accept queue is full");
+        let err = join_pair(
+            &addr.to_string(),
+            &Token::from_bytes([1; 32]),
+            Duration::from_millis(200),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(err.kind(), "timeout", "{err}");
+        assert!(!err.to_string().contains("0101"), "no token bytes: {err}");
+        drop((listener, queued));
+    }
 }
