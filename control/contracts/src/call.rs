@@ -209,6 +209,10 @@ mod tests {
         let err = encode_params(&bad).unwrap_err();
         assert_eq!(err.kind(), "encode", "{err}");
         assert_eq!(err.method(), "probe");
+        assert_eq!(
+            (TestMethod::ALL, TestMethod::NAMES),
+            (&[TestMethod::Probe][..], &["probe"][..])
+        );
     }
 
     #[test]
