@@ -77,6 +77,13 @@ impl Token {
     }
 }
 
+/// The raw bytes, for writers that take any byte source.
+impl AsRef<[u8]> for Token {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl PartialEq for Token {
     fn eq(&self, other: &Self) -> bool {
         self.0.ct_eq(&other.0).into()
