@@ -197,4 +197,22 @@ mod tests {
         assert!(err.to_string().contains("empty"), "{err}");
         assert!(serde_json::from_str::<OperatorName>("1").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn accepted_names_round_trip_and_refusals_name_the_rule(text in "\\PC{0,300}|[a-z0-9.() -]{0,20}") {
+            match OperatorName::new(text.clone()) {
+                Ok(name) => {
+                    proptest::prop_assert_eq!(name.as_str(), text.as_str());
+                    let json = serde_json::to_string(&name).unwrap();
+                    proptest::prop_assert_eq!(serde_json::from_str::<OperatorName>(&json).unwrap(), name);
+                }
+                Err(OperatorNameError::Empty) => proptest::prop_assert!(text.is_empty()),
+                Err(OperatorNameError::TooLong) => {
+                    proptest::prop_assert!(text.len() > MAX_OPERATOR_NAME_BYTES)
+                }
+                Err(OperatorNameError::BadCharacter(c)) => proptest::prop_assert!(text.contains(c)),
+            }
+        }
+    }
 }

@@ -182,4 +182,21 @@ mod tests {
         assert!(err.to_string().contains("3 bytes, expected 32"), "{err}");
         assert!(serde_json::from_str::<Token>("5").is_err());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_token_round_trips_through_base64_and_json(bytes in proptest::array::uniform32(0u8..)) {
+            let token = Token::from_bytes(bytes);
+            proptest::prop_assert_eq!(Token::from_base64(&token.to_base64()), Ok(token));
+            let json = serde_json::to_string(&token).unwrap();
+            proptest::prop_assert_eq!(serde_json::from_str::<Token>(&json).unwrap(), token);
+        }
+
+        #[test]
+        fn any_text_decodes_or_is_refused_without_panicking(text in ".{0,80}") {
+            if let Ok(token) = Token::from_base64(&text) {
+                proptest::prop_assert_eq!(token.to_base64(), text);
+            }
+        }
+    }
 }
