@@ -37,12 +37,18 @@ pub struct IncomingConnection {
     pub endpoint: String,
 }
 
-/// The answer to `incomingConnection`: `{"message": "ok"}` (decoding takes any object).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The answer to `incomingConnection`: `{"message": "ok"}`. Decoding accepts any answer: the
+/// caller (the public proxy's SNI bridge) acts only on success or error, as the original did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Acknowledged {
     /// Always `ok`.
-    #[serde(default)]
     pub message: String,
+}
+
+impl<'de> Deserialize<'de> for Acknowledged {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(deserializer).map(|_| Acknowledged::ok())
+    }
 }
 
 impl Acknowledged {
@@ -142,6 +148,9 @@ mod tests {
             encode_result::<IncomingConnection>(&Acknowledged::ok()).unwrap(),
             json!({"message": "ok"})
         );
+        for answer in [json!({"message": "ok"}), json!(null), json!({})] {
+            assert!(decode_result::<IncomingConnection>(answer).is_ok());
+        }
     }
 
     #[test]
