@@ -43,10 +43,11 @@ allow tandem-serving tandem-types
 allow tandem-settings tandem-types
 allow tandem-directory tandem-types
 allow tandem-datastore tandem-settings tandem-types
+allow tandem-contracts tandem-types tandem-directory
 allow tandem-net tandem-serving tandem-settings tandem-directory tandem-types
-allow tandem-hyper tandem-net tandem-directory tandem-settings tandem-serving tandem-types tandem-proto
-allow tandem-sd tandem-net tandem-datastore tandem-directory tandem-settings tandem-serving tandem-types
-allow tandem-proxy tandem-engine tandem-net tandem-datastore tandem-directory tandem-settings \
+allow tandem-hyper tandem-contracts tandem-net tandem-directory tandem-settings tandem-serving tandem-types tandem-proto
+allow tandem-sd tandem-contracts tandem-net tandem-datastore tandem-directory tandem-settings tandem-serving tandem-types
+allow tandem-proxy tandem-contracts tandem-engine tandem-net tandem-datastore tandem-directory tandem-settings \
   tandem-serving tandem-types tandem-proto
 allow tandem-engine tandem-types
 allow tandem-bench tandem-engine tandem-net tandem-settings tandem-proxy tandem-types
@@ -54,11 +55,12 @@ allow tandem-bench tandem-engine tandem-net tandem-settings tandem-proxy tandem-
 forbid tandem-types tokio
 forbid tandem-settings tokio
 forbid tandem-directory tokio
+forbid tandem-contracts tokio monoio
 forbid tandem-sd tandem-engine monoio
 forbid tandem-hyper tandem-engine monoio
 forbid tandem-engine tokio tonic prost
 # Test support is a dev-dependency only: no production crate, binary or bench links tandem-testkit.
-for crate in tandem-types tandem-serving tandem-settings tandem-directory tandem-datastore tandem-net \
+for crate in tandem-types tandem-serving tandem-settings tandem-directory tandem-contracts tandem-datastore tandem-net \
   tandem-hyper tandem-sd tandem-proxy tandem-engine tandem tandem-bench; do
   forbid "$crate" tandem-testkit
 done

@@ -1,68 +1,10 @@
-//! Tokens: 32 random bytes that admit one connection to one side of a pair, once.
+//! Tokens: 32 random bytes that admit one connection to one side of a pair, once. The type
+//! is `tandem_types::Token` (one token type for every crate), re-exported here.
 
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 
-use rand::RngCore;
-use subtle::ConstantTimeEq;
-
-/// Length of a token on the wire, in bytes (SPEC §4.6: the client writes 32 raw bytes).
-pub const TOKEN_LEN: usize = 32;
-
-/// A single-use pairing token. Compared in constant time; never printed whole
-/// (`Debug`/`Display` show the first 4 bytes in hex only).
-#[derive(Clone, Copy)]
-pub struct Token([u8; TOKEN_LEN]);
-
-impl Token {
-    /// Wraps raw bytes (for example the 32 bytes a peer wrote).
-    pub fn from_bytes(bytes: [u8; TOKEN_LEN]) -> Self {
-        Token(bytes)
-    }
-
-    /// Draws a fresh token from the thread-local CSPRNG (ChaCha, reseeded from the OS).
-    pub fn random() -> Self {
-        let mut bytes = [0u8; TOKEN_LEN];
-        rand::rng().fill_bytes(&mut bytes);
-        Token(bytes)
-    }
-
-    /// The raw bytes, for handing to the client that will write them.
-    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
-        &self.0
-    }
-
-    /// A short, non-secret prefix for logs (8 hex digits).
-    pub fn prefix(&self) -> String {
-        self.0[..4].iter().map(|b| format!("{b:02x}")).collect()
-    }
-}
-
-impl PartialEq for Token {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl Eq for Token {}
-
-impl std::hash::Hash for Token {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.hash(state);
-    }
-}
-
-impl fmt::Debug for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Token({}…)", self.prefix())
-    }
-}
-
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}…", self.prefix())
-    }
-}
+pub use tandem_types::token::{TOKEN_LEN, Token};
 
 /// Index of a worker core (0-based position in the configured core list).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

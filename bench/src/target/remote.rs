@@ -122,9 +122,9 @@ impl Remote {
         from: Option<Ipv4Addr>,
     ) -> anyhow::Result<(TcpStream, TcpStream)> {
         let mut a = dial(addr, from).context("connect side A")?;
-        a.write_all(&pair.tokens[0])?;
+        a.write_all(pair.tokens[0].as_bytes())?;
         let mut b = dial(addr, from).context("connect side B")?;
-        b.write_all(&pair.tokens[1])?;
+        b.write_all(pair.tokens[1].as_bytes())?;
         Ok((a, b))
     }
 }

@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
+use tandem_contracts::sd::{GetEntries, GetEntry, GetRecords, GetTip, SubmitRecords};
+use tandem_contracts::{Call, ContractError, OperatorName, decode_result, encode_params};
 use tandem_directory::SignedChangeRecord;
 use tandem_directory::entry::DirectoryEntry;
 use tandem_net::http::{ClientError, JsonRpcClient};
-use tandem_net::jsonrpc::params;
 use tandem_settings::hyper::ApiDirectorySettings;
 
 /// Default deadline of one directory call.
@@ -26,14 +25,12 @@ pub enum SdClientError {
     /// The call failed.
     #[error(transparent)]
     Call(#[from] ClientError),
-    /// The answer did not have the expected shape.
-    #[error("unexpected answer to {method}: {reason}")]
-    Shape {
-        /// The method called.
-        method: &'static str,
-        /// What was wrong.
-        reason: String,
-    },
+    /// The params could not be encoded or the answer did not have the expected shape.
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+    /// The name asked for is not an operator name.
+    #[error("getEntry: {0}")]
+    Name(#[from] tandem_types::OperatorNameError),
 }
 
 /// A connection to one directory server.
@@ -77,28 +74,23 @@ impl SdClient {
         Self { rpc }
     }
 
+    /// One typed call.
+    async fn call<C: Call>(&self, call: &C) -> Result<C::Result, SdClientError> {
+        let value = self.rpc.call(C::method(), encode_params(call)?).await?;
+        Ok(decode_result::<C>(value)?)
+    }
+
     /// The last record of the best chain, if any.
     pub async fn tip(&self) -> Result<Option<SignedChangeRecord>, SdClientError> {
-        let value = self.rpc.call("getTip", params([])).await?;
-        if value.is_null() {
-            return Ok(None);
-        }
-        decode("getTip", value).map(Some)
+        self.call(&GetTip {}).await
     }
 
     /// Submits a signed batch.
     pub async fn submit(&self, records: &[SignedChangeRecord]) -> Result<(), SdClientError> {
-        let value = self
-            .rpc
-            .call("submitRecords", params([("records", json!(records))]))
-            .await?;
-        match value {
-            Value::String(s) if s == "ok" => Ok(()),
-            other => Err(SdClientError::Shape {
-                method: "submitRecords",
-                reason: format!("{other}"),
-            }),
-        }
+        let call = SubmitRecords {
+            records: records.to_vec(),
+        };
+        self.call(&call).await.map(|_ok| ())
     }
 
     /// The records after `after` (all of them for `""`).
@@ -106,35 +98,22 @@ impl SdClient {
         &self,
         after: &str,
     ) -> Result<Vec<SignedChangeRecord>, SdClientError> {
-        let value = self
-            .rpc
-            .call("getRecords", params([("after", json!(after))]))
-            .await?;
-        decode("getRecords", value)
+        let call = GetRecords {
+            after: Some(after.to_owned()),
+        };
+        self.call(&call).await
     }
 
     /// Every entry.
     pub async fn entries(&self) -> Result<Vec<DirectoryEntry>, SdClientError> {
-        decode("getEntries", self.rpc.call("getEntries", params([])).await?)
+        self.call(&GetEntries {}).await
     }
 
     /// One entry by name.
     pub async fn entry(&self, name: &str) -> Result<DirectoryEntry, SdClientError> {
-        decode(
-            "getEntry",
-            self.rpc
-                .call("getEntry", params([("name", json!(name))]))
-                .await?,
-        )
+        let call = GetEntry {
+            name: OperatorName::new(name)?,
+        };
+        self.call(&call).await
     }
-}
-
-fn decode<T: serde::de::DeserializeOwned>(
-    method: &'static str,
-    value: Value,
-) -> Result<T, SdClientError> {
-    serde_json::from_value(value).map_err(|e| SdClientError::Shape {
-        method,
-        reason: e.to_string(),
-    })
 }

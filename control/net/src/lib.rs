@@ -7,5 +7,6 @@ pub mod grpc;
 pub mod http;
 pub mod jsonrpc;
 pub mod metrics;
+pub mod pairing;
 pub mod telemetry;
 pub mod tls;

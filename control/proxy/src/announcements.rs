@@ -22,7 +22,6 @@ mod private_table;
 mod public_table;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 
 pub use private_table::PrivateTable;
 pub use public_table::{Plan, PublicTable};
@@ -46,32 +45,13 @@ const _: () = assert!(MAX_ANNOUNCEMENTS == MAX_ANNOUNCEMENT_QUOTA);
 /// per 42 h) instead of once per renewal.
 pub const RENEWAL_WRITE_DIVISOR: i32 = 4;
 
-/// `{expires_at, operator, domain}` as stored and as `getAnnouncements` returns it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PublicAnnouncement {
-    /// When it stops routing; `None` = never.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The operator that receives the connections (the owner).
-    pub operator: String,
-    /// The TLS server name routed.
-    pub domain: String,
-}
+/// `{expires_at, operator, domain}` as stored and as `getAnnouncements` returns it (the
+/// contract's type).
+pub use tandem_contracts::public_proxy::PublicAnnouncement;
 
 /// `{expires_at, proxy, domain, operator}` as stored and as the private `getAnnouncements`
-/// returns it (the original's three fields plus the owning tenant).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PrivateAnnouncement {
-    /// When it stops; `None` = never.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The public proxy it is announced to.
-    pub proxy: String,
-    /// The domain.
-    pub domain: String,
-    /// The tenant that announced it (the owner); `None` in records written before owners were
-    /// kept: such an entry may be claimed by any tenant allowed the domain (the old behaviour).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub operator: Option<String>,
-}
+/// returns it (the contract's type).
+pub use tandem_contracts::private_proxy::PrivateAnnouncement;
 
 /// Whether an announcement routes at `now`: until its `expires_at`, exclusive (so a withdrawal,
 /// whose `expires_at` is not in the future, never routes, also when replayed).

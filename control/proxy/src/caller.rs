@@ -1,25 +1,17 @@
 //! Who is calling: the peer check (only our own Hyper node may call a proxy over TLS), the
-//! `_client` that Hyper injects, and small params readers.
+//! `_client` that Hyper injects, and the caller's `proxy` settings.
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::error::CallError;
+pub use tandem_contracts::ClientInfo;
+use tandem_contracts::{CLIENT_KEY, Call, decode_params};
 use tandem_directory::endpoints::owns_endpoint;
 use tandem_directory::entry::DirectoryEntry;
 use tandem_directory::identity::{NameRefusal, allowed_name};
 use tandem_directory::source::DirectorySource;
 use tandem_net::http::PeerInfo;
 use tandem_net::tls::certificate_names;
-
-/// `_client`: the operator that made the call (last hop) and its directory entry (SPEC §2.4).
-#[derive(Debug, Clone, Deserialize, serde::Serialize)]
-pub struct ClientInfo {
-    /// Operator name.
-    pub name: String,
-    /// Its directory entry.
-    pub entry: DirectoryEntry,
-}
 
 /// Checks that the HTTP peer is our Hyper node: when the server asks for client certificates
 /// (`check`), the verified certificate must carry our operator name (our Hyper node presents
@@ -60,46 +52,19 @@ pub fn check_endpoint(caller: &ClientInfo, endpoint: &str) -> Result<(), CallErr
     }
     Err(CallError::ForeignEndpoint {
         endpoint: endpoint.to_owned(),
-        operator: caller.name.clone(),
+        operator: caller.name.to_string(),
     })
 }
 
-/// Reads and removes `_client`.
-pub fn client_info(params: &mut Map<String, Value>) -> Result<ClientInfo, CallError> {
-    let raw = params
-        .remove("_client")
-        .ok_or_else(|| CallError::InvalidParams("_client: required (injected by Hyper)".into()))?;
-    let info: ClientInfo = serde_json::from_value(raw)
-        .map_err(|e| CallError::InvalidParams(format!("_client: {e}")))?;
-    if info.name.is_empty() {
-        return Err(CallError::InvalidParams("_client.name: empty".into()));
-    }
-    Ok(info)
-}
-
-/// A required string param.
-pub fn string(params: &Map<String, Value>, key: &str) -> Result<String, CallError> {
-    match params.get(key) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(CallError::InvalidParams(format!("{key}: must be a string"))),
-        None => Err(CallError::InvalidParams(format!("{key}: required"))),
-    }
-}
-
-/// An optional `expires_at` (RFC 3339); `null` and absent mean "never".
-pub fn expires_at(
-    value: Option<&Value>,
-    key: &str,
-) -> Result<Option<chrono::DateTime<chrono::Utc>>, CallError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => chrono::DateTime::parse_from_rfc3339(s)
-            .map(|t| Some(t.with_timezone(&chrono::Utc)))
-            .map_err(|e| CallError::InvalidParams(format!("{key}: {e}"))),
-        Some(_) => Err(CallError::InvalidParams(format!(
-            "{key}: must be an RFC 3339 string"
-        ))),
-    }
+/// A routed call's typed params and its caller: removes and decodes `_client` (injected by our
+/// Hyper node on every hop), then decodes the rest as `C`'s params.
+pub fn called<C: Call>(mut params: Map<String, Value>) -> Result<(ClientInfo, C), CallError> {
+    let raw = params.remove(CLIENT_KEY).ok_or_else(|| {
+        CallError::InvalidParams(format!("{CLIENT_KEY}: required (injected by Hyper)"))
+    })?;
+    let client: ClientInfo = serde_json::from_value(raw)
+        .map_err(|e| CallError::InvalidParams(format!("{CLIENT_KEY}: {e}")))?;
+    Ok((client, decode_params::<C>(params)?))
 }
 
 /// `allowed_domains` of the caller's `proxy` settings for `proxy_name` (SPEC §4.2):

@@ -4,6 +4,8 @@
 use serde_json::Value;
 
 use super::announcements::Refusal;
+use super::hyper_link::LinkError;
+use tandem_contracts::ContractError;
 use tandem_datastore::DatastoreError;
 use tandem_net::http::ClientError;
 use tandem_net::jsonrpc::{ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, METHOD_NOT_FOUND};
@@ -72,6 +74,10 @@ pub enum CallError {
     /// Params missing or malformed.
     #[error("invalid params: {0}")]
     InvalidParams(String),
+    /// The params do not fit the method's contract ([`ContractError::Params`]), or a value of
+    /// ours could not be encoded (our fault).
+    #[error("{0}")]
+    Contract(#[from] ContractError),
     /// The caller is not our Hyper node (its certificate does not carry our operator name).
     #[error("caller is not this proxy's Hyper node")]
     NotOurHyper,
@@ -130,10 +136,10 @@ pub enum CallError {
     Datastore(#[from] DatastoreError),
     /// Looking up the directory through our Hyper node failed.
     #[error("directory lookup: {0}")]
-    Directory(ClientError),
+    Directory(LinkError),
     /// The call to the peer (through our Hyper node) failed.
     #[error("peer call: {0}")]
-    Peer(ClientError),
+    Peer(LinkError),
 }
 
 impl CallError {
@@ -142,6 +148,8 @@ impl CallError {
         match self {
             Self::MethodNotFound => "method_not_found",
             Self::InvalidParams(_) => "invalid_params",
+            Self::Contract(ContractError::Params { .. }) => "invalid_params",
+            Self::Contract(_) => "contract",
             Self::NotOurHyper => "not_our_hyper",
             Self::NotPinned => "not_pinned",
             Self::CallerCheck(_) => "caller_check",
@@ -174,6 +182,10 @@ impl CallError {
             Self::MethodNotFound => ErrorObject::new(METHOD_NOT_FOUND, "method not found"),
             Self::InvalidParams(reason) => ErrorObject::new(INVALID_PARAMS, "invalid params")
                 .with_data(Value::String(reason.clone())),
+            Self::Contract(e @ ContractError::Params { .. }) => {
+                ErrorObject::new(INVALID_PARAMS, "invalid params")
+                    .with_data(Value::String(e.to_string()))
+            }
             Self::NotOurHyper | Self::NotPinned => ErrorObject::new(403, "permission denied"),
             Self::CallerCheck(reason) => ErrorObject::new(INTERNAL_ERROR, "internal error")
                 .with_data(Value::String(reason.clone())),
@@ -194,10 +206,12 @@ impl CallError {
                 ErrorObject::new(code, message)
             }
             Self::Busy(what) => ErrorObject::new(503, format!("busy: {what}")),
-            Self::Peer(ClientError::Rpc { error, .. }) => error.clone(),
-            Self::Engine(_) | Self::Datastore(_) | Self::Directory(_) | Self::Peer(_) => {
-                ErrorObject::new(INTERNAL_ERROR, "internal error")
-            }
+            Self::Peer(LinkError::Call(ClientError::Rpc { error, .. })) => error.clone(),
+            Self::Contract(_)
+            | Self::Engine(_)
+            | Self::Datastore(_)
+            | Self::Directory(_)
+            | Self::Peer(_) => ErrorObject::new(INTERNAL_ERROR, "internal error"),
         }
     }
 }

@@ -1,13 +1,13 @@
-//! The private side's data path: dial the public proxy's pairing port, write the raw token,
-//! then ForwardTLS (pipe raw bytes to the internal address) — TerminateTLS is in
-//! [`super::terminate`].
+//! The private side's data path after `tandem_net::pairing::join_pair` (dial the public proxy's
+//! pairing port, write the raw token): ForwardTLS (pipe raw bytes to the internal address) —
+//! TerminateTLS is in [`super::terminate`].
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -54,23 +54,6 @@ pub async fn dial(address: &str, deadline: Duration) -> Result<TcpStream, Forwar
             source,
         })?;
     let _ = stream.set_nodelay(true);
-    Ok(stream)
-}
-
-/// Dials the public proxy's pairing `endpoint` and writes the 32-byte token (SPEC §4.6).
-pub async fn join_pair(
-    endpoint: &str,
-    token: &[u8; 32],
-    deadline: Duration,
-) -> Result<TcpStream, ForwardError> {
-    let mut stream = dial(endpoint, deadline).await?;
-    tokio::time::timeout(deadline, stream.write_all(token))
-        .await
-        .map_err(|_| ForwardError::DialTimeout(endpoint.to_owned()))?
-        .map_err(|source| ForwardError::Io {
-            context: "writing the token".into(),
-            source,
-        })?;
     Ok(stream)
 }
 

@@ -3,15 +3,36 @@
 
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-
 use super::error::ProxyError;
 use crate::settings::ProxyClientSettings;
+use tandem_contracts::hyper_node::Directory;
+use tandem_contracts::{Call, ContractError, decode_result, encode_params};
 use tandem_directory::entry::DirectoryEntry;
 use tandem_net::http::{ClientError, JsonRpcClient};
 
 /// ALPN for the link (the Hyper JSON-RPC servers speak HTTP/1.1; h2 is fine too).
 const ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
+
+/// Why a call through our Hyper node failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The call failed (transport, deadline, or the peer's JSON-RPC error).
+    #[error(transparent)]
+    Call(#[from] ClientError),
+    /// Our params could not be encoded (nothing was sent) or the answer does not fit the contract.
+    #[error(transparent)]
+    Contract(#[from] ContractError),
+}
+
+impl LinkError {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Call(e) => e.kind(),
+            Self::Contract(e) => e.kind(),
+        }
+    }
+}
 
 /// A JSON-RPC client to our Hyper node.
 #[derive(Clone, Debug)]
@@ -46,17 +67,13 @@ impl HyperLink {
         })
     }
 
-    /// Calls `<operator>.<method>` (Hyper routes it by the addressable id it derives from the
-    /// method and our request id).
-    pub async fn call(
-        &self,
-        operator: &str,
-        method: &str,
-        params: Map<String, Value>,
-    ) -> Result<Value, ClientError> {
-        self.client
-            .call(&format!("{operator}.{method}"), params)
-            .await
+    /// Calls `<operator>.<method of C>` with `call`'s params (Hyper routes it by the addressable
+    /// id it derives from the method and our request id) and decodes the typed result.
+    pub async fn call<C: Call>(&self, operator: &str, call: &C) -> Result<C::Result, LinkError> {
+        let params = encode_params(call)?;
+        let method = format!("{operator}.{}", C::method());
+        let result = self.client.call(&method, params).await?;
+        Ok(decode_result::<C>(result)?)
     }
 
     /// The directory entry of `operator`, through our Hyper node's internal `_directory`
@@ -64,31 +81,16 @@ impl HyperLink {
     pub async fn directory_entry(
         &self,
         operator: &str,
-    ) -> Result<Option<DirectoryEntry>, ClientError> {
-        let entries = self.directory(Some(operator)).await?;
-        Ok(entries.into_iter().find(|e| e.name == operator))
+    ) -> Result<Option<DirectoryEntry>, LinkError> {
+        let answer = self
+            .call(&self.own_name, &Directory::operator(operator))
+            .await?;
+        Ok(answer.entries.into_iter().find(|e| e.name == operator))
     }
 
     /// Every directory entry our Hyper node knows (`<own name>._directory {}`); the response is
     /// bounded by the JSON-RPC client's response limit.
-    pub async fn all_entries(&self) -> Result<Vec<DirectoryEntry>, ClientError> {
-        self.directory(None).await
-    }
-
-    async fn directory(&self, operator: Option<&str>) -> Result<Vec<DirectoryEntry>, ClientError> {
-        let mut params = Map::new();
-        if let Some(operator) = operator {
-            params.insert("operator".into(), json!(operator));
-        }
-        let result = self.call(&self.own_name, "_directory", params).await?;
-        let entries = result
-            .get("entries")
-            .cloned()
-            .unwrap_or(Value::Array(Vec::new()));
-        serde_json::from_value(entries).map_err(|e| ClientError::BadResponse {
-            endpoint: format!("{}._directory", self.own_name),
-            status: 200,
-            reason: e.to_string(),
-        })
+    pub async fn all_entries(&self) -> Result<Vec<DirectoryEntry>, LinkError> {
+        Ok(self.call(&self.own_name, &Directory::all()).await?.entries)
     }
 }

@@ -4,14 +4,14 @@
 //! - [`announcements`]: sans-IO announcement tables (public and private), time injected:
 //!   owner-only changes, per-operator quotas, expiry rules; persisted by `store` (public) and
 //!   `private_store` through `journal` (one bounded read at open, compaction).
-//! - [`broker`]: `requestConnection` (P2P pairs, one single-use token per side).
+//! - [`request_connection`]: `requestConnection` (P2P pairs, one single-use token per side; tells
+//!   the target with `_connectionRequest`).
 //! - [`sni`]: the engine's SNI resolver and the `incomingConnection` notifier.
 //! - [`public`]: the public proxy's methods and `run_public`.
 //! - [`private`]: the private proxy's methods and `run_private`, with [`forward`] and
 //!   [`terminate`] for the two internal-endpoint modes.
 
 pub mod announcements;
-pub mod broker;
 pub mod caller;
 mod control;
 pub mod control_service;
@@ -27,6 +27,7 @@ mod private_methods;
 mod private_store;
 pub mod public;
 mod public_methods;
+pub mod request_connection;
 pub mod settings;
 pub mod sni;
 pub mod stats;

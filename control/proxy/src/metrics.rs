@@ -18,11 +18,7 @@ use tandem_net::metrics::RpcMetrics;
 use tandem_net::metrics::collect::{scalar_counter, scalar_gauge};
 
 /// The JSON-RPC methods of the public proxy kept as `method` labels (others count as `other`).
-pub const PUBLIC_METHODS: &[&str] = &[
-    "requestConnection",
-    "announceConnections",
-    "getAnnouncements",
-];
+pub const PUBLIC_METHODS: &[&str] = tandem_contracts::public_proxy::Method::NAMES;
 
 /// Exports [`ProxyCounters`] as `proxy_<field>_total` and the event hub's counters.
 struct ProxyCollector {
@@ -88,11 +84,7 @@ pub(crate) fn public_registry(
 }
 
 /// The JSON-RPC methods of the private proxy kept as `method` labels.
-pub const PRIVATE_METHODS: &[&str] = &[
-    "incomingConnection",
-    "announceConnection",
-    "getAnnouncements",
-];
+pub const PRIVATE_METHODS: &[&str] = tandem_contracts::private_proxy::Method::NAMES;
 
 /// Exports the private proxy's forwarded connections in use and its announcement counters
 /// (`proxy_private_<field>_total`).

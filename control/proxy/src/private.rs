@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use rustls::ServerConfig;
-use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -19,7 +18,7 @@ use tracing::{info, warn};
 
 use super::announcements::{PrivateAnnouncement, Rules};
 use super::error::{CallError, ProxyError};
-use super::hyper_link::HyperLink;
+use super::hyper_link::{HyperLink, LinkError};
 use super::pins::HyperDirectory;
 use super::private_methods::PrivateMethods;
 use super::private_store::PrivateStore;
@@ -28,6 +27,8 @@ use super::stats::PrivateCounters;
 use super::terminate::Terminator;
 use super::{bind_jsonrpc, peer_check, route_config};
 use crate::settings::PrivateProxySettings;
+use tandem_contracts::Call;
+use tandem_contracts::public_proxy::{AnnounceConnections, AnnouncedConnection};
 use tandem_net::http::{ClientError, ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::jsonrpc::ErrorObject;
 use tandem_net::metrics::{MetricsServer, Readiness, Refusals};
@@ -246,28 +247,25 @@ pub(super) async fn announce_to(
     proxy: &str,
     list: &[PrivateAnnouncement],
 ) -> Result<(), CallError> {
-    let connections: Vec<Value> = list
-        .iter()
-        .map(|a| json!({"domain": a.domain, "expires_at": a.expires_at}))
-        .collect();
-    let mut params = Map::new();
-    params.insert("connections".into(), Value::Array(connections));
-    let result = state
+    let call = AnnounceConnections {
+        connections: list
+            .iter()
+            .map(|a| AnnouncedConnection {
+                domain: a.domain.clone(),
+                expires_at: a.expires_at,
+            })
+            .collect(),
+    };
+    let results = state
         .hyper
-        .call(proxy, "announceConnections", params)
+        .call(proxy, &call)
         .await
         .map_err(CallError::Peer)?;
-    let refused = result
-        .as_array()
-        .and_then(|items| items.iter().find(|i| !i.is_null()).cloned());
-    match refused {
+    match results.into_iter().flatten().next() {
         None => Ok(()),
-        Some(item) => Err(CallError::Peer(ClientError::Rpc {
-            endpoint: format!("{proxy}.announceConnections"),
-            error: ErrorObject::new(
-                item["code"].as_i64().unwrap_or(500),
-                item["message"].as_str().unwrap_or("refused"),
-            ),
-        })),
+        Some(refusal) => Err(CallError::Peer(LinkError::Call(ClientError::Rpc {
+            endpoint: format!("{proxy}.{}", AnnounceConnections::METHOD),
+            error: ErrorObject::new(refusal.code, refusal.message),
+        }))),
     }
 }

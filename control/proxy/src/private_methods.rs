@@ -4,23 +4,25 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use chrono::{DateTime, Utc};
-use serde_json::{Map, Value, json};
+use chrono::Utc;
+use serde_json::{Map, Value};
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug, info, info_span};
 
 use super::announcements::{Outcome, PrivateAnnouncement, domain_allowed};
 use super::caller::{
-    allowed_domains, check_endpoint, check_peer, client_info, expires_at, proxy_settings_value,
-    string,
+    ClientInfo, allowed_domains, called, check_endpoint, check_peer, proxy_settings_value,
 };
 use super::error::CallError;
-use super::forward::{forward, join_pair};
+use super::forward::forward;
 use super::private::{PrivateState, announce_to, lock};
+use tandem_contracts::private_proxy::{
+    Acknowledged, AnnounceConnection, GetAnnouncements, IncomingConnection, Method,
+};
+use tandem_contracts::{OkText, Token, decode_params, encode_result};
 use tandem_net::http::{Methods, PeerInfo};
 use tandem_net::jsonrpc::{ErrorObject, Request};
+use tandem_net::pairing::join_pair;
 
 pub(super) struct PrivateMethods {
     pub(super) state: Arc<PrivateState>,
@@ -32,12 +34,7 @@ impl Methods for PrivateMethods {
         let checked = check_peer(&peer, &state.name, state.check_callers, state.pins.as_ref());
         let result = match checked.await {
             Err(e) => Err(e),
-            Ok(()) => match request.method.as_str() {
-                "incomingConnection" => incoming_connection(state, request.params),
-                "announceConnection" => announce_connection(state, request.params).await,
-                "getAnnouncements" => Ok(json!(state.announcements.live(Utc::now()))),
-                _ => Err(CallError::MethodNotFound),
-            },
+            Ok(()) => dispatch(state, &request.method, request.params).await,
         };
         result.map_err(|e| {
             info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
@@ -46,14 +43,45 @@ impl Methods for PrivateMethods {
     }
 }
 
+/// One call by its contract: the method from [`Method`], the typed params, the typed result.
+async fn dispatch(
+    state: &Arc<PrivateState>,
+    method: &str,
+    params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let method = method
+        .parse::<Method>()
+        .map_err(|_| CallError::MethodNotFound)?;
+    match method {
+        Method::IncomingConnection => {
+            let (client, call) = called::<IncomingConnection>(params)?;
+            let ack = incoming_connection(state, client, call)?;
+            Ok(encode_result::<IncomingConnection>(&ack)?)
+        }
+        Method::AnnounceConnection => {
+            let (client, call) = called::<AnnounceConnection>(params)?;
+            let ok = announce_connection(state, client, call).await?;
+            Ok(encode_result::<AnnounceConnection>(&ok)?)
+        }
+        Method::GetAnnouncements => {
+            decode_params::<GetAnnouncements>(params)?;
+            let live = state.announcements.live(Utc::now());
+            Ok(encode_result::<GetAnnouncements>(&live)?)
+        }
+    }
+}
+
 async fn announce_connection(
     state: &PrivateState,
-    mut params: Map<String, Value>,
-) -> Result<Value, CallError> {
-    let client = client_info(&mut params)?;
-    let proxy = string(&params, "proxy")?;
-    let domain = string(&params, "domain")?;
-    let expires: Option<DateTime<Utc>> = expires_at(params.get("expires_at"), "expires_at")?;
+    client: ClientInfo,
+    call: AnnounceConnection,
+) -> Result<OkText, CallError> {
+    let AnnounceConnection {
+        proxy,
+        domain,
+        expires_at: expires,
+    } = call;
+    let proxy = proxy.into_string();
     if proxy == state.name {
         return Err(CallError::BadRequest(
             "trying to announce with private proxy name".into(),
@@ -74,7 +102,7 @@ async fn announce_connection(
         .map_err(|e| CallError::InvalidParams(format!("expires_at: {e}")))?;
     let outcome = state
         .announcements
-        .announce(&client.name, &proxy, &domain, expiry, now)
+        .announce(client.name.as_str(), &proxy, &domain, expiry, now)
         .await?;
     // The public proxy learns of every live announcement (changed or not, as before) and of a
     // withdrawal; a withdrawal of nothing we hold goes nowhere (we cannot vouch for its owner).
@@ -83,28 +111,26 @@ async fn announce_connection(
             expires_at: expiry.expires_at(),
             proxy: proxy.clone(),
             domain,
-            operator: Some(client.name),
+            operator: Some(client.name.into_string()),
         };
         announce_to(state, &proxy, &[announcement]).await?;
     }
-    Ok(Value::String("ok".into()))
+    Ok(OkText)
 }
 
 fn incoming_connection(
     state: &Arc<PrivateState>,
-    mut params: Map<String, Value>,
-) -> Result<Value, CallError> {
-    let client = client_info(&mut params)?;
-    let domain = string(&params, "domain")?;
-    let endpoint = string(&params, "endpoint")?;
-    let token: [u8; 32] = STANDARD
-        .decode(string(&params, "token")?)
-        .ok()
-        .and_then(|t| t.try_into().ok())
-        .ok_or_else(|| CallError::InvalidParams("token: base64 of exactly 32 bytes".into()))?;
+    client: ClientInfo,
+    call: IncomingConnection,
+) -> Result<Acknowledged, CallError> {
+    let IncomingConnection {
+        domain,
+        token,
+        endpoint,
+    } = call;
     if !state
         .announcements
-        .matches(&client.name, &domain, Utc::now())
+        .matches(client.name.as_str(), &domain, Utc::now())
     {
         return Err(CallError::NoMatchingConnection);
     }
@@ -124,13 +150,13 @@ fn incoming_connection(
     let mut connections = lock(&state.connections);
     while connections.try_join_next().is_some() {}
     connections.spawn(task);
-    Ok(json!({"message": "ok"}))
+    Ok(Acknowledged::ok())
 }
 
 async fn connection(
     state: Arc<PrivateState>,
     endpoint: String,
-    token: [u8; 32],
+    token: Token,
     _permit: OwnedSemaphorePermit,
 ) {
     let settings = &state.settings;

@@ -4,14 +4,18 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use super::announcements::{Outcome, Refusal};
-use super::caller::{allowed_domains, check_peer, client_info, expires_at, string};
+use super::caller::{ClientInfo, allowed_domains, called, check_peer};
 use super::error::CallError;
 use super::public::{MAX_CONNECTIONS_PER_CALL, PublicState};
 use super::stats::ProxyCounters;
+use tandem_contracts::public_proxy::{
+    AnnounceConnections, GetAnnouncements, ItemRefusal, Method, RequestConnection,
+};
+use tandem_contracts::{Call, decode_params, encode_result};
 use tandem_net::http::{Methods, PeerInfo};
 use tandem_net::jsonrpc::{ErrorObject, Request};
 
@@ -32,14 +36,7 @@ impl Methods for PublicMethods {
         let checked = check_peer(&peer, &state.name, state.check_callers, state.pins.as_ref());
         let result = match checked.await {
             Err(e) => Err(e),
-            Ok(()) => match request.method.as_str() {
-                "requestConnection" => {
-                    super::broker::request_connection(state, request.params).await
-                }
-                "announceConnections" => announce_connections(state, request.params).await,
-                "getAnnouncements" => Ok(json!(state.announcements.live(Utc::now()))),
-                _ => Err(CallError::MethodNotFound),
-            },
+            Ok(()) => dispatch(state, &request.method, request.params).await,
         };
         result.map_err(|e| {
             info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
@@ -48,17 +45,40 @@ impl Methods for PublicMethods {
     }
 }
 
+/// One call by its contract: the method from [`Method`], the typed params, the typed result.
+async fn dispatch(
+    state: &Arc<PublicState>,
+    method: &str,
+    params: Map<String, Value>,
+) -> Result<Value, CallError> {
+    let method = method
+        .parse::<Method>()
+        .map_err(|_| CallError::MethodNotFound)?;
+    match method {
+        Method::RequestConnection => {
+            let offer = super::request_connection::request_connection(state, params).await?;
+            Ok(encode_result::<RequestConnection>(&offer)?)
+        }
+        Method::AnnounceConnections => {
+            let (client, call) = called::<AnnounceConnections>(params)?;
+            let results = announce_connections(state, client, call).await?;
+            Ok(encode_result::<AnnounceConnections>(&results)?)
+        }
+        Method::GetAnnouncements => {
+            decode_params::<GetAnnouncements>(params)?;
+            let live = state.announcements.live(Utc::now());
+            Ok(encode_result::<GetAnnouncements>(&live)?)
+        }
+    }
+}
+
 async fn announce_connections(
     state: &PublicState,
-    mut params: Map<String, Value>,
-) -> Result<Value, CallError> {
-    let client = client_info(&mut params)?;
+    client: ClientInfo,
+    call: AnnounceConnections,
+) -> Result<<AnnounceConnections as Call>::Result, CallError> {
     let now = Utc::now();
-    let Some(Value::Array(items)) = params.get("connections") else {
-        return Err(CallError::InvalidParams(
-            "connections: required list".into(),
-        ));
-    };
+    let items = call.connections;
     if items.len() > MAX_CONNECTIONS_PER_CALL {
         return Err(CallError::InvalidParams(format!(
             "connections: at most {MAX_CONNECTIONS_PER_CALL} per call"
@@ -66,23 +86,16 @@ async fn announce_connections(
     }
     let rules = state.announcements.rules();
     let mut requested = Vec::with_capacity(items.len());
-    for (i, item) in items.iter().enumerate() {
-        let Value::Object(item) = item else {
-            return Err(CallError::InvalidParams(format!(
-                "connections[{i}]: must be an object"
-            )));
-        };
-        let domain = string(item, "domain")?;
-        let expires = expires_at(item.get("expires_at"), "expires_at")?;
+    for (i, item) in items.into_iter().enumerate() {
         let expiry = rules
-            .expiry(expires, now)
+            .expiry(item.expires_at, now)
             .map_err(|e| CallError::InvalidParams(format!("connections[{i}].expires_at: {e}")))?;
-        requested.push((domain, expiry));
+        requested.push((item.domain, expiry));
     }
     let allowed = allowed_domains(&client.entry, &state.name)?;
     let plan = state
         .announcements
-        .announce(&client.name, &allowed, &requested, now)
+        .announce(client.name.as_str(), &allowed, &requested, now)
         .await?;
     let results = plan
         .results
@@ -104,11 +117,11 @@ async fn announce_connections(
     {
         info!(operator = %client.name, quota, "announcement quota reached");
     }
-    Ok(Value::Array(results))
+    Ok(results)
 }
 
-/// Counts one item's result and returns its JSON (`null` or `{code, message}`).
-fn count(counters: &ProxyCounters, result: &Result<Outcome, Refusal>) -> Value {
+/// Counts one item's result and returns it (`null` or `{code, message}` on the wire).
+fn count(counters: &ProxyCounters, result: &Result<Outcome, Refusal>) -> Option<ItemRefusal> {
     match result {
         Ok(outcome) => {
             ProxyCounters::inc(&counters.announcements_accepted);
@@ -117,7 +130,7 @@ fn count(counters: &ProxyCounters, result: &Result<Outcome, Refusal>) -> Value {
                 Outcome::Renewed => ProxyCounters::inc(&counters.announcements_deferred),
                 _ => {}
             }
-            Value::Null
+            None
         }
         Err(refusal) => {
             ProxyCounters::inc(&counters.announcements_refused);
@@ -127,7 +140,7 @@ fn count(counters: &ProxyCounters, result: &Result<Outcome, Refusal>) -> Value {
                 _ => {}
             }
             let (code, message) = refusal.code_message();
-            json!({"code": code, "message": message})
+            Some(ItemRefusal { code, message })
         }
     }
 }

@@ -7,10 +7,8 @@
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use chrono::Utc;
-use serde_json::{Map, json};
+use tandem_contracts::private_proxy::IncomingConnection;
 use tandem_engine::{ClientHelloInfo, EngineHandle, PairId, PairKind, SniResolver, Token};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -135,17 +133,12 @@ async fn notify(
     endpoint: String,
     counters: Arc<ProxyCounters>,
 ) {
-    let mut params = Map::new();
-    params.insert("domain".into(), json!(job.domain));
-    params.insert(
-        "token".into(),
-        json!(STANDARD.encode(job.pairing_token.as_bytes())),
-    );
-    params.insert("endpoint".into(), json!(endpoint));
-    if let Err(e) = hyper
-        .call(&job.operator, "incomingConnection", params)
-        .await
-    {
+    let call = IncomingConnection {
+        domain: job.domain,
+        token: job.pairing_token,
+        endpoint,
+    };
+    if let Err(e) = hyper.call(&job.operator, &call).await {
         let _ = engine.cancel_pair(job.pair);
         ProxyCounters::inc(&counters.sni_notify_failed);
         ProxyCounters::inc(&counters.pairs_cancelled);

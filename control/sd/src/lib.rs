@@ -66,13 +66,7 @@ pub async fn run(
     let rpc_metrics = tandem_net::metrics::RpcMetrics::register(
         &mut registry,
         "sd_rpc",
-        &[
-            "submitRecords",
-            "getTip",
-            "getRecords",
-            "getEntries",
-            "getEntry",
-        ],
+        tandem_contracts::sd::Method::NAMES,
     );
     let serving_metrics = ServingMetrics::register(&mut registry);
     let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);

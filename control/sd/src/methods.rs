@@ -1,4 +1,5 @@
-//! The `sd` JSON-RPC methods: `submitRecords`, `getTip`, `getRecords`, `getEntries`, `getEntry`.
+//! The `sd` JSON-RPC methods: `submitRecords`, `getTip`, `getRecords`, `getEntries`, `getEntry`
+//! (the contract is `tandem_contracts::sd`).
 
 use std::sync::Arc;
 
@@ -7,6 +8,8 @@ use tracing::{info, warn};
 
 use super::error::SdError;
 use super::service::DirectoryService;
+use tandem_contracts::sd::{GetEntries, GetEntry, GetRecords, GetTip, Method, SubmitRecords};
+use tandem_contracts::{Call, OkText, decode_params, encode_result};
 use tandem_directory::SignedChangeRecord;
 use tandem_directory::ledger::AppendError;
 use tandem_net::http::{Methods, PeerInfo};
@@ -32,28 +35,39 @@ impl SdMethods {
 
 impl Methods for SdMethods {
     async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
+        let Ok(method) = request.method.parse::<Method>() else {
+            return Err(ErrorObject::new(METHOD_NOT_FOUND, "method not found"));
+        };
         let params = request.params;
-        match request.method.as_str() {
-            "submitRecords" => self.submit_records(params, &peer).await,
-            "getTip" => Ok(to_json(self.service.tip())),
-            "getRecords" => {
-                let after = optional_hash(&params, "after")?;
-                Ok(to_json(self.service.records_after(&after)))
+        match method {
+            Method::SubmitRecords => self.submit_records(params, &peer).await,
+            Method::GetTip => {
+                decode::<GetTip>(params)?;
+                answer::<GetTip>(&self.service.tip())
             }
-            "getEntries" => Ok(to_json(self.service.entries())),
-            "getEntry" => {
-                let name = required_string(&params, "name")?;
-                match self.service.entry(&name) {
-                    Some(entry) => Ok(to_json(entry)),
+            Method::GetRecords => {
+                let after = hash(decode::<GetRecords>(params)?.after)?;
+                answer::<GetRecords>(&self.service.records_after(&after))
+            }
+            Method::GetEntries => {
+                decode::<GetEntries>(params)?;
+                answer::<GetEntries>(&self.service.entries())
+            }
+            Method::GetEntry => {
+                let name = decode::<GetEntry>(params)?.name;
+                match self.service.entry(name.as_str()) {
+                    Some(entry) => answer::<GetEntry>(&entry),
                     None => Err(ErrorObject::new(NOT_FOUND, "not found")),
                 }
             }
-            _ => Err(ErrorObject::new(METHOD_NOT_FOUND, "method not found")),
         }
     }
 }
 
 impl SdMethods {
+    /// `submitRecords` ([`SubmitRecords`]): each record is decoded on its own from its re-encoded
+    /// bytes, so it is bounded by `MAX_RECORD_BYTES` as stored records are and a refusal names its
+    /// index.
     async fn submit_records(
         &self,
         mut params: Map<String, Value>,
@@ -76,7 +90,7 @@ impl SdMethods {
         match self.service.submit(records).await {
             Ok(()) => {
                 info!(peer = %peer.addr, count, "records appended");
-                Ok(Value::String("ok".into()))
+                answer::<SubmitRecords>(&OkText)
             }
             Err(e) => {
                 warn!(peer = %peer.addr, kind = e.kind(), error = %e, "submission refused");
@@ -106,30 +120,28 @@ fn invalid_params(reason: String) -> ErrorObject {
     ErrorObject::new(INVALID_PARAMS, "invalid params").with_data(Value::String(reason))
 }
 
-fn required_string(params: &Map<String, Value>, key: &str) -> Result<String, ErrorObject> {
-    match params.get(key) {
-        Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
-        _ => Err(invalid_params(format!("{key}: required string"))),
-    }
+/// The typed params of a call; a mismatch is `invalid params` with the reason as data.
+fn decode<C: Call>(params: Map<String, Value>) -> Result<C, ErrorObject> {
+    decode_params::<C>(params).map_err(|e| invalid_params(e.to_string()))
 }
 
-/// `after`: optional, empty or 64 lowercase hex digits.
-fn optional_hash(params: &Map<String, Value>, key: &str) -> Result<String, ErrorObject> {
-    match params.get(key) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s))
-            if s.is_empty()
-                || (s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))) =>
-        {
-            Ok(s.clone())
-        }
-        _ => Err(invalid_params(format!(
-            "{key}: must be empty or 64 lowercase hex digits"
-        ))),
-    }
+/// The JSON of a call's result; a value that cannot be encoded is an internal error, not `null`.
+fn answer<C: Call>(result: &C::Result) -> Result<Value, ErrorObject> {
+    encode_result::<C>(result).map_err(|e| {
+        warn!(method = C::method(), error = %e, "result could not be encoded");
+        ErrorObject::new(INTERNAL_ERROR, "internal error")
+    })
 }
 
-fn to_json<T: serde::Serialize>(value: T) -> Value {
-    // Directory types are plain data with string keys; serialisation cannot fail.
-    serde_json::to_value(value).unwrap_or(Value::Null)
+/// `after`: absent, `null`, empty or 64 lowercase hex digits.
+fn hash(after: Option<String>) -> Result<String, ErrorObject> {
+    let after = after.unwrap_or_default();
+    let hex = |s: &str| s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    if after.is_empty() || hex(&after) {
+        Ok(after)
+    } else {
+        Err(invalid_params(
+            "after: must be empty or 64 lowercase hex digits".into(),
+        ))
+    }
 }

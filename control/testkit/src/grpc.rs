@@ -97,7 +97,7 @@ pub fn request(op: &str, method: &str, id: &str, params: Value) -> HyperRequest 
 
 pub fn me(name: &str) -> ClientInfo {
     ClientInfo {
-        name: name.into(),
+        name: name.parse().unwrap(),
         entry: DirectoryEntry::new(name),
     }
 }
@@ -123,7 +123,7 @@ impl RequestSink for EchoSink {
     ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
         self.seen.lock().unwrap().push(Seen {
             request: request.clone(),
-            client: client.name.clone(),
+            client: client.name.to_string(),
         });
         let result = json!({
             "method": request.method,

@@ -45,14 +45,14 @@ impl JsonRpcGateway {
             return self.respond(request.params);
         }
         let id = Address::format(&request.method, &request.id.to_internal());
-        let name = self.broker.name().to_owned();
+        let name = self.broker.operator().clone();
         let entries = self
             .broker
             .directory()
             .entries()
             .await
             .map_err(|e| broker_error(e.into()))?;
-        let entry = entries.get(&name).cloned().ok_or_else(|| {
+        let entry = entries.get(name.as_str()).cloned().ok_or_else(|| {
             ErrorObject::new(INTERNAL_ERROR, "internal error").with_data(
                 json!({"reason": format!("no directory entry for this operator ({name})")}),
             )
@@ -61,7 +61,7 @@ impl JsonRpcGateway {
             method: request.method,
             params: request.params,
             id,
-            client_name: name.clone(),
+            client_name: name.to_string(),
         };
         let response = self
             .broker

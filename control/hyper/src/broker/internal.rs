@@ -1,21 +1,16 @@
 //! Methods a node answers itself when addressed (SPEC §2.5): `_ping`, `_directory`, and the
 //! `_connectionRequest` hand-off to a pluggable [`ConnectionRequestHandler`] (the proxy path).
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
 use super::types::{
     Address, BoxFuture, ClientInfo, DeliveryError, Entries, HyperRequest, HyperResponse,
 };
+use tandem_contracts::hyper_node::{Directory, DirectoryAnswer, Ping, Pong};
+use tandem_contracts::{Call, ContractError, decode_params, encode_result};
 use tandem_directory::entry::DirectoryEntry;
-use tandem_directory::permissions::{DirectoryQuery, filter};
+use tandem_directory::permissions::filter;
 use tandem_directory::time::RecordTime;
-
-/// The internal method names.
-pub const PING: &str = "_ping";
-/// See [`PING`].
-pub const DIRECTORY: &str = "_directory";
-/// See [`PING`].
-pub const CONNECTION_REQUEST: &str = "_connectionRequest";
 
 /// Handles `_connectionRequest` (SPEC §4.5): set by the proxy issue (the `grpc_server` channel dials
 /// the proxy's internal endpoint with the token). `Ok(None)` means "not mine, ask the next handler".
@@ -30,65 +25,55 @@ pub trait ConnectionRequestHandler: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<HyperResponse>, DeliveryError>>;
 }
 
-/// `_ping`: `{version, timestamp (RFC 3339 with nanoseconds), params (incl. _client), serverInfo}`.
-/// The response id is the caller's original id (`address.id`), as in the original.
+/// `_ping` ([`Pong`]): the version, the clock (RFC 3339 with nanoseconds), the params as received
+/// (including `_client`) and our own entry. The response id is the caller's original id
+/// (`address.id`), as in the original.
 pub fn ping(
     address: &Address,
     request: &HyperRequest,
     own: &DirectoryEntry,
     version: &str,
 ) -> Result<HyperResponse, DeliveryError> {
-    let server_info =
-        serde_json::to_value(own).map_err(|e| internal(format!("serverInfo: {e}")))?;
-    let mut result = Map::new();
-    result.insert("version".into(), json!(version));
-    result.insert(
-        "timestamp".into(),
-        json!(RecordTime::from_utc(chrono::Utc::now()).to_rfc3339_nano()),
-    );
-    result.insert("params".into(), Value::Object(request.params.clone()));
-    result.insert("serverInfo".into(), server_info);
-    Ok(HyperResponse::result(address.id.clone(), result))
+    let pong = Pong {
+        version: version.to_owned(),
+        timestamp: RecordTime::from_utc(chrono::Utc::now()).to_rfc3339_nano(),
+        params: request.params.clone(),
+        server_info: own.clone(),
+    };
+    answer::<Ping>(address, &pong)
 }
 
-/// `_directory`: params `group`, `operator` (strings) and `channels` (list of strings), all optional;
-/// result `{"entries": [...]}` in name order.
+/// `_directory` ([`Directory`]): the entries matching the query, `{"entries": [...]}` in name
+/// order.
 pub fn directory(
     address: &Address,
     request: &HyperRequest,
     entries: &Entries,
 ) -> Result<HyperResponse, DeliveryError> {
-    let query = query(&request.params)?;
-    let found = filter(entries.values(), &query);
-    let entries = serde_json::to_value(found).map_err(|e| internal(format!("entries: {e}")))?;
-    let mut result = Map::new();
-    result.insert("entries".into(), entries);
-    Ok(HyperResponse::result(address.id.clone(), result))
+    let query = decode_params::<Directory>(request.params.clone())
+        .map_err(|e| internal(e.to_string()))?
+        .into_query();
+    let found = DirectoryAnswer {
+        entries: filter(entries.values(), &query)
+            .into_iter()
+            .cloned()
+            .collect(),
+    };
+    answer::<Directory>(address, &found)
 }
 
-/// Reads the query form: unknown keys (such as `_client`) are ignored, as the original's form does.
-fn query(params: &Map<String, Value>) -> Result<DirectoryQuery, DeliveryError> {
-    let text = |key: &str| match params.get(key) {
-        None | Some(Value::Null) => Ok(String::new()),
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(_) => Err(internal(format!("{key}: must be a string"))),
-    };
-    let channels = match params.get("channels") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(items)) => Some(
-            items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-                .ok_or_else(|| internal("channels: must be a list of strings".into()))?,
-        ),
-        Some(_) => return Err(internal("channels: must be a list of strings".into())),
-    };
-    Ok(DirectoryQuery {
-        group: text("group")?,
-        operator: text("operator")?,
-        channels,
-    })
+/// The response carrying `result` (an object, as every internal method's result is).
+fn answer<C: Call>(address: &Address, result: &C::Result) -> Result<HyperResponse, DeliveryError> {
+    match encode_result::<C>(result) {
+        Ok(Value::Object(map)) => Ok(HyperResponse::result(address.id.clone(), map)),
+        Ok(_) => Err(internal(
+            ContractError::NotAnObject {
+                method: C::method(),
+            }
+            .to_string(),
+        )),
+        Err(e) => Err(internal(e.to_string())),
+    }
 }
 
 /// An internal method failed: the original returns a Go error ("error handling internal request").
@@ -98,28 +83,53 @@ pub(crate) fn internal(reason: String) -> DeliveryError {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
+    fn request(params: Value) -> HyperRequest {
+        HyperRequest {
+            method: "hd-1._directory".into(),
+            params: params.as_object().cloned().unwrap(),
+            id: "hd-1._directory(1)".into(),
+            client_name: "hd-1".into(),
+        }
+    }
+
     #[test]
-    fn the_query_form_reads_optional_fields_and_refuses_wrong_types() {
-        let params = |v: Value| v.as_object().cloned().unwrap();
-        let q = query(&params(
-            json!({"group": "g", "channels": ["grpc_server"], "_client": {}}),
-        ));
-        assert_eq!(
-            q.unwrap(),
-            DirectoryQuery {
-                group: "g".into(),
-                operator: String::new(),
-                channels: Some(vec!["grpc_server".into()])
-            }
+    fn directory_filters_by_operator_and_refuses_wrong_types() {
+        let address = Address::parse("hd-1._directory(1)").unwrap();
+        let entries: Entries = std::sync::Arc::new(
+            ["hd-1", "hd-2"]
+                .map(|n| (n.to_owned(), DirectoryEntry::new(n)))
+                .into_iter()
+                .collect(),
         );
-        assert!(query(&params(json!({"operator": 5}))).is_err());
-        assert!(query(&params(json!({"channels": [1]}))).is_err());
-        assert!(query(&params(json!({"channels": "x"}))).is_err());
-        assert_eq!(
-            query(&params(json!({}))).unwrap(),
-            DirectoryQuery::default()
-        );
+        let found = directory(
+            &address,
+            &request(json!({"operator": "hd-2", "_client": {}})),
+            &entries,
+        )
+        .unwrap();
+        let listed = &found.result.unwrap()["entries"];
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert_eq!(listed[0]["name"], "hd-2");
+        let all = directory(&address, &request(json!({})), &entries).unwrap();
+        assert_eq!(all.result.unwrap()["entries"].as_array().unwrap().len(), 2);
+        let err = directory(&address, &request(json!({"channels": "x"})), &entries).unwrap_err();
+        assert!(err.to_string().contains("channels"), "{err}");
+    }
+
+    #[test]
+    fn ping_echoes_the_params_and_names_the_server() {
+        let address = Address::parse("hd-1._ping(7)").unwrap();
+        let own = DirectoryEntry::new("hd-1");
+        let pong = ping(&address, &request(json!({"x": 1})), &own, "v1").unwrap();
+        assert_eq!(pong.id, "7");
+        let result = pong.result.unwrap();
+        assert_eq!(result["version"], "v1");
+        assert_eq!(result["params"], json!({"x": 1}));
+        assert_eq!(result["serverInfo"]["name"], "hd-1");
+        assert!(result["timestamp"].as_str().unwrap().contains('T'));
     }
 }

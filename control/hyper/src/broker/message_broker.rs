@@ -12,8 +12,11 @@ use super::types::{
     Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, HyperRequest,
     HyperResponse, RequestSink,
 };
+use tandem_contracts::CLIENT_KEY;
+use tandem_contracts::hyper_node::Method as NodeMethod;
 use tandem_directory::permissions::can_call;
 use tandem_net::metrics::RpcMetrics;
+use tandem_types::OperatorName;
 
 /// The `_ping` version when none is configured.
 pub const DEFAULT_VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -47,7 +50,7 @@ type HandlerList = Arc<Vec<Arc<dyn ConnectionRequestHandler>>>;
 
 /// The message broker of one operator.
 pub struct MessageBroker {
-    name: String,
+    name: OperatorName,
     version: String,
     directory: Arc<dyn DirectorySource>,
     /// Deadline of one channel delivery (settings `timeouts.call`).
@@ -74,12 +77,12 @@ impl std::fmt::Debug for MessageBroker {
 impl MessageBroker {
     /// A broker for operator `name` with no channels yet.
     pub fn new(
-        name: impl Into<String>,
+        name: OperatorName,
         directory: Arc<dyn DirectorySource>,
         call_timeout: Duration,
     ) -> Self {
         Self {
-            name: name.into(),
+            name,
             version: DEFAULT_VERSION.to_owned(),
             directory,
             call_timeout,
@@ -105,6 +108,11 @@ impl MessageBroker {
 
     /// The operator this broker serves.
     pub fn name(&self) -> &str {
+        self.name.as_str()
+    }
+
+    /// The operator this broker serves, as the name other roles see.
+    pub fn operator(&self) -> &OperatorName {
         &self.name
     }
 
@@ -202,18 +210,18 @@ impl MessageBroker {
         let _transit = self.in_transit.enter(&request.id)?;
         let entries = self.directory.entries().await?;
         let caller = entries
-            .get(&client.name)
-            .ok_or_else(|| DeliveryError::UnknownOperator(client.name.clone()))?;
+            .get(client.name.as_str())
+            .ok_or_else(|| DeliveryError::UnknownOperator(client.name.to_string()))?;
         let own = entries
-            .get(&self.name)
-            .ok_or_else(|| DeliveryError::UnknownOperator(self.name.clone()))?;
+            .get(self.name.as_str())
+            .ok_or_else(|| DeliveryError::UnknownOperator(self.name.to_string()))?;
         let client = ClientInfo {
             name: client.name,
             entry: caller.clone(),
         };
         let client_value = serde_json::to_value(&client)
             .map_err(|e| DeliveryError::Channel(format!("error serializing client info: {e}")))?;
-        request.params.insert("_client".into(), client_value);
+        request.params.insert(CLIENT_KEY.into(), client_value);
         let address = Address::parse(&request.id).ok_or(DeliveryError::BadAddress)?;
         let recipient = entries
             .get(&address.operator)
@@ -245,10 +253,13 @@ impl MessageBroker {
         entries: &super::types::Entries,
         caller: &ClientInfo,
     ) -> Result<Option<HyperResponse>, DeliveryError> {
-        match address.method.as_str() {
-            internal::PING => internal::ping(address, request, own, &self.version).map(Some),
-            internal::DIRECTORY => internal::directory(address, request, entries).map(Some),
-            internal::CONNECTION_REQUEST => {
+        let Ok(method) = address.method.parse::<NodeMethod>() else {
+            return Ok(None);
+        };
+        match method {
+            NodeMethod::Ping => internal::ping(address, request, own, &self.version).map(Some),
+            NodeMethod::Directory => internal::directory(address, request, entries).map(Some),
+            NodeMethod::ConnectionRequest => {
                 for handler in self.handlers().iter() {
                     if let Some(response) = handler
                         .handle_connection_request(address, request, caller)
@@ -259,7 +270,6 @@ impl MessageBroker {
                 }
                 Err(internal::internal("no channel accepted the request".into()))
             }
-            _ => Ok(None),
         }
     }
 

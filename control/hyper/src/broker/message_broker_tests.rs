@@ -93,12 +93,12 @@ fn directory() -> Arc<dyn DirectorySource> {
 }
 
 fn broker() -> MessageBroker {
-    MessageBroker::new("hd-1", directory(), Duration::from_secs(5))
+    MessageBroker::new("hd-1".parse().unwrap(), directory(), Duration::from_secs(5))
 }
 
 fn client(name: &str) -> ClientInfo {
     ClientInfo {
-        name: name.into(),
+        name: name.parse().unwrap(),
         entry: DirectoryEntry::new("stale, replaced by the broker"),
     }
 }
@@ -240,7 +240,11 @@ async fn a_failing_channel_becomes_a_500_naming_its_index() {
 
 #[tokio::test]
 async fn a_channel_past_the_deadline_becomes_a_500_timeout() {
-    let b = MessageBroker::new("hd-1", directory(), Duration::from_millis(200));
+    let b = MessageBroker::new(
+        "hd-1".parse().unwrap(),
+        directory(),
+        Duration::from_millis(200),
+    );
     b.add_channel(Arc::new(Fake {
         hold: Some(Arc::new(Notify::new())),
         ..Fake::new("slow", &["hd-2"])

@@ -6,16 +6,9 @@ use serde_json::{Map, Value};
 
 use tandem_directory::entry::DirectoryEntry;
 
-pub use tandem_directory::source::{BoxFuture, DirectorySource, Entries, SourceError};
-
 /// Who made a request: the operator name and its directory entry (`_client` in params).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ClientInfo {
-    /// The calling operator.
-    pub name: String,
-    /// Its directory entry.
-    pub entry: DirectoryEntry,
-}
+pub use tandem_contracts::ClientInfo;
+pub use tandem_directory::source::{BoxFuture, DirectorySource, Entries, SourceError};
 
 /// A request between operators (the gRPC `Request` message, as JSON).
 #[derive(Debug, Clone, PartialEq)]

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use crate::broker::types::{ClientInfo, DirectorySource, SourceError};
 use tandem_directory::identity::names_for_certificate;
+use tandem_types::OperatorName;
 
 /// Who is on the other end of a gRPC connection; attached to every request on it.
 #[derive(Debug, Clone)]
@@ -71,7 +72,11 @@ pub(crate) async fn identify(
         if clients.iter().any(|c| c.name == name) {
             continue;
         }
-        if let Some(entry) = entries.get(&name) {
+        // A name that is not an operator name cannot be a client (it cannot be addressed either).
+        let Ok(name) = OperatorName::new(name) else {
+            continue;
+        };
+        if let Some(entry) = entries.get(name.as_str()) {
             clients.push(ClientInfo {
                 name,
                 entry: entry.clone(),
@@ -96,7 +101,7 @@ mod tests {
                 names
                     .iter()
                     .map(|n| ClientInfo {
-                        name: (*n).into(),
+                        name: n.parse().unwrap(),
                         entry: DirectoryEntry::new(*n),
                     })
                     .collect(),

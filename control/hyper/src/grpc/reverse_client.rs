@@ -213,7 +213,7 @@ mod tests {
                     "x.hang" => std::future::pending().await,
                     _ => {
                         let mut result = serde_json::Map::new();
-                        result.insert("client".into(), client.name.into());
+                        result.insert("client".into(), client.name.as_str().into());
                         Ok(HyperResponse::result("ignored", result))
                     }
                 }
@@ -225,7 +225,7 @@ mod tests {
         let clients = names
             .iter()
             .map(|n| ClientInfo {
-                name: (*n).into(),
+                name: n.parse().unwrap(),
                 entry: DirectoryEntry::new(*n),
             })
             .collect();

@@ -78,7 +78,7 @@ mod tests {
             client_name: "hd-1".into(),
         };
         let client = ClientInfo {
-            name: "hd-1".into(),
+            name: "hd-1".parse().unwrap(),
             entry: DirectoryEntry::new("hd-1"),
         };
         (request, client)

@@ -10,20 +10,24 @@ use prometheus_client::registry::Registry;
 
 use crate::broker::MessageBroker;
 use crate::dirclient::DirectoryClient;
+use tandem_contracts::hyper_node::Method as NodeMethod;
+use tandem_contracts::private_proxy::Method as PrivateMethod;
+use tandem_contracts::public_proxy::Method as PublicMethod;
 use tandem_net::metrics::collect::scalar_gauge;
 use tandem_net::metrics::{Refusals, RpcMetrics};
 
 /// Methods kept as `method` labels of broker deliveries (Hyper's internal methods and the
-/// proxies'); every other method is counted as `other`, so the label set stays bounded.
+/// proxies', from their contracts); every other method is counted as `other`, so the label set
+/// stays bounded. `getAnnouncements` is both proxies' and appears once.
 pub const BROKER_METHODS: &[&str] = &[
-    "_ping",
-    "_directory",
-    "_connectionRequest",
-    "requestConnection",
-    "announceConnections",
-    "announceConnection",
-    "getAnnouncements",
-    "incomingConnection",
+    NodeMethod::Ping.as_str(),
+    NodeMethod::Directory.as_str(),
+    NodeMethod::ConnectionRequest.as_str(),
+    PublicMethod::RequestConnection.as_str(),
+    PublicMethod::AnnounceConnections.as_str(),
+    PrivateMethod::AnnounceConnection.as_str(),
+    PublicMethod::GetAnnouncements.as_str(),
+    PrivateMethod::IncomingConnection.as_str(),
 ];
 
 /// Deliveries in flight, read at scrape time.
@@ -90,4 +94,24 @@ pub(super) fn hyper_registry(
         m.register(&mut registry);
     }
     registry
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_routed_contract_method_has_its_own_label() {
+        let routed = NodeMethod::NAMES
+            .iter()
+            .chain(PublicMethod::NAMES)
+            .chain(PrivateMethod::NAMES);
+        for name in routed {
+            assert!(BROKER_METHODS.contains(name), "{name}");
+        }
+        let mut unique = BROKER_METHODS.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), BROKER_METHODS.len());
+    }
 }

@@ -28,6 +28,7 @@ use crate::grpc::{GrpcClient, GrpcError, GrpcServer, InjectHandle, ReverseChanne
 use crate::p2p::{BrokerProxyDialer, GrpcConnectionHandler};
 use tandem_settings::HyperSettings;
 use tandem_settings::hyper::{ChannelKind, ChannelSettings};
+use tandem_types::{OperatorName, OperatorNameError};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +59,9 @@ pub enum HyperServerError {
     /// The `jsonrpc_client` channel could not be built.
     #[error(transparent)]
     JsonRpcClient(#[from] JsonRpcClientError),
+    /// The settings' `name` is not an operator name.
+    #[error("name: {0}")]
+    Name(#[from] OperatorNameError),
 }
 
 impl HyperServerError {
@@ -71,6 +75,7 @@ impl HyperServerError {
             Self::Tls(e) => e.kind(),
             Self::Grpc(e) => e.kind(),
             Self::JsonRpcClient(e) => e.kind(),
+            Self::Name(_) => "operator_name",
         }
     }
 }
@@ -200,7 +205,12 @@ impl HyperServer {
         let directory = Arc::new(DirectoryClient::from_settings(settings)?);
         let (stop, stop_rx) = watch::channel(false);
         // Dropping `server` on an error below stops and aborts what was started.
-        let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
+        let operator = OperatorName::new(name)?;
+        let broker = Arc::new(MessageBroker::new(
+            operator,
+            directory.clone(),
+            timeouts.call,
+        ));
         let refusals = metrics::DoorRefusals::default();
         let mut registry = metrics::hyper_registry(&broker, &directory, &refusals);
         let serving_metrics = tandem_serving::ServingMetrics::register(&mut registry);

@@ -4,22 +4,21 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rand::RngCore;
-use serde_json::{Map, Value, json};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, debug_span, info};
 
-use super::token::{ConnectToken, dial_with_token, endpoint};
+use super::endpoint::endpoint;
 use super::{GRPC_SERVER_CHANNEL, P2pError};
 use crate::broker::MessageBroker;
 use crate::broker::types::{
     Address, BoxFuture, ClientInfo, DeliveryError, HyperRequest, HyperResponse,
 };
 use crate::grpc::ProxyDialer;
+use tandem_contracts::public_proxy::{Offer, RequestConnection};
+use tandem_contracts::{Call, OperatorName, decode_result, encode_params};
 use tandem_directory::entry::DirectoryEntry;
 use tandem_net::metrics::Refusals;
-
-/// The proxy method that brokers a connection.
-pub const REQUEST_CONNECTION: &str = "requestConnection";
+use tandem_net::pairing::join_pair;
 
 /// Asks the proxy for a pairing token through the local broker (so the request travels
 /// hyper → proxy hyper → public proxy), then dials the endpoint — only one the proxy's directory
@@ -33,12 +32,6 @@ pub struct BrokerProxyDialer {
     connect_timeout: Duration,
     /// Offered endpoints not dialed, by reason (`foreign_endpoint`).
     refused: Refusals,
-}
-
-/// What the proxy handed out: where to connect and what to write first.
-struct Offer {
-    token: ConnectToken,
-    endpoint: String,
 }
 
 impl BrokerProxyDialer {
@@ -59,7 +52,7 @@ impl BrokerProxyDialer {
     async fn connect(&self, operator: &str, proxy: &str) -> Result<TcpStream, P2pError> {
         let offer = self.request_connection(operator, proxy).await?;
         self.check_offer(proxy, &offer.endpoint).await?;
-        let stream = dial_with_token(&offer.endpoint, &offer.token, self.connect_timeout).await?;
+        let stream = join_pair(&offer.endpoint, &offer.token, self.connect_timeout).await?;
         debug!(endpoint = %offer.endpoint, "connected to the proxy's pairing endpoint");
         Ok(stream)
     }
@@ -89,16 +82,17 @@ impl BrokerProxyDialer {
     /// ourselves.
     async fn request_connection(&self, operator: &str, proxy: &str) -> Result<Offer, P2pError> {
         let broker = self.broker.upgrade().ok_or(P2pError::BrokerGone)?;
-        let own = broker.name().to_owned();
-        let method = format!("{proxy}.{REQUEST_CONNECTION}");
-        let mut params = Map::new();
-        params.insert("to".into(), json!(operator));
-        params.insert("channel".into(), json!(GRPC_SERVER_CHANNEL));
+        let own = broker.operator().clone();
+        let call = RequestConnection {
+            to: OperatorName::new(operator).map_err(|e| P2pError::invalid("to", e.to_string()))?,
+            channel: GRPC_SERVER_CHANNEL.to_owned(),
+        };
+        let method = format!("{proxy}.{}", RequestConnection::method());
         let request = HyperRequest {
             id: Address::format(&method, &random_id()),
             method,
-            params,
-            client_name: own.clone(),
+            params: encode_params(&call)?,
+            client_name: own.to_string(),
         };
         // The broker replaces the entry with the directory's own entry before routing.
         let client = ClientInfo {
@@ -124,7 +118,7 @@ fn random_id() -> String {
     hex::encode(bytes)
 }
 
-/// Reads `{token, endpoint}` from the proxy's answer.
+/// Reads the [`Offer`] `{token, endpoint}` from the proxy's answer.
 fn offer(proxy: &str, response: HyperResponse) -> Result<Offer, P2pError> {
     if let Some(error) = response.error {
         return Err(P2pError::Refused {
@@ -133,18 +127,10 @@ fn offer(proxy: &str, response: HyperResponse) -> Result<Offer, P2pError> {
             message: error.message,
         });
     }
-    let result = response.result.unwrap_or_default();
-    let text = |field: &'static str| match result.get(field) {
-        Some(Value::String(s)) => Ok(s.as_str()),
-        _ => Err(P2pError::invalid(
-            field,
-            "the proxy's answer has no such string",
-        )),
-    };
-    Ok(Offer {
-        token: ConnectToken::from_base64(text("token")?)?,
-        endpoint: endpoint(text("endpoint")?)?.to_owned(),
-    })
+    let result = serde_json::Value::Object(response.result.unwrap_or_default());
+    let offer = decode_result::<RequestConnection>(result)?;
+    endpoint(&offer.endpoint)?;
+    Ok(offer)
 }
 
 impl ProxyDialer for BrokerProxyDialer {
@@ -168,6 +154,9 @@ impl ProxyDialer for BrokerProxyDialer {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+    use tandem_types::Token;
+
     use super::*;
 
     fn answer(result: Value) -> HyperResponse {
@@ -179,7 +168,7 @@ mod tests {
 
     #[test]
     fn the_offer_needs_a_32_byte_token_and_an_endpoint() {
-        let token = ConnectToken::from_bytes([9; 32]).to_base64();
+        let token = Token::from_bytes([9; 32]).to_base64();
         let ok = offer(
             "p",
             answer(json!({"token": token, "endpoint": "localhost:9999"})),
@@ -197,8 +186,11 @@ mod tests {
             (json!({"token": 5, "endpoint": "h:1"}), "token"),
         ] {
             match offer("p", answer(result.clone())) {
-                Err(P2pError::Invalid { field: f, .. }) => assert_eq!(f, field, "{result}"),
-                other => panic!("{result}: {:?}", other.err()),
+                Err(e) => {
+                    assert_eq!(e.kind(), "invalid", "{result}: {e}");
+                    assert!(e.to_string().contains(field), "{result}: {e}");
+                }
+                Ok(_) => panic!("{result}: accepted"),
             }
         }
     }
@@ -220,11 +212,11 @@ mod tests {
         let id = random_id();
         assert_eq!(id.len(), 16);
         assert!(id.chars().all(|c| c.is_ascii_hexdigit()));
-        let method = format!("p.{REQUEST_CONNECTION}");
+        let method = format!("p.{}", RequestConnection::method());
         let address = Address::parse(&Address::format(&method, &id)).unwrap();
         assert_eq!(
             (address.operator.as_str(), address.method.as_str()),
-            ("p", REQUEST_CONNECTION)
+            ("p", "requestConnection")
         );
     }
 

@@ -2,6 +2,8 @@
 
 use crate::broker::types::DeliveryError;
 use crate::grpc::InjectError;
+use tandem_contracts::ContractError;
+use tandem_net::pairing::JoinError;
 
 /// Why a brokered connection could not be set up. A token never appears in these messages.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +29,11 @@ pub enum P2pError {
         /// Its error message.
         message: String,
     },
-    /// A field of the request or of the proxy's answer is missing or malformed.
+    /// The request's params or the proxy's answer do not fit the contract (the message names the
+    /// field).
+    #[error("invalid {0}")]
+    Contract(#[from] ContractError),
+    /// A field of the request or of the proxy's answer is malformed.
     #[error("invalid {field}: {reason}")]
     Invalid {
         /// The field (`token`, `endpoint`, `channel`, ...).
@@ -48,30 +54,10 @@ pub enum P2pError {
         /// What its entry lists.
         listed: Vec<String>,
     },
-    /// Connecting to the pairing endpoint failed.
-    #[error("dialing {endpoint}: {source}")]
-    Dial {
-        /// The endpoint.
-        endpoint: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Writing the token to the pairing endpoint failed.
-    #[error("could not write token to {endpoint}: {source}")]
-    WriteToken {
-        /// The endpoint.
-        endpoint: String,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// Dialing and writing the token took longer than the connect deadline.
-    #[error("dialing {endpoint} took longer than {seconds:.1}s")]
-    Timeout {
-        /// The endpoint.
-        endpoint: String,
-        /// The deadline in seconds.
-        seconds: f64,
-    },
+    /// Dialing the pairing endpoint and writing the token failed or took longer than the
+    /// connect deadline.
+    #[error(transparent)]
+    Join(#[from] JoinError),
     /// The local gRPC server did not take the socket.
     #[error("handing the connection to the gRPC server: {0}")]
     Inject(#[from] InjectError),
@@ -84,11 +70,9 @@ impl P2pError {
             Self::BrokerGone => "broker_gone",
             Self::Delivery { .. } => "delivery",
             Self::Refused { .. } => "refused",
-            Self::Invalid { .. } => "invalid",
+            Self::Contract(_) | Self::Invalid { .. } => "invalid",
             Self::ForeignEndpoint { .. } => "foreign_endpoint",
-            Self::Dial { .. } => "dial",
-            Self::WriteToken { .. } => "write_token",
-            Self::Timeout { .. } => "timeout",
+            Self::Join(e) => e.kind(),
             Self::Inject(_) => "inject",
         }
     }

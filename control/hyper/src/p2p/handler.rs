@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tracing::{Instrument, debug, debug_span, info};
 
-use super::token::{ConnectToken, dial_with_token, endpoint};
+use super::endpoint::endpoint;
 use super::{GRPC_SERVER_CHANNEL, P2pError};
 use crate::broker::ConnectionRequestHandler;
 use crate::broker::internal::internal;
@@ -17,7 +17,10 @@ use crate::broker::types::{
     Address, BoxFuture, ClientInfo, DeliveryError, HyperRequest, HyperResponse,
 };
 use crate::grpc::InjectHandle;
+use tandem_contracts::decode_params;
+use tandem_contracts::hyper_node::{ChannelOf, ConnectionRequest, Requester};
 use tandem_net::metrics::Refusals;
+use tandem_net::pairing::join_pair;
 
 /// Answers `_connectionRequest {channel: "grpc_server", endpoint, token, client}` from a proxy
 /// operator: when its directory entry lists `endpoint`, dial it (within the connect deadline),
@@ -30,14 +33,6 @@ pub struct GrpcConnectionHandler {
     connect_timeout: Duration,
     /// Refused endpoints, by reason (`foreign_endpoint`).
     refused: Refusals,
-}
-
-/// The parsed params of a `_connectionRequest` for us.
-struct ConnectionRequest<'a> {
-    endpoint: &'a str,
-    token: ConnectToken,
-    /// The requester as the proxy names it (informational: the proxy is the authenticated caller).
-    client: Option<&'a str>,
 }
 
 impl GrpcConnectionHandler {
@@ -53,40 +48,31 @@ impl GrpcConnectionHandler {
 
     async fn connect(
         &self,
-        request: ConnectionRequest<'_>,
+        request: ConnectionRequest<Requester>,
         caller: &ClientInfo,
     ) -> Result<(), P2pError> {
-        if let Err(refusal) = P2pError::check_owner(&caller.entry, request.endpoint) {
+        if let Err(refusal) = P2pError::check_owner(&caller.entry, &request.endpoint) {
             self.refused.count(refusal.kind());
             info!(proxy = %caller.name, endpoint = %request.endpoint, "_connectionRequest for an endpoint the proxy does not own refused");
             return Err(refusal);
         }
-        let stream =
-            dial_with_token(request.endpoint, &request.token, self.connect_timeout).await?;
+        let stream = join_pair(&request.endpoint, &request.token, self.connect_timeout).await?;
         self.inject.inject(stream).await?;
-        debug!(requester = ?request.client, "brokered connection handed to the gRPC server");
+        // The requester as the proxy names it (informational: the proxy is the authenticated caller).
+        let requester = request.client.as_ref().map(|c| c.name.as_str());
+        debug!(requester, "brokered connection handed to the gRPC server");
         Ok(())
     }
 }
 
-/// `Ok(None)` when the request is for another channel.
-fn parse(params: &Map<String, Value>) -> Result<Option<ConnectionRequest<'_>>, P2pError> {
-    let text = |field: &'static str| match params.get(field) {
-        Some(Value::String(s)) => Ok(s.as_str()),
-        _ => Err(P2pError::invalid(field, "required string")),
-    };
-    if text("channel")? != GRPC_SERVER_CHANNEL {
+/// `Ok(None)` when the request is for another channel (whatever its other params).
+fn parse(params: &Map<String, Value>) -> Result<Option<ConnectionRequest<Requester>>, P2pError> {
+    if decode_params::<ChannelOf>(params.clone())?.channel != GRPC_SERVER_CHANNEL {
         return Ok(None);
     }
-    let client = params
-        .get("client")
-        .and_then(|c| c.get("name"))
-        .and_then(Value::as_str);
-    Ok(Some(ConnectionRequest {
-        endpoint: endpoint(text("endpoint")?)?,
-        token: ConnectToken::from_base64(text("token")?)?,
-        client,
-    }))
+    let request: ConnectionRequest<Requester> = decode_params(params.clone())?;
+    endpoint(&request.endpoint)?;
+    Ok(Some(request))
 }
 
 impl ConnectionRequestHandler for GrpcConnectionHandler {
@@ -105,6 +91,7 @@ impl ConnectionRequestHandler for GrpcConnectionHandler {
                     Err(e) => Err(e),
                 };
                 match outcome {
+                    // The result is `{}` (`tandem_contracts::Empty`).
                     Ok(()) => Ok(Some(HyperResponse::result(address.id.clone(), Map::new()))),
                     Err(e) => {
                         debug!(kind = e.kind(), error = %e, "connection request failed");
@@ -129,7 +116,7 @@ mod tests {
 
     #[test]
     fn other_channels_are_not_ours_and_bad_fields_are_named() {
-        let token = ConnectToken::from_bytes([3; 32]).to_base64();
+        let token = tandem_types::Token::from_bytes([3; 32]).to_base64();
         assert!(
             parse(&params(json!({"channel": "quic"})))
                 .unwrap()
@@ -138,7 +125,10 @@ mod tests {
         let good = params(json!({"channel": "grpc_server", "endpoint": "h:1",
             "token": token, "client": {"name": "hd-1"}}));
         let ok = parse(&good).unwrap().unwrap();
-        assert_eq!((ok.endpoint, ok.client), ("h:1", Some("hd-1")));
+        assert_eq!(
+            (ok.endpoint.as_str(), ok.client.unwrap().name.as_str()),
+            ("h:1", "hd-1")
+        );
         for (p, field) in [
             (json!({}), "channel"),
             (
@@ -153,10 +143,17 @@ mod tests {
                 json!({"channel": "grpc_server", "endpoint": "h:1", "token": "AAAA"}),
                 "token",
             ),
+            (
+                json!({"channel": "grpc_server", "endpoint": "nohost", "token": token}),
+                "endpoint",
+            ),
         ] {
             match parse(&params(p.clone())) {
-                Err(P2pError::Invalid { field: f, .. }) => assert_eq!(f, field, "{p}"),
-                other => panic!("{p}: {}", other.is_ok()),
+                Err(e) => {
+                    assert_eq!(e.kind(), "invalid", "{p}: {e}");
+                    assert!(e.to_string().contains(field), "{p}: {e}");
+                }
+                Ok(_) => panic!("{p}: accepted"),
             }
         }
     }

@@ -10,15 +10,20 @@
 //! Neither side sets a lifetime on the proxied connection: it lives as long as gRPC uses it (keepalive
 //! and the engine's idle timeout end it), not the original's 5 seconds (SPEC §4.9.1).
 
+//!
+//! The params and results of both calls are `tandem_contracts` types
+//! ([`public_proxy::RequestConnection`](tandem_contracts::public_proxy::RequestConnection),
+//! [`hyper_node::ConnectionRequest`](tandem_contracts::hyper_node::ConnectionRequest)); the token
+//! is `tandem_types::Token`, written by `tandem_net::pairing::join_pair` (one deadline for the
+//! whole join).
+
 mod dialer;
+mod endpoint;
 mod error;
 mod handler;
-mod token;
 
-pub use dialer::{BrokerProxyDialer, REQUEST_CONNECTION};
+pub use dialer::BrokerProxyDialer;
+pub use endpoint::MAX_ENDPOINT_BYTES;
 pub use error::P2pError;
 pub use handler::GrpcConnectionHandler;
-pub use token::{ConnectToken, MAX_ENDPOINT_BYTES, MAX_TOKEN_CHARS, TOKEN_BYTES, dial_with_token};
-
-/// The channel name both sides put in `channel` (the only one Tandem brokers).
-pub const GRPC_SERVER_CHANNEL: &str = "grpc_server";
+pub use tandem_contracts::hyper_node::GRPC_SERVER_CHANNEL;

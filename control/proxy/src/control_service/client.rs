@@ -14,7 +14,7 @@ use tokio_rustls::TlsConnector;
 use tonic::transport::{Channel, Endpoint};
 
 /// Length of a pair token, in bytes.
-const TOKEN_LEN: usize = 32;
+use tandem_types::{TOKEN_LEN, Token};
 
 /// Why a control call failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub struct CreatedPair {
     /// `HOST:PORT` both sides dial.
     pub endpoint: String,
     /// Side A's token, then side B's.
-    pub tokens: [[u8; TOKEN_LEN]; 2],
+    pub tokens: [Token; 2],
     /// RFC 3339 expiry of the unused tokens.
     pub expires_at: String,
 }
@@ -180,11 +180,12 @@ impl ControlClient {
 
 /// Checks the documented shape: two tokens of 32 bytes and an endpoint.
 fn created_pair(answer: pb::CreatePairResponse) -> Result<CreatedPair, ClientError> {
-    let token = |i: usize| -> Result<[u8; TOKEN_LEN], ClientError> {
+    let token = |i: usize| -> Result<Token, ClientError> {
         answer
             .tokens
             .get(i)
             .and_then(|t| <[u8; TOKEN_LEN]>::try_from(t.as_slice()).ok())
+            .map(Token::from_bytes)
             .ok_or_else(|| ClientError::Malformed(format!("token {i} is not {TOKEN_LEN} bytes")))
     };
     if answer.tokens.len() != 2 {
@@ -221,7 +222,7 @@ mod tests {
     #[test]
     fn created_pair_requires_two_32_byte_tokens() {
         let ok = created_pair(answer(vec![vec![1; 32], vec![2; 32]])).unwrap();
-        assert_eq!((ok.id, ok.tokens[1][0]), ((1, 7), 2));
+        assert_eq!((ok.id, ok.tokens[1].as_bytes()[0]), ((1, 7), 2));
         for bad in [
             vec![vec![1; 32]],
             vec![vec![1; 32], vec![2; 31]],

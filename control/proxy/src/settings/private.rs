@@ -45,7 +45,8 @@ pub struct PrivateProxySettings {
     pub internal_endpoint: InternalEndpointSettings,
     /// Deadline of one call to our Hyper node (seconds, default 10).
     pub call_timeout: Duration,
-    /// Deadline to dial the public proxy or the internal address (seconds, default 5).
+    /// Deadline to join the public proxy's pair (connect and token write together, see
+    /// `tandem_net::pairing`) or to dial the internal address (seconds, default 5).
     pub dial_timeout: Duration,
     /// Re-announcement period (seconds, default 600, 1..=86400).
     pub reannounce_interval: Duration,

@@ -2,8 +2,6 @@
 
 use std::io::{self, Write};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use serde::Serialize;
 use serde_json::{Value, json};
 use tandem_proto::control as pb;
@@ -25,7 +23,7 @@ struct PairJson<'a> {
 /// `pair create`: `{"endpoint":"HOST:PORT","tokens":["<base64>","<base64>"],"expires_at":"<RFC 3339>"}`.
 pub(super) fn created_pair(out: &mut impl Write, pair: &CreatedPair, json: bool) -> io::Result<()> {
     let [a, b] = &pair.tokens;
-    let (a, b) = (STANDARD.encode(a), STANDARD.encode(b));
+    let (a, b) = (a.to_base64(), b.to_base64());
     if json {
         let doc = PairJson {
             endpoint: &pair.endpoint,
@@ -278,6 +276,9 @@ fn reason(r: i32) -> &'static str {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+
     use super::*;
 
     #[test]
@@ -285,7 +286,10 @@ mod tests {
         let pair = CreatedPair {
             id: (0, 1),
             endpoint: "127.0.0.1:4000".into(),
-            tokens: [[0xff; 32], [0; 32]],
+            tokens: [
+                tandem_types::Token::from_bytes([0xff; 32]),
+                tandem_types::Token::from_bytes([0; 32]),
+            ],
             expires_at: "2030-01-01T00:00:00.000Z".into(),
         };
         let mut out = Vec::new();

@@ -159,9 +159,9 @@ impl Proxy {
 }
 
 /// Dials `endpoint` and writes `token`.
-pub async fn dial(endpoint: &str, token: &[u8]) -> TcpStream {
+pub async fn dial(endpoint: &str, token: impl AsRef<[u8]>) -> TcpStream {
     let mut s = TcpStream::connect(endpoint).await.unwrap();
-    s.write_all(token).await.unwrap();
+    s.write_all(token.as_ref()).await.unwrap();
     s
 }
 

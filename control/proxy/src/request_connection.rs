@@ -1,4 +1,5 @@
-//! P2P brokering: `requestConnection` (SPEC §4.3), with Tandem's fixes: the requester must be
+//! `requestConnection` (SPEC §4.3): issue a pair, tell the target its token with
+//! `_connectionRequest`, hand the requester the other. With Tandem's fixes: the requester must be
 //! allowed to reach the target, each side gets its own single-use token, the target is told
 //! with a deadline, and the pair is cancelled when telling it fails (the original leaked it).
 //!
@@ -10,19 +11,20 @@
 
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
-use serde_json::{Map, Value, json};
-use tandem_engine::PairKind;
+use tandem_contracts::hyper_node::ConnectionRequest;
+use tandem_contracts::public_proxy::{Offer, RequestConnection};
+use tandem_engine::{PairKind, Token};
 use tracing::{debug, info, warn};
 
-use super::caller::{ClientInfo, client_info, string};
+use serde_json::{Map, Value};
+
+use super::caller::{ClientInfo, called};
 use super::error::CallError;
+use super::hyper_link::LinkError;
 use super::public::PublicState;
 use super::stats::ProxyCounters;
 use tandem_directory::entry::DirectoryEntry;
 use tandem_directory::permissions::{ANY_GROUP, peer_groups};
-use tandem_net::http::ClientError;
 
 /// Whether `requester` may reach `target` (see the module docs for the rule).
 pub fn may_reach(requester: &DirectoryEntry, target: &DirectoryEntry) -> bool {
@@ -34,44 +36,44 @@ pub fn may_reach(requester: &DirectoryEntry, target: &DirectoryEntry) -> bool {
             .any(|g| accepted.contains(g.as_str()))
 }
 
-/// Handles `requestConnection {to, channel, _client}` → `{token, endpoint}`.
+/// Handles `requestConnection {to, channel, _client}` → `{token, endpoint}` (`Offer`), counting
+/// every request and every refusal (malformed params included).
 pub async fn request_connection(
     state: &Arc<PublicState>,
-    mut params: Map<String, Value>,
-) -> Result<Value, CallError> {
+    params: Map<String, Value>,
+) -> Result<Offer, CallError> {
     ProxyCounters::inc(&state.counters.pairs_requested);
-    let result = broker(state, &mut params).await;
+    let result = match called::<RequestConnection>(params) {
+        Ok((client, call)) => pair(state, client, call).await,
+        Err(e) => Err(e),
+    };
     if result.is_err() {
         ProxyCounters::inc(&state.counters.requests_refused);
     }
     result
 }
 
-async fn broker(
+async fn pair(
     state: &Arc<PublicState>,
-    params: &mut Map<String, Value>,
-) -> Result<Value, CallError> {
-    let client = client_info(params)?;
-    let to = string(params, "to")?;
-    let channel = string(params, "channel")?;
-    if to.is_empty() {
-        return Err(CallError::InvalidParams("to: empty".into()));
-    }
+    client: ClientInfo,
+    call: RequestConnection,
+) -> Result<Offer, CallError> {
+    let RequestConnection { to, channel } = call;
     let target = state
         .hyper
-        .directory_entry(&to)
+        .directory_entry(to.as_str())
         .await
         .map_err(CallError::Directory)?
-        .ok_or_else(|| CallError::UnknownOperator(to.clone()))?;
+        .ok_or_else(|| CallError::UnknownOperator(to.to_string()))?;
     if !may_reach(&client.entry, &target) {
         return Err(CallError::NotAllowed {
-            requester: client.name.clone(),
-            target: to,
+            requester: client.name.to_string(),
+            target: to.to_string(),
         });
     }
     let ticket = state.engine.create_pair(PairKind::Direct)?;
     debug!(pair = %ticket.id, requester = %client.name, target = %to, "pair issued");
-    let notify = connection_request(state, &to, &channel, &client, ticket.side_b.as_bytes());
+    let notify = connection_request(state, to.as_str(), channel, client, ticket.side_b);
     if let Err(e) = notify.await {
         // The target never got its token: nobody can use this pair, so free it now.
         if let Err(cancel) = state.engine.cancel_pair(ticket.id) {
@@ -82,29 +84,28 @@ async fn broker(
         return Err(CallError::Peer(e));
     }
     ProxyCounters::inc(&state.counters.pairs_issued);
-    Ok(json!({
-        "token": STANDARD.encode(ticket.side_a.as_bytes()),
-        "endpoint": state.endpoint,
-    }))
+    Ok(Offer {
+        token: ticket.side_a,
+        endpoint: state.endpoint.clone(),
+    })
 }
 
-/// `<to>._connectionRequest {endpoint, client, channel, token}` through our Hyper node.
+/// `<to>._connectionRequest {endpoint, client, channel, token}` through our Hyper node. A request
+/// that cannot be encoded is a [`LinkError::Contract`] (nothing is sent; the pair is cancelled).
 async fn connection_request(
     state: &PublicState,
     to: &str,
-    channel: &str,
-    client: &ClientInfo,
-    token: &[u8; 32],
-) -> Result<Value, ClientError> {
-    let mut params = Map::new();
-    params.insert("endpoint".into(), json!(state.endpoint));
-    params.insert(
-        "client".into(),
-        serde_json::to_value(client).unwrap_or(Value::Null),
-    );
-    params.insert("channel".into(), json!(channel));
-    params.insert("token".into(), json!(STANDARD.encode(token)));
-    state.hyper.call(to, "_connectionRequest", params).await
+    channel: String,
+    client: ClientInfo,
+    token: Token,
+) -> Result<(), LinkError> {
+    let call = ConnectionRequest {
+        endpoint: state.endpoint.clone(),
+        client: Some(client),
+        channel,
+        token,
+    };
+    state.hyper.call(to, &call).await.map(|_accepted| ())
 }
 
 #[cfg(test)]
