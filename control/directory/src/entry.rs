@@ -143,6 +143,30 @@ pub struct IntegrateError {
 }
 
 impl DirectoryEntry {
+    /// An entry read where it only says who someone is (a proxy reading the `_client` its own Hyper
+    /// node injected): the audit trail is dropped (a `json` directory's records carry no hash),
+    /// and sections older nodes leave out (`properties`, empty lists as `null`) get their empty
+    /// values. What the entry grants (groups, channels, settings, certificates) is still read
+    /// strictly: a wrong type there is an error.
+    pub fn from_informational(value: Value) -> Result<Self, serde_json::Error> {
+        let mut value = value;
+        if let Value::Object(map) = &mut value {
+            map.insert("records".into(), Value::Array(Vec::new()));
+            for key in ["groups", "channels", "services", "certificates", "settings"] {
+                let slot = map.entry(key).or_insert(Value::Null);
+                if slot.is_null() {
+                    *slot = Value::Array(Vec::new());
+                }
+            }
+            let properties = map.entry("properties").or_insert(Value::Null);
+            if properties.is_null() {
+                *properties = serde_json::json!({"displayName": ""});
+            }
+            map.entry("preferences").or_insert(Value::Null);
+        }
+        serde_json::from_value(value)
+    }
+
     /// `MakeDirectoryEntry()` with a name: lists empty, `preferences` null, `properties {displayName: ""}`.
     pub fn new(name: impl Into<String>) -> Self {
         Self {

@@ -62,9 +62,29 @@ pub fn called<C: Call>(mut params: Map<String, Value>) -> Result<(ClientInfo, C)
     let raw = params.remove(CLIENT_KEY).ok_or_else(|| {
         CallError::InvalidParams(format!("{CLIENT_KEY}: required (injected by Hyper)"))
     })?;
-    let client: ClientInfo = serde_json::from_value(raw)
-        .map_err(|e| CallError::InvalidParams(format!("{CLIENT_KEY}: {e}")))?;
+    let client = client_info(raw)?;
     Ok((client, decode_params::<C>(params)?))
+}
+
+/// `_client` as a proxy needs it: the name (validated) and the entry read with
+/// [`DirectoryEntry::from_informational`], so that a Hyper node on a `json` directory or an older
+/// node's entry shape is served; the parts that grant something stay strict.
+fn client_info(raw: Value) -> Result<ClientInfo, CallError> {
+    let invalid = |reason: String| CallError::InvalidParams(format!("{CLIENT_KEY}: {reason}"));
+    let Value::Object(mut map) = raw else {
+        return Err(invalid("must be an object {name, entry}".into()));
+    };
+    let name = map
+        .remove("name")
+        .ok_or_else(|| invalid("name: required".into()))
+        .and_then(|n| serde_json::from_value(n).map_err(|e| invalid(format!("name: {e}"))))?;
+    let entry = map
+        .remove("entry")
+        .ok_or_else(|| invalid("entry: required".into()))
+        .and_then(|e| {
+            DirectoryEntry::from_informational(e).map_err(|e| invalid(format!("entry: {e}")))
+        })?;
+    Ok(ClientInfo { name, entry })
 }
 
 /// `allowed_domains` of the caller's `proxy` settings for `proxy_name` (SPEC §4.2):
@@ -94,4 +114,55 @@ pub fn proxy_settings_value(entry: &DirectoryEntry, proxy_name: &str) -> Value {
         .and_then(|s| s.settings.clone())
         .map(Value::Object)
         .unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod client_tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn entry(extra: Value) -> Value {
+        let mut e = json!({
+            "name": "hd-1", "groups": ["health-departments"], "channels": [],
+            "services": [], "certificates": [], "settings": [], "preferences": null
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            e[k] = v.clone();
+        }
+        e
+    }
+
+    #[test]
+    fn client_is_read_tolerantly_where_it_only_informs() {
+        // A json directory's records (no hash) and an older node's entry (no properties, null lists).
+        let unsigned = json!([{"hash": "", "record": {"name": "hd-1"}}]);
+        let raw =
+            json!({"name": "hd-1", "entry": entry(json!({"records": unsigned, "channels": null}))});
+        let client = client_info(raw).unwrap();
+        assert_eq!(client.name.as_str(), "hd-1");
+        assert_eq!(client.entry.groups, ["health-departments"]);
+        assert!(client.entry.records.is_empty() && client.entry.channels.is_empty());
+    }
+
+    #[test]
+    fn what_grants_something_stays_strict() {
+        for (raw, says) in [
+            (
+                json!({"name": "hd-1", "entry": entry(json!({"groups": "all"}))}),
+                "entry",
+            ),
+            (
+                json!({"name": "bad name", "entry": entry(json!({}))}),
+                "name",
+            ),
+            (json!({"entry": entry(json!({}))}), "name: required"),
+            (json!("hd-1"), "must be an object"),
+        ] {
+            match client_info(raw) {
+                Err(CallError::InvalidParams(reason)) => assert!(reason.contains(says), "{reason}"),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
 }
