@@ -4,6 +4,8 @@
 mod baseline;
 mod direct;
 mod echo;
+pub mod floors;
+pub mod mesh;
 mod remote;
 mod tandem;
 
