@@ -6,6 +6,7 @@
 //! [`control`] is generated from `control.proto` (package `tandem.control.v1`): the proxy's
 //! `ControlService` for operators, `proxy ctl` and the load harness.
 
+pub mod codec;
 pub mod structs;
 
 /// Messages (`Request`, `Response`, `Error`), the `Hyper` server trait
