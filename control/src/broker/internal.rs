@@ -6,7 +6,6 @@ use serde_json::{Map, Value, json};
 use super::types::{
     Address, BoxFuture, ClientInfo, DeliveryError, Entries, HyperRequest, HyperResponse,
 };
-use crate::directory::entry::DirectoryEntry;
 use crate::directory::permissions::{DirectoryQuery, filter};
 use crate::directory::time::RecordTime;
 
@@ -31,24 +30,23 @@ pub trait ConnectionRequestHandler: Send + Sync + 'static {
 }
 
 /// `_ping`: `{version, timestamp (RFC 3339 with nanoseconds), params (incl. _client), serverInfo}`.
-/// The response id is the caller's original id (`address.id`), as in the original.
+/// The response id is the caller's original id (`address.id`), as in the original. `server_info`
+/// is this node's directory entry as JSON; `params` are the request's, moved into the answer.
 pub fn ping(
     address: &Address,
-    request: &HyperRequest,
-    own: &DirectoryEntry,
+    params: Map<String, Value>,
+    server_info: Value,
     version: &str,
-) -> Result<HyperResponse, DeliveryError> {
-    let server_info =
-        serde_json::to_value(own).map_err(|e| internal(format!("serverInfo: {e}")))?;
+) -> HyperResponse {
     let mut result = Map::new();
     result.insert("version".into(), json!(version));
     result.insert(
         "timestamp".into(),
         json!(RecordTime::from_utc(chrono::Utc::now()).to_rfc3339_nano()),
     );
-    result.insert("params".into(), Value::Object(request.params.clone()));
+    result.insert("params".into(), Value::Object(params));
     result.insert("serverInfo".into(), server_info);
-    Ok(HyperResponse::result(address.id.clone(), result))
+    HyperResponse::result(address.id.clone(), result)
 }
 
 /// `_directory`: params `group`, `operator` (strings) and `channels` (list of strings), all optional;

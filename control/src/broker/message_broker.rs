@@ -1,7 +1,10 @@
 //! [`MessageBroker`]: routes every request on every hop exactly as SPEC §2.4 describes.
 
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
 
 use tracing::{Instrument, debug, debug_span, warn};
 
@@ -9,9 +12,10 @@ use super::guard::InTransit;
 use super::internal::{self, ConnectionRequestHandler};
 use super::pending::PendingReplies;
 use super::types::{
-    Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, HyperRequest,
+    Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, Entries, HyperRequest,
     HyperResponse, RequestSink,
 };
+use crate::directory::entry::DirectoryEntry;
 use crate::directory::permissions::can_call;
 use crate::metrics::RpcMetrics;
 
@@ -42,6 +46,18 @@ impl BrokerError {
     }
 }
 
+/// Directory entries kept as JSON for one snapshot (the callers seen and the node itself); the
+/// directory's own size bounds it too. Past it, entries are serialised per call again.
+const MAX_ENTRY_JSON: usize = 1024;
+
+/// Entries of one directory snapshot as JSON: each is serialised once per snapshot instead of on
+/// every call (`_client` of every request, `serverInfo` of `_ping`). A new snapshot empties it.
+#[derive(Default)]
+struct EntryJson {
+    snapshot: Option<Entries>,
+    values: HashMap<String, Arc<Value>>,
+}
+
 type ChannelList = Arc<Vec<Arc<dyn Channel>>>;
 type HandlerList = Arc<Vec<Arc<dyn ConnectionRequestHandler>>>;
 
@@ -59,6 +75,8 @@ pub struct MessageBroker {
     pending: Arc<PendingReplies>,
     /// Calls by method and outcome, when the server exports metrics (set once).
     metrics: OnceLock<RpcMetrics>,
+    /// The current snapshot's entries as JSON (held only for the lookup, never across an await).
+    entry_json: Mutex<EntryJson>,
 }
 
 impl std::fmt::Debug for MessageBroker {
@@ -88,6 +106,7 @@ impl MessageBroker {
             in_transit: Arc::new(InTransit::default()),
             pending: PendingReplies::new(),
             metrics: OnceLock::new(),
+            entry_json: Mutex::new(EntryJson::default()),
         }
     }
 
@@ -211,9 +230,13 @@ impl MessageBroker {
             name: client.name,
             entry: caller.clone(),
         };
-        let client_value = serde_json::to_value(&client)
-            .map_err(|e| DeliveryError::Channel(format!("error serializing client info: {e}")))?;
-        request.params.insert("_client".into(), client_value);
+        // `_client` is `ClientInfo` as JSON: `{"name", "entry"}`.
+        let mut client_value = Map::new();
+        client_value.insert("name".into(), Value::String(client.name.clone()));
+        client_value.insert("entry".into(), self.entry_json(&entries, caller)?);
+        request
+            .params
+            .insert("_client".into(), Value::Object(client_value));
         let address = Address::parse(&request.id).ok_or(DeliveryError::BadAddress)?;
         let recipient = entries
             .get(&address.operator)
@@ -226,10 +249,17 @@ impl MessageBroker {
             warn!(method = %address.method, client = %client.name, "permission denied");
             return Ok(HyperResponse::error(request.id, 403, message));
         }
+        if address.operator == own.name && address.method == internal::PING {
+            let server_info = self.entry_json(&entries, own)?;
+            return Ok(internal::ping(
+                &address,
+                request.params,
+                server_info,
+                &self.version,
+            ));
+        }
         if address.operator == own.name
-            && let Some(response) = self
-                .internal(&address, &request, own, &entries, &client)
-                .await?
+            && let Some(response) = self.internal(&address, &request, &entries, &client).await?
         {
             return Ok(response);
         }
@@ -237,16 +267,56 @@ impl MessageBroker {
             .await
     }
 
+    /// `entry` (of snapshot `entries`) as JSON, serialised once per snapshot.
+    fn entry_json(
+        &self,
+        entries: &Entries,
+        entry: &DirectoryEntry,
+    ) -> Result<Value, DeliveryError> {
+        let lock = || {
+            self.entry_json
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+        };
+        let cached = {
+            let mut cache = lock();
+            if !cache
+                .snapshot
+                .as_ref()
+                .is_some_and(|s| Arc::ptr_eq(s, entries))
+            {
+                cache.snapshot = Some(entries.clone());
+                cache.values.clear();
+            }
+            cache.values.get(&entry.name).cloned()
+        };
+        if let Some(value) = cached {
+            return Ok(Value::clone(&value));
+        }
+        let value = serde_json::to_value(entry)
+            .map_err(|e| DeliveryError::Channel(format!("error serializing client info: {e}")))?;
+        let mut cache = lock();
+        if cache
+            .snapshot
+            .as_ref()
+            .is_some_and(|s| Arc::ptr_eq(s, entries))
+            && cache.values.len() < MAX_ENTRY_JSON
+        {
+            cache
+                .values
+                .insert(entry.name.clone(), Arc::new(value.clone()));
+        }
+        Ok(value)
+    }
+
     async fn internal(
         &self,
         address: &Address,
         request: &HyperRequest,
-        own: &crate::directory::entry::DirectoryEntry,
         entries: &super::types::Entries,
         caller: &ClientInfo,
     ) -> Result<Option<HyperResponse>, DeliveryError> {
         match address.method.as_str() {
-            internal::PING => internal::ping(address, request, own, &self.version).map(Some),
             internal::DIRECTORY => internal::directory(address, request, entries).map(Some),
             internal::CONNECTION_REQUEST => {
                 for handler in self.handlers().iter() {

@@ -74,22 +74,28 @@ fn entry(name: &str, groups: &[&str], services: Value) -> DirectoryEntry {
 }
 
 fn directory() -> Arc<dyn DirectorySource> {
-    let services = json!([
+    Arc::new(FixedDirectory(FixedDirectory::snapshot()))
+}
+
+impl FixedDirectory {
+    fn snapshot() -> Entries {
+        let services = json!([
         {"name": "internals", "permissions": [{"group": "health-departments", "rights": ["call"]}],
          "methods": [{"name": "_ping", "permissions": []}, {"name": "_directory", "permissions": []},
                      {"name": "echo", "permissions": []}]},
         {"name": "proxying", "permissions": [{"group": "proxy-providers", "rights": ["call"]}],
          "methods": [{"name": "_connectionRequest", "permissions": []}]}]);
-    let mut map = BTreeMap::new();
-    for e in [
-        entry("hd-1", &["health-departments"], services.clone()),
-        entry("hd-2", &["health-departments"], services),
-        entry("ls-1", &["labs"], json!([])),
-        entry("proxy", &["proxy-providers"], json!([])),
-    ] {
-        map.insert(e.name.clone(), e);
+        let mut map = BTreeMap::new();
+        for e in [
+            entry("hd-1", &["health-departments"], services.clone()),
+            entry("hd-2", &["health-departments"], services),
+            entry("ls-1", &["labs"], json!([])),
+            entry("proxy", &["proxy-providers"], json!([])),
+        ] {
+            map.insert(e.name.clone(), e);
+        }
+        Arc::new(map)
     }
-    Arc::new(FixedDirectory(Arc::new(map)))
 }
 
 fn broker() -> MessageBroker {
@@ -372,4 +378,52 @@ async fn connection_requests_go_to_the_handler_or_fail_clearly() {
         .await
         .unwrap();
     assert!(r.error.is_none());
+}
+
+/// A directory whose snapshot the test replaces.
+struct Swapped(Mutex<Entries>);
+
+impl DirectorySource for Swapped {
+    fn entries(&self) -> BoxFuture<'_, Result<Entries, DeliveryError>> {
+        let entries = self.0.lock().unwrap().clone();
+        Box::pin(async move { Ok(entries) })
+    }
+}
+
+#[tokio::test]
+async fn entries_as_json_are_cached_per_snapshot_and_follow_a_new_one() {
+    let first = FixedDirectory::snapshot();
+    let dir = Arc::new(Swapped(Mutex::new(first.clone())));
+    let b = MessageBroker::new("hd-1", dir.clone(), Duration::from_secs(5));
+    for _ in 0..2 {
+        let r = b.deliver(request("hd-1._ping", "1"), client("hd-2")).await;
+        let r = r.unwrap().result.unwrap();
+        let caller = ClientInfo {
+            name: "hd-2".into(),
+            entry: first["hd-2"].clone(),
+        };
+        assert_eq!(
+            r["params"]["_client"],
+            serde_json::to_value(&caller).unwrap()
+        );
+        assert_eq!(
+            r["serverInfo"],
+            serde_json::to_value(&first["hd-1"]).unwrap()
+        );
+    }
+    let mut next = BTreeMap::clone(&first);
+    for name in ["hd-1", "hd-2"] {
+        next.get_mut(name).unwrap().groups.push("renamed".into());
+    }
+    *dir.0.lock().unwrap() = Arc::new(next);
+    let r = b.deliver(request("hd-1._ping", "1"), client("hd-2")).await;
+    let r = r.unwrap().result.unwrap();
+    assert_eq!(
+        r["params"]["_client"]["entry"]["groups"],
+        json!(["health-departments", "renamed"])
+    );
+    assert_eq!(
+        r["serverInfo"]["groups"],
+        json!(["health-departments", "renamed"])
+    );
 }
