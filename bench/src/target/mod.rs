@@ -6,6 +6,7 @@ mod direct;
 mod echo;
 pub mod floors;
 pub mod mesh;
+mod mesh_files;
 mod remote;
 mod tandem;
 

@@ -6,6 +6,7 @@
 //! floors: a bare tonic unary call and a bare axum JSON POST of the same payload.
 
 pub mod caller;
+mod cold;
 pub mod load;
 pub mod phases;
 pub mod report;
