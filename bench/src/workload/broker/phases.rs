@@ -305,6 +305,10 @@ pub fn run(s: &BrokerSettings) -> anyhow::Result<BrokerReport> {
             ctx.failures.push(format!("{name}: {e:#}"));
         }
     }
+    let answer_bytes = captured
+        .as_ref()
+        .and_then(|v| serde_json::to_vec(v).ok())
+        .map_or(0, |b| b.len());
     match captured {
         Some(result) => {
             if let Err(e) = floors(&mut ctx, result) {
@@ -322,6 +326,7 @@ pub fn run(s: &BrokerSettings) -> anyhow::Result<BrokerReport> {
         environment: environment(),
         settings: serde_json::to_value(s)?,
         rows: ctx.rows,
+        answer_bytes,
         failures: ctx.failures,
         targets,
     })

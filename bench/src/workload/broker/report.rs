@@ -47,6 +47,9 @@ pub struct BrokerReport {
     pub settings: serde_json::Value,
     /// Every phase.
     pub rows: Vec<PhaseRow>,
+    /// Size of the answer's `result` as JSON, bytes (what every call carries back; the floors
+    /// answer with the same result).
+    pub answer_bytes: usize,
     /// Steps that failed, with the reason.
     pub failures: Vec<String>,
     /// The targets.
@@ -151,6 +154,11 @@ pub fn render(r: &BrokerReport) -> String {
         e.cores,
         e.commit,
         if e.dirty { " (dirty)" } else { "" }
+    );
+    let _ = writeln!(
+        out,
+        "answer: {} bytes of JSON result per call",
+        r.answer_bytes
     );
     let _ = writeln!(
         out,
