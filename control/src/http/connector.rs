@@ -67,7 +67,7 @@ const CLIENT_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(60)
 /// The TCP side of every HTTP client: `TCP_NODELAY` (a JSON-RPC request or answer is one small
 /// write; without it the second segment waits out Nagle and the peer's delayed ACK, ~40 ms) and
 /// keepalive. `enforce_http(false)`: the TLS layer above handles `https://`.
-fn tcp_connector() -> HttpConnector {
+pub(crate) fn tcp_connector() -> HttpConnector {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);

@@ -9,6 +9,7 @@ mod rate_limit;
 mod server;
 
 pub use client::{ClientError, JsonRpcClient, MAX_RESPONSE_BYTES};
+pub(crate) use connector::tcp_connector;
 pub use connector::{ConnectorError, connector_from_config, https_connector};
 pub use cors::Cors;
 pub use jsonrpc_route::{Methods, RouteConfig, jsonrpc_router, jsonrpc_router_observed};

@@ -96,9 +96,12 @@ impl Terminator {
                 builder
                     .with_server_name_resolver(FixedServerNameResolver::new(name))
                     .enable_http1()
-                    .build()
+                    .wrap_connector(crate::http::tcp_connector())
             }
-            None => builder.enable_http1().build(),
+            // TCP_NODELAY and keepalive on the dial, as every HTTP client of ours.
+            None => builder
+                .enable_http1()
+                .wrap_connector(crate::http::tcp_connector()),
         };
         let client = Client::builder(TokioExecutor::new()).build(connector);
         Ok(Some(Self {
