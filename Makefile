@@ -84,15 +84,25 @@ clean:
 	cargo clean
 	rm -rf settings/dev/data settings/test/data
 
-.PHONY: bench bench-quick
+.PHONY: bench bench-quick bench-broker
 ## bench: tandem-bench compare with the defaults against direct TCP, Tandem and the baselines
-## (installed with apt when missing); writes bench/results/<date>-<commit>.{json,svg,txt}.
-bench:
+## (installed with apt when missing); writes bench/results/<date>-<commit>.{json,svg,txt};
+## bench-broker runs first.
+bench: bench-broker
 	bench/scripts/install-baselines.sh
 	cargo build --release -p tandem-bench
 	mkdir -p bench/results
 	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD); \
 	target/release/tandem-bench compare --json $$out.json --svg $$out.svg | tee $$out.txt
+
+## bench-broker: tandem-bench broker (JSON-RPC calls through hd-1's gateway to hd-2 with the real
+## sd, hyper and proxy binaries: direct, proxied warm and cold, async respond; tonic and axum
+## floors); writes bench/results/<date>-<commit>-broker.{json,svg,txt}.
+bench-broker:
+	cargo build --release -p tandem-bench -p tandem-control --bins
+	mkdir -p bench/results
+	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD)-broker; \
+	target/release/tandem-bench broker --json $$out.json --svg $$out.svg | tee $$out.txt
 
 ## bench-quick: the same comparison with small sizes (under 60 s on 2 cores), table only.
 bench-quick:

@@ -7,16 +7,22 @@ use std::error::Error;
 fn main() -> Result<(), Box<dyn Error>> {
     let protoc = protoc_bin_vendored::protoc_bin_path()?;
     let include = protoc_bin_vendored::include_path()?;
+    let includes = [std::path::PathBuf::from("."), include];
     let mut config = tonic_prost_build::Config::new();
-    config.protoc_executable(protoc);
+    config.protoc_executable(&protoc);
+    // The Hyper service encodes with its own codec (src/codec.rs: prost's bytes, lengths measured
+    // once); decoding stays prost's.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_with_config(
-            config,
-            &["hyper.proto".into(), "control.proto".into()],
-            &[std::path::PathBuf::from("."), include],
-        )?;
+        .codec_path("crate::codec::HyperCodec")
+        .compile_with_config(config, &["hyper.proto".into()], &includes)?;
+    let mut config = tonic_prost_build::Config::new();
+    config.protoc_executable(&protoc);
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_with_config(config, &["control.proto".into()], &includes)?;
     println!("cargo:rerun-if-changed=hyper.proto");
     println!("cargo:rerun-if-changed=control.proto");
     Ok(())

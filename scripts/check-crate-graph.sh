@@ -50,7 +50,7 @@ allow tandem-sd tandem-contracts tandem-net tandem-datastore tandem-directory ta
 allow tandem-proxy tandem-contracts tandem-engine tandem-net tandem-datastore tandem-directory tandem-settings \
   tandem-serving tandem-types tandem-proto
 allow tandem-engine tandem-types
-allow tandem-bench tandem-engine tandem-net tandem-settings tandem-proxy tandem-types
+allow tandem-bench tandem-engine tandem-net tandem-settings tandem-proxy tandem-hyper tandem-types tandem-proto
 
 forbid tandem-types tokio
 forbid tandem-settings tokio

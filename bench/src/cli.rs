@@ -22,6 +22,44 @@ pub struct Cli {
     /// Workload sizes.
     #[command(flatten)]
     pub sizes: Sizes,
+    /// `broker` settings.
+    #[command(flatten)]
+    pub broker: BrokerFlags,
+}
+
+/// Flags of the `broker` workload.
+#[derive(Clone, Debug, Args, Serialize)]
+pub struct BrokerFlags {
+    /// Concurrent callers, one phase per count (default 1,64,256; quick 1,64).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub callers: Option<Vec<usize>>,
+    /// HTTP versions (h1, h2; default both).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub http: Option<Vec<String>>,
+    /// Rows (direct, proxied-warm, proxied-cold, async-respond; default all). The floors always run.
+    #[arg(long, global = true, value_delimiter = ',', value_enum)]
+    pub rows: Option<Vec<crate::workload::broker::Row>>,
+    /// Recorded calls per phase, at most (default 20,000; quick 3,000).
+    #[arg(long, global = true)]
+    pub calls: Option<u64>,
+    /// Recorded seconds per phase, at most (default 6; quick 2).
+    #[arg(long, global = true)]
+    pub phase_seconds: Option<f64>,
+    /// Cold calls (each waits for the proxy to close the idle pair; default 30, quick 10).
+    #[arg(long, global = true)]
+    pub cold_calls: Option<usize>,
+    /// Method called on hd-1's gateway.
+    #[arg(long, global = true, default_value = "hd-2._ping")]
+    pub method: String,
+    /// Where `sd`, `hyper` and `proxy` are (default: beside this binary).
+    #[arg(long, global = true)]
+    pub bin_dir: Option<PathBuf>,
+    /// Repository root (roles and directory content; default: the one this was built from).
+    #[arg(long, global = true)]
+    pub repo: Option<PathBuf>,
+    /// With `broker --target URL`: which row the running gateway's path is.
+    #[arg(long, global = true, value_enum, default_value = "direct")]
+    pub target_row: crate::workload::broker::Row,
 }
 
 /// The workloads.
@@ -38,6 +76,9 @@ pub enum Command {
     Idle,
     /// Every workload against every system, interleaved, with ratios and the targets.
     Compare,
+    /// JSON-RPC calls through hd-1's gateway to hd-2 (direct, proxied warm and cold, async
+    /// respond) with real `sd`, `hyper` and `proxy` processes, against tonic and axum floors.
+    Broker,
 }
 
 /// Settings every command shares.

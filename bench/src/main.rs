@@ -16,6 +16,9 @@ fn main() -> anyhow::Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if cli.command == tandem_bench::cli::Command::Broker {
+        return broker(&cli);
+    }
     let plan = runner::plan(&cli)?;
     let report = runner::execute(&plan, cli.common.no_progress)?;
     print!("{}", table::render(&report));
@@ -36,4 +39,25 @@ fn main() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem-bench broker`: its own report (schema `tandem-bench-broker/1`).
+fn broker(cli: &Cli) -> anyhow::Result<ExitCode> {
+    use tandem_bench::workload::broker::{BrokerSettings, phases, report};
+    let settings = BrokerSettings::from_cli(cli)?;
+    let r = phases::run(&settings)?;
+    print!("{}", report::render(&r));
+    if let Some(path) = &cli.common.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&r)?)?;
+        println!("json: {}", path.display());
+    }
+    if let Some(path) = &cli.common.svg {
+        report::write_svg(&r, path)?;
+        println!("svg: {}", path.display());
+    }
+    Ok(if r.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

@@ -122,6 +122,9 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
         Command::Latency => vec![lat],
         Command::Idle => vec![idle],
         Command::Compare => vec![one, many, setup, lat, idle],
+        Command::Broker => {
+            bail!("broker has its own plan (workload::broker::BrokerSettings::from_cli)")
+        }
     };
     let systems = c.systems.clone().unwrap_or_else(|| match cli.command {
         _ if remote.is_some() => vec![System::Direct, System::TandemProxy],

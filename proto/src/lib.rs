@@ -6,6 +6,7 @@
 //! [`control`] is generated from `control.proto` (package `tandem.control.v1`): the proxy's
 //! `ControlService` for operators, `proxy ctl` and the load harness.
 
+pub mod codec;
 pub mod structs;
 
 /// Messages (`Request`, `Response`, `Error`), the `Hyper` server trait
@@ -24,7 +25,10 @@ pub mod control {
 }
 
 pub use hyper::{Error, Request, Response};
-pub use structs::{json_from_value, map_from_struct, struct_from_map, value_from_json};
+pub use structs::{
+    into_json, into_map, into_pb_value, into_struct, json_from_value, map_from_struct,
+    struct_from_map, value_from_json,
+};
 
 /// Largest gRPC message Tandem sends or accepts, in bytes: the original's `MaxMessageSize` (4 MiB).
 pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;

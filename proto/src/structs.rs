@@ -60,6 +60,54 @@ pub fn json_from_value(value: &PbValue) -> Value {
     }
 }
 
+/// [`struct_from_map`] taking the object: strings and keys move instead of being copied (the
+/// broker's call path converts whole directory entries per call).
+pub fn into_struct(map: Map<String, Value>) -> Struct {
+    Struct {
+        fields: map
+            .into_iter()
+            .map(|(k, v)| (k, into_pb_value(v)))
+            .collect(),
+    }
+}
+
+/// [`value_from_json`] taking the value.
+pub fn into_pb_value(value: Value) -> PbValue {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(b) => Kind::BoolValue(b),
+        Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or(f64::NAN)),
+        Value::String(s) => Kind::StringValue(s),
+        Value::Array(items) => Kind::ListValue(ListValue {
+            values: items.into_iter().map(into_pb_value).collect(),
+        }),
+        Value::Object(map) => Kind::StructValue(into_struct(map)),
+    };
+    PbValue { kind: Some(kind) }
+}
+
+/// [`map_from_struct`] taking the `Struct`: strings and keys move instead of being copied.
+pub fn into_map(s: Struct) -> Map<String, Value> {
+    s.fields
+        .into_iter()
+        .map(|(k, v)| (k, into_json(v)))
+        .collect()
+}
+
+/// [`json_from_value`] taking the value.
+pub fn into_json(value: PbValue) -> Value {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(b)) => Value::Bool(b),
+        Some(Kind::NumberValue(n)) => number(n),
+        Some(Kind::StringValue(s)) => Value::String(s),
+        Some(Kind::ListValue(list)) => {
+            Value::Array(list.values.into_iter().map(into_json).collect())
+        }
+        Some(Kind::StructValue(s)) => Value::Object(into_map(s)),
+    }
+}
+
 fn number(n: f64) -> Value {
     if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER {
         // Exact: |n| <= 2^53 is integral and fits an i64 without rounding.
@@ -87,6 +135,23 @@ mod tests {
             unreachable!()
         };
         assert_eq!(map_from_struct(&struct_from_map(&map)), map);
+    }
+
+    #[test]
+    fn owned_conversions_equal_the_borrowing_ones() {
+        let v = json!({"a": null, "b": [1, "x", true, 2.5, {"c": []}], "d": {"e": -3}, "n": 1e300});
+        let Value::Object(map) = v else {
+            unreachable!()
+        };
+        let owned = into_struct(map.clone());
+        assert_eq!(owned, struct_from_map(&map));
+        assert_eq!(into_map(owned.clone()), map_from_struct(&owned));
+        assert_eq!(into_map(owned), map);
+        let nan = PbValue {
+            kind: Some(Kind::NumberValue(f64::NAN)),
+        };
+        assert_eq!(into_json(nan.clone()), json_from_value(&nan));
+        assert_eq!(into_json(PbValue { kind: None }), Value::Null);
     }
 
     #[test]

@@ -4,6 +4,9 @@
 mod baseline;
 mod direct;
 mod echo;
+pub mod floors;
+pub mod mesh;
+mod mesh_files;
 mod remote;
 mod tandem;
 

@@ -1,6 +1,7 @@
 //! The four workloads. Each takes a running [`Target`] and settings, and returns a figure set
 //! that serialises into the report.
 
+pub mod broker;
 pub mod idle;
 pub mod latency;
 pub mod setup_rate;

@@ -103,6 +103,7 @@ impl Terminator {
                     .enable_http1()
                     .wrap_connector(outbound)
             }
+            // TCP_NODELAY and keepalive on the dial (Outbound), as every HTTP client of ours.
             None => builder.enable_http1().wrap_connector(outbound),
         };
         let client = Client::builder(TokioExecutor::new()).build(connector);

@@ -236,7 +236,7 @@ impl GrpcClient {
             )
         })?;
         let peer = self.peer(&address.operator, self.route(&server)?);
-        let mut message = request_to_pb(&request);
+        let mut message = request_to_pb(request);
         message.client_name = self.own_name.clone();
         let _slot = peer
             .calls

@@ -2,44 +2,52 @@
 //! statuses and gRPC statuses become delivery errors.
 
 use serde_json::{Map, Value};
-use tandem_proto::{hyper as pb, map_from_struct, struct_from_map};
+use tandem_proto::{hyper as pb, into_map, into_struct, map_from_struct, struct_from_map};
 use tonic::{Code, Status};
 
 use crate::broker::types::{DeliveryError, HyperError, HyperRequest, HyperResponse};
 
-/// A request as sent on the wire.
-pub fn request_to_pb(request: &HyperRequest) -> pb::Request {
+/// A request as sent on the wire (taken by value: its strings move into the message).
+pub fn request_to_pb(request: HyperRequest) -> pb::Request {
     pb::Request {
-        method: request.method.clone(),
-        params: Some(struct_from_map(&request.params)),
-        id: request.id.clone(),
-        client_name: request.client_name.clone(),
+        method: request.method,
+        params: Some(into_struct(request.params)),
+        id: request.id,
+        client_name: request.client_name,
     }
 }
 
-/// A request from the wire (absent params are an empty object, as Go's `AsMap` of nil).
+/// The params key the receiving broker always sets itself from the caller's certificate and
+/// directory entry: a sender's copy is dropped unread instead of being converted.
+const CLIENT_KEY: &str = "_client";
+
+/// A request from the wire (absent params are an empty object, as Go's `AsMap` of nil). A
+/// `_client` sent along is dropped: the broker injects the authenticated caller's own.
 pub fn request_from_pb(request: pb::Request) -> HyperRequest {
     HyperRequest {
         method: request.method,
         params: request
             .params
-            .as_ref()
-            .map(map_from_struct)
+            .map(|mut p| {
+                p.fields.remove(CLIENT_KEY);
+                into_map(p)
+            })
             .unwrap_or_default(),
         id: request.id,
         client_name: request.client_name,
     }
 }
 
-/// A response as sent on the wire. Codes outside `i32` are clamped (the field is `int32`).
-pub fn response_to_pb(response: &HyperResponse) -> pb::Response {
+/// A response as sent on the wire (taken by value). Codes outside `i32` are clamped (the field
+/// is `int32`).
+pub fn response_to_pb(response: HyperResponse) -> pb::Response {
     pb::Response {
-        id: response.id.clone(),
-        result: response.result.as_ref().map(struct_from_map),
-        error: response.error.as_ref().map(|e| pb::Error {
+        id: response.id,
+        result: response.result.map(into_struct),
+        error: response.error.map(|e| pb::Error {
             code: i32::try_from(e.code).unwrap_or(if e.code < 0 { i32::MIN } else { i32::MAX }),
-            message: e.message.clone(),
-            data: e.data.as_ref().map(struct_from_map),
+            message: e.message,
+            data: e.data.map(into_struct),
         }),
     }
 }
@@ -50,10 +58,10 @@ pub fn response_from_pb(response: pb::Response) -> HyperResponse {
     let error = response.error.map(|e| HyperError {
         code: i64::from(e.code),
         message: e.message,
-        data: e.data.as_ref().map(map_from_struct),
+        data: e.data.map(into_map),
     });
-    let result = match (&response.result, &error) {
-        (Some(result), _) => Some(map_from_struct(result)),
+    let result = match (response.result, &error) {
+        (Some(result), _) => Some(into_map(result)),
         (None, None) => Some(Map::new()),
         (None, Some(_)) => None,
     };
@@ -122,7 +130,14 @@ mod tests {
             id: "hd-2._ping(n:1)".into(),
             client_name: "hd-1".into(),
         };
-        assert_eq!(request_from_pb(request_to_pb(&request)), request);
+        let back = request_from_pb(request_to_pb(request.clone()));
+        assert_eq!(
+            back.params,
+            obj(json!({"a": [1, null]})),
+            "a sent _client is dropped"
+        );
+        assert_eq!((back.method, back.id), (request.method, request.id));
+        assert_eq!(back.client_name, request.client_name);
         let empty = request_from_pb(pb::Request::default());
         assert!(empty.params.is_empty());
     }
@@ -130,19 +145,19 @@ mod tests {
     #[test]
     fn responses_round_trip_and_absent_results_are_empty_objects() {
         let ok = HyperResponse::result("x(1)", obj(json!({"_": 3})));
-        assert_eq!(response_from_pb(response_to_pb(&ok)), ok);
+        assert_eq!(response_from_pb(response_to_pb(ok.clone())), ok);
         let mut err = HyperResponse::error("x(1)", 403, "denied");
         if let Some(e) = err.error.as_mut() {
             e.data = Some(obj(json!({"k": "v"})));
         }
-        assert_eq!(response_from_pb(response_to_pb(&err)), err);
+        assert_eq!(response_from_pb(response_to_pb(err.clone())), err);
         let bare = response_from_pb(pb::Response {
             id: "x(1)".into(),
             ..Default::default()
         });
         assert_eq!(bare.result, Some(Map::new()));
         let huge = HyperResponse::error("x", i64::MAX, "m");
-        assert_eq!(response_to_pb(&huge).error.unwrap().code, i32::MAX);
+        assert_eq!(response_to_pb(huge).error.unwrap().code, i32::MAX);
     }
 
     #[test]

@@ -242,7 +242,7 @@ impl ReverseChannel {
         let sender = lock(&client.outbound)
             .clone()
             .ok_or_else(|| DeliveryError::Channel("reverse stream lost".into()))?;
-        let mut message = request_to_pb(&request);
+        let mut message = request_to_pb(request);
         message.client_name = self.own_name.clone();
         sender
             .send(Ok(message))

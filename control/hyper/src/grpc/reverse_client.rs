@@ -105,7 +105,7 @@ async fn answer(
         .as_ref()
         .and_then(|s| s.client(&request.client_name).cloned())
     else {
-        return response_to_pb(&HyperResponse::error(id, 404, "no matching client found"));
+        return response_to_pb(HyperResponse::error(id, 404, "no matching client found"));
     };
     let request = request_from_pb(request);
     let delivered = tokio::time::timeout(deadline, sink.deliver_request(request, client)).await;
@@ -117,7 +117,7 @@ async fn answer(
         Ok(Err(e)) => HyperResponse::error(id, -100, e.to_string()),
         Err(_) => HyperResponse::error(id, -100, "timeout handling the request"),
     };
-    response_to_pb(&response)
+    response_to_pb(response)
 }
 
 /// Recomputes the peers every [`REVERSE_REFRESH`]; one tracked task per peer.

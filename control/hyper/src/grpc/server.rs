@@ -70,7 +70,7 @@ impl Hyper for HyperService {
         {
             Ok(mut response) => {
                 response.id = id;
-                Ok(Response::new(response_to_pb(&response)))
+                Ok(Response::new(response_to_pb(response)))
             }
             Err(e) => Err(status_for(&e)),
         }

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
 
@@ -68,6 +69,21 @@ pub fn connector_from_config(
         .wrap_connector(Outbound::new(forward)?))
 }
 
+/// TCP keepalive probe interval of client sockets: a dead peer behind a silent network is noticed
+/// within minutes even on a pooled connection nobody uses.
+const CLIENT_KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The TCP side of every HTTP client: `TCP_NODELAY` (a JSON-RPC request or answer is one small
+/// write; without it the second segment waits out Nagle and the peer's delayed ACK, ~40 ms) and
+/// keepalive. `enforce_http(false)`: the TLS layer above handles `https://`.
+pub(crate) fn tcp_connector() -> HttpConnector {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_keepalive(Some(CLIENT_KEEPALIVE));
+    http
+}
+
 /// The config of a client that only speaks plain HTTP (hyper-rustls wants one regardless).
 fn plain_config() -> Result<ClientConfig, TlsError> {
     Ok(ClientConfig::builder_with_provider(crate::tls::provider())
@@ -93,5 +109,27 @@ mod tests {
             connector_from_config(None, Some("not a name!"), None),
             Err(ConnectorError::ServerName(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn client_sockets_get_nodelay_and_keepalive() {
+        use tower::ServiceExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accept = tokio::spawn(async move { listener.accept().await });
+        let connector = connector_from_config(None, None, None).unwrap();
+        let uri: hyper::Uri = format!("http://{addr}/").parse().unwrap();
+        let stream = connector.oneshot(uri).await.unwrap();
+        let hyper_rustls::MaybeHttpsStream::Http(tcp) = stream else {
+            panic!("a plain http:// URL gives a plain TCP stream");
+        };
+        let tcp = tcp.into_inner();
+        assert!(
+            tcp.nodelay().unwrap(),
+            "TCP_NODELAY not set on the client socket"
+        );
+        let sock = socket2::SockRef::from(&tcp);
+        assert!(sock.keepalive().unwrap(), "SO_KEEPALIVE not set");
+        drop(accept.await.unwrap().unwrap());
     }
 }

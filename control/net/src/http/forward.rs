@@ -84,7 +84,7 @@ pub enum TunnelError {
 }
 
 /// The connector under our HTTPS connector: plain TCP to the target, or a CONNECT tunnel through
-/// the configured forward proxy. TCP_NODELAY is set either way (a JSON-RPC call is one small write).
+/// the configured forward proxy. TCP_NODELAY and keepalive are set either way ([`super::connector::tcp_connector`]).
 #[derive(Clone, Debug)]
 pub struct Outbound {
     http: HttpConnector,
@@ -101,9 +101,7 @@ struct Forward {
 impl Outbound {
     /// Direct connections, or tunnels through `forward`.
     pub fn new(forward: Option<&ForwardProxy>) -> Result<Self, TunnelError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
+        let http = super::connector::tcp_connector();
         let forward = forward
             .map(|proxy| {
                 let uri = format!("http://{}", proxy.authority())

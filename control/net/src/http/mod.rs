@@ -13,6 +13,7 @@ mod server;
 pub const HTTP_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 pub use client::{ClientError, JsonRpcClient, MAX_RESPONSE_BYTES};
+
 pub use connector::{ConnectorError, connector_from_config, https_connector};
 pub use cors::Cors;
 pub use forward::{Outbound, TunnelError};

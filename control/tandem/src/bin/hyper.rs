@@ -10,6 +10,11 @@ use tandem_hyper::cli::{self, CliError};
 use tandem_net::cli::{LogArgs, VERSION, shutdown_signal};
 use tandem_settings::HyperSettings;
 
+/// mimalloc: one brokered call allocates thousands of small JSON and protobuf nodes, and glibc's
+/// malloc and free took a third of the node's CPU per call (bench/README.md, `broker`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A Tandem operator: the server and the directory and certificate tools.
 #[derive(Debug, Parser)]
 #[command(name = "hyper", version = VERSION, after_help = "Examples:

@@ -9,6 +9,11 @@ use tandem_proxy::control_service::CtlCommand;
 use tandem_proxy::settings::ProxySettings;
 use tandem_proxy::{PrivateProxy, ProxyError, PublicProxy, bind_private, bind_public};
 
+/// mimalloc: one brokered call allocates thousands of small JSON and protobuf nodes, and glibc's
+/// malloc and free took a third of the node's CPU per call (bench/README.md, `broker`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Tandem proxy: P2P pairing and TLS passthrough (public), outbound forwarding (private).
 #[derive(Debug, Parser)]
 #[command(name = "proxy", version = VERSION, after_help = "Example:\n  PROXY_SETTINGS=settings/dev/roles/public-proxy-1 proxy run public")]

@@ -7,6 +7,11 @@ use clap::{CommandFactory, Parser, Subcommand};
 use tandem_net::cli::{LogArgs, VERSION, shutdown_signal};
 use tandem_settings::SdSettings;
 
+/// mimalloc: one brokered call allocates thousands of small JSON and protobuf nodes, and glibc's
+/// malloc and free took a third of the node's CPU per call (bench/README.md, `broker`).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The Tandem service directory: stores signed change records and serves directory entries.
 #[derive(Debug, Parser)]
 #[command(name = "sd", version = VERSION, after_help = "Example:\n  SD_SETTINGS=settings/dev/roles/sd-1 sd run")]
