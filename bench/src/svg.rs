@@ -44,6 +44,25 @@ fn panel(
         .fold(0.0, f64::max)
         .max(1e-9);
     let n = bars.len();
+    if n == 0 {
+        // Nothing ran for this panel: say so instead of drawing an empty (0..-1) axis.
+        area.titled(
+            &format!("{title}: no figures in this run"),
+            ("sans-serif", 16),
+        )
+        .map_err(err)?;
+        return Ok(());
+    }
+    // What is drawn stays inside the axis: a figure that is not finite (a ratio over zero, a run
+    // that produced nothing) is drawn as 0, never as a coordinate that overflows the backend.
+    let ceiling = top * 1.12;
+    let y = |v: f64| {
+        if v.is_finite() {
+            v.clamp(0.0, ceiling)
+        } else {
+            0.0
+        }
+    };
     let (w, _) = area.dim_in_pixel();
     // A rotated label is as wide as the font is tall: keep it under a bar's width.
     let bar_px = (w.saturating_sub(70) as f64 / n.max(1) as f64).max(1.0);
@@ -53,7 +72,7 @@ fn panel(
         .margin(8)
         .x_label_area_size(130)
         .y_label_area_size(60)
-        .build_cartesian_2d((0..n as i32 - 1).into_segmented(), 0f64..top * 1.12)
+        .build_cartesian_2d((0..n as i32 - 1).into_segmented(), 0f64..ceiling)
         .map_err(err)?;
     chart
         .configure_mesh()
@@ -87,7 +106,7 @@ fn panel(
             let mut r = Rectangle::new(
                 [
                     (SegmentValue::Exact(i), 0.0),
-                    (SegmentValue::Exact(i + 1), s.median),
+                    (SegmentValue::Exact(i + 1), y(s.median)),
                 ],
                 color.filled(),
             );
@@ -103,9 +122,9 @@ fn panel(
                 .map(|(i, (_, s))| {
                     ErrorBar::new_vertical(
                         SegmentValue::CenterOf(i as i32),
-                        s.min,
-                        s.median,
-                        s.max,
+                        y(s.min),
+                        y(s.median),
+                        y(s.max),
                         BLACK.stroke_width(2),
                         8,
                     )
@@ -259,5 +278,28 @@ mod tests {
             svg.matches("<line").count() >= 6 * systems.len(),
             "no error bars"
         );
+    }
+
+    #[test]
+    fn figures_that_are_not_finite_are_drawn_at_zero_without_overflow() {
+        let dir = tempfile::tempdir().unwrap();
+        let svg = dir.path().join("odd.svg");
+        let area = SVGBackend::new(&svg, (400, 300)).into_drawing_area();
+        let odd = Spread {
+            min: 1.0,
+            median: f64::INFINITY,
+            max: f64::NAN,
+            n: 3,
+        };
+        let fine = Spread {
+            min: 1.0,
+            median: 2.0,
+            max: 3.0,
+            n: 3,
+        };
+        let bars = vec![("tandem-x".to_owned(), odd), ("direct".to_owned(), fine)];
+        panel(&area, "odd", &bars).unwrap();
+        panel(&area, "empty", &[]).unwrap();
+        area.present().unwrap();
     }
 }
