@@ -13,7 +13,6 @@ use tracing::{info, warn};
 
 use super::error::ProxyError;
 use super::pins::HyperDirectory;
-use super::resolve;
 use crate::control_service::{AdminPolicy, ControlServer, EventHub};
 use crate::settings::ControlSettings;
 use tandem_serving::{Admission, ServingConfig, ServingMetrics};
@@ -39,10 +38,7 @@ impl ControlPlane {
     ) -> Result<Self, ProxyError> {
         let tls = ControlServer::tls_config(&settings.tls)
             .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
-        let addr = resolve(&settings.bind_address).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| ProxyError::io(format!("binding control {}", settings.bind_address), e))?;
+        let listener = tandem_serving::bind(&settings.bind_address).await?;
         let addr = listener
             .local_addr()
             .map_err(|e| ProxyError::io("reading the control address", e))?;

@@ -21,6 +21,9 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    /// A listener's or data port's address could not be resolved or bound.
+    #[error(transparent)]
+    Bind(#[from] tandem_serving::BindError),
     /// A TLS configuration could not be built.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -43,6 +46,7 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Io { .. } => "io",
+            Self::Bind(e) => e.kind(),
             Self::Tls(_) => "tls",
             Self::Datastore(_) => "datastore",
             Self::Engine(_) => "engine",

@@ -33,10 +33,7 @@ pub mod stats;
 mod store;
 pub mod terminate;
 
-use std::net::SocketAddr;
 use std::time::Duration;
-
-use tokio::net::TcpListener;
 
 pub use error::{CallError, ProxyError};
 pub use private::{PrivateProxy, bind_private, run_private};
@@ -44,7 +41,7 @@ pub use public::{PublicHandle, PublicProxy, bind_public, run_public};
 pub use stats::{PrivateCountersSnapshot, ProxyCountersSnapshot, PublicProxyStats};
 
 use tandem_net::http::{Cors, RateLimit, RouteConfig};
-use tandem_settings::listeners::{HostPort, JsonRpcServerSettings};
+use tandem_settings::listeners::JsonRpcServerSettings;
 
 /// Largest JSON-RPC request body a proxy accepts, in bytes: an `announceConnections` of
 /// [`public::MAX_CONNECTIONS_PER_CALL`] domains plus the caller's directory entry fits.
@@ -58,33 +55,6 @@ pub(crate) fn peer_check(server: &JsonRpcServerSettings) -> bool {
         .tls
         .as_ref()
         .is_some_and(|t| t.verify_client || t.request_client_cert)
-}
-
-/// Resolves `address`, preferring IPv4 (`localhost` binds where the original's clients dial).
-pub(crate) async fn resolve(address: &HostPort) -> Result<SocketAddr, ProxyError> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((address.host.as_str(), address.port))
-        .await
-        .map_err(|e| ProxyError::io(format!("resolving {address}"), e))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| {
-            ProxyError::io(
-                format!("resolving {address}"),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
-            )
-        })
-}
-
-/// Binds a JSON-RPC listener.
-pub(crate) async fn bind_jsonrpc(address: &HostPort) -> Result<TcpListener, ProxyError> {
-    let addr = resolve(address).await?;
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| ProxyError::io(format!("binding {address}"), e))
 }
 
 /// The JSON-RPC route of a proxy's server block.

@@ -26,7 +26,7 @@ use super::private_store::PrivateStore;
 use super::public::MAX_CONNECTIONS_PER_CALL;
 use super::stats::PrivateCounters;
 use super::terminate::Terminator;
-use super::{bind_jsonrpc, peer_check, route_config};
+use super::{peer_check, route_config};
 use crate::settings::PrivateProxySettings;
 use tandem_net::http::{ClientError, ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::jsonrpc::ErrorObject;
@@ -66,7 +66,7 @@ pub struct PrivateProxy {
 
 /// Binds the JSON-RPC port of `settings`.
 pub async fn bind_private(settings: &PrivateProxySettings) -> Result<TcpListener, ProxyError> {
-    bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
+    Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Runs the private proxy until `shutdown` resolves.

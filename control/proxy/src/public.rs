@@ -23,7 +23,7 @@ use super::public_methods::PublicMethods;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
-use super::{bind_jsonrpc, peer_check, resolve, route_config};
+use super::{peer_check, route_config};
 use crate::control_service::EventHub;
 use crate::settings::PublicProxySettings;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
@@ -105,7 +105,7 @@ impl PublicHandle {
 
 /// Binds the JSON-RPC port of `settings`.
 pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, ProxyError> {
-    bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
+    Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Resolves the data ports and starts the engine with `router` as its SNI resolver.
@@ -120,8 +120,8 @@ async fn start_engine(
     ProxyError,
 > {
     let mut config = settings.engine.config.clone();
-    config.pairing_addr = resolve(&settings.internal_bind_address).await?;
-    config.tls_addr = Some(resolve(&settings.tls_bind_address).await?);
+    config.pairing_addr = tandem_serving::resolve_one(&settings.internal_bind_address).await?;
+    config.tls_addr = Some(tandem_serving::resolve_one(&settings.tls_bind_address).await?);
     config.pair_ttl = settings.accept_timeout;
     config.accept_rates = accept_rates(&settings.tcp_rate_limits);
     let cell = router.engine_cell();

@@ -29,17 +29,7 @@ pub use tandem_net::http::HTTP_ALPN;
 
 /// Binds the configured JSON-RPC address.
 pub async fn bind(settings: &SdSettings) -> Result<TcpListener, SdError> {
-    let address = &settings.jsonrpc_server.bind_address;
-    let addrs = address.resolve().map_err(|source| SdError::Io {
-        context: format!("resolving {address}"),
-        source,
-    })?;
-    TcpListener::bind(addrs.as_slice())
-        .await
-        .map_err(|source| SdError::Io {
-            context: format!("binding {address}"),
-            source,
-        })
+    Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Runs the directory server on `listener` until `shutdown` resolves.
@@ -105,16 +95,7 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let metrics_task = match &settings.metrics {
         Some(m) => {
-            let addrs = m.bind_address.resolve().map_err(|source| SdError::Io {
-                context: format!("resolving {}", m.bind_address),
-                source,
-            })?;
-            let metrics_listener = TcpListener::bind(addrs.as_slice())
-                .await
-                .map_err(|source| SdError::Io {
-                    context: format!("binding the metrics address {}", m.bind_address),
-                    source,
-                })?;
+            let metrics_listener = tandem_net::metrics::bind(m).await?;
             if let Ok(addr) = metrics_listener.local_addr() {
                 info!(address = %addr, "metrics listening");
             }

@@ -6,6 +6,7 @@
 //! - [`Guarded`]: a connection's I/O that fails once its phase deadline passes (handshake, first
 //!   request, idle) or the table evicts it, so hyper, tonic or rustls drop it with its [`Slot`].
 //! - [`serve_connections`]: the accept loop (back-off on errors, tracked tasks, grace on shutdown).
+//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`.
 //! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
 //!   listener and reason.
 //!
@@ -13,6 +14,7 @@
 
 mod accept;
 mod admission;
+mod bind;
 mod conn;
 mod guarded;
 mod metrics;
@@ -23,6 +25,7 @@ mod table;
 
 pub use accept::{ACCEPT_BACKOFF, Handshake, serve_connections};
 pub use admission::Admission;
+pub use bind::{BindError, bind, resolve, resolve_one};
 pub use conn::{CutReason, Phase, RequestGuard, Slot};
 pub use guarded::Guarded;
 pub use metrics::ServingMetrics;

@@ -1,7 +1,7 @@
 //! `host:port` addresses as settings and directory records write them.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 /// A `host:port` (or `[v6]:port`) address, resolved when a listener binds or a client dials,
@@ -12,13 +12,6 @@ pub struct HostPort {
     pub host: String,
     /// TCP port; 0 asks the OS for a free port (tests).
     pub port: u16,
-}
-
-impl HostPort {
-    /// Resolves to socket addresses (blocking DNS lookup for names).
-    pub fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        Ok((self.host.as_str(), self.port).to_socket_addrs()?.collect())
-    }
 }
 
 impl From<SocketAddr> for HostPort {

@@ -40,6 +40,9 @@ pub enum HyperServerError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A listener's address could not be resolved or bound.
+    #[error(transparent)]
+    Bind(#[from] tandem_serving::BindError),
     /// A channel that listens has no listener (see [`Listeners`]).
     #[error("the {0} channel needs a listener")]
     MissingListener(&'static str),
@@ -65,6 +68,7 @@ impl HyperServerError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Io { .. } => "io",
+            Self::Bind(e) => e.kind(),
             Self::MissingListener(_) => "missing_listener",
             Self::Directory(e) => e.kind(),
             Self::Broker(e) => e.kind(),
@@ -94,15 +98,7 @@ impl Listeners {
                 ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.server.bind_address),
                 _ => continue,
             };
-            let io = |context: String| move |source| HyperServerError::Io { context, source };
-            let addrs = address
-                .resolve()
-                .map_err(io(format!("resolving {address}")))?;
-            *slot = Some(
-                TcpListener::bind(addrs.as_slice())
-                    .await
-                    .map_err(io(format!("binding {address}")))?,
-            );
+            *slot = Some(tandem_serving::bind(address).await?);
         }
         Ok(listeners)
     }
@@ -117,13 +113,7 @@ pub async fn run(
 ) -> Result<(), HyperServerError> {
     let mut server = HyperServer::start(settings, listeners)?;
     if let Some(m) = &settings.metrics {
-        let listener =
-            tandem_net::metrics::bind(m)
-                .await
-                .map_err(|source| HyperServerError::Io {
-                    context: "binding the metrics address".into(),
-                    source,
-                })?;
+        let listener = tandem_net::metrics::bind(m).await?;
         server.serve_metrics(listener);
     }
     shutdown.await;

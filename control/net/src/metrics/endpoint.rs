@@ -10,23 +10,12 @@ use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::{Readiness, serve};
+use tandem_serving::BindError;
 use tandem_settings::MetricsSettings;
 
 /// Binds the configured `metrics.bind_address`.
-pub async fn bind(settings: &MetricsSettings) -> std::io::Result<TcpListener> {
-    let address = &settings.bind_address;
-    let addrs = address.resolve().map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("resolving the metrics address {address}: {e}"),
-        )
-    })?;
-    TcpListener::bind(addrs.as_slice()).await.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("binding the metrics address {address}: {e}"),
-        )
-    })
+pub async fn bind(settings: &MetricsSettings) -> Result<TcpListener, BindError> {
+    tandem_serving::bind(&settings.bind_address).await
 }
 
 /// A running metrics endpoint; [`MetricsServer::stop`] ends it.
