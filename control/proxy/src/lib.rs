@@ -40,7 +40,7 @@ pub use private::{PrivateProxy, bind_private, run_private};
 pub use public::{PublicHandle, PublicProxy, bind_public, run_public};
 pub use stats::{PrivateCountersSnapshot, ProxyCountersSnapshot, PublicProxyStats};
 
-use tandem_net::http::{Cors, RateLimit, RouteConfig};
+use tandem_net::http::RouteConfig;
 use tandem_settings::listeners::JsonRpcServerSettings;
 
 /// Largest JSON-RPC request body a proxy accepts, in bytes: an `announceConnections` of
@@ -59,22 +59,5 @@ pub(crate) fn peer_check(server: &JsonRpcServerSettings) -> bool {
 
 /// The JSON-RPC route of a proxy's server block.
 pub(crate) fn route_config(server: &JsonRpcServerSettings, call_timeout: Duration) -> RouteConfig {
-    RouteConfig {
-        path: server.path.clone(),
-        max_body_bytes: MAX_BODY_BYTES,
-        rate_limits: server
-            .tcp_rate_limits
-            .iter()
-            .map(|l| RateLimit {
-                window: l.period.duration(),
-                limit: l.limit.get(),
-            })
-            .collect(),
-        call_timeout,
-        body_timeout: server.serving.deadlines.body,
-        cors: server.cors.as_ref().map(|c| Cors {
-            allowed_hosts: c.allowed_hosts.clone(),
-            allowed_headers: Vec::new(),
-        }),
-    }
+    RouteConfig::for_server(server, MAX_BODY_BYTES, call_timeout)
 }

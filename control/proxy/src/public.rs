@@ -26,6 +26,7 @@ use super::store::PublicStore;
 use super::{peer_check, route_config};
 use crate::control_service::EventHub;
 use crate::settings::PublicProxySettings;
+use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
 
@@ -133,11 +134,11 @@ async fn start_engine(
 
 /// `tcp_rate_limits` as the engine's per-source accept rates on its data ports.
 fn accept_rates(limits: &[tandem_settings::TcpRateLimit]) -> Vec<tandem_engine::AcceptRate> {
-    limits
-        .iter()
+    RateLimit::from_settings(limits)
+        .into_iter()
         .map(|l| tandem_engine::AcceptRate {
-            window: l.period.duration(),
-            limit: l.limit.get(),
+            window: l.window,
+            limit: l.limit,
         })
         .collect()
 }

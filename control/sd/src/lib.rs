@@ -19,9 +19,7 @@ pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
 
 use tandem_datastore::Datastore;
 use tandem_directory::verify::Verifier;
-use tandem_net::http::{
-    Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router_observed, serve,
-};
+use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router_observed, serve};
 use tandem_serving::ServingMetrics;
 use tandem_settings::sd::SdSettings;
 
@@ -67,24 +65,11 @@ pub async fn run(
     let serving_metrics = ServingMetrics::register(&mut registry);
     let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);
     service.observe_ledger();
-    let route = RouteConfig {
-        path: server.path.clone(),
-        max_body_bytes: usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
-        rate_limits: server
-            .tcp_rate_limits
-            .iter()
-            .map(|l| RateLimit {
-                window: l.period.duration(),
-                limit: l.limit.get(),
-            })
-            .collect(),
-        call_timeout: settings.limits.request_timeout,
-        body_timeout: server.serving.deadlines.body,
-        cors: server.cors.as_ref().map(|c| Cors {
-            allowed_hosts: c.allowed_hosts.clone(),
-            allowed_headers: Vec::new(),
-        }),
-    };
+    let route = RouteConfig::for_server(
+        server,
+        usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
+        settings.limits.request_timeout,
+    );
     let router =
         jsonrpc_router_observed(Arc::new(SdMethods::new(service)), route, Some(rpc_metrics));
     let local = listener.local_addr().map_err(|source| SdError::Io {

@@ -134,15 +134,7 @@ impl Acceptor {
         mut stop: watch::Receiver<bool>,
     ) {
         let acceptor = TlsAcceptor::from(self.tls.clone());
-        let mut limiter = RateLimiter::new(
-            self.rate_limits
-                .iter()
-                .map(|l| RateLimit {
-                    window: l.period.duration(),
-                    limit: l.limit.get(),
-                })
-                .collect(),
-        );
+        let mut limiter = RateLimiter::new(RateLimit::from_settings(&self.rate_limits));
         let mut tasks = JoinSet::new();
         loop {
             let admitted = tokio::select! {

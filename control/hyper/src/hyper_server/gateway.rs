@@ -14,7 +14,7 @@ use crate::broker::types::{
 };
 use crate::broker::{GatewayAdmission, JsonRpcGateway, MessageBroker};
 use tandem_directory::entry::DirectoryEntry;
-use tandem_net::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router, serve};
+use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
 use tandem_net::metrics::Refusals;
 use tandem_serving::ServingMetrics;
 use tandem_settings::hyper::GatewaySettings;
@@ -44,24 +44,11 @@ pub(super) fn serve_gateway(
         .as_ref()
         .map(|t| tandem_net::tls::server_config(t, GATEWAY_ALPN))
         .transpose()?;
-    let route = RouteConfig {
-        path: settings.path.clone(),
-        max_body_bytes: MAX_GATEWAY_BODY_BYTES,
-        rate_limits: settings
-            .tcp_rate_limits
-            .iter()
-            .map(|l| RateLimit {
-                window: l.period.duration(),
-                limit: l.limit.get(),
-            })
-            .collect(),
-        call_timeout: call_timeout + ROUTE_TIMEOUT_MARGIN,
-        body_timeout: settings.serving.deadlines.body,
-        cors: settings.cors.as_ref().map(|c| Cors {
-            allowed_hosts: c.allowed_hosts.clone(),
-            allowed_headers: Vec::new(),
-        }),
-    };
+    let route = RouteConfig::for_server(
+        settings,
+        MAX_GATEWAY_BODY_BYTES,
+        call_timeout + ROUTE_TIMEOUT_MARGIN,
+    );
     if let Some(warning) = gateway.unverified_warning(broker.name()) {
         warn!(detail = %warning, "UNVERIFIED GATEWAY: the JSON-RPC gateway cannot verify its callers; every caller acts as the operator");
     }
