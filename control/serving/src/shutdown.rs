@@ -31,6 +31,12 @@ impl ShutdownTrigger {
 impl Shutdown {
     /// Resolves once the shutdown starts (never, if the trigger is dropped without triggering).
     pub async fn wait(mut self) {
+        self.triggered().await;
+    }
+
+    /// Resolves once the shutdown starts; unlike [`Shutdown::wait`] it borrows, so a loop can
+    /// `select!` on it every turn.
+    pub async fn triggered(&mut self) {
         if self.0.wait_for(|s| *s).await.is_err() {
             std::future::pending::<()>().await;
         }

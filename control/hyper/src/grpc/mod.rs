@@ -40,8 +40,8 @@ use tandem_net::tls::TlsError;
 
 /// Time allowed for a TLS handshake on an accepted or injected connection.
 pub const HANDSHAKE_TIMEOUT: Duration = tandem_serving::DEFAULT_HANDSHAKE_TIMEOUT;
+pub(crate) use tandem_net::grpc::ALPN_H2;
 pub use tandem_net::grpc::SHUTDOWN_GRACE;
-pub(crate) use tandem_net::grpc::{ALPN_H2, stopped};
 
 /// Why the gRPC transport could not start.
 #[derive(Debug, thiserror::Error)]

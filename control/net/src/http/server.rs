@@ -101,9 +101,8 @@ pub async fn serve(
                     let peer = PeerInfo { addr, leaf: None };
                     return serve_stream(io, peer, router, slot, &serving).await;
                 };
-                match acceptor.accept(io).await {
+                match crate::tls::accept(&acceptor, io, &slot).await {
                     Ok(tls) => {
-                        slot.handshaken();
                         let leaf = tls
                             .get_ref()
                             .1
@@ -113,7 +112,6 @@ pub async fn serve(
                         serve_stream(tls, PeerInfo { addr, leaf }, router, slot, &serving).await;
                     }
                     Err(e) => {
-                        slot.count_failed_handshake();
                         debug!(error = %e, "TLS handshake failed");
                     }
                 }
