@@ -7,7 +7,6 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use tandem_engine::EngineHandle;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -15,7 +14,7 @@ use super::error::ProxyError;
 use super::pins::HyperDirectory;
 use crate::control_service::{AdminPolicy, ControlServer, EventHub};
 use crate::settings::ControlSettings;
-use tandem_serving::{Admission, ServingConfig, ServingMetrics};
+use tandem_serving::{Admission, ServingConfig, ServingMetrics, Shutdown};
 
 /// A bound control service, ready to serve.
 pub(crate) struct ControlPlane {
@@ -57,21 +56,14 @@ impl ControlPlane {
         self.addr
     }
 
-    /// Serves until `stop` turns true (tracked by the returned handle).
-    pub(crate) fn spawn(
-        self,
-        mut stop: watch::Receiver<bool>,
-        metrics: ServingMetrics,
-    ) -> JoinHandle<()> {
+    /// Serves until `stop` (tracked by the returned handle).
+    pub(crate) fn spawn(self, stop: Shutdown, metrics: ServingMetrics) -> JoinHandle<()> {
         info!(address = %self.addr, "control service listening");
         let admission = Admission::new("control", self.serving, metrics);
         tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
             let serving = self
                 .server
-                .serve_with(self.listener, self.tls, admission, shutdown);
+                .serve_with(self.listener, self.tls, admission, stop.wait());
             if let Err(e) = serving.await {
                 warn!(error = %e, "control service stopped with an error");
             }

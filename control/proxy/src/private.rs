@@ -13,7 +13,7 @@ use chrono::Utc;
 use rustls::ServerConfig;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -152,7 +152,7 @@ impl PrivateProxy {
     /// Serves until `shutdown` resolves, re-announcing every `reannounce_interval`.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
-        let (stop_tx, mut stop) = watch::channel(false);
+        let (stop_tx, stop) = tandem_serving::shutdown();
         let route = route_config(
             &state.settings.jsonrpc_server,
             state.settings.call_timeout * 2,
@@ -185,9 +185,7 @@ impl PrivateProxy {
                 state.settings.jsonrpc_server.serving.clone(),
                 serving_metrics,
             ),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
+            stop.wait(),
         ));
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
@@ -199,7 +197,7 @@ impl PrivateProxy {
         }
         info!("private proxy stopping");
         ready.set(false);
-        let _ = stop_tx.send(true);
+        stop_tx.trigger();
         let _ = server.await;
         let mut connections = std::mem::take(&mut *lock(&state.connections));
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {

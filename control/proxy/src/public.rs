@@ -11,7 +11,7 @@ use chrono::Utc;
 use rustls::ServerConfig;
 use tandem_engine::{Engine, EngineHandle, LocalAddrs};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::announcements::Rules;
@@ -256,7 +256,7 @@ impl PublicProxy {
     /// drains the engine.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
-        let (stop_tx, stop) = watch::channel(false);
+        let (stop_tx, stop) = tandem_serving::shutdown();
         let notifier = tokio::spawn(dispatch(
             self.jobs,
             state.hyper.clone(),
@@ -280,7 +280,6 @@ impl PublicProxy {
         let metrics = self
             .metrics
             .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
-        let mut server_stop = stop.clone();
         // The listener is bound: ready from here on (before the first request can be served).
         ready.set(true);
         let server = tokio::spawn(serve(
@@ -292,9 +291,7 @@ impl PublicProxy {
                 self.settings.jsonrpc_server.serving.clone(),
                 serving_metrics.clone(),
             ),
-            async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            },
+            stop.clone().wait(),
         ));
         let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
         tokio::pin!(shutdown);
@@ -310,7 +307,7 @@ impl PublicProxy {
         }
         info!("public proxy stopping: draining");
         ready.set(false);
-        let _ = stop_tx.send(true);
+        stop_tx.trigger();
         let _ = server.await;
         let _ = notifier.await;
         state.announcements.close(Utc::now()).await;

@@ -20,6 +20,7 @@ pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
 use tandem_datastore::Datastore;
 use tandem_directory::verify::Verifier;
 use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router_observed, serve};
+use tandem_net::metrics::MetricsServer;
 use tandem_serving::ServingMetrics;
 use tandem_settings::sd::SdSettings;
 
@@ -77,24 +78,12 @@ pub async fn run(
         source,
     })?;
     let ready = tandem_net::metrics::Readiness::new();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let metrics_task = match &settings.metrics {
-        Some(m) => {
-            let metrics_listener = tandem_net::metrics::bind(m).await?;
-            if let Ok(addr) = metrics_listener.local_addr() {
-                info!(address = %addr, "metrics listening");
-            }
-            let registry = Arc::new(std::sync::RwLock::new(registry));
-            let mut stopped = stopped.clone();
-            Some(tokio::spawn(tandem_net::metrics::serve(
-                metrics_listener,
-                registry,
-                ready.clone(),
-                async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                },
-            )))
-        }
+    let metrics = match &settings.metrics {
+        Some(m) => Some(MetricsServer::spawn(
+            tandem_net::metrics::bind(m).await?,
+            registry,
+            ready.clone(),
+        )),
         None => None,
     };
     ready.set(true);
@@ -103,9 +92,8 @@ pub async fn run(
     let limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
     serve(listener, tls, router, limits, shutdown).await;
     ready.set(false);
-    let _ = stop.send(true);
-    if let Some(task) = metrics_task {
-        let _ = task.await;
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
     }
     info!("sd stopped");
     Ok(())

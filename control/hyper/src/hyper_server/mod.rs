@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
@@ -26,6 +25,7 @@ use crate::broker::{
 use crate::dirclient::{DirClientError, DirectoryClient};
 use crate::grpc::{GrpcClient, GrpcError, GrpcServer, InjectHandle, ReverseChannel};
 use crate::p2p::{BrokerProxyDialer, GrpcConnectionHandler};
+use tandem_serving::{Shutdown, ShutdownTrigger};
 use tandem_settings::HyperSettings;
 use tandem_settings::hyper::{ChannelKind, ChannelSettings};
 
@@ -144,7 +144,7 @@ pub struct HyperServer {
     pub grpc_client: Option<Arc<GrpcClient>>,
     /// Where the JSON-RPC gateway is bound, if configured.
     pub jsonrpc_addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
+    stop: ShutdownTrigger,
     tasks: JoinSet<()>,
     /// Taken by [`HyperServer::serve_metrics`].
     registry: Option<tandem_net::metrics::Registry>,
@@ -168,14 +168,6 @@ impl std::fmt::Debug for HyperServer {
     }
 }
 
-/// A future that resolves when `stop` turns true (or its sender is dropped).
-fn stop_signal(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    let mut stop = stop.clone();
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
-}
-
 impl HyperServer {
     /// Builds the directory client, the broker and the channels in settings order, and starts
     /// their tasks (must run inside a tokio runtime). On error, everything started is stopped.
@@ -188,7 +180,7 @@ impl HyperServer {
         let name = settings.name.as_str();
         let timeouts = settings.timeouts;
         let directory = Arc::new(DirectoryClient::from_settings(settings)?);
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stopped) = tandem_serving::shutdown();
         // Dropping `server` on an error below stops and aborts what was started.
         let broker = Arc::new(MessageBroker::new(name, directory.clone(), timeouts.call));
         let refusals = metrics::DoorRefusals::default();
@@ -208,12 +200,12 @@ impl HyperServer {
             metrics: None,
             refusals,
         };
-        let refresh = stop_signal(&stop_rx);
+        let refresh = stopped.clone().wait();
         server
             .tasks
             .spawn(async move { directory.run_refresh(refresh).await }.in_current_span());
         for channel in &settings.channels {
-            server.add(channel, settings, &mut listeners, &stop_rx)?;
+            server.add(channel, settings, &mut listeners, &stopped)?;
         }
         server.install_p2p(timeouts.connect)?;
         info!(channels = settings.channels.len(), "hyper server running");
@@ -226,7 +218,7 @@ impl HyperServer {
         channel: &ChannelSettings,
         settings: &HyperSettings,
         listeners: &mut Listeners,
-        stop: &watch::Receiver<bool>,
+        stop: &Shutdown,
     ) -> Result<(), HyperServerError> {
         let (name, timeouts, broker) = (settings.name.as_str(), settings.timeouts, &self.broker);
         let directory: Arc<dyn DirectorySource> = self.directory.clone();
@@ -244,7 +236,7 @@ impl HyperServer {
                     directory,
                     broker.clone(),
                     listener,
-                    stop_signal(stop),
+                    stop.clone().wait(),
                 )?;
                 broker.add_channel(handle.reverse.clone())?;
                 let task = handle.task;
@@ -261,7 +253,7 @@ impl HyperServer {
             ChannelKind::GrpcClient(s) => {
                 let client = GrpcClient::new(s, name, timeouts, directory)?;
                 broker.add_channel(client.clone())?;
-                let reverse = client.start_reverse_streams(broker.clone(), stop_signal(stop));
+                let reverse = client.start_reverse_streams(broker.clone(), stop.clone().wait());
                 self.tasks.spawn(async move {
                     let _ = reverse.await;
                 });
@@ -281,7 +273,7 @@ impl HyperServer {
                     self.refusals.gateway.clone(),
                     self.serving_metrics.clone(),
                     listener,
-                    stop_signal(stop),
+                    stop.clone().wait(),
                 )?;
                 self.tasks.spawn(serving.in_current_span());
             }
@@ -332,7 +324,7 @@ impl HyperServer {
     pub async fn shutdown(mut self) {
         info!(operator = %self.broker.name(), "hyper server stopping");
         self.ready.set(false);
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         while self.tasks.join_next().await.is_some() {}
         if let Some(metrics) = self.metrics.take() {
             metrics.stop().await;
