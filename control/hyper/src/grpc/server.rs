@@ -127,28 +127,12 @@ pub struct GrpcServerHandle {
 pub struct GrpcServer;
 
 impl GrpcServer {
-    /// Starts serving `Hyper` on `listener` (and injected sockets) until `shutdown` resolves.
-    /// `settings.bind_address` is not used (the caller binds); TLS and rate limits are.
-    /// Requests go to `sink` (see [`super::LateSink`]); reverse-stream calls wait at most
-    /// `timeouts.call`. Must run inside a tokio runtime.
-    pub fn start(
-        settings: &GrpcServerSettings,
-        own_name: &str,
-        timeouts: &Timeouts,
-        directory: Arc<dyn DirectorySource>,
-        sink: Arc<dyn RequestSink>,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<GrpcServerHandle, GrpcError> {
-        let metrics = ServingMetrics::default();
-        Self::start_with_metrics(
-            metrics, settings, own_name, timeouts, directory, sink, listener, shutdown,
-        )
-    }
-
-    /// [`GrpcServer::start`], counting the serving kit's admissions and cuts in `metrics`.
+    /// Starts serving `Hyper` on `listener` (and injected sockets) until `shutdown` resolves,
+    /// counting the serving kit's admissions and cuts in `metrics`. `settings.bind_address` is
+    /// not used (the caller binds); TLS and rate limits are. Requests go to `sink` (the broker);
+    /// reverse-stream calls wait at most `timeouts.call`. Must run inside a tokio runtime.
     #[allow(clippy::too_many_arguments)]
-    pub fn start_with_metrics(
+    pub fn start(
         metrics: ServingMetrics,
         settings: &GrpcServerSettings,
         own_name: &str,

@@ -228,7 +228,7 @@ impl HyperServer {
                     .grpc
                     .take()
                     .ok_or(HyperServerError::MissingListener("grpc_server"))?;
-                let handle = GrpcServer::start_with_metrics(
+                let handle = GrpcServer::start(
                     self.serving_metrics.clone(),
                     s,
                     name,

@@ -24,7 +24,7 @@ use super::metrics::{Metrics, ServiceCounters};
 use super::policy::AdminPolicy;
 use super::{ControlError, MAX_DRAIN_GRACE, MAX_PAIR_TTL};
 use tandem_net::grpc::{TonicLimits, serve_tls};
-use tandem_serving::{Admission, ServingConfig, ServingMetrics};
+use tandem_serving::Admission;
 use tandem_settings::tls::TlsSettings;
 
 /// Pairs `ListPairs` returns when the request names no limit.
@@ -95,24 +95,9 @@ impl ControlServer {
         self.inner.metrics.snapshot()
     }
 
-    /// Serves on `listener` with `tls` until `shutdown` resolves; open connections then get
+    /// Serves on `listener` with `tls` under the serving kit's `admission` (from the
+    /// `control.serving` settings) until `shutdown` resolves; open connections then get
     /// [`tandem_net::grpc::SHUTDOWN_GRACE`] to finish. Must run inside a tokio runtime.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        tls: Arc<ServerConfig>,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), ControlError> {
-        let admission = Admission::new(
-            "control",
-            ServingConfig::default(),
-            ServingMetrics::default(),
-        );
-        self.serve_with(listener, tls, admission, shutdown).await
-    }
-
-    /// [`ControlServer::serve`] under the serving kit's `admission` (from the `control.serving`
-    /// settings).
     pub async fn serve_with(
         self,
         listener: TcpListener,
