@@ -345,11 +345,7 @@ fn log_summary(state: &PublicState) {
         live_pairs = total(|c| c.live_pairs),
         waiting = total(|c| c.waiting),
         paired = total(|c| c.paired),
-        bad_tokens = total(|c| c.bad_unknown
-            + c.bad_expired
-            + c.bad_reused
-            + c.bad_wrong_side
-            + c.bad_cancelled),
+        bad_tokens = total(crate::engine_metrics::bad_tokens),
         bad_hellos = total(|c| c.bad_hellos),
         "proxy summary"
     );
