@@ -15,8 +15,8 @@ use tonic::transport::{Channel as TonicChannel, Endpoint};
 
 use super::connector::{Connector, Route};
 use super::convert::{delivery_error, request_to_pb, response_from_pb};
-use super::entry::GrpcServerEntry;
-use super::identity::PeerIdentity;
+use super::peer_server::GrpcServerEntry;
+use super::peer_identity::PeerIdentity;
 use super::{ALPN_H2, GrpcError};
 use crate::broker::types::{
     Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, HyperRequest,

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::debug;
 
-use super::identity::{PeerIdentity, identify};
+use super::peer_identity::{PeerIdentity, identify};
 use crate::broker::types::DirectorySource;
 use tandem_net::grpc::{TlsListener, TlsPeers};
 use tandem_net::http::{RateLimit, RateLimiter};

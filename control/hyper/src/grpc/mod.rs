@@ -15,8 +15,8 @@
 mod client;
 pub(crate) mod connector;
 pub mod convert;
-mod entry;
-mod identity;
+mod peer_server;
+mod peer_identity;
 mod incoming;
 mod reverse;
 mod reverse_client;
@@ -27,8 +27,8 @@ mod tasks;
 use std::time::Duration;
 
 pub use client::{GrpcClient, MAX_CALLS_PER_PEER, MAX_PEERS, ProxyDialer};
-pub use entry::{GrpcServerEntry, reverse_targets};
-pub use identity::PeerIdentity;
+pub use peer_server::{GrpcServerEntry, reverse_targets};
+pub use peer_identity::PeerIdentity;
 pub use incoming::{INJECT_TIMEOUT, InjectError, InjectHandle, MAX_INJECTED_CONNECTIONS};
 pub use reverse::{MAX_PENDING_PER_STREAM, ReverseChannel};
 pub use reverse_client::REVERSE_REFRESH;
