@@ -14,8 +14,8 @@ use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span};
 
 use super::convert::{announced_name, request_from_pb, response_to_pb, status_for};
-use super::peer_identity::PeerIdentity;
 use super::incoming::{self, InjectHandle, Sources};
+use super::peer_identity::PeerIdentity;
 use super::reverse::{PushStream, ReverseChannel};
 use super::{ALPN_H2, GrpcError};
 use crate::broker::types::{DirectorySource, RequestSink};
