@@ -1,6 +1,7 @@
 //! Methods a node answers itself when addressed (SPEC §2.5): `_ping`, `_directory`, and the
 //! `_connectionRequest` hand-off to a pluggable [`ConnectionRequestHandler`] (the proxy path).
 
+use crate::broker::ChannelError;
 use serde_json::{Map, Value, json};
 
 use super::types::{
@@ -93,7 +94,7 @@ fn query(params: &Map<String, Value>) -> Result<DirectoryQuery, DeliveryError> {
 
 /// An internal method failed: the original returns a Go error ("error handling internal request").
 pub(crate) fn internal(reason: String) -> DeliveryError {
-    DeliveryError::Channel(format!("error handling internal request: {reason}"))
+    DeliveryError::Channel(ChannelError::Internal(reason))
 }
 
 #[cfg(test)]

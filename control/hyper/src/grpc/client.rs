@@ -2,6 +2,7 @@
 //! connected, reconnected by tonic after a failure), keepalive, bounded concurrent calls per peer and
 //! a deadline on every call. Proxied peers are reached through a [`ProxyDialer`].
 
+use crate::broker::ChannelError;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -15,8 +16,8 @@ use tonic::transport::{Channel as TonicChannel, Endpoint};
 
 use super::connector::{Connector, Route};
 use super::convert::{delivery_error, request_to_pb, response_from_pb};
-use super::peer_server::GrpcServerEntry;
 use super::peer_identity::PeerIdentity;
+use super::peer_server::GrpcServerEntry;
 use super::{ALPN_H2, GrpcError};
 use crate::broker::types::{
     Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, HyperRequest,
@@ -124,15 +125,13 @@ impl GrpcClient {
             return Ok(Route::Direct(server.address.clone()));
         }
         if !self.use_proxy {
-            return Err(DeliveryError::Channel(
-                "destination is only reachable via proxy but proxying is disabled".into(),
-            ));
+            return Err(ChannelError::ProxyDisabled.into());
         }
         if self.dialer.get().is_none() {
-            return Err(DeliveryError::Channel(format!(
-                "destination is only reachable via proxy {}, and no proxy dialer is installed",
-                server.proxy
-            )));
+            return Err(ChannelError::NoProxyDialer {
+                proxy: server.proxy.clone(),
+            }
+            .into());
         }
         Ok(Route::Proxy(server.proxy.clone()))
     }
@@ -230,11 +229,7 @@ impl GrpcClient {
         let recipient = entries
             .get(&address.operator)
             .ok_or_else(|| DeliveryError::UnknownOperator(address.operator.clone()))?;
-        let server = GrpcServerEntry::of(recipient).ok_or_else(|| {
-            DeliveryError::Channel(
-                "cannot deliver gRPC request: recipient does not have a gRPC server".into(),
-            )
-        })?;
+        let server = GrpcServerEntry::of(recipient).ok_or(ChannelError::NoGrpcServer)?;
         let peer = self.peer(&address.operator, self.route(&server)?);
         let mut message = request_to_pb(&request);
         message.client_name = self.own_name.clone();
@@ -242,7 +237,7 @@ impl GrpcClient {
             .calls
             .acquire()
             .await
-            .map_err(|_| DeliveryError::Channel("peer channel closed".into()))?;
+            .map_err(|_| ChannelError::PeerClosed)?;
         let mut call = tonic::Request::new(message);
         // The peer learns our deadline (grpc-timeout) and can give up when we do.
         call.set_timeout(self.timeouts.call.saturating_sub(started.elapsed()));
