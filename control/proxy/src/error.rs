@@ -36,6 +36,9 @@ pub enum ProxyError {
     /// The JSON-RPC client settings are unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The engine's drain could not run to its end (its task panicked or was cancelled).
+    #[error("drain task failed: {0}")]
+    DrainTask(#[source] tokio::task::JoinError),
     /// The settings lack a block this command needs.
     #[error("settings: {0}")]
     Settings(String),
@@ -51,6 +54,7 @@ impl ProxyError {
             Self::Datastore(_) => "datastore",
             Self::Engine(_) => "engine",
             Self::Client(_) => "client",
+            Self::DrainTask(_) => "drain_task",
             Self::Settings(_) => "settings",
         }
     }

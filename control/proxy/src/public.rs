@@ -326,7 +326,7 @@ impl PublicProxy {
         info!(proxy = ?stats.proxy, paired = stats.engine_total(|c| c.paired), "public proxy stopped");
         match drained {
             Ok(r) => r.map_err(ProxyError::from),
-            Err(e) => Err(ProxyError::Settings(format!("drain task failed: {e}"))),
+            Err(e) => Err(ProxyError::DrainTask(e)),
         }
     }
 }
