@@ -6,5 +6,5 @@ mod host_port;
 pub mod serving_config;
 
 pub use bucket::{Rate, TokenBucket};
-pub use host_port::HostPort;
+pub use host_port::{HostPort, HostPortError};
 pub use serving_config::*;
