@@ -4,7 +4,7 @@
 
 use crate::broker::ChannelError;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
@@ -74,7 +74,8 @@ pub struct GrpcClient {
     tls: Arc<ClientConfig>,
     pub(crate) timeouts: Timeouts,
     pub(crate) directory: Arc<dyn DirectorySource>,
-    dialer: OnceLock<Arc<dyn ProxyDialer>>,
+    /// How proxied peers are dialed (`None`: only direct peers are reached).
+    dialer: Option<Arc<dyn ProxyDialer>>,
     peers: Mutex<HashMap<String, Arc<Peer>>>,
 }
 
@@ -90,12 +91,35 @@ impl std::fmt::Debug for GrpcClient {
 
 impl GrpcClient {
     /// The channel of operator `own_name` (its `clientName`), with the client certificate of
-    /// `settings.tls` (its `server_name` is ignored: each peer is verified against its operator name).
+    /// `settings.tls` (its `server_name` is ignored: each peer is verified against its operator
+    /// name). It reaches direct peers only; see [`GrpcClient::proxied`].
     pub fn new(
         settings: &GrpcClientSettings,
         own_name: &str,
         timeouts: Timeouts,
         directory: Arc<dyn DirectorySource>,
+    ) -> Result<Arc<Self>, GrpcError> {
+        Self::build(settings, own_name, timeouts, directory, None)
+    }
+
+    /// [`GrpcClient::new`] that also reaches peers behind a proxy operator through `dialer`
+    /// (which holds the broker weakly: the broker owns this channel).
+    pub fn proxied(
+        settings: &GrpcClientSettings,
+        own_name: &str,
+        timeouts: Timeouts,
+        directory: Arc<dyn DirectorySource>,
+        dialer: Arc<dyn ProxyDialer>,
+    ) -> Result<Arc<Self>, GrpcError> {
+        Self::build(settings, own_name, timeouts, directory, Some(dialer))
+    }
+
+    fn build(
+        settings: &GrpcClientSettings,
+        own_name: &str,
+        timeouts: Timeouts,
+        directory: Arc<dyn DirectorySource>,
+        dialer: Option<Arc<dyn ProxyDialer>>,
     ) -> Result<Arc<Self>, GrpcError> {
         Ok(Arc::new(Self {
             own_name: own_name.to_owned(),
@@ -103,14 +127,9 @@ impl GrpcClient {
             tls: client_config(&settings.tls, &[ALPN_H2])?,
             timeouts,
             directory,
-            dialer: OnceLock::new(),
+            dialer,
             peers: Mutex::new(HashMap::new()),
         }))
-    }
-
-    /// Installs the proxy dialer (once); `false` if one was installed already.
-    pub fn set_proxy_dialer(&self, dialer: Arc<dyn ProxyDialer>) -> bool {
-        self.dialer.set(dialer).is_ok()
     }
 
     /// Peers with a cached channel (sorted).
@@ -127,7 +146,7 @@ impl GrpcClient {
         if !self.use_proxy {
             return Err(ChannelError::ProxyDisabled.into());
         }
-        if self.dialer.get().is_none() {
+        if self.dialer.is_none() {
             return Err(ChannelError::NoProxyDialer {
                 proxy: server.proxy.clone(),
             }
@@ -166,7 +185,7 @@ impl GrpcClient {
             tls: self.tls.clone(),
             connect_timeout: self.timeouts.connect,
             directory: self.directory.clone(),
-            dialer: self.dialer.get().cloned(),
+            dialer: self.dialer.clone(),
             server: server.clone(),
         });
         // The URI only names the peer (`:authority`); the connector decides where to connect.

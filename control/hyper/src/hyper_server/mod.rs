@@ -251,7 +251,9 @@ impl HyperServer {
                 self.grpc_server = Some(parts);
             }
             ChannelKind::GrpcClient(s) => {
-                let client = GrpcClient::new(s, name, timeouts, directory)?;
+                let refused = self.refusals.endpoints.clone();
+                let dialer = BrokerProxyDialer::new(broker, timeouts.connect, refused);
+                let client = GrpcClient::proxied(s, name, timeouts, directory, dialer)?;
                 broker.add_channel(client.clone())?;
                 let reverse = client.start_reverse_streams(broker.clone(), stop.clone().wait());
                 self.tasks.spawn(async move {
@@ -291,15 +293,11 @@ impl HyperServer {
         Ok(())
     }
 
-    /// Both ends of brokered P2P connections (SPEC §4.4, §4.5): the `grpc_client` dials proxied
-    /// peers through `<proxy>.requestConnection`, and `_connectionRequest` hands proxy sockets to the
-    /// `grpc_server`.
+    /// The accepting end of brokered P2P connections (SPEC §4.5): `_connectionRequest` hands proxy
+    /// sockets to the `grpc_server`. (The dialing end, `<proxy>.requestConnection`, is the
+    /// `grpc_client`'s dialer, given to it when it is built.)
     fn install_p2p(&self, connect_timeout: std::time::Duration) -> Result<(), HyperServerError> {
         let refused = self.refusals.endpoints.clone();
-        if let Some(client) = &self.grpc_client {
-            let dialer = BrokerProxyDialer::new(&self.broker, connect_timeout, refused.clone());
-            client.set_proxy_dialer(dialer);
-        }
         if let Some(server) = &self.grpc_server {
             let handler =
                 GrpcConnectionHandler::new(server.inject.clone(), connect_timeout, refused);
