@@ -84,7 +84,7 @@ pub enum CallError {
     NotPinned,
     /// The caller could not be checked (the directory is unavailable); retry.
     #[error("caller check: {0}")]
-    CallerCheck(String),
+    CallerCheck(tandem_directory::source::SourceError),
     /// The endpoint to dial is not a pairing endpoint of the calling proxy operator.
     #[error("endpoint {endpoint} is not a pairing endpoint of {operator}; not dialed")]
     ForeignEndpoint {
@@ -180,7 +180,7 @@ impl CallError {
                 .with_data(Value::String(reason.clone())),
             Self::NotOurHyper | Self::NotPinned => ErrorObject::new(403, "permission denied"),
             Self::CallerCheck(reason) => ErrorObject::new(INTERNAL_ERROR, "internal error")
-                .with_data(Value::String(reason.clone())),
+                .with_data(Value::String(reason.to_string())),
             Self::ForeignEndpoint { .. } => ErrorObject::new(403, "endpoint not allowed")
                 .with_data(Value::String(self.to_string())),
             Self::UnknownOperator(_) => ErrorObject::new(404, "operator not found"),
