@@ -25,6 +25,7 @@ mod public_table;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use held::{Announcement, Table};
 pub use private_table::PrivateTable;
 pub use public_table::{Plan, PublicTable};
 

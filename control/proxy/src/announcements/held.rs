@@ -10,12 +10,14 @@ use std::hash::Hash;
 
 use chrono::{DateTime, Utc};
 
-use super::{Change, MAX_ANNOUNCEMENTS, Outcome, PrivateAnnouncement, PublicAnnouncement, live};
+use super::{
+    Change, MAX_ANNOUNCEMENTS, Outcome, PrivateAnnouncement, PublicAnnouncement, Rules, live,
+};
 
 /// What a table needs of its announcements.
-pub(crate) trait Announcement: Clone {
+pub trait Announcement: Clone + std::fmt::Debug + Send + Sync + 'static {
     /// The table key (domains case-folded: DNS names match case-insensitively).
-    type Key: Eq + Hash + Clone;
+    type Key: Eq + Hash + Clone + std::fmt::Debug + Send + Sync;
     /// This announcement's key.
     fn key(&self) -> Self::Key;
     /// Who owns it (counts against their quota); `None` for legacy unowned records.
@@ -210,6 +212,81 @@ impl<A: Announcement> Entries<A> {
             keep
         });
         before - self.by_key.len()
+    }
+}
+
+/// An announcement table under its rules: [`super::PublicTable`] or [`super::PrivateTable`]
+/// (each adds its own planning and lookups).
+#[derive(Debug)]
+pub struct Table<A: Announcement> {
+    pub(super) entries: Entries<A>,
+    pub(super) rules: Rules,
+}
+
+impl<A: Announcement> Default for Table<A> {
+    fn default() -> Self {
+        Self::new(Rules::default())
+    }
+}
+
+impl<A: Announcement> Table<A> {
+    /// An empty table under `rules`.
+    pub fn new(rules: Rules) -> Self {
+        Self {
+            entries: Entries::default(),
+            rules,
+        }
+    }
+
+    /// The table's rules.
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+
+    /// Replays stored records in order (last write per key wins; quotas are for admission, not
+    /// replay); beyond [`MAX_ANNOUNCEMENTS`], new keys are skipped. Returns how many were.
+    pub fn replay(&mut self, records: impl IntoIterator<Item = A>) -> usize {
+        self.entries.replay(records)
+    }
+
+    /// Live announcements in listing order (public: by domain; private: by proxy, domain).
+    pub fn live(&self, now: DateTime<Utc>) -> Vec<A> {
+        self.entries.live(now)
+    }
+
+    /// Every entry held as it is in memory (the contents of a compacted store).
+    pub fn snapshot(&self) -> Vec<A> {
+        self.entries.snapshot()
+    }
+
+    /// Records that the store now holds every entry exactly as in memory (after a compaction).
+    pub fn mark_durable(&mut self) {
+        self.entries.mark_durable();
+    }
+
+    /// Whether some entry's expiry in memory is not yet the stored one (a deferred renewal).
+    pub fn has_deferred(&self) -> bool {
+        self.entries.has_deferred()
+    }
+
+    /// Drops expired announcements; returns how many.
+    pub fn prune(&mut self, now: DateTime<Utc>) -> usize {
+        self.entries.prune(now)
+    }
+
+    /// Entries `owner` holds (live or not yet pruned).
+    pub fn held_by(&self, owner: &str) -> usize {
+        self.entries.held_by(owner)
+    }
+
+    /// Entries held (live or not yet pruned).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether no entry is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.len() == 0
     }
 }
 

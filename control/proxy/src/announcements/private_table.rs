@@ -3,42 +3,19 @@
 
 use chrono::{DateTime, Utc};
 
-use super::held::{Announcement, Entries, Held, withdrawal};
+use super::held::{Announcement, Held, Table, withdrawal};
 use super::{
-    Change, Expiry, MAX_ANNOUNCEMENTS, Outcome, PrivateAnnouncement, Refusal, Rules, needs_write,
+    Change, Expiry, MAX_ANNOUNCEMENTS, Outcome, PrivateAnnouncement, Refusal, needs_write,
 };
 
 /// The private proxy's table.
-#[derive(Debug, Default)]
-pub struct PrivateTable {
-    entries: Entries<PrivateAnnouncement>,
-    rules: Rules,
-}
+pub type PrivateTable = Table<PrivateAnnouncement>;
 
 fn key(proxy: &str, domain: &str) -> (String, String) {
     (proxy.to_owned(), domain.to_ascii_lowercase())
 }
 
 impl PrivateTable {
-    /// An empty table under `rules`.
-    pub fn new(rules: Rules) -> Self {
-        Self {
-            rules,
-            ..Self::default()
-        }
-    }
-
-    /// The table's rules.
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
-    /// Replays stored records in order (last write per key wins); beyond
-    /// [`MAX_ANNOUNCEMENTS`], new keys are skipped. Returns how many were skipped.
-    pub fn replay(&mut self, records: impl IntoIterator<Item = PrivateAnnouncement>) -> usize {
-        self.entries.replay(records)
-    }
-
     /// Decides what `tenant` announcing `domain` to `proxy` with `expiry` changes, without
     /// changing it: `Ok((outcome, None))` when nothing changes.
     pub fn plan(
@@ -109,45 +86,5 @@ impl PrivateTable {
         self.entries
             .get(&key(proxy, domain))
             .is_some_and(|h| h.is_live(now))
-    }
-
-    /// Live announcements, sorted by (proxy, domain).
-    pub fn live(&self, now: DateTime<Utc>) -> Vec<PrivateAnnouncement> {
-        self.entries.live(now)
-    }
-
-    /// Every entry held as it is in memory (the contents of a compacted store).
-    pub fn snapshot(&self) -> Vec<PrivateAnnouncement> {
-        self.entries.snapshot()
-    }
-
-    /// Records that the store now holds every entry exactly as in memory.
-    pub fn mark_durable(&mut self) {
-        self.entries.mark_durable();
-    }
-
-    /// Whether some entry's expiry in memory is not yet the stored one (a deferred renewal).
-    pub fn has_deferred(&self) -> bool {
-        self.entries.has_deferred()
-    }
-
-    /// Drops expired announcements; returns how many.
-    pub fn prune(&mut self, now: DateTime<Utc>) -> usize {
-        self.entries.prune(now)
-    }
-
-    /// Entries `tenant` owns (live or not yet pruned).
-    pub fn held_by(&self, tenant: &str) -> usize {
-        self.entries.held_by(tenant)
-    }
-
-    /// Entries held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no entry is held.
-    pub fn is_empty(&self) -> bool {
-        self.entries.len() == 0
     }
 }

@@ -4,9 +4,9 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::held::{Entries, withdrawal};
+use super::held::{Table, withdrawal};
 use super::{
-    Change, Expiry, MAX_ANNOUNCEMENTS, Outcome, PublicAnnouncement, Refusal, Rules, domain_allowed,
+    Change, Expiry, MAX_ANNOUNCEMENTS, Outcome, PublicAnnouncement, Refusal, domain_allowed,
     needs_write,
 };
 
@@ -33,11 +33,7 @@ impl Plan {
 }
 
 /// The public proxy's table.
-#[derive(Debug, Default)]
-pub struct PublicTable {
-    entries: Entries<PublicAnnouncement>,
-    rules: Rules,
-}
+pub type PublicTable = Table<PublicAnnouncement>;
 
 /// What the items of one call planned so far, as later items see it.
 #[derive(Default)]
@@ -94,26 +90,6 @@ impl Pending {
 }
 
 impl PublicTable {
-    /// An empty table under `rules`.
-    pub fn new(rules: Rules) -> Self {
-        Self {
-            rules,
-            ..Self::default()
-        }
-    }
-
-    /// The table's rules.
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
-    /// Replays stored records in order (last write per domain wins; quotas are for admission,
-    /// not replay); beyond [`MAX_ANNOUNCEMENTS`], new domains are skipped. Returns how many were
-    /// skipped.
-    pub fn replay(&mut self, records: impl IntoIterator<Item = PublicAnnouncement>) -> usize {
-        self.entries.replay(records)
-    }
-
     /// Decides what `operator` announcing `requested` (domain, checked expiry) changes, without
     /// changing it.
     pub fn plan(
@@ -221,45 +197,5 @@ impl PublicTable {
             .get(server_name.to_ascii_lowercase().as_str())
             .filter(|h| h.is_live(now))
             .map(|h| &h.announcement)
-    }
-
-    /// Live announcements, sorted by domain.
-    pub fn live(&self, now: DateTime<Utc>) -> Vec<PublicAnnouncement> {
-        self.entries.live(now)
-    }
-
-    /// Every entry held as it is in memory (the contents of a compacted store), by domain.
-    pub fn snapshot(&self) -> Vec<PublicAnnouncement> {
-        self.entries.snapshot()
-    }
-
-    /// Records that the store now holds every entry exactly as in memory (after a compaction).
-    pub fn mark_durable(&mut self) {
-        self.entries.mark_durable();
-    }
-
-    /// Whether some entry's expiry in memory is not yet the stored one (a deferred renewal).
-    pub fn has_deferred(&self) -> bool {
-        self.entries.has_deferred()
-    }
-
-    /// Drops expired announcements; returns how many.
-    pub fn prune(&mut self, now: DateTime<Utc>) -> usize {
-        self.entries.prune(now)
-    }
-
-    /// Entries `operator` holds (live or not yet pruned).
-    pub fn held_by(&self, operator: &str) -> usize {
-        self.entries.held_by(operator)
-    }
-
-    /// Entries held (live or not yet pruned).
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// Whether no entry is held.
-    pub fn is_empty(&self) -> bool {
-        self.entries.len() == 0
     }
 }
