@@ -295,6 +295,23 @@ fn sorted<A: Announcement>(mut out: Vec<A>) -> Vec<A> {
     out
 }
 
+/// The change that holds `record` with the stored expiry `durable` (`write`: its record is
+/// written before the change is applied).
+pub(crate) fn holding<A>(
+    outcome: Outcome,
+    record: A,
+    durable: Option<DateTime<Utc>>,
+    write: bool,
+) -> (Outcome, Option<Change<A>>) {
+    let change = Change {
+        announcement: record,
+        durable,
+        write,
+        withdraw: false,
+    };
+    (outcome, Some(change))
+}
+
 /// The withdrawal of the caller's entry `mine` (when it is live) by a record expiring at `at`.
 pub(crate) fn withdrawal<A: Announcement>(
     mine_live: bool,

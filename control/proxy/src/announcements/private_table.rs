@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::held::{Announcement, Held, Table, withdrawal};
+use super::held::{Announcement, Held, Table, holding, withdrawal};
 use super::{
     Change, Expiry, MAX_ANNOUNCEMENTS, Outcome, PrivateAnnouncement, Refusal, needs_write,
 };
@@ -65,15 +65,7 @@ impl PrivateTable {
             }
             _ => (Outcome::Announced, true, new),
         };
-        Ok((
-            outcome,
-            Some(Change {
-                announcement: record(new),
-                durable,
-                write,
-                withdraw: false,
-            }),
-        ))
+        Ok(holding(outcome, record(new), durable, write))
     }
 
     /// Applies a planned change (after its record is durable).

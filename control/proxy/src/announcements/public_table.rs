@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
-use super::held::{Table, withdrawal};
+use super::held::{Table, holding, withdrawal};
 use super::{
     Change, Expiry, MAX_ANNOUNCEMENTS, Outcome, PublicAnnouncement, Refusal, domain_allowed,
     needs_write,
@@ -159,27 +159,11 @@ impl PublicTable {
                     Outcome::Renewed
                 };
                 let durable = if write { new } else { m.durable };
-                Ok((
-                    outcome,
-                    Some(Change {
-                        announcement: record(new),
-                        durable,
-                        write,
-                        withdraw: false,
-                    }),
-                ))
+                Ok(holding(outcome, record(new), durable, write))
             }
             None => {
                 admit()?;
-                Ok((
-                    Outcome::Announced,
-                    Some(Change {
-                        announcement: record(new),
-                        durable: new,
-                        write: true,
-                        withdraw: false,
-                    }),
-                ))
+                Ok(holding(Outcome::Announced, record(new), new, true))
             }
         }
     }
