@@ -87,12 +87,7 @@ impl PrivateProxy {
         settings: &PrivateProxySettings,
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
-        let tls = settings
-            .jsonrpc_server
-            .tls
-            .as_ref()
-            .map(|t| tandem_net::tls::server_config(t, tandem_net::http::HTTP_ALPN))
-            .transpose()?;
+        let tls = tandem_net::http::server_tls(&settings.jsonrpc_server)?;
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"

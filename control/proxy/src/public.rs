@@ -163,11 +163,7 @@ impl PublicProxy {
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
         let server = &settings.jsonrpc_server;
-        let tls = server
-            .tls
-            .as_ref()
-            .map(|t| tandem_net::tls::server_config(t, tandem_net::http::HTTP_ALPN))
-            .transpose()?;
+        let tls = tandem_net::http::server_tls(server)?;
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"

@@ -38,11 +38,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SdError> {
     let server = &settings.jsonrpc_server;
-    let tls = server
-        .tls
-        .as_ref()
-        .map(|t| tandem_net::tls::server_config(t, HTTP_ALPN))
-        .transpose()?;
+    let tls = tandem_net::http::server_tls(server)?;
     let directory = &settings.directory;
     let verifier = Arc::new(Verifier::from_files(
         &directory.ca_certificate_files,

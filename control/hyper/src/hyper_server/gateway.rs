@@ -24,8 +24,6 @@ pub const MAX_GATEWAY_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Extra time the HTTP route allows beyond `timeouts.call`, so that the broker's own, clearer
 /// deadline error reaches the caller first.
 pub const ROUTE_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
-/// ALPN offered by the gateway over TLS.
-const GATEWAY_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Serves the gateway on `listener` until `shutdown` resolves, admitting the callers `gateway`
 /// allows (refusals counted in `refusals`).
@@ -39,11 +37,7 @@ pub(super) fn serve_gateway(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = ()> + Send + 'static, HyperServerError> {
     let settings = &gateway.server;
-    let tls = settings
-        .tls
-        .as_ref()
-        .map(|t| tandem_net::tls::server_config(t, GATEWAY_ALPN))
-        .transpose()?;
+    let tls = tandem_net::http::server_tls(settings)?;
     let route = RouteConfig::for_server(
         settings,
         MAX_GATEWAY_BODY_BYTES,

@@ -22,6 +22,7 @@ use tracing::debug;
 use tandem_serving::{
     Admission, Handshake, ServingConfig, ServingMetrics, Slot, serve_connections,
 };
+use tandem_settings::listeners::JsonRpcServerSettings;
 
 /// How one HTTP server is served.
 #[derive(Debug, Clone)]
@@ -69,6 +70,18 @@ pub struct PeerInfo {
     pub addr: SocketAddr,
     /// The client's verified leaf certificate, when it presented one over TLS.
     pub leaf: Option<CertificateDer<'static>>,
+}
+
+/// The rustls config of a `jsonrpc_server` block (ALPN `h2`, `http/1.1`); `None` serves plain
+/// HTTP.
+pub fn server_tls(
+    server: &JsonRpcServerSettings,
+) -> Result<Option<Arc<ServerConfig>>, crate::tls::TlsError> {
+    server
+        .tls
+        .as_ref()
+        .map(|t| crate::tls::server_config(t, super::HTTP_ALPN))
+        .transpose()
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
