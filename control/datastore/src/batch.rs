@@ -22,7 +22,7 @@
 use sha2::{Digest, Sha256};
 
 use super::chunk::CHUNK_ID_LEN;
-use super::entry::{ENTRY_HEADER_LEN, MAX_ENTRY_LEN};
+use super::data_entry::{ENTRY_HEADER_LEN, MAX_ENTRY_LEN};
 
 /// Random bytes identifying one batch: 6. Batches of our (single, locked) writer never overlap,
 /// so the nonce only has to tell a batch from a torn one left open before it.

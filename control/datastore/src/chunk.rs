@@ -52,7 +52,7 @@ pub enum SplitError {
     TooLarge(usize),
 }
 
-/// Appends the chunks of one encoded entry (`entry`, see [`super::entry`]) to `out`.
+/// Appends the chunks of one encoded entry (`entry`, see [`super::data_entry`]) to `out`.
 pub fn split_into(
     entry: &[u8],
     chunk_id: &[u8; CHUNK_ID_LEN],

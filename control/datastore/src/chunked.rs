@@ -3,7 +3,7 @@
 
 use super::batch::{BATCH_NONCE_LEN, BatchGate, BatchTag, MAX_BATCH_LEN};
 use super::chunk::{self, Chunk};
-use super::entry::DataEntry;
+use super::data_entry::DataEntry;
 use super::error::DatastoreError;
 use super::reassemble::Reassembler;
 

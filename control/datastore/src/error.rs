@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use thiserror::Error;
 
-use super::entry::EntryError;
+use super::data_entry::EntryError;
 
 /// A datastore failure. [`DatastoreError::kind`] is a stable label for metrics.
 #[derive(Debug, Error)]

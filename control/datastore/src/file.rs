@@ -33,7 +33,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use super::chunked::{self, Decoder};
-use super::entry::DataEntry;
+use super::data_entry::DataEntry;
 use super::error::DatastoreError;
 use super::stream::{self, BLOCK_LEN, WalkError, Walked};
 use super::{Cursor, EntryVisitor};

@@ -16,7 +16,7 @@
 mod batch;
 mod chunk;
 mod chunked;
-mod entry;
+mod data_entry;
 mod error;
 mod file;
 mod reassemble;
@@ -24,7 +24,7 @@ mod redis;
 mod stream;
 
 pub use self::batch::MAX_BATCH_LEN;
-pub use self::entry::{DataEntry, ENTRY_VERSION, EntryError, MAX_ENTRY_LEN};
+pub use self::data_entry::{DataEntry, ENTRY_VERSION, EntryError, MAX_ENTRY_LEN};
 pub use self::error::DatastoreError;
 pub use self::file::FileDatastore;
 /// Bytes of file one read step holds (opening and reading walk the file in blocks this size).

@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use thiserror::Error;
 
 use super::chunk::Chunk;
-use super::entry::MAX_ENTRY_LEN;
+use super::data_entry::MAX_ENTRY_LEN;
 
 /// Incomplete entries kept while reading: 64. Our own writer holds an exclusive lock and leaves at
 /// most one incomplete entry per crash (which the next open truncates); 64 leaves room for files

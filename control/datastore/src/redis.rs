@@ -22,7 +22,7 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
 
 use super::Cursor;
-use super::entry::DataEntry;
+use super::data_entry::DataEntry;
 use super::error::DatastoreError;
 use tandem_settings::datastore::RedisDatastoreSettings;
 

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 
 use super::chunk::{self, Chunk, MAX_CHUNK_LEN, Tail};
 use super::chunked::{Checked, Decoder};
-use super::entry::DataEntry;
+use super::data_entry::DataEntry;
 use super::error::DatastoreError;
 
 /// Bytes read per `pread`: 64 KiB, sixteen pages; large enough that a walk is a few syscalls per

@@ -18,11 +18,13 @@
 //!   part of the remaining lifetime is applied in memory and written later (or by compaction).
 //! - Expired announcements are pruned; domains match case-insensitively (DNS names).
 
+mod held;
 mod private_table;
 mod public_table;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
+pub use held::{Announcement, Table};
 pub use private_table::PrivateTable;
 pub use public_table::{Plan, PublicTable};
 
@@ -220,29 +222,6 @@ pub struct Change<A> {
     pub write: bool,
     /// Whether this removes the entry.
     pub withdraw: bool,
-}
-
-/// Entries per owner, for the quotas (owners with none are removed: bounded by the table).
-#[derive(Debug, Default)]
-pub(crate) struct Holdings(std::collections::HashMap<String, usize>);
-
-impl Holdings {
-    pub(crate) fn of(&self, owner: &str) -> usize {
-        self.0.get(owner).copied().unwrap_or(0)
-    }
-
-    pub(crate) fn add(&mut self, owner: &str) {
-        *self.0.entry(owner.to_owned()).or_default() += 1;
-    }
-
-    pub(crate) fn remove(&mut self, owner: &str) {
-        if let Some(n) = self.0.get_mut(owner) {
-            *n -= 1;
-            if *n == 0 {
-                self.0.remove(owner);
-            }
-        }
-    }
 }
 
 #[cfg(test)]

@@ -33,10 +33,7 @@ pub async fn check_peer(
     if !certificate_names(leaf).iter().any(|n| n == own_name) {
         return Err(CallError::NotOurHyper);
     }
-    let entries = pins
-        .entries()
-        .await
-        .map_err(|e| CallError::CallerCheck(e.to_string()))?;
+    let entries = pins.entries().await.map_err(CallError::CallerCheck)?;
     match allowed_name(leaf, |n| n == own_name, &entries) {
         Ok(_) => Ok(()),
         Err(NameRefusal::NotPinned { .. }) => Err(CallError::NotPinned),

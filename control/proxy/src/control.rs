@@ -7,16 +7,14 @@ use std::sync::Arc;
 use rustls::ServerConfig;
 use tandem_engine::EngineHandle;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use super::error::ProxyError;
 use super::pins::HyperDirectory;
-use super::resolve;
 use crate::control_service::{AdminPolicy, ControlServer, EventHub};
 use crate::settings::ControlSettings;
-use tandem_serving::{Admission, ServingConfig, ServingMetrics};
+use tandem_serving::{Admission, ServingConfig, ServingMetrics, Shutdown};
 
 /// A bound control service, ready to serve.
 pub(crate) struct ControlPlane {
@@ -39,10 +37,7 @@ impl ControlPlane {
     ) -> Result<Self, ProxyError> {
         let tls = ControlServer::tls_config(&settings.tls)
             .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
-        let addr = resolve(&settings.bind_address).await?;
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|e| ProxyError::io(format!("binding control {}", settings.bind_address), e))?;
+        let listener = tandem_serving::bind(&settings.bind_address).await?;
         let addr = listener
             .local_addr()
             .map_err(|e| ProxyError::io("reading the control address", e))?;
@@ -61,21 +56,14 @@ impl ControlPlane {
         self.addr
     }
 
-    /// Serves until `stop` turns true (tracked by the returned handle).
-    pub(crate) fn spawn(
-        self,
-        mut stop: watch::Receiver<bool>,
-        metrics: ServingMetrics,
-    ) -> JoinHandle<()> {
+    /// Serves until `stop` (tracked by the returned handle).
+    pub(crate) fn spawn(self, stop: Shutdown, metrics: ServingMetrics) -> JoinHandle<()> {
         info!(address = %self.addr, "control service listening");
         let admission = Admission::new("control", self.serving, metrics);
         tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stop.wait_for(|s| *s).await;
-            };
             let serving = self
                 .server
-                .serve_with(self.listener, self.tls, admission, shutdown);
+                .serve_with(self.listener, self.tls, admission, stop.wait());
             if let Err(e) = serving.await {
                 warn!(error = %e, "control service stopped with an error");
             }

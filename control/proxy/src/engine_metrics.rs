@@ -146,6 +146,20 @@ type Split = (
     &'static str,
     &'static [(&'static str, Field)],
 );
+/// The engine's refusals of a connection for its token, by reason (`engine_bad_tokens`).
+const BAD_TOKENS: &[(&str, Field)] = &[
+    ("unknown", |c| c.bad_unknown),
+    ("expired", |c| c.bad_expired),
+    ("reused", |c| c.bad_reused),
+    ("wrong_side", |c| c.bad_wrong_side),
+    ("cancelled", |c| c.bad_cancelled),
+];
+
+/// Connections one core refused for their token, whatever the reason.
+pub fn bad_tokens(core: &CoreStatsSnapshot) -> u64 {
+    BAD_TOKENS.iter().map(|(_, field)| field(core)).sum()
+}
+
 const SPLIT: &[Split] = &[
     (
         "engine_bytes",
@@ -171,13 +185,7 @@ const SPLIT: &[Split] = &[
         "engine_bad_tokens",
         "Connections refused for their token, by reason",
         "reason",
-        &[
-            ("unknown", |c| c.bad_unknown),
-            ("expired", |c| c.bad_expired),
-            ("reused", |c| c.bad_reused),
-            ("wrong_side", |c| c.bad_wrong_side),
-            ("cancelled", |c| c.bad_cancelled),
-        ],
+        BAD_TOKENS,
     ),
     (
         "engine_accept_refusals",

@@ -23,6 +23,9 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    /// A listener's or data port's address could not be resolved or bound.
+    #[error(transparent)]
+    Bind(#[from] tandem_serving::BindError),
     /// A TLS configuration could not be built.
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -35,6 +38,9 @@ pub enum ProxyError {
     /// The JSON-RPC client settings are unusable.
     #[error(transparent)]
     Client(#[from] ClientError),
+    /// The engine's drain could not run to its end (its task panicked or was cancelled).
+    #[error("drain task failed: {0}")]
+    DrainTask(#[source] tokio::task::JoinError),
     /// The settings lack a block this command needs.
     #[error("settings: {0}")]
     Settings(String),
@@ -48,10 +54,12 @@ impl ProxyError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Io { .. } => "io",
+            Self::Bind(e) => e.kind(),
             Self::Tls(_) => "tls",
             Self::Datastore(_) => "datastore",
             Self::Engine(_) => "engine",
             Self::Client(_) => "client",
+            Self::DrainTask(_) => "drain_task",
             Self::Settings(_) => "settings",
             Self::Forward(_) => "forward_proxy",
         }
@@ -86,7 +94,7 @@ pub enum CallError {
     NotPinned,
     /// The caller could not be checked (the directory is unavailable); retry.
     #[error("caller check: {0}")]
-    CallerCheck(String),
+    CallerCheck(tandem_directory::source::SourceError),
     /// The endpoint to dial is not a pairing endpoint of the calling proxy operator.
     #[error("endpoint {endpoint} is not a pairing endpoint of {operator}; not dialed")]
     ForeignEndpoint {
@@ -188,7 +196,7 @@ impl CallError {
             }
             Self::NotOurHyper | Self::NotPinned => ErrorObject::new(403, "permission denied"),
             Self::CallerCheck(reason) => ErrorObject::new(INTERNAL_ERROR, "internal error")
-                .with_data(Value::String(reason.clone())),
+                .with_data(Value::String(reason.to_string())),
             Self::ForeignEndpoint { .. } => ErrorObject::new(403, "endpoint not allowed")
                 .with_data(Value::String(self.to_string())),
             Self::UnknownOperator(_) => ErrorObject::new(404, "operator not found"),

@@ -17,6 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tracing::{info, warn};
 
+use super::announcements::{Announcement, Table};
 use super::error::CallError;
 use super::store::random_id;
 use tandem_datastore::{DataEntry, Datastore, DatastoreError, EntryVisitor};
@@ -32,6 +33,14 @@ pub(crate) trait Replay: Send + 'static {
     type Record: DeserializeOwned;
     /// Replays one record; `false` when the table was full and skipped it.
     fn replay_one(&mut self, record: Self::Record) -> bool;
+}
+
+impl<A: Announcement + DeserializeOwned> Replay for Table<A> {
+    type Record = A;
+
+    fn replay_one(&mut self, record: A) -> bool {
+        self.replay(std::iter::once(record)) == 0
+    }
 }
 
 /// The visitor of the opening read: decodes and replays, counting what it skipped.

@@ -34,18 +34,15 @@ pub mod stats;
 mod store;
 pub mod terminate;
 
-use std::net::SocketAddr;
 use std::time::Duration;
-
-use tokio::net::TcpListener;
 
 pub use error::{CallError, ProxyError};
 pub use private::{PrivateProxy, bind_private, run_private};
 pub use public::{PublicHandle, PublicProxy, bind_public, run_public};
 pub use stats::{PrivateCountersSnapshot, ProxyCountersSnapshot, PublicProxyStats};
 
-use tandem_net::http::{Cors, RateLimit, RouteConfig};
-use tandem_settings::listeners::{HostPort, JsonRpcServerSettings};
+use tandem_net::http::RouteConfig;
+use tandem_settings::listeners::JsonRpcServerSettings;
 
 /// Largest JSON-RPC request body a proxy accepts, in bytes: an `announceConnections` of
 /// [`public::MAX_CONNECTIONS_PER_CALL`] domains plus the caller's directory entry fits.
@@ -61,48 +58,7 @@ pub(crate) fn peer_check(server: &JsonRpcServerSettings) -> bool {
         .is_some_and(|t| t.verify_client || t.request_client_cert)
 }
 
-/// Resolves `address`, preferring IPv4 (`localhost` binds where the original's clients dial).
-pub(crate) async fn resolve(address: &HostPort) -> Result<SocketAddr, ProxyError> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((address.host.as_str(), address.port))
-        .await
-        .map_err(|e| ProxyError::io(format!("resolving {address}"), e))?
-        .collect();
-    addrs
-        .iter()
-        .find(|a| a.is_ipv4())
-        .or(addrs.first())
-        .copied()
-        .ok_or_else(|| {
-            ProxyError::io(
-                format!("resolving {address}"),
-                std::io::Error::new(std::io::ErrorKind::NotFound, "no address"),
-            )
-        })
-}
-
-/// Binds a JSON-RPC listener.
-pub(crate) async fn bind_jsonrpc(address: &HostPort) -> Result<TcpListener, ProxyError> {
-    let addr = resolve(address).await?;
-    TcpListener::bind(addr)
-        .await
-        .map_err(|e| ProxyError::io(format!("binding {address}"), e))
-}
-
 /// The JSON-RPC route of a proxy's server block.
 pub(crate) fn route_config(server: &JsonRpcServerSettings, call_timeout: Duration) -> RouteConfig {
-    RouteConfig {
-        path: server.path.clone(),
-        max_body_bytes: MAX_BODY_BYTES,
-        rate_limits: server
-            .tcp_rate_limits
-            .iter()
-            .map(|l| RateLimit {
-                window: l.period.duration(),
-                limit: l.limit.get(),
-            })
-            .collect(),
-        call_timeout,
-        body_timeout: server.serving.deadlines.body,
-        cors: server.cors.as_ref().map(Cors::from),
-    }
+    RouteConfig::for_server(server, MAX_BODY_BYTES, call_timeout)
 }

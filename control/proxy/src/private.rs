@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use rustls::ServerConfig;
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
@@ -25,7 +25,7 @@ use super::private_store::PrivateStore;
 use super::public::MAX_CONNECTIONS_PER_CALL;
 use super::stats::PrivateCounters;
 use super::terminate::Terminator;
-use super::{bind_jsonrpc, peer_check, route_config};
+use super::{peer_check, route_config};
 use crate::settings::PrivateProxySettings;
 use tandem_contracts::Call;
 use tandem_contracts::public_proxy::{AnnounceConnections, AnnouncedConnection};
@@ -67,7 +67,7 @@ pub struct PrivateProxy {
 
 /// Binds the JSON-RPC port of `settings`.
 pub async fn bind_private(settings: &PrivateProxySettings) -> Result<TcpListener, ProxyError> {
-    bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
+    Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Runs the private proxy until `shutdown` resolves.
@@ -88,12 +88,7 @@ impl PrivateProxy {
         settings: &PrivateProxySettings,
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
-        let tls = settings
-            .jsonrpc_server
-            .tls
-            .as_ref()
-            .map(|t| tandem_net::tls::server_config(t, tandem_net::http::HTTP_ALPN))
-            .transpose()?;
+        let tls = tandem_net::http::server_tls(&settings.jsonrpc_server)?;
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
@@ -153,7 +148,7 @@ impl PrivateProxy {
     /// Serves until `shutdown` resolves, re-announcing every `reannounce_interval`.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
-        let (stop_tx, mut stop) = watch::channel(false);
+        let (stop_tx, stop) = tandem_serving::shutdown();
         let route = route_config(
             &state.settings.jsonrpc_server,
             state.settings.call_timeout * 2,
@@ -186,9 +181,7 @@ impl PrivateProxy {
                 state.settings.jsonrpc_server.serving.clone(),
                 serving_metrics,
             ),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-            },
+            stop.wait(),
         ));
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
@@ -200,7 +193,7 @@ impl PrivateProxy {
         }
         info!("private proxy stopping");
         ready.set(false);
-        let _ = stop_tx.send(true);
+        stop_tx.trigger();
         let _ = server.await;
         let mut connections = std::mem::take(&mut *lock(&state.connections));
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {

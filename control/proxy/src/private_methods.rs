@@ -176,11 +176,11 @@ async fn connection(
         )
         .await
         .map(|_| ())
-        .map_err(|e| e.to_string()),
-        Some(t) => t.serve(paired).await.map_err(|e| e.to_string()),
+        .map_err(|e| (e.kind(), e.to_string())),
+        Some(t) => t.serve(paired).await.map_err(|e| (e.kind(), e.to_string())),
     };
     match outcome {
         Ok(()) => debug!("connection done"),
-        Err(e) => debug!(error = %e, "connection ended with an error"),
+        Err((kind, e)) => debug!(kind, error = %e, "connection ended with an error"),
     }
 }

@@ -10,19 +10,11 @@ use super::announcements::{
     Expiry, Outcome, PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, PrivateTable, Refusal, Rules,
 };
 use super::error::CallError;
-use super::journal::{Journal, Replay};
+use super::journal::Journal;
 use super::stats::PrivateCounters;
 use super::store::{read, write};
 use tandem_datastore::DatastoreError;
 use tandem_settings::datastore::DatastoreSettings;
-
-impl Replay for PrivateTable {
-    type Record = PrivateAnnouncement;
-
-    fn replay_one(&mut self, record: PrivateAnnouncement) -> bool {
-        self.replay(std::iter::once(record)) == 0
-    }
-}
 
 /// Announcements of the private proxy.
 #[derive(Debug)]

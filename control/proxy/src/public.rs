@@ -11,7 +11,7 @@ use chrono::Utc;
 use rustls::ServerConfig;
 use tandem_engine::{Engine, EngineHandle, LocalAddrs};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::announcements::Rules;
@@ -23,9 +23,10 @@ use super::public_methods::PublicMethods;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
-use super::{bind_jsonrpc, peer_check, resolve, route_config};
+use super::{peer_check, route_config};
 use crate::control_service::EventHub;
 use crate::settings::PublicProxySettings;
+use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
 
@@ -105,7 +106,7 @@ impl PublicHandle {
 
 /// Binds the JSON-RPC port of `settings`.
 pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, ProxyError> {
-    bind_jsonrpc(&settings.jsonrpc_server.bind_address).await
+    Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Resolves the data ports and starts the engine with `router` as its SNI resolver.
@@ -120,8 +121,8 @@ async fn start_engine(
     ProxyError,
 > {
     let mut config = settings.engine.config.clone();
-    config.pairing_addr = resolve(&settings.internal_bind_address).await?;
-    config.tls_addr = Some(resolve(&settings.tls_bind_address).await?);
+    config.pairing_addr = tandem_serving::resolve_one(&settings.internal_bind_address).await?;
+    config.tls_addr = Some(tandem_serving::resolve_one(&settings.tls_bind_address).await?);
     config.pair_ttl = settings.accept_timeout;
     config.accept_rates = accept_rates(&settings.tcp_rate_limits);
     let cell = router.engine_cell();
@@ -133,11 +134,11 @@ async fn start_engine(
 
 /// `tcp_rate_limits` as the engine's per-source accept rates on its data ports.
 fn accept_rates(limits: &[tandem_settings::TcpRateLimit]) -> Vec<tandem_engine::AcceptRate> {
-    limits
-        .iter()
+    RateLimit::from_settings(limits)
+        .into_iter()
         .map(|l| tandem_engine::AcceptRate {
-            window: l.period.duration(),
-            limit: l.limit.get(),
+            window: l.window,
+            limit: l.limit,
         })
         .collect()
 }
@@ -162,11 +163,7 @@ impl PublicProxy {
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
         let server = &settings.jsonrpc_server;
-        let tls = server
-            .tls
-            .as_ref()
-            .map(|t| tandem_net::tls::server_config(t, tandem_net::http::HTTP_ALPN))
-            .transpose()?;
+        let tls = tandem_net::http::server_tls(server)?;
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
@@ -255,7 +252,7 @@ impl PublicProxy {
     /// drains the engine.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
-        let (stop_tx, stop) = watch::channel(false);
+        let (stop_tx, stop) = tandem_serving::shutdown();
         let notifier = tokio::spawn(dispatch(
             self.jobs,
             state.hyper.clone(),
@@ -279,7 +276,6 @@ impl PublicProxy {
         let metrics = self
             .metrics
             .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
-        let mut server_stop = stop.clone();
         // The listener is bound: ready from here on (before the first request can be served).
         ready.set(true);
         let server = tokio::spawn(serve(
@@ -291,9 +287,7 @@ impl PublicProxy {
                 self.settings.jsonrpc_server.serving.clone(),
                 serving_metrics.clone(),
             ),
-            async move {
-                let _ = server_stop.wait_for(|s| *s).await;
-            },
+            stop.clone().wait(),
         ));
         let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
         tokio::pin!(shutdown);
@@ -309,7 +303,7 @@ impl PublicProxy {
         }
         info!("public proxy stopping: draining");
         ready.set(false);
-        let _ = stop_tx.send(true);
+        stop_tx.trigger();
         let _ = server.await;
         let _ = notifier.await;
         state.announcements.close(Utc::now()).await;
@@ -328,7 +322,7 @@ impl PublicProxy {
         info!(proxy = ?stats.proxy, paired = stats.engine_total(|c| c.paired), "public proxy stopped");
         match drained {
             Ok(r) => r.map_err(ProxyError::from),
-            Err(e) => Err(ProxyError::Settings(format!("drain task failed: {e}"))),
+            Err(e) => Err(ProxyError::DrainTask(e)),
         }
     }
 }
@@ -347,11 +341,7 @@ fn log_summary(state: &PublicState) {
         live_pairs = total(|c| c.live_pairs),
         waiting = total(|c| c.waiting),
         paired = total(|c| c.paired),
-        bad_tokens = total(|c| c.bad_unknown
-            + c.bad_expired
-            + c.bad_reused
-            + c.bad_wrong_side
-            + c.bad_cancelled),
+        bad_tokens = total(crate::engine_metrics::bad_tokens),
         bad_hellos = total(|c| c.bad_hellos),
         "proxy summary"
     );

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock, RwLock};
 use chrono::Utc;
 use tandem_contracts::private_proxy::IncomingConnection;
 use tandem_engine::{ClientHelloInfo, EngineHandle, PairId, PairKind, SniResolver, Token};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{debug, info};
 
@@ -100,19 +100,19 @@ impl SniResolver for SniRouter {
     }
 }
 
-/// Sends queued notifications until `stop` turns true; every call task is joined before return.
+/// Sends queued notifications until `stop`; every call task is joined before return.
 pub async fn dispatch(
     mut jobs: mpsc::Receiver<SniJob>,
     hyper: HyperLink,
     engine: EngineHandle,
     endpoint: String,
     counters: Arc<ProxyCounters>,
-    mut stop: watch::Receiver<bool>,
+    mut stop: tandem_serving::Shutdown,
 ) {
     let mut calls = JoinSet::new();
     loop {
         tokio::select! {
-            _ = stop.wait_for(|s| *s) => break,
+            () = stop.triggered() => break,
             Some(_) = calls.join_next(), if !calls.is_empty() => {}
             job = jobs.recv(), if calls.len() < MAX_INFLIGHT_NOTIFICATIONS => {
                 let Some(job) = job else { break };

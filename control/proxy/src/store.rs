@@ -11,18 +11,10 @@ use super::announcements::{
     Expiry, PUBLIC_ANNOUNCEMENT_TYPE, Plan, PublicAnnouncement, PublicTable, Rules,
 };
 use super::error::CallError;
-use super::journal::{Journal, Replay};
+use super::journal::Journal;
 use super::stats::ProxyCounters;
 use tandem_datastore::DatastoreError;
 use tandem_settings::datastore::DatastoreSettings;
-
-impl Replay for PublicTable {
-    type Record = PublicAnnouncement;
-
-    fn replay_one(&mut self, record: PublicAnnouncement) -> bool {
-        self.replay(std::iter::once(record)) == 0
-    }
-}
 
 /// Announcements of the public proxy.
 #[derive(Debug)]

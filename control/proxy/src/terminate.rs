@@ -43,6 +43,31 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
+/// Why one terminated connection ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum TerminateError {
+    /// The client's TLS handshake failed.
+    #[error("{0}")]
+    Handshake(std::io::Error),
+    /// Serving the HTTP request failed.
+    #[error("{0}")]
+    Http(hyper::Error),
+    /// The connection outlived the endpoint's timeout.
+    #[error("timed out")]
+    Timeout,
+}
+
+impl TerminateError {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Handshake(_) => "handshake",
+            Self::Http(_) => "http",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
 /// Where requests go.
 #[derive(Clone, Debug)]
 enum Upstream {
@@ -116,14 +141,14 @@ impl Terminator {
     }
 
     /// Serves one request on `paired` (TLS handshake included) within the timeout.
-    pub async fn serve(&self, paired: TcpStream) -> Result<(), String> {
+    pub async fn serve(&self, paired: TcpStream) -> Result<(), TerminateError> {
         let this = Arc::new(self.clone());
         let run = async move {
             let tls = this
                 .acceptor
                 .accept(paired)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(TerminateError::Handshake)?;
             let handler = this.clone();
             let service = service_fn(move |req| {
                 let handler = handler.clone();
@@ -135,11 +160,11 @@ impl Terminator {
                 .header_read_timeout(this.timeout)
                 .serve_connection(TokioIo::new(tls), service)
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(TerminateError::Http)
         };
         tokio::time::timeout(self.timeout, run)
             .await
-            .map_err(|_| "timed out".to_owned())?
+            .map_err(|_| TerminateError::Timeout)?
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {

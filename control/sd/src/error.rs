@@ -19,7 +19,10 @@ pub enum SdError {
     /// TLS settings could not be turned into a server configuration.
     #[error("tls: {0}")]
     Tls(#[from] tandem_net::tls::TlsError),
-    /// Binding or serving failed.
+    /// A listener's address could not be resolved or bound.
+    #[error(transparent)]
+    Bind(#[from] tandem_serving::BindError),
+    /// Serving failed.
     #[error("{context}: {source}")]
     Io {
         /// What was being done.
@@ -45,6 +48,7 @@ impl SdError {
             Self::Append(e) => e.kind(),
             Self::Verifier(_) => "verifier",
             Self::Tls(_) => "tls",
+            Self::Bind(e) => e.kind(),
             Self::Io { .. } => "io",
             Self::TooManyRecords { .. } => "too_many_records",
         }

@@ -19,9 +19,8 @@ pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
 
 use tandem_datastore::Datastore;
 use tandem_directory::verify::Verifier;
-use tandem_net::http::{
-    Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router_observed, serve,
-};
+use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router_observed, serve};
+use tandem_net::metrics::MetricsServer;
 use tandem_serving::ServingMetrics;
 use tandem_settings::sd::SdSettings;
 
@@ -29,17 +28,7 @@ pub use tandem_net::http::HTTP_ALPN;
 
 /// Binds the configured JSON-RPC address.
 pub async fn bind(settings: &SdSettings) -> Result<TcpListener, SdError> {
-    let address = &settings.jsonrpc_server.bind_address;
-    let addrs = address.resolve().map_err(|source| SdError::Io {
-        context: format!("resolving {address}"),
-        source,
-    })?;
-    TcpListener::bind(addrs.as_slice())
-        .await
-        .map_err(|source| SdError::Io {
-            context: format!("binding {address}"),
-            source,
-        })
+    Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Runs the directory server on `listener` until `shutdown` resolves.
@@ -49,11 +38,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SdError> {
     let server = &settings.jsonrpc_server;
-    let tls = server
-        .tls
-        .as_ref()
-        .map(|t| tandem_net::tls::server_config(t, HTTP_ALPN))
-        .transpose()?;
+    let tls = tandem_net::http::server_tls(server)?;
     let directory = &settings.directory;
     let verifier = Arc::new(Verifier::from_files(
         &directory.ca_certificate_files,
@@ -71,21 +56,11 @@ pub async fn run(
     let serving_metrics = ServingMetrics::register(&mut registry);
     let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);
     service.observe_ledger();
-    let route = RouteConfig {
-        path: server.path.clone(),
-        max_body_bytes: usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
-        rate_limits: server
-            .tcp_rate_limits
-            .iter()
-            .map(|l| RateLimit {
-                window: l.period.duration(),
-                limit: l.limit.get(),
-            })
-            .collect(),
-        call_timeout: settings.limits.request_timeout,
-        body_timeout: server.serving.deadlines.body,
-        cors: server.cors.as_ref().map(Cors::from),
-    };
+    let route = RouteConfig::for_server(
+        server,
+        usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
+        settings.limits.request_timeout,
+    );
     let router =
         jsonrpc_router_observed(Arc::new(SdMethods::new(service)), route, Some(rpc_metrics));
     let local = listener.local_addr().map_err(|source| SdError::Io {
@@ -93,33 +68,12 @@ pub async fn run(
         source,
     })?;
     let ready = tandem_net::metrics::Readiness::new();
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let metrics_task = match &settings.metrics {
-        Some(m) => {
-            let addrs = m.bind_address.resolve().map_err(|source| SdError::Io {
-                context: format!("resolving {}", m.bind_address),
-                source,
-            })?;
-            let metrics_listener = TcpListener::bind(addrs.as_slice())
-                .await
-                .map_err(|source| SdError::Io {
-                    context: format!("binding the metrics address {}", m.bind_address),
-                    source,
-                })?;
-            if let Ok(addr) = metrics_listener.local_addr() {
-                info!(address = %addr, "metrics listening");
-            }
-            let registry = Arc::new(std::sync::RwLock::new(registry));
-            let mut stopped = stopped.clone();
-            Some(tokio::spawn(tandem_net::metrics::serve(
-                metrics_listener,
-                registry,
-                ready.clone(),
-                async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                },
-            )))
-        }
+    let metrics = match &settings.metrics {
+        Some(m) => Some(MetricsServer::spawn(
+            tandem_net::metrics::bind(m).await?,
+            registry,
+            ready.clone(),
+        )),
         None => None,
     };
     ready.set(true);
@@ -128,9 +82,8 @@ pub async fn run(
     let limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
     serve(listener, tls, router, limits, shutdown).await;
     ready.set(false);
-    let _ = stop.send(true);
-    if let Some(task) = metrics_task {
-        let _ = task.await;
+    if let Some(metrics) = metrics {
+        metrics.stop().await;
     }
     info!("sd stopped");
     Ok(())

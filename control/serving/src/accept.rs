@@ -1,14 +1,17 @@
-//! The kit's accept loop: accept, admit (or refuse and close), then run the caller's connection
-//! future as a tracked task. On shutdown the listener closes at once; tasks get `grace` to finish,
-//! then are aborted.
+//! The kit's accept loop, the one every TCP/TLS listener runs: accept, filter (per-source rate
+//! limits), admit (or refuse and close), then run the caller's connection future as a tracked
+//! task. Sockets connected elsewhere (the proxy path of the gRPC server) can be fed in beside the
+//! listener under their own admission. On shutdown the listener closes at once; tasks get `grace`
+//! to finish, then are aborted.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
-use tracing::{Instrument, debug_span, warn};
+use tracing::{Instrument, debug, debug_span, warn};
 
 use super::admission::Admission;
 use super::conn::Slot;
@@ -27,48 +30,161 @@ pub enum Handshake {
     None,
 }
 
+/// A check of each accepted peer before admission (`false` closes the socket at once).
+type Filter = Box<dyn FnMut(SocketAddr) -> bool + Send>;
+
+/// One listener's accept loop, configured, not yet running; [`Acceptor::serve`] runs it.
+pub struct Acceptor {
+    listener: TcpListener,
+    admission: Admission,
+    handshake: Handshake,
+    grace: Duration,
+    filter: Option<Filter>,
+    injected: Option<(mpsc::Receiver<TcpStream>, Admission)>,
+}
+
+impl std::fmt::Debug for Acceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Acceptor")
+            .field("listener", &self.admission.name())
+            .field("handshake", &self.handshake)
+            .field("grace", &self.grace)
+            .field("filtered", &self.filter.is_some())
+            .field("injected", &self.injected.is_some())
+            .finish()
+    }
+}
+
+impl Acceptor {
+    /// Accepts on `listener` under `admission`; no grace after shutdown (tasks are aborted at
+    /// once), no filter, nothing injected.
+    pub fn new(listener: TcpListener, admission: Admission, handshake: Handshake) -> Self {
+        Self {
+            listener,
+            admission,
+            handshake,
+            grace: Duration::ZERO,
+            filter: None,
+            injected: None,
+        }
+    }
+
+    /// After shutdown, how long connection tasks may finish before they are aborted.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Checks every accepted peer before admission; `false` closes the socket (e.g. over a
+    /// per-source `tcp_rate_limits`). The filter logs its own refusals.
+    pub fn filter(mut self, filter: impl FnMut(SocketAddr) -> bool + Send + 'static) -> Self {
+        self.filter = Some(Box::new(filter));
+        self
+    }
+
+    /// Also serves the sockets that arrive on `sockets`, admitted by `admission` (apart from the
+    /// listener's, so that a flood on the listener never delays them).
+    pub fn injected(mut self, sockets: mpsc::Receiver<TcpStream>, admission: Admission) -> Self {
+        self.injected = Some((sockets, admission));
+        self
+    }
+
+    /// Accepts until `shutdown` resolves, running `serve(io, peer, slot)` for each admitted
+    /// connection as a tracked task.
+    pub async fn serve<F, Fut>(self, shutdown: impl Future<Output = ()>, mut serve: F)
+    where
+        F: FnMut(Guarded<TcpStream>, SocketAddr, Slot) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let Self {
+            listener,
+            admission,
+            handshake,
+            grace,
+            mut filter,
+            injected,
+        } = self;
+        let (mut injected, injected_admission) = match injected {
+            Some((rx, admission)) => (Some(rx), Some(admission)),
+            None => (None, None),
+        };
+        let admit = |admission: &Admission, stream, peer| match handshake {
+            Handshake::Tls => admission.admit(stream, peer),
+            Handshake::None => admission.admit_plain(stream, peer),
+        };
+        let mut tasks = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            let (admitted, peer, name) = tokio::select! {
+                () = &mut shutdown => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        if filter.as_mut().is_some_and(|allow| !allow(peer)) {
+                            continue;
+                        }
+                        (admit(&admission, stream, peer), peer, admission.name())
+                    }
+                    Err(e) => {
+                        warn!(listener = admission.name(), error = %e, "accept failed; backing off");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                Some(stream) = recv(&mut injected) => {
+                    let Some(admission) = &injected_admission else { continue };
+                    match stream.peer_addr() {
+                        Ok(peer) => (admit(admission, stream, peer), peer, admission.name()),
+                        Err(e) => {
+                            debug!(listener = admission.name(), error = %e, "injected socket already closed");
+                            continue;
+                        }
+                    }
+                }
+            };
+            let Some((io, slot)) = admitted else { continue };
+            let span = debug_span!("connection", listener = name, %peer);
+            tasks.spawn(serve(io, peer, slot).instrument(span));
+        }
+        drop(listener);
+        let drained =
+            tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} });
+        if drained.await.is_err() {
+            tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+        }
+    }
+}
+
+/// The next injected socket, or never when there is no injection channel (or it has closed).
+async fn recv(injected: &mut Option<mpsc::Receiver<TcpStream>>) -> Option<TcpStream> {
+    match injected {
+        Some(rx) => match rx.recv().await {
+            Some(stream) => Some(stream),
+            None => {
+                *injected = None;
+                std::future::pending().await
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Accepts on `listener` until `shutdown` resolves, admitting each connection through `admission`
-/// and running `serve(io, peer, slot)` for it as a tracked task.
+/// and running `serve(io, peer, slot)` for it as a tracked task (an [`Acceptor`] with `grace`).
 pub async fn serve_connections<F, Fut>(
     listener: TcpListener,
     admission: Admission,
     handshake: Handshake,
     grace: Duration,
     shutdown: impl Future<Output = ()>,
-    mut serve: F,
+    serve: F,
 ) where
     F: FnMut(Guarded<TcpStream>, SocketAddr, Slot) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let mut tasks = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => break,
-            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        warn!(listener = admission.name(), error = %e, "accept failed; backing off");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                };
-                let admitted = match handshake {
-                    Handshake::Tls => admission.admit(stream, peer),
-                    Handshake::None => admission.admit_plain(stream, peer),
-                };
-                let Some((io, slot)) = admitted else { continue };
-                let span = debug_span!("connection", listener = admission.name(), %peer);
-                tasks.spawn(serve(io, peer, slot).instrument(span));
-            }
-        }
-    }
-    drop(listener);
-    let drained = tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} });
-    if drained.await.is_err() {
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-    }
+    Acceptor::new(listener, admission, handshake)
+        .grace(grace)
+        .serve(shutdown, serve)
+        .await;
 }

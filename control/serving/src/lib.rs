@@ -5,7 +5,9 @@
 //!   evicts the oldest connection that has not completed a request before refusing anyone.
 //! - [`Guarded`]: a connection's I/O that fails once its phase deadline passes (handshake, first
 //!   request, idle) or the table evicts it, so hyper, tonic or rustls drop it with its [`Slot`].
-//! - [`serve_connections`]: the accept loop (back-off on errors, tracked tasks, grace on shutdown).
+//! - [`Acceptor`] / [`serve_connections`]: the accept loop of every listener (per-source filter,
+//!   injected sockets, back-off on errors, tracked tasks, grace on shutdown).
+//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`.
 //! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
 //!   listener and reason.
 //!
@@ -13,6 +15,7 @@
 
 mod accept;
 mod admission;
+mod bind;
 mod conn;
 mod guarded;
 mod metrics;
@@ -21,8 +24,9 @@ mod shutdown;
 pub mod source;
 mod table;
 
-pub use accept::{ACCEPT_BACKOFF, Handshake, serve_connections};
+pub use accept::{ACCEPT_BACKOFF, Acceptor, Handshake, serve_connections};
 pub use admission::Admission;
+pub use bind::{BindError, bind, resolve, resolve_one};
 pub use conn::{CutReason, Phase, RequestGuard, Slot};
 pub use guarded::Guarded;
 pub use metrics::ServingMetrics;

@@ -1,8 +1,10 @@
-//! One shutdown signal for every server: a trigger and any number of cheap waiters.
+//! One shutdown signal for every server: a trigger and any number of cheap waiters. Dropping the
+//! trigger starts the shutdown too, so a server whose owner is gone (an error half-way through
+//! start-up, a cancelled future) never keeps running unowned.
 
 use tokio::sync::watch;
 
-/// Starts a shutdown. Dropping it without [`ShutdownTrigger::trigger`] never triggers.
+/// Starts a shutdown: on [`ShutdownTrigger::trigger`] or when dropped.
 #[derive(Debug)]
 pub struct ShutdownTrigger(watch::Sender<bool>);
 
@@ -28,12 +30,23 @@ impl ShutdownTrigger {
     }
 }
 
+impl Drop for ShutdownTrigger {
+    fn drop(&mut self) {
+        self.trigger();
+    }
+}
+
 impl Shutdown {
-    /// Resolves once the shutdown starts (never, if the trigger is dropped without triggering).
+    /// Resolves once the shutdown starts.
     pub async fn wait(mut self) {
-        if self.0.wait_for(|s| *s).await.is_err() {
-            std::future::pending::<()>().await;
-        }
+        self.triggered().await;
+    }
+
+    /// Resolves once the shutdown starts; unlike [`Shutdown::wait`] it borrows, so a loop can
+    /// `select!` on it every turn.
+    pub async fn triggered(&mut self) {
+        // The sender sends `true` before it is dropped, so an error means it has been sent.
+        let _ = self.0.wait_for(|s| *s).await;
     }
 
     /// Whether the shutdown has started.
@@ -60,9 +73,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_dropped_trigger_never_fires() {
-        let (trigger, waiter) = shutdown();
+    async fn a_dropped_trigger_starts_the_shutdown() {
+        let (trigger, mut waiter) = shutdown();
+        let waiting = tokio::spawn(waiter.clone().wait());
+        assert!(!waiter.is_triggered());
         drop(trigger);
+        waiting.await.unwrap();
+        waiter.triggered().await;
+        assert!(waiter.is_triggered());
+    }
+
+    #[tokio::test]
+    async fn an_untriggered_shutdown_keeps_waiting() {
+        let (_trigger, waiter) = shutdown();
         let wait = tokio::time::timeout(std::time::Duration::from_millis(20), waiter.wait());
         assert!(wait.await.is_err());
     }

@@ -17,7 +17,7 @@ use tandem_types::ServingConfig;
 
 pub fn host_port(raw: &str, key: &str, issues: &mut FieldIssues) -> Option<HostPort> {
     raw.parse()
-        .map_err(|reason: String| issues.push(key, reason))
+        .map_err(|reason: tandem_types::HostPortError| issues.push(key, reason.to_string()))
         .ok()
 }
 

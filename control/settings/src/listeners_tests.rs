@@ -19,6 +19,7 @@ fn host_port_parses_names_v4_and_v6() {
         "localhost:70000"
             .parse::<HostPort>()
             .unwrap_err()
+            .to_string()
             .contains("out of range")
     );
     assert!("localhost".parse::<HostPort>().is_err());

@@ -217,6 +217,7 @@ pub fn start_server_with(
 ) -> Server {
     let (tx, rx) = oneshot::channel();
     let handle = GrpcServer::start(
+        tandem_serving::ServingMetrics::default(),
         &settings,
         op,
         &timeouts(call_ms),

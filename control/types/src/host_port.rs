@@ -1,7 +1,7 @@
 //! `host:port` addresses as settings and directory records write them.
 
 use std::fmt;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::str::FromStr;
 
 /// A `host:port` (or `[v6]:port`) address, resolved when a listener binds or a client dials,
@@ -14,13 +14,6 @@ pub struct HostPort {
     pub port: u16,
 }
 
-impl HostPort {
-    /// Resolves to socket addresses (blocking DNS lookup for names).
-    pub fn resolve(&self) -> std::io::Result<Vec<SocketAddr>> {
-        Ok((self.host.as_str(), self.port).to_socket_addrs()?.collect())
-    }
-}
-
 impl From<SocketAddr> for HostPort {
     fn from(addr: SocketAddr) -> Self {
         Self {
@@ -30,30 +23,61 @@ impl From<SocketAddr> for HostPort {
     }
 }
 
+/// Why a text is not a `host:port` (the text is quoted in the message, for settings errors).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HostPortError {
+    /// No `:port` at all.
+    #[error("{0:?} is not host:port")]
+    NoPort(String),
+    /// `[v6` without its `]`.
+    #[error("{0:?}: unbalanced brackets")]
+    UnbalancedBrackets(String),
+    /// An IPv6 address without brackets.
+    #[error("{0:?}: write IPv6 hosts as [addr]:port")]
+    UnbracketedIpv6(String),
+    /// Nothing before the `:`.
+    #[error("{0:?} has no host")]
+    NoHost(String),
+    /// The port is a number above 65535.
+    #[error("port {0} is out of range (0..=65535)")]
+    PortOutOfRange(u64),
+    /// The port is not a number.
+    #[error("{text:?}: port {port:?} is not a number")]
+    PortNotANumber {
+        /// The whole text.
+        text: String,
+        /// The port part.
+        port: String,
+    },
+}
+
 impl FromStr for HostPort {
-    type Err = String;
+    type Err = HostPortError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let (host, port) = s
             .rsplit_once(':')
-            .ok_or_else(|| format!("{s:?} is not host:port"))?;
+            .ok_or_else(|| HostPortError::NoPort(s.to_owned()))?;
         let host = match host.strip_prefix('[') {
             Some(v6) => v6
                 .strip_suffix(']')
-                .ok_or_else(|| format!("{s:?}: unbalanced brackets"))?,
+                .ok_or_else(|| HostPortError::UnbalancedBrackets(s.to_owned()))?,
             None if host.contains(':') => {
-                return Err(format!("{s:?}: write IPv6 hosts as [addr]:port"));
+                return Err(HostPortError::UnbracketedIpv6(s.to_owned()));
             }
             None => host,
         };
         if host.is_empty() {
-            return Err(format!("{s:?} has no host"));
+            return Err(HostPortError::NoHost(s.to_owned()));
         }
         let port = match port.parse::<u64>() {
-            Ok(p) => {
-                u16::try_from(p).map_err(|_| format!("port {p} is out of range (0..=65535)"))?
+            Ok(p) => u16::try_from(p).map_err(|_| HostPortError::PortOutOfRange(p))?,
+            Err(_) => {
+                return Err(HostPortError::PortNotANumber {
+                    text: s.to_owned(),
+                    port: port.to_owned(),
+                });
             }
-            Err(_) => return Err(format!("{s:?}: port {port:?} is not a number")),
         };
         Ok(Self {
             host: host.to_owned(),

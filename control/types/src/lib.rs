@@ -12,7 +12,7 @@ pub mod token;
 
 pub use bucket::{Rate, TokenBucket};
 pub use forward_proxy::{Credentials, DEFAULT_FORWARD_PROXY_PORT, ForwardProxy, ForwardProxyError};
-pub use host_port::HostPort;
+pub use host_port::{HostPort, HostPortError};
 pub use operator::{MAX_OPERATOR_NAME_BYTES, OperatorName, OperatorNameError};
 pub use serving_config::*;
 pub use token::{MAX_TOKEN_BASE64_CHARS, TOKEN_LEN, Token, TokenError};

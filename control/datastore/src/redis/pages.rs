@@ -1,7 +1,7 @@
 //! Reading a whole list in pages at open, and replacing it atomically (compaction).
 
 use super::{REDIS_TIMEOUT, RedisDatastore, bounded, decode_all};
-use crate::entry::DataEntry;
+use crate::data_entry::DataEntry;
 use crate::error::DatastoreError;
 use crate::{Cursor, EntryVisitor};
 use tandem_settings::datastore::RedisDatastoreSettings;

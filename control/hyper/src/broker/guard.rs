@@ -1,5 +1,6 @@
 //! The loop guard (SPEC §2.4 step 1): an addressable id may be in flight only once per node.
 
+use crate::broker::ChannelError;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -32,9 +33,10 @@ impl InTransit {
             return Err(DeliveryError::Loop(id.to_owned()));
         }
         if ids.len() >= MAX_IN_TRANSIT {
-            return Err(DeliveryError::Channel(format!(
-                "too many requests in flight on this node ({MAX_IN_TRANSIT})"
-            )));
+            return Err(ChannelError::TooManyInTransit {
+                max: MAX_IN_TRANSIT,
+            }
+            .into());
         }
         ids.insert(id.to_owned());
         Ok(TransitGuard {

@@ -1,6 +1,7 @@
 //! Methods a node answers itself when addressed (SPEC §2.5): `_ping`, `_directory`, and the
 //! `_connectionRequest` hand-off to a pluggable [`ConnectionRequestHandler`] (the proxy path).
 
+use crate::broker::ChannelError;
 use serde_json::Value;
 
 use super::types::{
@@ -78,7 +79,7 @@ fn answer<C: Call>(address: &Address, result: &C::Result) -> Result<HyperRespons
 
 /// An internal method failed: the original returns a Go error ("error handling internal request").
 pub(crate) fn internal(reason: String) -> DeliveryError {
-    DeliveryError::Channel(format!("error handling internal request: {reason}"))
+    DeliveryError::Channel(ChannelError::Internal(reason))
 }
 
 #[cfg(test)]

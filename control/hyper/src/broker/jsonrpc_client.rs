@@ -1,6 +1,7 @@
 //! The `jsonrpc_client` channel (SPEC §2.7): delivers requests addressed to this operator to the
 //! local application's JSON-RPC endpoint, and supports asynchronous answers (see [`super::pending`]).
 
+use crate::broker::ChannelError;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -91,19 +92,17 @@ impl JsonRpcClientChannel {
 
     async fn deliver_now(&self, request: HyperRequest) -> Result<HyperResponse, DeliveryError> {
         let deadline = Instant::now() + self.timeout;
-        let endpoint = self.endpoint.as_ref().ok_or_else(|| {
-            DeliveryError::Channel("the jsonrpc_client channel has no endpoint".into())
-        })?;
+        let endpoint = self.endpoint.as_ref().ok_or(ChannelError::NoEndpoint)?;
         let method = request
             .method
             .rsplit_once('.')
             .map(|(_, m)| m)
-            .ok_or_else(|| DeliveryError::Channel("invalid method name".into()))?;
+            .ok_or(ChannelError::InvalidMethod)?;
         // Registered before the POST so that a `respond` overtaking the HTTP answer is kept.
         let pending = self
             .pending
             .register(&request.id)
-            .map_err(|e| DeliveryError::Channel(e.to_string()))?;
+            .map_err(ChannelError::Pending)?;
         let body =
             json!({"jsonrpc": "2.0", "method": method, "params": request.params, "id": request.id});
         let timeout = || DeliveryError::Timeout {
@@ -120,8 +119,7 @@ impl JsonRpcClientChannel {
                 let response = tokio::time::timeout_at(deadline, pending.wait())
                     .await
                     .map_err(|_| timeout())?;
-                let response = response
-                    .ok_or_else(|| DeliveryError::Channel("the reply table was dropped".into()))?;
+                let response = response.ok_or(ChannelError::ReplyTableDropped)?;
                 Ok(HyperResponse {
                     id: request.id,
                     ..response
@@ -131,10 +129,12 @@ impl JsonRpcClientChannel {
     }
 
     async fn post(&self, endpoint: &Uri, body: &Value) -> Result<Value, DeliveryError> {
-        let failed = |what: &str, e: &dyn std::fmt::Display| {
-            DeliveryError::Channel(format!(
-                "error calling JSON-RPC server {endpoint}: {what}: {e}"
-            ))
+        let failed = |stage: &'static str, e: &dyn std::fmt::Display| {
+            DeliveryError::Channel(ChannelError::JsonRpc {
+                endpoint: endpoint.to_string(),
+                stage,
+                detail: e.to_string(),
+            })
         };
         let bytes = serde_json::to_vec(body).map_err(|e| failed("encoding", &e))?;
         let http_request = Request::post(endpoint.clone())
@@ -166,9 +166,7 @@ enum Reply {
 /// `{"_async": true}` means the answer comes later through `respond`.
 fn reply(id: &str, answer: Value) -> Result<Reply, DeliveryError> {
     let Value::Object(mut answer) = answer else {
-        return Err(DeliveryError::Channel(
-            "the application's answer is not a JSON-RPC response".into(),
-        ));
+        return Err(ChannelError::NotJsonRpcResponse.into());
     };
     if let Some(error) = answer.remove("error").filter(|e| !e.is_null()) {
         return Ok(Reply::Now(HyperResponse {
@@ -189,8 +187,7 @@ fn reply(id: &str, answer: Value) -> Result<Reply, DeliveryError> {
 
 /// A JSON-RPC error object from the application, as a [`HyperError`].
 pub(crate) fn error_object(error: Value) -> Result<HyperError, DeliveryError> {
-    let bad =
-        || DeliveryError::Channel("the application's error is not a JSON-RPC error object".into());
+    let bad = || DeliveryError::Channel(ChannelError::BadErrorObject);
     let Value::Object(mut error) = error else {
         return Err(bad());
     };

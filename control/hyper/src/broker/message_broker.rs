@@ -1,5 +1,6 @@
 //! [`MessageBroker`]: routes every request on every hop exactly as SPEC §2.4 describes.
 
+use crate::broker::ChannelError;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -219,8 +220,8 @@ impl MessageBroker {
             name: client.name,
             entry: caller.clone(),
         };
-        let client_value = serde_json::to_value(&client)
-            .map_err(|e| DeliveryError::Channel(format!("error serializing client info: {e}")))?;
+        let client_value =
+            serde_json::to_value(&client).map_err(|e| ChannelError::ClientInfo(e.to_string()))?;
         request.params.insert(CLIENT_KEY.into(), client_value);
         let address = Address::parse(&request.id).ok_or(DeliveryError::BadAddress)?;
         let recipient = entries

@@ -1,3 +1,4 @@
+use crate::broker::ChannelError;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -21,7 +22,7 @@ impl DirectorySource for FixedDirectory {
 struct Fake {
     kind: &'static str,
     reaches: Vec<&'static str>,
-    fail: Option<&'static str>,
+    fail: Option<ChannelError>,
     hold: Option<Arc<Notify>>,
     seen: Mutex<Vec<HyperRequest>>,
 }
@@ -55,8 +56,8 @@ impl Channel for Fake {
             if let Some(hold) = &self.hold {
                 hold.notified().await;
             }
-            match self.fail {
-                Some(reason) => Err(DeliveryError::Channel(reason.into())),
+            match &self.fail {
+                Some(e) => Err(e.clone().into()),
                 None => Ok(HyperResponse::result(
                     request.id,
                     [("via".to_owned(), json!(self.kind))].into_iter().collect(),
@@ -221,7 +222,7 @@ async fn a_failing_channel_becomes_a_500_naming_its_index() {
     let b = broker();
     b.add_channel(Arc::new(Fake::new("a", &[]))).unwrap();
     b.add_channel(Arc::new(Fake {
-        fail: Some("boom"),
+        fail: Some(ChannelError::ClientDisconnected),
         ..Fake::new("b", &["hd-2"])
     }))
     .unwrap();
@@ -233,7 +234,7 @@ async fn a_failing_channel_becomes_a_500_naming_its_index() {
         error_of(&r),
         (
             500,
-            "Channel 1 encountered an error delivering the message: boom"
+            "Channel 1 encountered an error delivering the message: client disconnected"
         )
     );
 }

@@ -2,6 +2,7 @@
 //! (`jsonrpc_client`, `stdout`), the JSON-RPC gateway and asynchronous `respond`.
 
 pub mod admission;
+mod channel_error;
 pub mod gateway;
 mod guard;
 pub mod internal;
@@ -13,6 +14,7 @@ pub mod types;
 pub mod wrap;
 
 pub use admission::{GatewayAdmission, GatewayRefusal, NOT_ALLOWED};
+pub use channel_error::ChannelError;
 pub use gateway::JsonRpcGateway;
 pub use guard::MAX_IN_TRANSIT;
 pub use internal::ConnectionRequestHandler;

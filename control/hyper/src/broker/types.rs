@@ -1,6 +1,7 @@
 //! The types every message channel shares (SPEC §2.1): requests, responses, addresses, the caller's
 //! identity, and the two seams between the broker and its channels.
 
+use super::channel_error::ChannelError;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
@@ -141,8 +142,8 @@ pub enum DeliveryError {
         seconds: f64,
     },
     /// The channel failed (connect, TLS, transport).
-    #[error("{0}")]
-    Channel(String),
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
 }
 
 impl DeliveryError {

@@ -2,8 +2,9 @@
 //! connected, reconnected by tonic after a failure), keepalive, bounded concurrent calls per peer and
 //! a deadline on every call. Proxied peers are reached through a [`ProxyDialer`].
 
+use crate::broker::ChannelError;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use rustls::ClientConfig;
@@ -15,8 +16,8 @@ use tonic::transport::{Channel as TonicChannel, Endpoint};
 
 use super::connector::{Connector, Route};
 use super::convert::{delivery_error, request_to_pb, response_from_pb};
-use super::entry::GrpcServerEntry;
-use super::identity::PeerIdentity;
+use super::peer_identity::PeerIdentity;
+use super::peer_server::GrpcServerEntry;
 use super::{ALPN_H2, GrpcError};
 use crate::broker::types::{
     Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, HyperRequest,
@@ -73,7 +74,8 @@ pub struct GrpcClient {
     tls: Arc<ClientConfig>,
     pub(crate) timeouts: Timeouts,
     pub(crate) directory: Arc<dyn DirectorySource>,
-    dialer: OnceLock<Arc<dyn ProxyDialer>>,
+    /// How proxied peers are dialed (`None`: only direct peers are reached).
+    dialer: Option<Arc<dyn ProxyDialer>>,
     peers: Mutex<HashMap<String, Arc<Peer>>>,
 }
 
@@ -89,12 +91,35 @@ impl std::fmt::Debug for GrpcClient {
 
 impl GrpcClient {
     /// The channel of operator `own_name` (its `clientName`), with the client certificate of
-    /// `settings.tls` (its `server_name` is ignored: each peer is verified against its operator name).
+    /// `settings.tls` (its `server_name` is ignored: each peer is verified against its operator
+    /// name). It reaches direct peers only; see [`GrpcClient::proxied`].
     pub fn new(
         settings: &GrpcClientSettings,
         own_name: &str,
         timeouts: Timeouts,
         directory: Arc<dyn DirectorySource>,
+    ) -> Result<Arc<Self>, GrpcError> {
+        Self::build(settings, own_name, timeouts, directory, None)
+    }
+
+    /// [`GrpcClient::new`] that also reaches peers behind a proxy operator through `dialer`
+    /// (which holds the broker weakly: the broker owns this channel).
+    pub fn proxied(
+        settings: &GrpcClientSettings,
+        own_name: &str,
+        timeouts: Timeouts,
+        directory: Arc<dyn DirectorySource>,
+        dialer: Arc<dyn ProxyDialer>,
+    ) -> Result<Arc<Self>, GrpcError> {
+        Self::build(settings, own_name, timeouts, directory, Some(dialer))
+    }
+
+    fn build(
+        settings: &GrpcClientSettings,
+        own_name: &str,
+        timeouts: Timeouts,
+        directory: Arc<dyn DirectorySource>,
+        dialer: Option<Arc<dyn ProxyDialer>>,
     ) -> Result<Arc<Self>, GrpcError> {
         Ok(Arc::new(Self {
             own_name: own_name.to_owned(),
@@ -102,14 +127,9 @@ impl GrpcClient {
             tls: client_config(&settings.tls, &[ALPN_H2])?,
             timeouts,
             directory,
-            dialer: OnceLock::new(),
+            dialer,
             peers: Mutex::new(HashMap::new()),
         }))
-    }
-
-    /// Installs the proxy dialer (once); `false` if one was installed already.
-    pub fn set_proxy_dialer(&self, dialer: Arc<dyn ProxyDialer>) -> bool {
-        self.dialer.set(dialer).is_ok()
     }
 
     /// Peers with a cached channel (sorted).
@@ -124,15 +144,13 @@ impl GrpcClient {
             return Ok(Route::Direct(server.address.clone()));
         }
         if !self.use_proxy {
-            return Err(DeliveryError::Channel(
-                "destination is only reachable via proxy but proxying is disabled".into(),
-            ));
+            return Err(ChannelError::ProxyDisabled.into());
         }
-        if self.dialer.get().is_none() {
-            return Err(DeliveryError::Channel(format!(
-                "destination is only reachable via proxy {}, and no proxy dialer is installed",
-                server.proxy
-            )));
+        if self.dialer.is_none() {
+            return Err(ChannelError::NoProxyDialer {
+                proxy: server.proxy.clone(),
+            }
+            .into());
         }
         Ok(Route::Proxy(server.proxy.clone()))
     }
@@ -167,7 +185,7 @@ impl GrpcClient {
             tls: self.tls.clone(),
             connect_timeout: self.timeouts.connect,
             directory: self.directory.clone(),
-            dialer: self.dialer.get().cloned(),
+            dialer: self.dialer.clone(),
             server: server.clone(),
         });
         // The URI only names the peer (`:authority`); the connector decides where to connect.
@@ -230,11 +248,7 @@ impl GrpcClient {
         let recipient = entries
             .get(&address.operator)
             .ok_or_else(|| DeliveryError::UnknownOperator(address.operator.clone()))?;
-        let server = GrpcServerEntry::of(recipient).ok_or_else(|| {
-            DeliveryError::Channel(
-                "cannot deliver gRPC request: recipient does not have a gRPC server".into(),
-            )
-        })?;
+        let server = GrpcServerEntry::of(recipient).ok_or(ChannelError::NoGrpcServer)?;
         let peer = self.peer(&address.operator, self.route(&server)?);
         let mut message = request_to_pb(request);
         message.client_name = self.own_name.clone();
@@ -242,7 +256,7 @@ impl GrpcClient {
             .calls
             .acquire()
             .await
-            .map_err(|_| DeliveryError::Channel("peer channel closed".into()))?;
+            .map_err(|_| ChannelError::PeerClosed)?;
         let mut call = tonic::Request::new(message);
         // The peer learns our deadline (grpc-timeout) and can give up when we do.
         call.set_timeout(self.timeouts.call.saturating_sub(started.elapsed()));

@@ -16,7 +16,7 @@ use tokio_rustls::client::TlsStream;
 use tracing::debug;
 
 use super::client::ProxyDialer;
-use super::identity::{PeerIdentity, identify};
+use super::peer_identity::{PeerIdentity, identify};
 use crate::broker::types::DirectorySource;
 
 /// How the peer is reached.

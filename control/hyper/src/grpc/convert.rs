@@ -1,6 +1,7 @@
 //! Hyper messages ↔ protobuf messages, and the single place where delivery errors become gRPC
 //! statuses and gRPC statuses become delivery errors.
 
+use crate::broker::ChannelError;
 use serde_json::{Map, Value};
 use tandem_proto::{hyper as pb, into_map, into_struct, map_from_struct, struct_from_map};
 use tonic::{Code, Status};
@@ -106,7 +107,11 @@ pub fn delivery_error(peer: &str, status: &Status) -> DeliveryError {
         Code::PermissionDenied | Code::Unauthenticated => "refused",
         _ => "failed",
     };
-    DeliveryError::Channel(format!("gRPC call to {peer} {what}: {}", status.message()))
+    DeliveryError::Channel(ChannelError::Grpc {
+        peer: peer.to_owned(),
+        what,
+        message: status.message().to_owned(),
+    })
 }
 
 #[cfg(test)]

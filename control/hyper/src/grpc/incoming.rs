@@ -4,25 +4,22 @@
 //! deadline, and mapped to an operator identity before tonic sees them. A peer without an identity
 //! is closed; an identified one is established (tonic's keepalive and maximum age watch it).
 
-use std::io;
+use std::net::SocketAddr;
 use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tracing::{Instrument, debug, debug_span, warn};
+use tokio::sync::mpsc;
+use tracing::debug;
 
-use super::identity::{PeerIdentity, identify};
+use super::peer_identity::{PeerIdentity, identify};
 use crate::broker::types::DirectorySource;
-use tandem_net::grpc::TlsConn;
+use tandem_net::grpc::{TlsListener, TlsPeers};
 use tandem_net::http::{RateLimit, RateLimiter};
-use tandem_net::tls::peer_leaf;
-use tandem_serving::{ACCEPT_BACKOFF, Admission, AdmissionConfig, Guarded, ServingConfig, Slot};
+use tandem_serving::{Acceptor, Admission, AdmissionConfig, Handshake, ServingConfig, Slot};
 use tandem_settings::listeners::TcpRateLimit;
 
 /// Injected (brokered) connections held at once, apart from the listener's own admission.
@@ -33,9 +30,6 @@ const INJECT_QUEUE: usize = 16;
 const READY_QUEUE: usize = 64;
 /// How long [`InjectHandle::inject`] waits for room in the queue (the original's 2 s).
 pub const INJECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A TLS connection with its peer's operator identity (tonic's connect info).
-pub(crate) type PeerStream = TlsConn<PeerIdentity>;
 
 /// Hands already-connected sockets to the gRPC server, which TLS-accepts them like any other
 /// (the proxy path's `_connectionRequest`). Cheap to clone.
@@ -76,16 +70,78 @@ impl InjectHandle {
     }
 }
 
-/// Everything the accept loop needs.
-pub(crate) struct Acceptor {
+/// Names a gRPC peer by the directory: the operator names its certificate is bound to. A peer
+/// without one is closed; an identified one is established.
+#[derive(Clone)]
+pub(crate) struct OperatorPeers {
+    directory: Arc<dyn DirectorySource>,
+}
+
+impl TlsPeers for OperatorPeers {
+    type Info = PeerIdentity;
+
+    async fn identify(
+        &self,
+        leaf: Option<CertificateDer<'static>>,
+        addr: SocketAddr,
+        slot: &Slot,
+    ) -> Option<PeerIdentity> {
+        match identify(leaf.as_deref(), &*self.directory).await {
+            Ok(clients) => {
+                let identity = PeerIdentity {
+                    addr: Some(addr),
+                    clients: Arc::new(clients),
+                };
+                debug!(operator = identity.primary(), "gRPC peer identified");
+                slot.establish();
+                Some(identity)
+            }
+            Err(e) => {
+                debug!(reason = %e, "gRPC connection refused: no peer identity");
+                None
+            }
+        }
+    }
+}
+
+/// Where the gRPC server's connections come from.
+pub(crate) struct Sources {
     pub(crate) listener: TcpListener,
     pub(crate) tls: Arc<ServerConfig>,
     pub(crate) directory: Arc<dyn DirectorySource>,
+    /// Per-source limits on new connections to the listener (not on injected sockets).
     pub(crate) rate_limits: Vec<TcpRateLimit>,
     /// The listener's admission.
     pub(crate) admission: Admission,
     /// Injected sockets' admission: all come from the proxy, so no per-source cap or rate.
     pub(crate) injected: Admission,
+}
+
+impl Sources {
+    /// The listener, filtered by the rate limits, and the sockets of `injected`.
+    pub(crate) fn into_listener(
+        self,
+        injected: mpsc::Receiver<TcpStream>,
+    ) -> TlsListener<OperatorPeers> {
+        let mut limiter = RateLimiter::new(RateLimit::from_settings(&self.rate_limits));
+        let acceptor = Acceptor::new(self.listener, self.admission, Handshake::Tls)
+            .filter(move |peer| {
+                let allowed = limiter.check(peer.ip(), Instant::now());
+                if !allowed {
+                    debug!(%peer, "gRPC connection over the rate limit; closed");
+                }
+                allowed
+            })
+            .injected(injected, self.injected);
+        TlsListener {
+            acceptor,
+            tls: self.tls,
+            peers: OperatorPeers {
+                directory: self.directory,
+            },
+            ready_queue: READY_QUEUE,
+        }
+    }
 }
 
 /// The admission of injected sockets under `serving`'s deadlines.
@@ -107,124 +163,8 @@ pub(crate) fn injected_admission(
     Admission::new("grpc_injected", config, metrics)
 }
 
-/// Handshaken connections on their way to tonic.
-pub(crate) type ReadyTx = mpsc::Sender<io::Result<PeerStream>>;
-/// tonic's end of [`ReadyTx`].
-pub(crate) type ReadyRx = mpsc::Receiver<io::Result<PeerStream>>;
-
-/// The inject handle with its receiver, and the ready-connection channel.
-pub(crate) fn channels() -> (InjectHandle, mpsc::Receiver<TcpStream>, ReadyTx, ReadyRx) {
-    let (inject_tx, inject_rx) = mpsc::channel(INJECT_QUEUE);
-    let (ready_tx, ready_rx) = mpsc::channel(READY_QUEUE);
-    (
-        InjectHandle { tx: inject_tx },
-        inject_rx,
-        ready_tx,
-        ready_rx,
-    )
-}
-
-impl Acceptor {
-    /// Accepts until `stop` turns true; handshakes run concurrently (each under the kit's
-    /// deadline) and are aborted on stop.
-    pub(crate) async fn run(
-        self,
-        mut injected: mpsc::Receiver<TcpStream>,
-        ready: ReadyTx,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let acceptor = TlsAcceptor::from(self.tls.clone());
-        let mut limiter = RateLimiter::new(
-            self.rate_limits
-                .iter()
-                .map(|l| RateLimit {
-                    window: l.period.duration(),
-                    limit: l.limit.get(),
-                })
-                .collect(),
-        );
-        let mut tasks = JoinSet::new();
-        loop {
-            let admitted = tokio::select! {
-                () = super::stopped(&mut stop) => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, addr)) if limiter.check(addr.ip(), Instant::now()) => {
-                        self.admission.admit(stream, addr)
-                    }
-                    Ok((_, addr)) => {
-                        debug!(peer = %addr, "gRPC connection over the rate limit; closed");
-                        continue;
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "gRPC accept failed; backing off");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                },
-                Some(stream) = injected.recv() => match stream.peer_addr() {
-                    Ok(addr) => self.injected.admit(stream, addr),
-                    Err(e) => {
-                        debug!(error = %e, "injected socket already closed");
-                        continue;
-                    }
-                },
-            };
-            let Some((io, slot)) = admitted else { continue };
-            let addr = io.get_ref().peer_addr().ok();
-            let (acceptor, directory, ready) =
-                (acceptor.clone(), self.directory.clone(), ready.clone());
-            let span = debug_span!("grpc_connection", peer = ?addr);
-            tasks.spawn(
-                async move {
-                    match handshake_peer(acceptor, io, &slot, &*directory).await {
-                        Ok((tls, clients)) => {
-                            let identity = PeerIdentity {
-                                addr,
-                                clients: Arc::new(clients),
-                            };
-                            debug!(operator = identity.primary(), "gRPC peer identified");
-                            slot.establish();
-                            let peer = TlsConn::new(tls, identity);
-                            // A closed receiver means the server is stopping: the stream is dropped.
-                            let _ = ready.send(Ok(peer)).await;
-                        }
-                        Err(reason) => {
-                            slot.count_failed_handshake();
-                            debug!(%reason, "gRPC connection refused");
-                        }
-                    }
-                }
-                .instrument(span),
-            );
-        }
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
-    }
-}
-
-/// The TLS handshake (the kit's deadline cuts a silent or slow one), then the directory identity
-/// of the client certificate.
-async fn handshake_peer(
-    acceptor: TlsAcceptor,
-    io: Guarded<TcpStream>,
-    slot: &Slot,
-    directory: &dyn DirectorySource,
-) -> Result<
-    (
-        TlsStream<Guarded<TcpStream>>,
-        Vec<crate::broker::types::ClientInfo>,
-    ),
-    String,
-> {
-    let tls = acceptor
-        .accept(io)
-        .await
-        .map_err(|e| format!("TLS handshake failed: {e}"))?;
-    slot.handshaken();
-    let leaf = peer_leaf(tls.get_ref().1);
-    let clients = identify(leaf.as_deref(), directory)
-        .await
-        .map_err(|e| format!("peer identity: {e}"))?;
-    Ok((tls, clients))
+/// The inject handle with its receiver.
+pub(crate) fn inject_channel() -> (InjectHandle, mpsc::Receiver<TcpStream>) {
+    let (tx, rx) = mpsc::channel(INJECT_QUEUE);
+    (InjectHandle { tx }, rx)
 }

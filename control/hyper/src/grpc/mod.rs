@@ -8,40 +8,37 @@
 //! - [`GrpcClient`] is the `grpc_client` channel: one reused tonic channel per peer, a per-call deadline,
 //!   bounded calls per peer, proxied peers through a [`ProxyDialer`], and the client side of reverse
 //!   streams ([`GrpcClient::start_reverse_streams`]).
-//! - [`LateSink`] lets the channels be built before the broker that owns them.
 //!
 //! Errors crossing to gRPC are mapped in [`convert`] only.
 
 mod client;
 pub(crate) mod connector;
 pub mod convert;
-mod entry;
-mod identity;
 mod incoming;
+mod peer_identity;
+mod peer_server;
 mod reverse;
 mod reverse_client;
 mod server;
-mod sink;
 mod tasks;
 
 use std::time::Duration;
 
 pub use client::{GrpcClient, MAX_CALLS_PER_PEER, MAX_PEERS, ProxyDialer};
-pub use entry::{GrpcServerEntry, reverse_targets};
-pub use identity::PeerIdentity;
 pub use incoming::{INJECT_TIMEOUT, InjectError, InjectHandle, MAX_INJECTED_CONNECTIONS};
+pub use peer_identity::PeerIdentity;
+pub use peer_server::{GrpcServerEntry, reverse_targets};
 pub use reverse::{MAX_PENDING_PER_STREAM, ReverseChannel};
 pub use reverse_client::REVERSE_REFRESH;
 pub use server::{GrpcServer, GrpcServerHandle};
-pub use sink::LateSink;
 pub use tandem_proto::MAX_MESSAGE_BYTES;
 
 use tandem_net::tls::TlsError;
 
 /// Time allowed for a TLS handshake on an accepted or injected connection.
 pub const HANDSHAKE_TIMEOUT: Duration = tandem_serving::DEFAULT_HANDSHAKE_TIMEOUT;
+pub(crate) use tandem_net::grpc::ALPN_H2;
 pub use tandem_net::grpc::SHUTDOWN_GRACE;
-pub(crate) use tandem_net::grpc::{ALPN_H2, stopped};
 
 /// Why the gRPC transport could not start.
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 //!
 //! Offered to the broker as the `grpc_server` [`Channel`].
 
+use crate::broker::ChannelError;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -220,15 +221,15 @@ impl ReverseChannel {
         let client = lock(&self.clients)
             .get(&address.operator)
             .cloned()
-            .ok_or_else(|| DeliveryError::Channel("client disconnected".into()))?;
+            .ok_or(ChannelError::ClientDisconnected)?;
         let (tx, rx) = oneshot::channel();
         let guard = {
             let mut pending = lock(&client.pending);
             if pending.len() >= MAX_PENDING_PER_STREAM {
-                return Err(DeliveryError::Channel(format!(
-                    "too many calls in flight on the reverse stream of {}",
-                    client.name
-                )));
+                return Err(ChannelError::ReverseStreamFull {
+                    client: client.name.clone(),
+                }
+                .into());
             }
             if pending.contains_key(&request.id) {
                 return Err(DeliveryError::Loop(request.id));
@@ -241,16 +242,16 @@ impl ReverseChannel {
         };
         let sender = lock(&client.outbound)
             .clone()
-            .ok_or_else(|| DeliveryError::Channel("reverse stream lost".into()))?;
+            .ok_or(ChannelError::ReverseStreamLost)?;
         let mut message = request_to_pb(request);
         message.client_name = self.own_name.clone();
         sender
             .send(Ok(message))
             .await
-            .map_err(|_| DeliveryError::Channel("reverse stream lost".into()))?;
+            .map_err(|_| ChannelError::ReverseStreamLost)?;
         let response = rx
             .await
-            .map_err(|_| DeliveryError::Channel("reverse stream lost before the answer".into()))?;
+            .map_err(|_| ChannelError::ReverseStreamLostBeforeAnswer)?;
         drop(guard);
         Ok(response_from_pb(response))
     }

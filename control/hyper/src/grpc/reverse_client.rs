@@ -16,8 +16,8 @@ use tracing::{Instrument, debug, info_span, warn};
 use super::client::GrpcClient;
 use super::connector::Route;
 use super::convert::{announcement, delivery_error, request_from_pb, response_to_pb};
-use super::entry::reverse_targets;
-use super::identity::PeerIdentity;
+use super::peer_identity::PeerIdentity;
+use super::peer_server::reverse_targets;
 use crate::broker::types::{HyperResponse, RequestSink};
 
 /// How often the peer list is recomputed from the directory (the original's 60 s).

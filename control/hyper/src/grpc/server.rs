@@ -9,18 +9,17 @@ use std::time::Duration;
 use tandem_proto::hyper::hyper_server::{Hyper, HyperServer};
 use tandem_proto::{MAX_MESSAGE_BYTES, hyper as pb};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, info, info_span};
 
 use super::convert::{announced_name, request_from_pb, response_to_pb, status_for};
-use super::identity::PeerIdentity;
-use super::incoming::{self, Acceptor, InjectHandle};
+use super::incoming::{self, InjectHandle, Sources};
+use super::peer_identity::PeerIdentity;
 use super::reverse::{PushStream, ReverseChannel};
-use super::{ALPN_H2, GrpcError, SHUTDOWN_GRACE, stopped};
+use super::{ALPN_H2, GrpcError};
 use crate::broker::types::{DirectorySource, RequestSink};
+use tandem_net::grpc::{TonicLimits, serve_tls};
 use tandem_net::tls::server_config;
 use tandem_serving::{Admission, Http2Limits, ServingMetrics};
 use tandem_settings::hyper::{GrpcServerSettings, Timeouts};
@@ -35,6 +34,18 @@ const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections are recycled after a day (SPEC §1.1 MaxConnectionAge), with a minute of grace.
 const MAX_CONNECTION_AGE: Duration = Duration::from_secs(24 * 3600);
 const MAX_CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+
+/// The tonic limits of the `Hyper` service under the listener's HTTP/2 limits `h2`.
+fn limits(h2: Http2Limits) -> TonicLimits {
+    TonicLimits {
+        max_streams: MAX_STREAMS_PER_CONNECTION,
+        h2,
+        keepalive_interval: KEEPALIVE_INTERVAL,
+        keepalive_timeout: KEEPALIVE_TIMEOUT,
+        max_connection_age: MAX_CONNECTION_AGE,
+        max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
+    }
+}
 
 /// The tonic service.
 struct HyperService {
@@ -107,7 +118,7 @@ pub struct GrpcServerHandle {
     pub inject: InjectHandle,
     /// The address the listener is bound to.
     pub local_addr: SocketAddr,
-    /// Ends after shutdown, once connections have closed or [`SHUTDOWN_GRACE`] has passed.
+    /// Ends after shutdown, once connections have closed or [`super::SHUTDOWN_GRACE`] has passed.
     pub task: JoinHandle<()>,
 }
 
@@ -116,28 +127,12 @@ pub struct GrpcServerHandle {
 pub struct GrpcServer;
 
 impl GrpcServer {
-    /// Starts serving `Hyper` on `listener` (and injected sockets) until `shutdown` resolves.
-    /// `settings.bind_address` is not used (the caller binds); TLS and rate limits are.
-    /// Requests go to `sink` (see [`super::LateSink`]); reverse-stream calls wait at most
-    /// `timeouts.call`. Must run inside a tokio runtime.
-    pub fn start(
-        settings: &GrpcServerSettings,
-        own_name: &str,
-        timeouts: &Timeouts,
-        directory: Arc<dyn DirectorySource>,
-        sink: Arc<dyn RequestSink>,
-        listener: TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<GrpcServerHandle, GrpcError> {
-        let metrics = ServingMetrics::default();
-        Self::start_with_metrics(
-            metrics, settings, own_name, timeouts, directory, sink, listener, shutdown,
-        )
-    }
-
-    /// [`GrpcServer::start`], counting the serving kit's admissions and cuts in `metrics`.
+    /// Starts serving `Hyper` on `listener` (and injected sockets) until `shutdown` resolves,
+    /// counting the serving kit's admissions and cuts in `metrics`. `settings.bind_address` is
+    /// not used (the caller binds); TLS and rate limits are. Requests go to `sink` (the broker);
+    /// reverse-stream calls wait at most `timeouts.call`. Must run inside a tokio runtime.
     #[allow(clippy::too_many_arguments)]
-    pub fn start_with_metrics(
+    pub fn start(
         metrics: ServingMetrics,
         settings: &GrpcServerSettings,
         own_name: &str,
@@ -150,8 +145,8 @@ impl GrpcServer {
         let tls = server_config(&settings.tls, &[ALPN_H2])?;
         let local_addr = listener.local_addr().map_err(GrpcError::Listener)?;
         let reverse = Arc::new(ReverseChannel::new(own_name, timeouts.call));
-        let (inject, injected, ready_tx, ready_rx) = incoming::channels();
-        let acceptor = Acceptor {
+        let (inject, injected) = incoming::inject_channel();
+        let sources = Sources {
             listener,
             tls,
             directory,
@@ -166,19 +161,19 @@ impl GrpcServer {
         })
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(MAX_MESSAGE_BYTES);
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let router = limits(h2).builder().add_service(service);
+        let (stop, stopped) = tandem_serving::shutdown();
         let reverse_for_stop = reverse.clone();
         let span = info_span!("grpc_server", operator = %own_name, addr = %local_addr);
         let task = tokio::spawn(
             async move {
                 let signal = async move {
                     shutdown.await;
-                    let _ = stop_tx.send(true);
+                    stop.trigger();
                     reverse_for_stop.close_all().await;
                 };
-                let accept = acceptor.run(injected, ready_tx, stop_rx.clone());
-                let serve = serve(service, h2, ready_rx, stop_rx);
-                tokio::join!(signal, accept, serve);
+                let serve = serve_tls(sources.into_listener(injected), router, stopped);
+                tokio::join!(signal, serve);
                 info!("gRPC server stopped");
             }
             .instrument(span),
@@ -189,39 +184,5 @@ impl GrpcServer {
             local_addr,
             task,
         })
-    }
-}
-
-/// tonic over the ready connections; after stop, connections get [`SHUTDOWN_GRACE`] to finish.
-async fn serve(
-    service: HyperServer<HyperService>,
-    h2: Http2Limits,
-    ready: incoming::ReadyRx,
-    stop: watch::Receiver<bool>,
-) {
-    let server = tonic::transport::Server::builder()
-        .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-        .http2_max_header_list_size(h2.max_header_list_bytes)
-        .http2_max_pending_accept_reset_streams(Some(h2.max_pending_resets))
-        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
-        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
-        .max_connection_age(MAX_CONNECTION_AGE)
-        .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
-        .add_service(service)
-        .serve_with_incoming_shutdown(ReceiverStream::new(ready), {
-            let mut stop = stop.clone();
-            async move { stopped(&mut stop).await }
-        });
-    tokio::pin!(server);
-    let mut stop = stop;
-    let bounded_after_stop = async {
-        stopped(&mut stop).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        result = &mut server => if let Err(e) = result {
-            warn!(error = %e, "gRPC server failed");
-        },
-        () = bounded_after_stop => warn!("gRPC connections still open after the shutdown grace; leaving them"),
     }
 }

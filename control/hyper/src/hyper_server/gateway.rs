@@ -14,7 +14,7 @@ use crate::broker::types::{
 };
 use crate::broker::{GatewayAdmission, JsonRpcGateway, MessageBroker};
 use tandem_directory::entry::DirectoryEntry;
-use tandem_net::http::{Cors, RateLimit, RouteConfig, ServerLimits, jsonrpc_router, serve};
+use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
 use tandem_net::metrics::Refusals;
 use tandem_serving::ServingMetrics;
 use tandem_settings::hyper::GatewaySettings;
@@ -24,8 +24,6 @@ pub const MAX_GATEWAY_BODY_BYTES: usize = 4 * 1024 * 1024;
 /// Extra time the HTTP route allows beyond `timeouts.call`, so that the broker's own, clearer
 /// deadline error reaches the caller first.
 pub const ROUTE_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
-/// ALPN offered by the gateway over TLS.
-const GATEWAY_ALPN: &[&[u8]] = &[b"h2", b"http/1.1"];
 
 /// Serves the gateway on `listener` until `shutdown` resolves, admitting the callers `gateway`
 /// allows (refusals counted in `refusals`).
@@ -39,26 +37,12 @@ pub(super) fn serve_gateway(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<impl Future<Output = ()> + Send + 'static, HyperServerError> {
     let settings = &gateway.server;
-    let tls = settings
-        .tls
-        .as_ref()
-        .map(|t| tandem_net::tls::server_config(t, GATEWAY_ALPN))
-        .transpose()?;
-    let route = RouteConfig {
-        path: settings.path.clone(),
-        max_body_bytes: MAX_GATEWAY_BODY_BYTES,
-        rate_limits: settings
-            .tcp_rate_limits
-            .iter()
-            .map(|l| RateLimit {
-                window: l.period.duration(),
-                limit: l.limit.get(),
-            })
-            .collect(),
-        call_timeout: call_timeout + ROUTE_TIMEOUT_MARGIN,
-        body_timeout: settings.serving.deadlines.body,
-        cors: settings.cors.as_ref().map(Cors::from),
-    };
+    let tls = tandem_net::http::server_tls(settings)?;
+    let route = RouteConfig::for_server(
+        settings,
+        MAX_GATEWAY_BODY_BYTES,
+        call_timeout + ROUTE_TIMEOUT_MARGIN,
+    );
     if let Some(warning) = gateway.unverified_warning(broker.name()) {
         warn!(detail = %warning, "UNVERIFIED GATEWAY: the JSON-RPC gateway cannot verify its callers; every caller acts as the operator");
     }

@@ -11,7 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
@@ -26,6 +25,7 @@ use crate::broker::{
 use crate::dirclient::{DirClientError, DirectoryClient};
 use crate::grpc::{GrpcClient, GrpcError, GrpcServer, InjectHandle, ReverseChannel};
 use crate::p2p::{BrokerProxyDialer, GrpcConnectionHandler};
+use tandem_serving::{Shutdown, ShutdownTrigger};
 use tandem_settings::HyperSettings;
 use tandem_settings::hyper::{ChannelKind, ChannelSettings};
 use tandem_types::{OperatorName, OperatorNameError};
@@ -41,6 +41,9 @@ pub enum HyperServerError {
         /// The I/O error.
         source: std::io::Error,
     },
+    /// A listener's address could not be resolved or bound.
+    #[error(transparent)]
+    Bind(#[from] tandem_serving::BindError),
     /// A channel that listens has no listener (see [`Listeners`]).
     #[error("the {0} channel needs a listener")]
     MissingListener(&'static str),
@@ -69,6 +72,7 @@ impl HyperServerError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Io { .. } => "io",
+            Self::Bind(e) => e.kind(),
             Self::MissingListener(_) => "missing_listener",
             Self::Directory(e) => e.kind(),
             Self::Broker(e) => e.kind(),
@@ -99,15 +103,7 @@ impl Listeners {
                 ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.server.bind_address),
                 _ => continue,
             };
-            let io = |context: String| move |source| HyperServerError::Io { context, source };
-            let addrs = address
-                .resolve()
-                .map_err(io(format!("resolving {address}")))?;
-            *slot = Some(
-                TcpListener::bind(addrs.as_slice())
-                    .await
-                    .map_err(io(format!("binding {address}")))?,
-            );
+            *slot = Some(tandem_serving::bind(address).await?);
         }
         Ok(listeners)
     }
@@ -122,13 +118,7 @@ pub async fn run(
 ) -> Result<(), HyperServerError> {
     let mut server = HyperServer::start(settings, listeners)?;
     if let Some(m) = &settings.metrics {
-        let listener =
-            tandem_net::metrics::bind(m)
-                .await
-                .map_err(|source| HyperServerError::Io {
-                    context: "binding the metrics address".into(),
-                    source,
-                })?;
+        let listener = tandem_net::metrics::bind(m).await?;
         server.serve_metrics(listener);
     }
     shutdown.await;
@@ -159,7 +149,7 @@ pub struct HyperServer {
     pub grpc_client: Option<Arc<GrpcClient>>,
     /// Where the JSON-RPC gateway is bound, if configured.
     pub jsonrpc_addr: Option<SocketAddr>,
-    stop: watch::Sender<bool>,
+    stop: ShutdownTrigger,
     tasks: JoinSet<()>,
     /// Taken by [`HyperServer::serve_metrics`].
     registry: Option<tandem_net::metrics::Registry>,
@@ -183,14 +173,6 @@ impl std::fmt::Debug for HyperServer {
     }
 }
 
-/// A future that resolves when `stop` turns true (or its sender is dropped).
-fn stop_signal(stop: &watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    let mut stop = stop.clone();
-    async move {
-        let _ = stop.wait_for(|s| *s).await;
-    }
-}
-
 impl HyperServer {
     /// Builds the directory client, the broker and the channels in settings order, and starts
     /// their tasks (must run inside a tokio runtime). On error, everything started is stopped.
@@ -203,7 +185,7 @@ impl HyperServer {
         let name = settings.name.as_str();
         let timeouts = settings.timeouts;
         let directory = Arc::new(DirectoryClient::from_settings(settings)?);
-        let (stop, stop_rx) = watch::channel(false);
+        let (stop, stopped) = tandem_serving::shutdown();
         // Dropping `server` on an error below stops and aborts what was started.
         let operator = OperatorName::new(name)?;
         let broker = Arc::new(MessageBroker::new(
@@ -228,12 +210,12 @@ impl HyperServer {
             metrics: None,
             refusals,
         };
-        let refresh = stop_signal(&stop_rx);
+        let refresh = stopped.clone().wait();
         server
             .tasks
             .spawn(async move { directory.run_refresh(refresh).await }.in_current_span());
         for channel in &settings.channels {
-            server.add(channel, settings, &mut listeners, &stop_rx)?;
+            server.add(channel, settings, &mut listeners, &stopped)?;
         }
         server.install_p2p(timeouts.connect)?;
         info!(channels = settings.channels.len(), "hyper server running");
@@ -246,7 +228,7 @@ impl HyperServer {
         channel: &ChannelSettings,
         settings: &HyperSettings,
         listeners: &mut Listeners,
-        stop: &watch::Receiver<bool>,
+        stop: &Shutdown,
     ) -> Result<(), HyperServerError> {
         let (name, timeouts, broker) = (settings.name.as_str(), settings.timeouts, &self.broker);
         let directory: Arc<dyn DirectorySource> = self.directory.clone();
@@ -256,7 +238,7 @@ impl HyperServer {
                     .grpc
                     .take()
                     .ok_or(HyperServerError::MissingListener("grpc_server"))?;
-                let handle = GrpcServer::start_with_metrics(
+                let handle = GrpcServer::start(
                     self.serving_metrics.clone(),
                     s,
                     name,
@@ -264,7 +246,7 @@ impl HyperServer {
                     directory,
                     broker.clone(),
                     listener,
-                    stop_signal(stop),
+                    stop.clone().wait(),
                 )?;
                 broker.add_channel(handle.reverse.clone())?;
                 let task = handle.task;
@@ -279,9 +261,11 @@ impl HyperServer {
                 self.grpc_server = Some(parts);
             }
             ChannelKind::GrpcClient(s) => {
-                let client = GrpcClient::new(s, name, timeouts, directory)?;
+                let refused = self.refusals.endpoints.clone();
+                let dialer = BrokerProxyDialer::new(broker, timeouts.connect, refused);
+                let client = GrpcClient::proxied(s, name, timeouts, directory, dialer)?;
                 broker.add_channel(client.clone())?;
-                let reverse = client.start_reverse_streams(broker.clone(), stop_signal(stop));
+                let reverse = client.start_reverse_streams(broker.clone(), stop.clone().wait());
                 self.tasks.spawn(async move {
                     let _ = reverse.await;
                 });
@@ -301,7 +285,7 @@ impl HyperServer {
                     self.refusals.gateway.clone(),
                     self.serving_metrics.clone(),
                     listener,
-                    stop_signal(stop),
+                    stop.clone().wait(),
                 )?;
                 self.tasks.spawn(serving.in_current_span());
             }
@@ -319,15 +303,11 @@ impl HyperServer {
         Ok(())
     }
 
-    /// Both ends of brokered P2P connections (SPEC §4.4, §4.5): the `grpc_client` dials proxied
-    /// peers through `<proxy>.requestConnection`, and `_connectionRequest` hands proxy sockets to the
-    /// `grpc_server`.
+    /// The accepting end of brokered P2P connections (SPEC §4.5): `_connectionRequest` hands proxy
+    /// sockets to the `grpc_server`. (The dialing end, `<proxy>.requestConnection`, is the
+    /// `grpc_client`'s dialer, given to it when it is built.)
     fn install_p2p(&self, connect_timeout: std::time::Duration) -> Result<(), HyperServerError> {
         let refused = self.refusals.endpoints.clone();
-        if let Some(client) = &self.grpc_client {
-            let dialer = BrokerProxyDialer::new(&self.broker, connect_timeout, refused.clone());
-            client.set_proxy_dialer(dialer);
-        }
         if let Some(server) = &self.grpc_server {
             let handler =
                 GrpcConnectionHandler::new(server.inject.clone(), connect_timeout, refused);
@@ -352,7 +332,7 @@ impl HyperServer {
     pub async fn shutdown(mut self) {
         info!(operator = %self.broker.name(), "hyper server stopping");
         self.ready.set(false);
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         while self.tasks.join_next().await.is_some() {}
         if let Some(metrics) = self.metrics.take() {
             metrics.stop().await;

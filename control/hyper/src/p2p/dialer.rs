@@ -1,5 +1,6 @@
 //! The requesting side (SPEC §4.4): [`BrokerProxyDialer`], the `grpc_client`'s [`ProxyDialer`].
 
+use crate::broker::ChannelError;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -144,7 +145,10 @@ impl ProxyDialer for BrokerProxyDialer {
             async move {
                 self.connect(operator, proxy).await.map_err(|e| {
                     debug!(kind = e.kind(), error = %e, "brokered connection failed");
-                    DeliveryError::Channel(e.to_string())
+                    DeliveryError::Channel(ChannelError::Brokered {
+                        kind: e.kind(),
+                        detail: e.to_string(),
+                    })
                 })
             }
             .instrument(span),
@@ -228,9 +232,7 @@ mod tests {
             refused: Refusals::default(),
         };
         let err = dialer.dial("hd-2", "p").await.unwrap_err();
-        assert_eq!(
-            err,
-            DeliveryError::Channel("the message broker is not running".into())
-        );
+        assert_eq!(err.to_string(), "the message broker is not running");
+        assert_eq!(err.kind(), "channel");
     }
 }

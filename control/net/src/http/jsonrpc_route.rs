@@ -20,6 +20,7 @@ use crate::jsonrpc::{
     decode_request,
 };
 use crate::metrics::RpcMetrics;
+use tandem_settings::listeners::JsonRpcServerSettings;
 
 /// A set of JSON-RPC methods (the sd server, the proxies, ...).
 pub trait Methods: Send + Sync + 'static {
@@ -47,6 +48,25 @@ pub struct RouteConfig {
     pub body_timeout: Duration,
     /// CORS policy, if configured.
     pub cors: Option<Cors>,
+}
+
+impl RouteConfig {
+    /// The route of a `jsonrpc_server` block (its path, `tcp_rate_limits`, body deadline and
+    /// CORS) with the role's own body bound and call timeout.
+    pub fn for_server(
+        server: &JsonRpcServerSettings,
+        max_body_bytes: usize,
+        call_timeout: Duration,
+    ) -> Self {
+        Self {
+            path: server.path.clone(),
+            max_body_bytes,
+            rate_limits: RateLimit::from_settings(&server.tcp_rate_limits),
+            call_timeout,
+            body_timeout: server.serving.deadlines.body,
+            cors: server.cors.as_ref().map(Cors::from),
+        }
+    }
 }
 
 struct RouteState<M> {

@@ -19,4 +19,4 @@ pub use cors::Cors;
 pub use forward::{Outbound, TunnelError};
 pub use jsonrpc_route::{Methods, RouteConfig, jsonrpc_router, jsonrpc_router_observed};
 pub use rate_limit::{MAX_TRACKED_CLIENTS, RateLimit, RateLimiter};
-pub use server::{DEFAULT_GRACE, PeerInfo, ServerLimits, serve};
+pub use server::{DEFAULT_GRACE, PeerInfo, ServerLimits, serve, server_tls};

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use tandem_settings::listeners::TcpRateLimit;
+
 /// The most client addresses tracked at once. Past it, entries whose windows have all expired are
 /// swept; if none can be swept, unknown clients are refused until some can (a flood from many
 /// addresses cannot grow memory without bound).
@@ -16,6 +18,22 @@ pub struct RateLimit {
     pub window: Duration,
     /// Requests allowed per window.
     pub limit: u32,
+}
+
+impl From<&TcpRateLimit> for RateLimit {
+    fn from(limit: &TcpRateLimit) -> Self {
+        Self {
+            window: limit.period.duration(),
+            limit: limit.limit.get(),
+        }
+    }
+}
+
+impl RateLimit {
+    /// The `tcp_rate_limits` of a settings block (the one place settings become limits).
+    pub fn from_settings(limits: &[TcpRateLimit]) -> Vec<Self> {
+        limits.iter().map(Self::from).collect()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +125,35 @@ mod tests {
 
     fn ip(n: u8) -> IpAddr {
         IpAddr::from([127, 0, 0, n])
+    }
+
+    #[test]
+    fn settings_limits_become_windows_of_their_period() {
+        use std::num::NonZeroU32;
+        use tandem_settings::listeners::RatePeriod;
+        let settings = [
+            TcpRateLimit {
+                period: RatePeriod::Minute,
+                limit: NonZeroU32::new(7).unwrap(),
+            },
+            TcpRateLimit {
+                period: RatePeriod::Hour,
+                limit: NonZeroU32::new(100).unwrap(),
+            },
+        ];
+        assert_eq!(
+            RateLimit::from_settings(&settings),
+            vec![
+                RateLimit {
+                    window: Duration::from_secs(60),
+                    limit: 7
+                },
+                RateLimit {
+                    window: Duration::from_secs(3600),
+                    limit: 100
+                },
+            ]
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use tracing::debug;
 use tandem_serving::{
     Admission, Handshake, ServingConfig, ServingMetrics, Slot, serve_connections,
 };
+use tandem_settings::listeners::JsonRpcServerSettings;
 
 /// How one HTTP server is served.
 #[derive(Debug, Clone)]
@@ -71,6 +72,18 @@ pub struct PeerInfo {
     pub leaf: Option<CertificateDer<'static>>,
 }
 
+/// The rustls config of a `jsonrpc_server` block (ALPN `h2`, `http/1.1`); `None` serves plain
+/// HTTP.
+pub fn server_tls(
+    server: &JsonRpcServerSettings,
+) -> Result<Option<Arc<ServerConfig>>, crate::tls::TlsError> {
+    server
+        .tls
+        .as_ref()
+        .map(|t| crate::tls::server_config(t, super::HTTP_ALPN))
+        .transpose()
+}
+
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
 /// within `limits.grace`.
 pub async fn serve(
@@ -101,9 +114,8 @@ pub async fn serve(
                     let peer = PeerInfo { addr, leaf: None };
                     return serve_stream(io, peer, router, slot, &serving).await;
                 };
-                match acceptor.accept(io).await {
+                match crate::tls::accept(&acceptor, io, &slot).await {
                     Ok(tls) => {
-                        slot.handshaken();
                         let leaf = tls
                             .get_ref()
                             .1
@@ -113,7 +125,6 @@ pub async fn serve(
                         serve_stream(tls, PeerInfo { addr, leaf }, router, slot, &serving).await;
                     }
                     Err(e) => {
-                        slot.count_failed_handshake();
                         debug!(error = %e, "TLS handshake failed");
                     }
                 }

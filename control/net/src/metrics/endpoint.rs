@@ -5,34 +5,23 @@ use std::sync::{Arc, RwLock};
 
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::{Readiness, serve};
+use tandem_serving::{BindError, ShutdownTrigger};
 use tandem_settings::MetricsSettings;
 
 /// Binds the configured `metrics.bind_address`.
-pub async fn bind(settings: &MetricsSettings) -> std::io::Result<TcpListener> {
-    let address = &settings.bind_address;
-    let addrs = address.resolve().map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("resolving the metrics address {address}: {e}"),
-        )
-    })?;
-    TcpListener::bind(addrs.as_slice()).await.map_err(|e| {
-        std::io::Error::new(
-            e.kind(),
-            format!("binding the metrics address {address}: {e}"),
-        )
-    })
+pub async fn bind(settings: &MetricsSettings) -> Result<TcpListener, BindError> {
+    tandem_serving::bind(&settings.bind_address).await
 }
 
-/// A running metrics endpoint; [`MetricsServer::stop`] ends it.
+/// A running metrics endpoint; [`MetricsServer::stop`] ends it (so does dropping it, without
+/// waiting).
 #[derive(Debug)]
 pub struct MetricsServer {
-    stop: watch::Sender<bool>,
+    stop: ShutdownTrigger,
     task: JoinHandle<()>,
 }
 
@@ -43,17 +32,15 @@ impl MetricsServer {
         if let Ok(addr) = listener.local_addr() {
             info!(address = %addr, "metrics listening");
         }
-        let (stop, mut stopped) = watch::channel(false);
+        let (stop, stopped) = tandem_serving::shutdown();
         let registry = Arc::new(RwLock::new(registry));
-        let task = tokio::spawn(serve(listener, registry, ready, async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        }));
+        let task = tokio::spawn(serve(listener, registry, ready, stopped.wait()));
         Self { stop, task }
     }
 
     /// Stops serving and waits for the task (the HTTP server's own grace bounds the wait).
     pub async fn stop(self) {
-        let _ = self.stop.send(true);
+        self.stop.trigger();
         let _ = self.task.await;
     }
 }

@@ -4,12 +4,14 @@
 //! Every config is built with the *ring* provider passed explicitly
 //! ([`provider`]); nothing relies on a process-wide default provider.
 
+mod accept;
 mod config;
 mod insecure;
 mod pem;
 
 use std::path::PathBuf;
 
+pub use accept::accept;
 pub use config::{client_config, provider, server_config, server_name};
 pub use pem::{MAX_PEM_BYTES, load_certificates, load_private_key, load_roots};
 pub use tandem_directory::x509::{

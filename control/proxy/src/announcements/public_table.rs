@@ -4,17 +4,13 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use super::held::{Table, holding, withdrawal};
 use super::{
-    Change, Expiry, Holdings, MAX_ANNOUNCEMENTS, Outcome, PublicAnnouncement, Refusal, Rules,
-    domain_allowed, live, needs_write,
+    Change, Expiry, MAX_ANNOUNCEMENTS, Outcome, PublicAnnouncement, Refusal, domain_allowed,
+    needs_write,
 };
 
-#[derive(Debug, Clone)]
-struct Held {
-    announcement: PublicAnnouncement,
-    /// The expiry of the last durable record (differs while a renewal's write is deferred).
-    durable: Option<DateTime<Utc>>,
-}
+type Held = super::held::Held<PublicAnnouncement>;
 
 /// The outcome of [`PublicTable::plan`]: one result per requested domain, and the changes to
 /// apply (after persisting their records) with [`PublicTable::apply`].
@@ -37,12 +33,7 @@ impl Plan {
 }
 
 /// The public proxy's table.
-#[derive(Debug, Default)]
-pub struct PublicTable {
-    by_domain: HashMap<String, Held>,
-    holdings: Holdings,
-    rules: Rules,
-}
+pub type PublicTable = Table<PublicAnnouncement>;
 
 /// What the items of one call planned so far, as later items see it.
 #[derive(Default)]
@@ -59,17 +50,17 @@ impl Pending {
     fn current<'a>(&'a self, table: &'a PublicTable, key: &str) -> Option<&'a Held> {
         match self.overlay.get(key) {
             Some(planned) => planned.as_ref(),
-            None => table.by_domain.get(key),
+            None => table.entries.get(key),
         }
     }
 
     /// Whether `operator` may gain one more domain.
     fn admit(&self, table: &PublicTable, operator: &str, is_new_key: bool) -> Result<(), Refusal> {
         let quota = table.rules.quota;
-        if table.holdings.of(operator) as isize + self.gained >= quota as isize {
+        if table.entries.held_by(operator) as isize + self.gained >= quota as isize {
             return Err(Refusal::OverQuota { quota });
         }
-        if is_new_key && table.by_domain.len() + self.added.len() >= MAX_ANNOUNCEMENTS {
+        if is_new_key && table.entries.len() + self.added.len() >= MAX_ANNOUNCEMENTS {
             return Err(Refusal::Full);
         }
         Ok(())
@@ -99,48 +90,6 @@ impl Pending {
 }
 
 impl PublicTable {
-    /// An empty table under `rules`.
-    pub fn new(rules: Rules) -> Self {
-        Self {
-            rules,
-            ..Self::default()
-        }
-    }
-
-    /// The table's rules.
-    pub fn rules(&self) -> &Rules {
-        &self.rules
-    }
-
-    /// Replays stored records in order (last write per domain wins; quotas are for admission,
-    /// not replay); beyond [`MAX_ANNOUNCEMENTS`], new domains are skipped. Returns how many were
-    /// skipped.
-    pub fn replay(&mut self, records: impl IntoIterator<Item = PublicAnnouncement>) -> usize {
-        let mut skipped = 0;
-        for a in records {
-            let key = a.domain.to_ascii_lowercase();
-            if self.by_domain.len() >= MAX_ANNOUNCEMENTS && !self.by_domain.contains_key(&key) {
-                skipped += 1;
-                continue;
-            }
-            self.insert(
-                key,
-                Held {
-                    durable: a.expires_at,
-                    announcement: a,
-                },
-            );
-        }
-        skipped
-    }
-
-    fn insert(&mut self, key: String, held: Held) {
-        self.holdings.add(&held.announcement.operator);
-        if let Some(old) = self.by_domain.insert(key, held) {
-            self.holdings.remove(&old.announcement.operator);
-        }
-    }
-
     /// Decides what `operator` announcing `requested` (domain, checked expiry) changes, without
     /// changing it.
     pub fn plan(
@@ -156,11 +105,11 @@ impl PublicTable {
             let key = domain.to_ascii_lowercase();
             // Cloned (an entry is small): `pending` changes below.
             let current = pending.current(self, &key).cloned();
-            let foreign = current.as_ref().is_some_and(|c| {
-                c.announcement.operator != operator && live(c.announcement.expires_at, now)
-            });
+            let foreign = current
+                .as_ref()
+                .is_some_and(|c| c.announcement.operator != operator && c.is_live(now));
             let mine = current.filter(|c| c.announcement.operator == operator);
-            let is_new_key = !self.by_domain.contains_key(&key) && !pending.added.contains(&key);
+            let is_new_key = !self.entries.contains(&key) && !pending.added.contains(&key);
             let result = if !domain_allowed(domain, allowed) {
                 Err(Refusal::NotAllowed)
             } else if foreign {
@@ -196,20 +145,8 @@ impl PublicTable {
             domain: mine.map_or(domain, |m| &m.announcement.domain).to_owned(),
         };
         if let Expiry::Withdraw(t) = expiry {
-            return Ok(
-                match mine.filter(|m| live(m.announcement.expires_at, now)) {
-                    Some(_) => (
-                        Outcome::Withdrawn,
-                        Some(Change {
-                            announcement: record(Some(t)),
-                            durable: Some(t),
-                            write: true,
-                            withdraw: true,
-                        }),
-                    ),
-                    None => (Outcome::NothingToWithdraw, None),
-                },
-            );
+            let mine_live = mine.is_some_and(|m| m.is_live(now));
+            return Ok(withdrawal(mine_live, record(Some(t)), t));
         }
         let new = expiry.expires_at();
         match mine {
@@ -222,27 +159,11 @@ impl PublicTable {
                     Outcome::Renewed
                 };
                 let durable = if write { new } else { m.durable };
-                Ok((
-                    outcome,
-                    Some(Change {
-                        announcement: record(new),
-                        durable,
-                        write,
-                        withdraw: false,
-                    }),
-                ))
+                Ok(holding(outcome, record(new), durable, write))
             }
             None => {
                 admit()?;
-                Ok((
-                    Outcome::Announced,
-                    Some(Change {
-                        announcement: record(new),
-                        durable: new,
-                        write: true,
-                        withdraw: false,
-                    }),
-                ))
+                Ok(holding(Outcome::Announced, record(new), new, true))
             }
         }
     }
@@ -250,95 +171,15 @@ impl PublicTable {
     /// Applies planned changes (after their records are durable).
     pub fn apply(&mut self, changes: Vec<Change<PublicAnnouncement>>) {
         for c in changes {
-            let key = c.announcement.domain.to_ascii_lowercase();
-            if c.withdraw {
-                if let Some(old) = self.by_domain.remove(&key) {
-                    self.holdings.remove(&old.announcement.operator);
-                }
-                continue;
-            }
-            self.insert(
-                key,
-                Held {
-                    announcement: c.announcement,
-                    durable: c.durable,
-                },
-            );
+            self.entries.apply(c);
         }
     }
 
     /// The operator a live announcement routes `server_name` to.
     pub fn route(&self, server_name: &str, now: DateTime<Utc>) -> Option<&PublicAnnouncement> {
-        self.by_domain
-            .get(&server_name.to_ascii_lowercase())
+        self.entries
+            .get(server_name.to_ascii_lowercase().as_str())
+            .filter(|h| h.is_live(now))
             .map(|h| &h.announcement)
-            .filter(|a| live(a.expires_at, now))
-    }
-
-    /// Live announcements, sorted by domain.
-    pub fn live(&self, now: DateTime<Utc>) -> Vec<PublicAnnouncement> {
-        let mut out: Vec<_> = self
-            .by_domain
-            .values()
-            .map(|h| &h.announcement)
-            .filter(|a| live(a.expires_at, now))
-            .cloned()
-            .collect();
-        out.sort_by(|a, b| a.domain.cmp(&b.domain));
-        out
-    }
-
-    /// Every entry held as it is in memory (the contents of a compacted store), by domain.
-    pub fn snapshot(&self) -> Vec<PublicAnnouncement> {
-        let mut out: Vec<_> = self
-            .by_domain
-            .values()
-            .map(|h| h.announcement.clone())
-            .collect();
-        out.sort_by(|a, b| a.domain.cmp(&b.domain));
-        out
-    }
-
-    /// Records that the store now holds every entry exactly as in memory (after a compaction).
-    pub fn mark_durable(&mut self) {
-        for h in self.by_domain.values_mut() {
-            h.durable = h.announcement.expires_at;
-        }
-    }
-
-    /// Whether some entry's expiry in memory is not yet the stored one (a deferred renewal).
-    pub fn has_deferred(&self) -> bool {
-        self.by_domain
-            .values()
-            .any(|h| h.durable != h.announcement.expires_at)
-    }
-
-    /// Drops expired announcements; returns how many.
-    pub fn prune(&mut self, now: DateTime<Utc>) -> usize {
-        let before = self.by_domain.len();
-        let holdings = &mut self.holdings;
-        self.by_domain.retain(|_, h| {
-            let keep = live(h.announcement.expires_at, now);
-            if !keep {
-                holdings.remove(&h.announcement.operator);
-            }
-            keep
-        });
-        before - self.by_domain.len()
-    }
-
-    /// Entries `operator` holds (live or not yet pruned).
-    pub fn held_by(&self, operator: &str) -> usize {
-        self.holdings.of(operator)
-    }
-
-    /// Entries held (live or not yet pruned).
-    pub fn len(&self) -> usize {
-        self.by_domain.len()
-    }
-
-    /// Whether no entry is held.
-    pub fn is_empty(&self) -> bool {
-        self.by_domain.is_empty()
     }
 }

@@ -169,7 +169,13 @@ mod tests {
             tonic::Code::PermissionDenied
         );
         assert_eq!(
-            denied_status(&Denied::Directory("x".into())).code(),
+            denied_status(&Denied::Directory(
+                tandem_directory::source::SourceError::Unreachable {
+                    directory: "sd".into(),
+                    reason: "x".into(),
+                }
+            ))
+            .code(),
             tonic::Code::Unavailable
         );
         assert_eq!(

@@ -12,17 +12,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
+use rustls_pki_types::CertificateDer;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
-use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
-use tracing::{Instrument, debug, debug_span, info, warn};
+use tracing::{debug, info};
 
 use super::metrics::Metrics;
 use super::policy::{AdminPolicy, Denied};
-use tandem_net::grpc::TlsConn;
-use tandem_net::tls::peer_leaf;
-use tandem_serving::{ACCEPT_BACKOFF, Admission};
+use tandem_net::grpc::{TlsListener, TlsPeers};
+use tandem_serving::{Acceptor, Admission, Handshake, Slot};
 
 /// Handshaken connections waiting for tonic to pick them up.
 const READY_QUEUE: usize = 16;
@@ -36,93 +33,58 @@ pub struct Caller {
     pub admin: Result<String, Denied>,
 }
 
-/// A TLS connection with its admin check (tonic's connect info).
-pub(crate) type AdminStream = TlsConn<Caller>;
-
-/// Handshaken connections on their way to tonic.
-pub(crate) type ReadyTx = mpsc::Sender<io::Result<AdminStream>>;
-/// tonic's end of [`ReadyTx`].
-pub(crate) type ReadyRx = mpsc::Receiver<io::Result<AdminStream>>;
-
-/// The ready-connection channel.
-pub(crate) fn ready_channel() -> (ReadyTx, ReadyRx) {
-    mpsc::channel(READY_QUEUE)
-}
-
-/// Everything the accept loop needs.
-pub(crate) struct Acceptor {
-    pub(crate) listener: TcpListener,
-    pub(crate) tls: Arc<ServerConfig>,
+/// Checks each control client's certificate against the admin policy. Every client that
+/// completes the handshake is served (its calls are refused one by one when it is no admin);
+/// only an admin's connection is established.
+#[derive(Clone)]
+pub(crate) struct AdminPeers {
     pub(crate) policy: AdminPolicy,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) admission: Admission,
 }
 
-impl Acceptor {
-    /// Accepts until `stop` turns true; handshakes run concurrently (bounded), aborted on stop.
-    pub(crate) async fn run(self, ready: ReadyTx, mut stop: watch::Receiver<bool>) {
-        let acceptor = TlsAcceptor::from(self.tls.clone());
-        let mut tasks = JoinSet::new();
-        loop {
-            let (stream, addr) = tokio::select! {
-                () = tandem_net::grpc::stopped(&mut stop) => break,
-                Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
-                accepted = self.listener.accept() => match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        warn!(error = %e, "control accept failed; backing off");
-                        tokio::time::sleep(ACCEPT_BACKOFF).await;
-                        continue;
-                    }
-                },
-            };
-            let Some((io, slot)) = self.admission.admit(stream, addr) else {
-                continue;
-            };
-            let (acceptor, policy, metrics, ready) = (
-                acceptor.clone(),
-                self.policy.clone(),
-                self.metrics.clone(),
-                ready.clone(),
-            );
-            let span = debug_span!("control_connection", peer = %addr);
-            tasks.spawn(
-                async move {
-                    let tls = match acceptor.accept(io).await {
-                        Ok(tls) => tls,
-                        Err(e) => {
-                            slot.count_failed_handshake();
-                            let why = match slot.cut_reason() {
-                                Some(reason) => reason.as_str().to_owned(),
-                                None => format!("TLS handshake failed: {e}"),
-                            };
-                            return metrics.handshake_failed(&why);
-                        }
-                    };
-                    slot.handshaken();
-                    let leaf = peer_leaf(tls.get_ref().1);
-                    let admin = policy.authorize(leaf.as_deref()).await;
-                    match &admin {
-                        Ok(name) => {
-                            slot.establish();
-                            debug!(admin = %name, "control client identified");
-                        }
-                        Err(d) => {
-                            info!(reason = d.kind(), detail = %d, "control client is not an admin")
-                        }
-                    }
-                    let caller = Caller {
-                        addr: Some(addr),
-                        admin,
-                    };
-                    let stream = TlsConn::new(tls, caller);
-                    // A closed receiver means the server is stopping: the stream is dropped.
-                    let _ = ready.send(Ok(stream)).await;
-                }
-                .instrument(span),
-            );
+impl TlsPeers for AdminPeers {
+    type Info = Caller;
+
+    async fn identify(
+        &self,
+        leaf: Option<CertificateDer<'static>>,
+        addr: SocketAddr,
+        slot: &Slot,
+    ) -> Option<Caller> {
+        let admin = self.policy.authorize(leaf.as_deref()).await;
+        match &admin {
+            Ok(name) => {
+                slot.establish();
+                debug!(admin = %name, "control client identified");
+            }
+            Err(d) => info!(reason = d.kind(), detail = %d, "control client is not an admin"),
         }
-        tasks.abort_all();
-        while tasks.join_next().await.is_some() {}
+        Some(Caller {
+            addr: Some(addr),
+            admin,
+        })
+    }
+
+    fn handshake_failed(&self, slot: &Slot, error: &io::Error) {
+        let why = match slot.cut_reason() {
+            Some(reason) => reason.as_str().to_owned(),
+            None => format!("TLS handshake failed: {error}"),
+        };
+        self.metrics.handshake_failed(&why);
+    }
+}
+
+/// The control port's listener under `admission`.
+pub(crate) fn listener(
+    listener: TcpListener,
+    tls: Arc<ServerConfig>,
+    admission: Admission,
+    peers: AdminPeers,
+) -> TlsListener<AdminPeers> {
+    TlsListener {
+        acceptor: Acceptor::new(listener, admission, Handshake::Tls),
+        tls,
+        peers,
+        ready_queue: READY_QUEUE,
     }
 }

@@ -9,7 +9,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use tandem_directory::identity::{NameRefusal, allowed_name, names_for_certificate};
-use tandem_directory::source::{DirectorySource, Entries};
+use tandem_directory::source::{DirectorySource, Entries, SourceError};
 use tandem_net::tls::certificate_names;
 
 /// The directory group whose members administer a proxy unless configured otherwise.
@@ -35,14 +35,14 @@ impl fmt::Debug for AdminPolicy {
 }
 
 /// Why a caller is not an admin.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Denied {
     /// The client presented no certificate.
     #[error("no client certificate")]
     NoCertificate,
     /// The directory could not be read (the caller may be an admin; try again).
     #[error("directory unavailable: {0}")]
-    Directory(String),
+    Directory(SourceError),
     /// None of the certificate's names is an allowed operator.
     #[error("certificate names {names:?} are not allowed to administer this proxy")]
     NotAdmin {
@@ -118,10 +118,7 @@ impl AdminPolicy {
     pub async fn authorize(&self, leaf_der: Option<&[u8]>) -> Result<String, Denied> {
         let leaf = leaf_der.ok_or(Denied::NoCertificate)?;
         let entries: Entries = match &self.directory {
-            Some(directory) => directory
-                .entries()
-                .await
-                .map_err(|e| Denied::Directory(e.to_string()))?,
+            Some(directory) => directory.entries().await.map_err(Denied::Directory)?,
             None => Arc::new(BTreeMap::new()),
         };
         let listed = match allowed_name(leaf, |n| self.names.contains(n), &entries) {

@@ -12,20 +12,19 @@ use tandem_engine::{EngineHandle, PairKind};
 use tandem_proto::control as pb;
 use tandem_proto::control::control_service_server::{ControlService, ControlServiceServer};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio_stream::wrappers::{BroadcastStream, ReceiverStream};
+use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
 use super::convert::{self, denied_status, engine_status};
 use super::hub::EventHub;
-use super::incoming::{self, Acceptor, Caller};
+use super::incoming::{self, AdminPeers, Caller};
 use super::metrics::{Metrics, ServiceCounters};
 use super::policy::AdminPolicy;
 use super::{ControlError, MAX_DRAIN_GRACE, MAX_PAIR_TTL};
-use tandem_net::grpc::SHUTDOWN_GRACE;
-use tandem_serving::{Admission, ServingConfig, ServingMetrics};
+use tandem_net::grpc::{TonicLimits, serve_tls};
+use tandem_serving::Admission;
 use tandem_settings::tls::TlsSettings;
 
 /// Pairs `ListPairs` returns when the request names no limit.
@@ -96,24 +95,9 @@ impl ControlServer {
         self.inner.metrics.snapshot()
     }
 
-    /// Serves on `listener` with `tls` until `shutdown` resolves; open connections then get
-    /// [`SHUTDOWN_GRACE`] to finish. Must run inside a tokio runtime.
-    pub async fn serve(
-        self,
-        listener: TcpListener,
-        tls: Arc<ServerConfig>,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), ControlError> {
-        let admission = Admission::new(
-            "control",
-            ServingConfig::default(),
-            ServingMetrics::default(),
-        );
-        self.serve_with(listener, tls, admission, shutdown).await
-    }
-
-    /// [`ControlServer::serve`] under the serving kit's `admission` (from the `control.serving`
-    /// settings).
+    /// Serves on `listener` with `tls` under the serving kit's `admission` (from the
+    /// `control.serving` settings) until `shutdown` resolves; open connections then get
+    /// [`tandem_net::grpc::SHUTDOWN_GRACE`] to finish. Must run inside a tokio runtime.
     pub async fn serve_with(
         self,
         listener: TcpListener,
@@ -122,55 +106,34 @@ impl ControlServer {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ControlError> {
         let local = listener.local_addr().map_err(ControlError::Listener)?;
-        let (ready_tx, ready_rx) = incoming::ready_channel();
         let h2 = admission.config().http2;
-        let acceptor = Acceptor {
-            listener,
-            tls,
+        let peers = AdminPeers {
             policy: self.inner.policy.clone(),
             metrics: self.inner.metrics.clone(),
-            admission,
         };
+        let listener = incoming::listener(listener, tls, admission, peers);
         let service = ControlServiceServer::new(self)
             .max_decoding_message_size(tandem_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(tandem_proto::MAX_MESSAGE_BYTES);
-        let (stop_tx, stop_rx) = watch::channel(false);
+        let router = TonicLimits {
+            max_streams: MAX_STREAMS_PER_CONNECTION,
+            h2,
+            keepalive_interval: h2.keepalive_interval,
+            keepalive_timeout: h2.keepalive_timeout,
+            max_connection_age: MAX_CONNECTION_AGE,
+            max_connection_age_grace: MAX_CONNECTION_AGE_GRACE,
+        }
+        .builder()
+        .add_service(service);
+        let (stop, stopped) = tandem_serving::shutdown();
         let signal = async move {
             shutdown.await;
-            let _ = stop_tx.send(true);
-        };
-        let accept = acceptor.run(ready_tx, stop_rx.clone());
-        let server = tonic::transport::Server::builder()
-            .max_concurrent_streams(MAX_STREAMS_PER_CONNECTION)
-            .http2_max_header_list_size(h2.max_header_list_bytes)
-            .http2_max_pending_accept_reset_streams(Some(h2.max_pending_resets))
-            .http2_keepalive_interval(Some(h2.keepalive_interval))
-            .http2_keepalive_timeout(Some(h2.keepalive_timeout))
-            .max_connection_age(MAX_CONNECTION_AGE)
-            .max_connection_age_grace(MAX_CONNECTION_AGE_GRACE)
-            .add_service(service)
-            .serve_with_incoming_shutdown(ReceiverStream::new(ready_rx), {
-                let mut stop = stop_rx.clone();
-                async move { tandem_net::grpc::stopped(&mut stop).await }
-            });
-        let serve = async move {
-            tokio::pin!(server);
-            let mut stop = stop_rx;
-            let bounded_after_stop = async {
-                tandem_net::grpc::stopped(&mut stop).await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            };
-            tokio::select! {
-                result = &mut server => if let Err(e) = result {
-                    warn!(error = %e, "control server failed");
-                },
-                () = bounded_after_stop => warn!("control connections still open after the shutdown grace; leaving them"),
-            }
+            stop.trigger();
         };
         let span = info_span!("control_server", addr = %local);
         async move {
             info!("control service listening");
-            tokio::join!(signal, accept, serve);
+            tokio::join!(signal, serve_tls(listener, router, stopped));
             info!("control service stopped");
         }
         .instrument(span)

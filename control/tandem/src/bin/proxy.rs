@@ -119,12 +119,7 @@ fn ctl(cmd: CtlCommand) -> ExitCode {
 async fn bind_metrics(
     m: &tandem_settings::MetricsSettings,
 ) -> Result<tokio::net::TcpListener, ProxyError> {
-    tandem_net::metrics::bind(m)
-        .await
-        .map_err(|source| ProxyError::Io {
-            context: "binding the metrics address".into(),
-            source,
-        })
+    Ok(tandem_net::metrics::bind(m).await?)
 }
 
 fn run(settings: &ProxySettings, which: Which) -> ExitCode {

@@ -1,0 +1,121 @@
+//! Resolving and binding a listener's `host:port` without blocking the runtime: every program
+//! binds its listeners here (DNS through `tokio::net::lookup_host`, which runs the lookup on the
+//! blocking pool).
+
+use std::io;
+use std::net::SocketAddr;
+
+use tandem_types::HostPort;
+use tokio::net::TcpListener;
+
+/// Why a listener's address could not be resolved or bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The name lookup failed or found no address.
+    #[error("resolving {address}: {source}")]
+    Resolve {
+        /// The address as configured.
+        address: HostPort,
+        /// The lookup error (`NotFound` when the name has no address).
+        #[source]
+        source: io::Error,
+    },
+    /// No address the name resolves to could be bound.
+    #[error("binding {address}: {source}")]
+    Bind {
+        /// The address as configured.
+        address: HostPort,
+        /// The error of the last address tried.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl BindError {
+    /// A stable label for logs and metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Resolve { .. } => "resolve",
+            Self::Bind { .. } => "bind",
+        }
+    }
+}
+
+/// The addresses `address` names, IPv4 first (so that `localhost` binds where clients that
+/// dial `localhost` over IPv4 arrive), otherwise in resolver order. Never empty.
+pub async fn resolve(address: &HostPort) -> Result<Vec<SocketAddr>, BindError> {
+    let resolve_error = |source| BindError::Resolve {
+        address: address.clone(),
+        source,
+    };
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((address.host.as_str(), address.port))
+        .await
+        .map_err(resolve_error)?
+        .collect();
+    // Stable: keeps the resolver's order within each family.
+    addrs.sort_by_key(|a| !a.is_ipv4());
+    if addrs.is_empty() {
+        return Err(resolve_error(io::Error::new(
+            io::ErrorKind::NotFound,
+            "no address",
+        )));
+    }
+    Ok(addrs)
+}
+
+/// The first address of [`resolve`] (IPv4 preferred): where a data port that takes one address
+/// binds.
+pub async fn resolve_one(address: &HostPort) -> Result<SocketAddr, BindError> {
+    let addrs = resolve(address).await?;
+    // `resolve` never returns an empty list.
+    addrs.first().copied().ok_or_else(|| BindError::Resolve {
+        address: address.clone(),
+        source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+    })
+}
+
+/// Resolves `address` and binds the first of its addresses that can be bound.
+pub async fn bind(address: &HostPort) -> Result<TcpListener, BindError> {
+    let addrs = resolve(address).await?;
+    TcpListener::bind(addrs.as_slice())
+        .await
+        .map_err(|source| BindError::Bind {
+            address: address.clone(),
+            source,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn hp(host: &str, port: u16) -> HostPort {
+        HostPort {
+            host: host.into(),
+            port,
+        }
+    }
+
+    #[tokio::test]
+    async fn binds_a_literal_and_localhost_prefers_ipv4() {
+        let listener = bind(&hp("127.0.0.1", 0)).await.unwrap();
+        assert!(listener.local_addr().unwrap().ip().is_loopback());
+        let first = resolve_one(&hp("localhost", 0)).await.unwrap();
+        assert!(first.is_ipv4(), "{first}");
+    }
+
+    #[tokio::test]
+    async fn a_taken_port_is_a_bind_error_naming_the_address() {
+        let taken = bind(&hp("127.0.0.1", 0)).await.unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let err = bind(&hp("127.0.0.1", port)).await.unwrap_err();
+        assert_eq!(err.kind(), "bind");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("binding 127.0.0.1:{port}: ")),
+            "{err}"
+        );
+    }
+}
