@@ -5,6 +5,8 @@ set -euo pipefail
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# `ip netns` for the tests that need a network of their own (the migration test's fixed ports).
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # A real HTTP forward proxy for the proxy_url tests (HTTP CONNECT, Basic auth, refusals).
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy)
 
