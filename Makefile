@@ -99,7 +99,7 @@ bench: bench-broker
 ## sd, hyper and proxy binaries: direct, proxied warm and cold, async respond; tonic and axum
 ## floors); writes bench/results/<date>-<commit>-broker.{json,svg,txt}.
 bench-broker:
-	cargo build --release -p tandem-bench -p tandem-control --bins
+	cargo build --release -p tandem-bench -p tandem --bins
 	mkdir -p bench/results
 	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD)-broker; \
 	target/release/tandem-bench broker --json $$out.json --svg $$out.svg | tee $$out.txt

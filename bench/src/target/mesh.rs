@@ -1,6 +1,6 @@
 //! A Hyper mesh of real binaries for the `broker` workload: `sd`, `hd-1`, `hd-2` and, for the
 //! proxied path, the public proxy and its Hyper node, started from the repository's test roles on
-//! free loopback ports (as control/tests/integration/seed_support does), with the dev PKI from
+//! free loopback ports (as control/tandem/tests/integration/support/seed.rs does), with the dev PKI from
 //! `hyper certs` and the dev directory (`default`: hd-2 behind public-proxy-1.ga; `direct`: hd-2
 //! dialed directly) signed by hd-1 and loaded into `sd`.
 //!
