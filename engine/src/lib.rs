@@ -17,6 +17,7 @@ pub mod limiter;
 mod listener;
 pub mod mailbox;
 pub mod pair_table;
+mod pair_types;
 pub mod preamble;
 pub mod relay;
 mod runtime;

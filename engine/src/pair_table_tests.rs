@@ -1,4 +1,5 @@
 use super::*;
+use crate::token::CoreId;
 use crate::token::TokenMap;
 use proptest::prelude::*;
 

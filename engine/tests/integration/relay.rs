@@ -6,7 +6,7 @@ use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use common::*;
 use rand::{Rng, RngCore};
@@ -87,14 +87,15 @@ fn data_integrity_both_directions_at_once(driver: Driver) {
 
 fn sni_passthrough_replays_the_hello(driver: Driver) {
     let handle: Arc<OnceLock<EngineHandle>> = Arc::new(OnceLock::new());
-    let private_token: Arc<Mutex<Option<Token>>> = Arc::new(Mutex::new(None));
-    let (hh, pt) = (handle.clone(), private_token.clone());
+    // The resolver hands the private side's token to the test (a readiness signal, no polling).
+    let (token_tx, token_rx) = std::sync::mpsc::channel::<Token>();
+    let hh = handle.clone();
     let resolver = move |hello: &ClientHelloInfo, _peer| {
         if hello.sni.as_deref() != Some("svc.internal-server.local") {
             return None;
         }
         let t = hh.get()?.create_pair(PairKind::Sni).ok()?;
-        *pt.lock().unwrap() = Some(t.side_b);
+        let _ = token_tx.send(t.side_b);
         Some(t.side_a)
     };
     let mut cfg = config(driver);
@@ -113,16 +114,7 @@ fn sni_passthrough_replays_the_hello(driver: Driver) {
         client.write_all(part).unwrap(); // the hello arrives in several segments
     }
     // The resolver runs on the worker; wait (bounded) for it to have issued the pair.
-    let token = (0..2000)
-        .find_map(|_| {
-            let t = *private_token.lock().unwrap();
-            if t.is_none() {
-                std::thread::yield_now();
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            t
-        })
-        .expect("resolver called");
+    let token = token_rx.recv_timeout(STEP).expect("resolver called");
     let mut private = dial(h.local_addrs().pairing, &token);
     let mut replayed = vec![0u8; hello.len()];
     private.read_exact(&mut replayed).unwrap();

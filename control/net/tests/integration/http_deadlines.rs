@@ -62,15 +62,17 @@ async fn slow_drip_headers_are_cut_while_others_are_served() {
         .await
         .unwrap();
     let dripping = tokio::spawn(async move {
+        // The attack's pace: one header byte every 100 ms (the attack, not a wait for readiness).
+        let mut pace = tokio::time::interval(Duration::from_millis(100));
         for byte in b"POST /jsonrpc HTTP/1.1\r\nHost: x\r\nX-Slow: "
             .iter()
             .cycle()
             .take(200)
         {
+            pace.tick().await;
             if drip.write_all(&[*byte]).await.is_err() || drip.flush().await.is_err() {
                 return true;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
         }
         false
     });
