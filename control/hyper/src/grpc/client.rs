@@ -1,6 +1,8 @@
-//! The `grpc_client` channel (SPEC §2.6 outbound): one reused tonic channel per peer (lazily
-//! connected, reconnected by tonic after a failure), keepalive, bounded concurrent calls per peer and
-//! a deadline on every call. Proxied peers are reached through a [`ProxyDialer`].
+//! The `grpc_client` channel (SPEC §2.6 outbound): one reused tonic channel per node of a peer
+//! (lazily connected, reconnected by tonic after a failure), keepalive, bounded concurrent calls per
+//! node and a deadline on every call. Proxied peers are reached through a [`ProxyDialer`]. A peer
+//! whose entry lists several `grpc_server` channels (the nodes of a proxy operator) is served by
+//! whichever node [`super::nodes`] picks; see `client_nodes.rs`.
 
 use crate::broker::ChannelError;
 use std::collections::HashMap;
@@ -15,7 +17,7 @@ use tokio::sync::Semaphore;
 use tonic::transport::{Channel as TonicChannel, Endpoint};
 
 use super::connector::{Connector, Route};
-use super::convert::{delivery_error, request_to_pb, response_from_pb};
+use super::nodes::{Health, NodeView};
 use super::peer_identity::PeerIdentity;
 use super::peer_server::GrpcServerEntry;
 use super::{ALPN_H2, GrpcError};
@@ -27,7 +29,7 @@ use tandem_directory::entry::DirectoryEntry;
 use tandem_net::tls::client_config;
 use tandem_settings::hyper::{GrpcClientSettings, Timeouts};
 
-/// Peers with a cached channel; past it the least recently used one is dropped.
+/// Cached channels (one per node of a peer); past it the least recently used one is dropped.
 pub const MAX_PEERS: usize = 1024;
 /// Calls in flight to one peer; further calls wait for a slot within their deadline.
 pub const MAX_CALLS_PER_PEER: usize = 256;
@@ -46,24 +48,40 @@ pub trait ProxyDialer: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<TcpStream, DeliveryError>>;
 }
 
-/// One peer's cached channel.
+/// One node's cached channel (a peer has one node per `grpc_server` channel of its entry).
 pub(crate) struct Peer {
     pub(crate) name: String,
-    route: Route,
+    pub(crate) route: Route,
     pub(crate) channel: TonicChannel,
-    calls: Semaphore,
+    pub(crate) calls: Semaphore,
     /// The server's identity at the last handshake (for reverse streams).
     pub(crate) server: Arc<Mutex<Option<PeerIdentity>>>,
     last_used: Mutex<Instant>,
+    /// Up, or down with its back-off (held only for the state change, never across an await).
+    health: Mutex<Health>,
 }
 
 impl Peer {
     pub(crate) fn server_identity(&self) -> Option<PeerIdentity> {
         lock(&self.server).clone()
     }
+
+    /// What the node choice needs: calls in flight and health.
+    pub(crate) fn view(&self) -> NodeView {
+        NodeView {
+            in_flight: MAX_CALLS_PER_PEER.saturating_sub(self.calls.available_permits()),
+            health: *lock(&self.health),
+        }
+    }
+
+    /// Applies a health transition.
+    pub(crate) fn update_health(&self, change: impl FnOnce(Health) -> Health) {
+        let mut health = lock(&self.health);
+        *health = change(*health);
+    }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
@@ -76,7 +94,8 @@ pub struct GrpcClient {
     pub(crate) directory: Arc<dyn DirectorySource>,
     /// How proxied peers are dialed (`None`: only direct peers are reached).
     dialer: Option<Arc<dyn ProxyDialer>>,
-    peers: Mutex<HashMap<String, Arc<Peer>>>,
+    /// Cached channels by (operator, route): one per node.
+    peers: Mutex<HashMap<(String, Route), Arc<Peer>>>,
 }
 
 impl std::fmt::Debug for GrpcClient {
@@ -132,14 +151,15 @@ impl GrpcClient {
         }))
     }
 
-    /// Peers with a cached channel (sorted).
+    /// Peers with a cached channel (sorted, each once however many of its nodes are cached).
     pub fn cached_peers(&self) -> Vec<String> {
-        let mut names: Vec<_> = lock(&self.peers).keys().cloned().collect();
+        let mut names: Vec<_> = lock(&self.peers).keys().map(|(n, _)| n.clone()).collect();
         names.sort();
+        names.dedup();
         names
     }
 
-    fn route(&self, server: &GrpcServerEntry) -> Result<Route, DeliveryError> {
+    pub(crate) fn route(&self, server: &GrpcServerEntry) -> Result<Route, DeliveryError> {
         if server.proxy.is_empty() {
             return Ok(Route::Direct(server.address.clone()));
         }
@@ -155,25 +175,25 @@ impl GrpcClient {
         Ok(Route::Proxy(server.proxy.clone()))
     }
 
-    /// The cached channel to `name` by `route`, created (lazily connected) when missing or when the
-    /// route changed.
+    /// The cached channel to `name`'s node at `route`, created (lazily connected) when missing.
     pub(crate) fn peer(&self, name: &str, route: Route) -> Arc<Peer> {
         let mut peers = lock(&self.peers);
-        if let Some(peer) = peers.get(name).filter(|p| p.route == route) {
+        let key = (name.to_owned(), route);
+        if let Some(peer) = peers.get(&key) {
             *lock(&peer.last_used) = Instant::now();
             return peer.clone();
         }
-        if peers.len() >= MAX_PEERS && !peers.contains_key(name) {
+        if peers.len() >= MAX_PEERS {
             let oldest = peers
                 .iter()
                 .min_by_key(|(_, p)| *lock(&p.last_used))
-                .map(|(n, _)| n.clone());
+                .map(|(k, _)| k.clone());
             if let Some(oldest) = oldest {
                 peers.remove(&oldest);
             }
         }
-        let peer = Arc::new(self.new_peer(name, route));
-        peers.insert(name.to_owned(), peer.clone());
+        let peer = Arc::new(self.new_peer(name, key.1.clone()));
+        peers.insert(key, peer.clone());
         peer
     }
 
@@ -205,6 +225,7 @@ impl GrpcClient {
             calls: Semaphore::new(MAX_CALLS_PER_PEER),
             server,
             last_used: Mutex::new(Instant::now()),
+            health: Mutex::new(Health::Up),
         }
     }
 
@@ -237,35 +258,6 @@ impl GrpcClient {
             Err(_) => Err(timeout()),
         }
     }
-
-    async fn exchange(
-        &self,
-        address: &Address,
-        request: HyperRequest,
-        started: Instant,
-    ) -> Result<HyperResponse, DeliveryError> {
-        let entries = self.directory.entries().await?;
-        let recipient = entries
-            .get(&address.operator)
-            .ok_or_else(|| DeliveryError::UnknownOperator(address.operator.clone()))?;
-        let server = GrpcServerEntry::of(recipient).ok_or(ChannelError::NoGrpcServer)?;
-        let peer = self.peer(&address.operator, self.route(&server)?);
-        let mut message = request_to_pb(request);
-        message.client_name = self.own_name.clone();
-        let _slot = peer
-            .calls
-            .acquire()
-            .await
-            .map_err(|_| ChannelError::PeerClosed)?;
-        let mut call = tonic::Request::new(message);
-        // The peer learns our deadline (grpc-timeout) and can give up when we do.
-        call.set_timeout(self.timeouts.call.saturating_sub(started.elapsed()));
-        Self::grpc(&peer)
-            .call(call)
-            .await
-            .map(|r| response_from_pb(r.into_inner()))
-            .map_err(|status| delivery_error(&peer.name, &status))
-    }
 }
 
 impl Channel for GrpcClient {
@@ -275,8 +267,9 @@ impl Channel for GrpcClient {
 
     fn can_deliver_to(&self, address: &Address, recipient: &DirectoryEntry) -> bool {
         address.operator != self.own_name
-            && GrpcServerEntry::of(recipient)
-                .is_some_and(|s| !s.internal && s.proxy != self.own_name)
+            && GrpcServerEntry::all(recipient)
+                .iter()
+                .any(|s| !s.internal && s.proxy != self.own_name)
     }
 
     fn deliver(

@@ -20,7 +20,7 @@ use super::peer_identity::{PeerIdentity, identify};
 use crate::broker::types::DirectorySource;
 
 /// How the peer is reached.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) enum Route {
     /// Dial `host:port`.
     Direct(String),

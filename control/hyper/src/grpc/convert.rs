@@ -95,7 +95,21 @@ pub fn announced_name(response: &pb::Response) -> Option<String> {
 
 /// A failed delivery as the gRPC status of `Call` (the original's "error handling gRPC request").
 pub fn status_for(error: &DeliveryError) -> Status {
-    Status::unknown(format!("error handling gRPC request: {error}"))
+    Status::unknown(format!("{DELIVERY_ERROR_PREFIX}: {error}"))
+}
+
+/// The prefix of the delivery errors a Hyper server returns (`status_for`; the original's text).
+const DELIVERY_ERROR_PREFIX: &str = "error handling gRPC request";
+
+/// Whether a failed call says the node (its connection) failed rather than the call: a refused or
+/// broken connection, a protocol error, a cancelled stream. Such a call may be tried on another
+/// node of the operator; a server's own answer (a delivery error, a refusal) is final.
+pub fn is_node_failure(status: &Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::Internal | Code::Cancelled => true,
+        Code::Unknown => !status.message().starts_with(DELIVERY_ERROR_PREFIX),
+        _ => false,
+    }
 }
 
 /// A failed call to `peer` as a delivery error.
@@ -185,6 +199,16 @@ mod tests {
             status.message(),
             "error handling gRPC request: no channel can deliver this request"
         );
+        assert!(!is_node_failure(&status), "a server's answer is final");
+        for failed in [
+            Status::unavailable("connection refused"),
+            Status::internal("h2 protocol error"),
+            Status::cancelled("connection closed"),
+            Status::unknown("transport error"),
+        ] {
+            assert!(is_node_failure(&failed), "{failed:?}");
+        }
+        assert!(!is_node_failure(&Status::permission_denied("no")));
         let back = delivery_error("hd-2", &Status::unavailable("gone"));
         assert_eq!(back.kind(), "channel");
         assert!(back.to_string().contains("hd-2 unavailable: gone"));

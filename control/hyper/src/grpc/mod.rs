@@ -5,16 +5,19 @@
 //!   injected through an [`InjectHandle`]; every connection's peer certificate is mapped to operator
 //!   names through the directory before tonic sees it. Reverse streams are offered to the broker as the
 //!   [`ReverseChannel`] (`grpc_server`), multiplexed by request id.
-//! - [`GrpcClient`] is the `grpc_client` channel: one reused tonic channel per peer, a per-call deadline,
-//!   bounded calls per peer, proxied peers through a [`ProxyDialer`], and the client side of reverse
+//! - [`GrpcClient`] is the `grpc_client` channel: one reused tonic channel per node of a peer (a
+//!   peer with several `grpc_server` channels is served by the node [`nodes`] picks, with fail-over),
+//!   a per-call deadline, bounded calls per node, proxied peers through a [`ProxyDialer`], and the client side of reverse
 //!   streams ([`GrpcClient::start_reverse_streams`]).
 //!
 //! Errors crossing to gRPC are mapped in [`convert`] only.
 
 mod client;
+mod client_nodes;
 pub(crate) mod connector;
 pub mod convert;
 mod incoming;
+pub mod nodes;
 mod peer_identity;
 mod peer_server;
 mod reverse;
@@ -25,9 +28,10 @@ mod tasks;
 use std::time::Duration;
 
 pub use client::{GrpcClient, MAX_CALLS_PER_PEER, MAX_PEERS, ProxyDialer};
+pub use client_nodes::MAX_NODE_ATTEMPTS;
 pub use incoming::{INJECT_TIMEOUT, InjectError, InjectHandle, MAX_INJECTED_CONNECTIONS};
 pub use peer_identity::PeerIdentity;
-pub use peer_server::{GrpcServerEntry, reverse_targets};
+pub use peer_server::{GrpcServerEntry, MAX_NODES, reverse_targets};
 pub use reverse::{MAX_PENDING_PER_STREAM, ReverseChannel};
 pub use reverse_client::REVERSE_REFRESH;
 pub use server::{GrpcServer, GrpcServerHandle};

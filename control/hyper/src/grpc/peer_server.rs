@@ -25,11 +25,28 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Er
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 
+/// Most `grpc_server` channels read from one entry (one per node of an operator); later ones are
+/// ignored, so a huge entry cannot make every call's choice of node slow.
+pub const MAX_NODES: usize = 64;
+
 impl GrpcServerEntry {
-    /// The `grpc_server` settings of `entry`; `None` without such a channel or with unusable settings.
+    /// The first `grpc_server` settings of `entry`; `None` without such a channel or with unusable
+    /// settings.
     pub fn of(entry: &DirectoryEntry) -> Option<Self> {
-        let settings = entry.channel("grpc_server")?.settings.clone()?;
-        serde_json::from_value(serde_json::Value::Object(settings)).ok()
+        Self::all(entry).into_iter().next()
+    }
+
+    /// Every usable `grpc_server` channel of `entry` (one per node of the operator), in entry
+    /// order, at most [`MAX_NODES`]; unusable ones are skipped.
+    pub fn all(entry: &DirectoryEntry) -> Vec<Self> {
+        entry
+            .channels
+            .iter()
+            .filter(|c| c.kind == "grpc_server")
+            .filter_map(|c| c.settings.clone())
+            .filter_map(|s| serde_json::from_value(serde_json::Value::Object(s)).ok())
+            .take(MAX_NODES)
+            .collect()
     }
 
     /// Reachable without a proxy from anywhere.
@@ -40,7 +57,9 @@ impl GrpcServerEntry {
 
 /// Peers `own` keeps a reverse `ServerCall` stream to, with their addresses: operators that may call
 /// us (`peers(.., incoming_only)`) and have a public `grpc_server`, minus ourselves, and minus peers
-/// with a `grpc_client` when our own `grpc_server` is public (they can dial us).
+/// with a `grpc_client` when our own `grpc_server` is public (they can dial us). A peer with several
+/// public `grpc_server` channels (the nodes of a proxy operator) appears once per node, so any of
+/// its nodes can push a request to us.
 pub fn reverse_targets(
     own: &str,
     entries: &BTreeMap<String, DirectoryEntry>,
@@ -53,11 +72,11 @@ pub fn reverse_targets(
         .into_iter()
         .filter(|peer| peer.name != own)
         .filter(|peer| !(own_public && peer.channel("grpc_client").is_some()))
-        .filter_map(|peer| {
-            let server = GrpcServerEntry::of(peer)?;
-            server
-                .is_public()
-                .then(|| (peer.name.clone(), server.address))
+        .flat_map(|peer| {
+            GrpcServerEntry::all(peer)
+                .into_iter()
+                .filter(GrpcServerEntry::is_public)
+                .map(|server| (peer.name.clone(), server.address))
         })
         .collect()
 }
@@ -174,5 +193,49 @@ mod tests {
         entries.insert("me".into(), me);
         assert!(reverse_targets("me", &entries).is_empty());
         assert!(reverse_targets("nobody", &entries).is_empty());
+    }
+
+    #[test]
+    fn every_public_node_of_a_peer_gets_a_stream() {
+        let mut me = entry(
+            "me",
+            "mine",
+            vec![channel(
+                "grpc_server",
+                json!({"address": "me:1", "proxy": "px"}),
+            )],
+        );
+        me.services = vec![OperatorService {
+            name: "s".into(),
+            permissions: vec![Permission {
+                group: "proxies".into(),
+                rights: vec!["call".into()],
+            }],
+            methods: vec![],
+        }];
+        let px = entry(
+            "px",
+            "proxies",
+            vec![
+                channel("grpc_server", json!({"address": "n1:1"})),
+                channel("grpc_server", json!({"address": "n2:1"})),
+                channel("grpc_server", json!({"address": "n3:1", "internal": true})),
+                channel("grpc_server", json!({"nope": 1})),
+            ],
+        );
+        assert_eq!(
+            GrpcServerEntry::all(&px).len(),
+            3,
+            "unusable channel skipped"
+        );
+        assert_eq!(GrpcServerEntry::of(&px).unwrap().address, "n1:1");
+        let entries: BTreeMap<_, _> = [me, px].into_iter().map(|e| (e.name.clone(), e)).collect();
+        assert_eq!(
+            reverse_targets("me", &entries),
+            vec![
+                ("px".to_string(), "n1:1".to_string()),
+                ("px".to_string(), "n2:1".to_string())
+            ]
+        );
     }
 }

@@ -128,7 +128,8 @@ async fn supervise(
 ) {
     tokio::pin!(shutdown);
     let mut tasks = JoinSet::new();
-    let mut running: HashMap<String, (String, AbortHandle)> = HashMap::new();
+    // One stream per (peer, node address): every node of a proxy operator can push to us.
+    let mut running: HashMap<(String, String), AbortHandle> = HashMap::new();
     let mut tick = tokio::time::interval(REVERSE_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -147,22 +148,22 @@ async fn supervise(
                         continue;
                     }
                 };
-                running.retain(|name, (address, handle)| {
-                    let keep = !handle.is_finished()
-                        && targets.iter().any(|(n, a)| n == name && a == address);
+                running.retain(|key, handle| {
+                    let keep = !handle.is_finished() && targets.contains(key);
                     if !keep {
                         handle.abort();
                     }
                     keep
                 });
                 for (name, address) in targets {
-                    if running.contains_key(&name) {
+                    let key = (name, address);
+                    if running.contains_key(&key) {
                         continue;
                     }
-                    let span = info_span!("reverse_stream", peer = %name);
-                    let task = keep_stream(client.clone(), sink.clone(), name.clone(), address.clone());
+                    let span = info_span!("reverse_stream", peer = %key.0, node = %key.1);
+                    let task = keep_stream(client.clone(), sink.clone(), key.0.clone(), key.1.clone());
                     let handle = tasks.spawn(task.instrument(span));
-                    running.insert(name, (address, handle));
+                    running.insert(key, handle);
                 }
             }
         }
