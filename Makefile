@@ -1,7 +1,7 @@
 # Tandem: every set-up step lives here, so a fresh machine needs only `make demo` and `make test`.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
-.PHONY: demo test deps lint fmt build build-release certs sd-setup clean fuzz install
+.PHONY: demo test deps lint fmt build build-release certs sd-setup clean fuzz install fleet
 
 # Cargo profile for the binaries that `demo`, `certs` and `sd-setup` run.
 PROFILE ?= release
@@ -25,6 +25,17 @@ test: deps
 	cargo clippy --workspace --all-targets -- -D warnings
 	scripts/check-crate-graph.sh
 	scripts/test.sh
+
+## fleet: the fleet test bed alone (run as root: it makes network namespaces with `ip netns`): three
+## proxy nodes of one operator, Redis primary + replica + three Sentinels, two sd, hd-1 and hd-2,
+## each in a namespace of its own on a private bridge; prints the node-failure numbers. `make test`
+## runs it too.
+fleet: deps
+	if command -v cargo-nextest >/dev/null 2>&1; then \
+	  cargo nextest run -p tandem --test integration --no-capture -E 'test(/^fleet::/)'; \
+	else \
+	  cargo test -p tandem --test integration fleet:: -- --nocapture --test-threads 1; \
+	fi
 
 ## deps: system packages the tests use (Redis for the Redis datastore suite).
 deps:

@@ -8,6 +8,8 @@
 //! - [`process`]: our binaries as child processes (stderr lines, bounded waits for a log line or a
 //!   listener address, SIGTERM), free port blocks, the repository root.
 //! - [`hostile`]: hostile clients (silent, idle-TLS, flooding) from chosen 127.0.0.x sources.
+//! - [`netns`]: network namespaces a test makes: one isolated namespace, or a private LAN of
+//!   namespaces around a bridge in a namespace of its own (nothing reachable from the host).
 //! - [`metrics`]: a plain `/metrics` GET and a strict Prometheus text parser.
 //! - [`sd`], [`hyper_node`], [`grpc`]: in-process `sd`, Hyper server and gRPC fixtures on 127.0.0.1:0.
 //! - [`fuzzing`]: the checks the fuzz targets (`fuzz/`) and the corpus replay test share.
@@ -24,6 +26,7 @@ pub mod grpc;
 pub mod hostile;
 pub mod hyper_node;
 pub mod metrics;
+pub mod netns;
 pub mod pki;
 pub mod poll;
 pub mod process;

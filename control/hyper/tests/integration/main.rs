@@ -13,6 +13,7 @@ mod gateway_tls;
 mod grpc_call;
 mod grpc_compat;
 mod grpc_faults;
+mod grpc_nodes;
 mod grpc_reverse;
 mod lying_directory;
 mod metrics;

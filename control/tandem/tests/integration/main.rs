@@ -13,6 +13,7 @@ mod binaries_metrics;
 mod check_settings;
 mod completions;
 mod deploy_units;
+mod fleet;
 mod migration;
 mod proxy_drain;
 mod proxy_flood;

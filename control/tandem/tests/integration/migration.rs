@@ -6,8 +6,7 @@
 //! this test creates and removes; no traffic leaves it.
 #![allow(clippy::unwrap_used)]
 
-use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -15,71 +14,9 @@ use serde_json::json;
 use tandem_net::http::JsonRpcClient;
 use tandem_net::jsonrpc::params;
 
-use crate::support::seed::{HYPER, PROXY, Proc, SD, copy_dir, repo, run, spawn};
+use crate::support::seed::{HYPER, PROXY, SD, copy_dir, repo, run};
+use tandem_testkit::netns::Netns;
 use tandem_testkit::poll::{POLL_BOUND, until_blocking};
-
-/// A network namespace with only its loopback up; deleted (with whatever runs in it) on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn new() -> Self {
-        let name = format!("tandem-migration-{}", std::process::id());
-        let ip = |args: &[&str]| {
-            let status = Command::new("ip").args(args).status().unwrap();
-            assert!(status.success(), "ip {args:?}");
-        };
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        ip(&["netns", "add", &name]);
-        ip(&["netns", "exec", &name, "ip", "link", "set", "lo", "up"]);
-        Self { name }
-    }
-
-    /// `ip netns exec <ns> <bin> <args>` as a logged process.
-    fn spawn(
-        &self,
-        name: &'static str,
-        bin: &str,
-        args: &[&str],
-        env: &[(String, String)],
-    ) -> Proc {
-        let mut all = vec!["netns", "exec", &self.name, bin];
-        all.extend_from_slice(args);
-        spawn(name, "ip", &all, env)
-    }
-
-    /// Runs `f` on a thread that has entered the namespace (its sockets are the namespace's).
-    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = PathBuf::from("/var/run/netns").join(&self.name);
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).unwrap();
-            // SAFETY: setns on a namespace file we opened; it changes only this thread's network.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Processes still inside die with their namespace's processes killed first.
-        let _ = Command::new("ip")
-            .args(["netns", "pids", &self.name])
-            .output()
-            .map(|out| {
-                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            });
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
 
 /// The original roles beside freshly generated certificates and the dev directory content.
 fn layout(root: &Path) {
@@ -163,7 +100,7 @@ fn the_originals_dev_roles_run_the_seed_scenario_unchanged() {
     let tmp = tempfile::tempdir().unwrap();
     layout(tmp.path());
     let root = tmp.path().to_path_buf();
-    let ns = Netns::new();
+    let ns = Netns::isolated(&format!("tandem-migration-{}", std::process::id()));
 
     let _redis = ns.spawn(
         "redis",
@@ -181,7 +118,7 @@ fn the_originals_dev_roles_run_the_seed_scenario_unchanged() {
         &[],
     );
     // redis-server logs to stdout; wait for its port instead.
-    ns.run(|| {
+    ns.enter(|| {
         until_blocking("redis listens in the namespace", POLL_BOUND, || {
             std::net::TcpStream::connect("127.0.0.1:6379").ok()
         })
@@ -251,7 +188,7 @@ fn the_originals_dev_roles_run_the_seed_scenario_unchanged() {
     hd1.wait_for("hyper server running");
 
     let certs = root.join("certs");
-    let ping = ns.run(move || {
+    let ping = ns.enter(move || {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
