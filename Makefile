@@ -32,9 +32,9 @@ test: deps
 ## runs it too.
 fleet: deps
 	if command -v cargo-nextest >/dev/null 2>&1; then \
-	  cargo nextest run -p tandem --test integration --no-capture -E 'test(/^fleet::/)'; \
+	  cargo nextest run -p tandem --test integration --no-capture -E 'test(/^fleet/)'; \
 	else \
-	  cargo test -p tandem --test integration fleet:: -- --nocapture --test-threads 1; \
+	  cargo test -p tandem --test integration fleet -- --nocapture --test-threads 1; \
 	fi
 
 ## deps: system packages the tests use (Redis for the Redis datastore suite).

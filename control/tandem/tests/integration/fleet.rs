@@ -8,8 +8,8 @@
 //!   The numbers (calls failed, time to recover) are printed.
 //! - The Redis primary killed: Sentinel promotes the replica, calls continue, and sd takes
 //!   directory submissions again; acknowledged records are still there.
-//! - An announcement made through node 1 routes a TLS connection arriving at node 3 (needs the
-//!   announcements shared through Redis).
+//!
+//! The announcement case is in `fleet_announce.rs`.
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
@@ -24,9 +24,9 @@ use tandem_testkit::poll::{POLL_BOUND, until_blocking};
 use crate::support::fleet_bed::{Bed, NODES, host};
 
 /// hd-1's deadline of one gRPC call (the test roles keep the default `timeouts.call`).
-const CALL_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const CALL_DEADLINE: Duration = Duration::from_secs(10);
 /// Room for a loaded machine on top of a deadline.
-const SLACK: Duration = Duration::from_secs(10);
+pub(crate) const SLACK: Duration = Duration::from_secs(10);
 /// `requestConnection` calls in the spread check: with three equally idle nodes the chance that
 /// one gets none is 3·(2/3)^30 < 2·10⁻⁵.
 const SPREAD_CALLS: usize = 30;
@@ -161,13 +161,13 @@ fn spread(bed: &Bed) {
         *per_node.entry(endpoint.clone()).or_insert(0u64) += 1;
     }
     println!("fleet: requestConnection offers per node endpoint: {per_node:?}");
-    for n in 0..NODES {
-        let endpoint = format!("{}:9999", bed.lan.host(host::NODES[n]).addr);
+    for (n, before) in before.iter().enumerate() {
+        let endpoint = format!("{}:9999", bed.addr(host::NODES[n]));
         let issued = per_node.get(&endpoint).copied().unwrap_or(0);
         assert!(issued > 0, "node {} issued no pair: {per_node:?}", n + 1);
         // hd-2 was told the same endpoint and joined its side there: the node's engine took it.
         until_blocking("hd-2 joins each pair on its node", POLL_BOUND, || {
-            let accepted = total(&bed.node_stats(n), "accepted") - before[n];
+            let accepted = total(&bed.node_stats(n), "accepted") - before;
             (accepted >= issued).then_some(())
         });
     }
@@ -297,98 +297,4 @@ fn a_fleet_spreads_pairs_and_survives_a_dead_node_and_a_redis_failover() {
     spread(&bed);
     kill_a_node_under_calls(&mut bed);
     redis_failover_under_calls(&mut bed);
-}
-
-/// The announced domain (hd-1's directory settings allow `.internal-server.local`).
-const DOMAIN: &str = "fleet.internal-server.local";
-
-/// Whether a TLS handshake for `DOMAIN` completes through the public TLS port `addr` (from inside
-/// hd-1's namespace, a host of the LAN): the node routed the hello to the private proxy, which
-/// terminates TLS with the `internal-server` certificate. The certificate is not verified here:
-/// completing the handshake at all is the routing.
-fn tls_routes(bed: &Bed, addr: std::net::SocketAddr) -> Result<(), String> {
-    let certs = bed.root().join("certs");
-    bed.in_hd1(move |_| async move {
-        let tls = tandem_settings::TlsSettings {
-            ca_certificate_files: vec![certs.join("root.crt")],
-            certificate_file: None,
-            key_file: None,
-            server_name: Some(DOMAIN.into()),
-            verify_client: true,
-            request_client_cert: false,
-            insecure_skip_verify: true,
-        };
-        let config = tandem_net::tls::client_config(&tls, &[]).unwrap();
-        let connector = tokio_rustls::TlsConnector::from(config);
-        let tcp = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| format!("connect {addr}: {e}"))?;
-        let name = rustls_pki_types::ServerName::try_from(DOMAIN.to_owned()).unwrap();
-        match tokio::time::timeout(CALL_DEADLINE + SLACK, connector.connect(name, tcp)).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("handshake through {addr}: {e}")),
-            Err(_) => Err(format!("handshake through {addr} timed out")),
-        }
-    })
-}
-
-#[test]
-fn an_announcement_made_through_one_node_routes_tls_at_every_node() {
-    let mut bed = Bed::start();
-    bed.start_private();
-    // hd-1 asks its private proxy to announce the domain to public-proxy-1.ga; the private proxy's
-    // Hyper node delivers announceConnections to whichever node its grpc_client picks.
-    let announced = bed.in_hd1(|app| async move {
-        app.call(
-            "private-proxy-1.ga.announceConnection",
-            params([
-                ("proxy", json!("public-proxy-1.ga")),
-                ("domain", json!(DOMAIN)),
-            ]),
-        )
-        .await
-    });
-    assert!(announced.is_ok(), "{announced:?}");
-    let addrs: Vec<std::net::SocketAddr> = (0..NODES)
-        .map(|n| std::net::SocketAddr::from((bed.addr(host::NODES[n]), 4433)))
-        .collect();
-    // The node that took the announcement routes it (this checks the bed itself).
-    let mut errors = vec![String::new(); NODES];
-    let deadline = Instant::now() + POLL_BOUND;
-    let receiver = loop {
-        let routed = (0..NODES).find(|&n| match tls_routes(&bed, addrs[n]) {
-            Ok(()) => true,
-            Err(e) => {
-                errors[n] = e;
-                false
-            }
-        });
-        if let Some(n) = routed {
-            break n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node routes {DOMAIN}: {errors:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    println!(
-        "fleet: node {} took the announcement of {DOMAIN}",
-        receiver + 1
-    );
-    // Every other node routes it too, within the bounded delay of the shared announcements: an
-    // announcement made through one node routes a TLS connection arriving at another.
-    let deadline = Instant::now() + POLL_BOUND;
-    for n in (0..NODES).filter(|&n| n != receiver) {
-        while let Err(e) = tls_routes(&bed, addrs[n]) {
-            assert!(
-                Instant::now() < deadline,
-                "node {} does not route {DOMAIN}, announced through node {}: {e}",
-                n + 1,
-                receiver + 1
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        println!("fleet: node {} routes {DOMAIN} too", n + 1);
-    }
 }

@@ -14,6 +14,7 @@ mod check_settings;
 mod completions;
 mod deploy_units;
 mod fleet;
+mod fleet_announce;
 mod migration;
 mod proxy_drain;
 mod proxy_flood;

@@ -7,17 +7,18 @@
 //! Dropping the bed kills everything and deletes every namespace.
 #![allow(clippy::unwrap_used, dead_code)]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tandem_net::http::JsonRpcClient;
 use tandem_settings::TlsSettings;
 use tandem_testkit::netns::{Lan, Netns};
-use tandem_testkit::poll::{POLL_BOUND, until_blocking};
 
-use super::seed::{HYPER, PROXY, Proc, SD, copy_dir, repo, run};
+use super::fleet_layout::{layout, sd_setup};
+use super::fleet_redis::start_redis;
+use super::seed::{HYPER, PROXY, Proc, SD};
 
 /// The namespace prefix of this bed (namespaces are `<prefix><pid>-<host>`).
 pub const PREFIX: &str = "tdfleet";
@@ -25,13 +26,13 @@ pub const PREFIX: &str = "tdfleet";
 pub const NODES: usize = 3;
 
 // Fixed ports: every host has a network of its own.
-const SD_PORT: u16 = 3322;
-const REDIS_PORT: u16 = 6379;
-const SENTINEL_PORT: u16 = 26379;
+pub const SD_PORT: u16 = 3322;
+pub const REDIS_PORT: u16 = 6379;
+pub const SENTINEL_PORT: u16 = 26379;
 /// The Sentinels' name for the primary (`master_name` in sd's settings).
 pub const MASTER_NAME: &str = "fleet";
 
-fn ports() -> Vec<(String, String)> {
+pub fn ports() -> Vec<(String, String)> {
     [
         ("TANDEM_TEST_SD_PORT", SD_PORT),
         ("TANDEM_TEST_HD1_GRPC_PORT", 8888),
@@ -364,279 +365,4 @@ fn gateway(certs: &Path) -> JsonRpcClient {
         Duration::from_secs(30),
     )
     .unwrap()
-}
-
-/// Certificates, role settings moved to the LAN, and the directory content with the operator's
-/// three nodes.
-fn layout(root: &Path, lan: &Lan) {
-    let ip = |i: usize| lan.host(i).addr.to_string();
-    run(
-        Path::new(HYPER),
-        &[
-            "certs",
-            "--certs-dir",
-            root.join("certs").to_str().unwrap(),
-            "--directory-dir",
-            root.join("directory").to_str().unwrap(),
-        ],
-        &[],
-    );
-    let test_roles = repo().join("settings/test/roles");
-    let role = |from: &str, to: &str, edits: &[(&str, String)]| {
-        let dir = root.join("roles").join(to);
-        copy_dir(&test_roles.join(from), &dir);
-        let file = dir.join("001_default.yml");
-        let mut text = std::fs::read_to_string(&file).unwrap();
-        for (from, to) in edits {
-            assert!(text.contains(from), "{to}: {from:?} not in the test role");
-            text = text.replace(from, to);
-        }
-        std::fs::write(file, text).unwrap();
-    };
-    let sd_url = |sd: usize| {
-        (
-            "https://localhost:$SD_PORT",
-            format!("https://{}:$SD_PORT", ip(host::SD[sd])),
-        )
-    };
-    role("hd-1", "hd-1", &[sd_url(0)]);
-    role("hd-2", "hd-2", &[sd_url(1)]);
-    for n in 0..NODES {
-        let node_ip = ip(host::NODES[n]);
-        role(
-            "public-proxy-1",
-            &format!("pp-{}", n + 1),
-            &[
-                (
-                    "tls_bind_address: \"localhost",
-                    "tls_bind_address: \"0.0.0.0".into(),
-                ),
-                (
-                    "internal_bind_address: \"localhost",
-                    "internal_bind_address: \"0.0.0.0".into(),
-                ),
-                (
-                    "internal_endpoint: \"localhost",
-                    format!("internal_endpoint: \"{node_ip}"),
-                ),
-                ("public-proxy-1.records", format!("pp-{}.records", n + 1)),
-            ],
-        );
-        role(
-            "public-proxy-hyper-1",
-            &format!("pph-{}", n + 1),
-            &[
-                sd_url(n % 2),
-                (
-                    "bind_address: \"localhost:$GRPC_PORT\"",
-                    "bind_address: \"0.0.0.0:$GRPC_PORT\"".into(),
-                ),
-            ],
-        );
-    }
-    let sentinels: Vec<String> = host::SENTINELS
-        .iter()
-        .map(|&s| format!("\"{}:{SENTINEL_PORT}\"", ip(s)))
-        .collect();
-    for sd in ["sd-a", "sd-b"] {
-        role(
-            "sd-1",
-            sd,
-            &[
-                (
-                    "bind_address: \"localhost:$SD_PORT\"",
-                    "bind_address: \"0.0.0.0:$SD_PORT\"".into(),
-                ),
-                (
-                    "    type: file # the embedded append-only store (see sd-1-redis for Redis)\n    settings:\n      filename: \"/$DIR/../../data/sd-1.records\"",
-                    format!(
-                        "    type: redis\n    settings:\n      addresses: [{}]\n      master_name: {MASTER_NAME}\n      key: fleet-entries\n      database: 0\n      password: \"\"",
-                        sentinels.join(", ")
-                    ),
-                ),
-            ],
-        );
-    }
-    let dev_roles = repo().join("settings/dev/roles");
-    let dev_role = |from: &str, to: &str, edits: &[(&str, String)]| {
-        let dir = root.join("roles").join(to);
-        copy_dir(&dev_roles.join(from), &dir);
-        let file = dir.join("001_default.yml");
-        let mut text = std::fs::read_to_string(&file).unwrap();
-        for (from, to) in edits {
-            assert!(text.contains(from), "{to}: {from:?} not in the dev role");
-            text = text.replace(from, to);
-        }
-        std::fs::write(file, text).unwrap();
-    };
-    dev_role("private-proxy-1", "pv-proxy", &[]);
-    dev_role(
-        "private-proxy-hyper-1",
-        "pv-hyper",
-        &[
-            (
-                "https://localhost:3322",
-                format!("https://{}:{SD_PORT}", ip(host::SD[0])),
-            ),
-            (
-                "bind_address: \"localhost:7776\"",
-                "bind_address: \"0.0.0.0:7776\"".into(),
-            ),
-        ],
-    );
-    directory(root, lan);
-}
-
-/// The dev directory content with `public-proxy-1.ga` as three nodes: a `grpc_server` channel and
-/// a pairing endpoint per node.
-fn directory(root: &Path, lan: &Lan) {
-    let text =
-        std::fs::read_to_string(repo().join("settings/dev/directory/default/001_default.json"))
-            .unwrap();
-    let mut content: Value = serde_json::from_str(&text).unwrap();
-    let records = content["records"].as_array_mut().unwrap();
-    let proxy = records
-        .iter_mut()
-        .find(|r| r["name"] == "public-proxy-1.ga" && r["section"] == "channels")
-        .unwrap();
-    let ips: Vec<String> = host::NODES
-        .iter()
-        .map(|&n| lan.host(n).addr.to_string())
-        .collect();
-    let mut channels: Vec<Value> = ips
-        .iter()
-        .map(|ip| json!({"type": "grpc_server", "settings": {"address": format!("{ip}:5556")}}))
-        .collect();
-    channels.push(json!({"type": "grpc_client", "settings": {}}));
-    channels.push(json!({"type": "proxy", "settings": {
-        "endpoints": ips.iter().map(|ip| format!("{ip}:9999")).collect::<Vec<_>>()
-    }}));
-    proxy["data"] = Value::Array(channels);
-    let private = records
-        .iter_mut()
-        .find(|r| r["name"] == "private-proxy-1.ga" && r["section"] == "channels")
-        .unwrap();
-    let private_ip = lan.host(host::PRIVATE).addr;
-    private["data"] = json!([
-        {"type": "grpc_client", "settings": {}},
-        {"type": "grpc_server", "settings": {"address": format!("{private_ip}:7776")}},
-    ]);
-    std::fs::create_dir_all(root.join("directory/default")).unwrap();
-    std::fs::write(
-        root.join("directory/default/001_default.json"),
-        serde_json::to_vec_pretty(&content).unwrap(),
-    )
-    .unwrap();
-}
-
-/// Loads the certificate records (a new chain) and the directory content through sd-a, signed by
-/// hd-1, from hd-1's namespace.
-fn sd_setup(root: &Path, ns: &Netns) {
-    let bin_dir = Path::new(HYPER).parent().unwrap().display().to_string();
-    for (dir, reset) in [
-        (root.join("directory"), Some("--reset")),
-        (root.join("directory/default"), None),
-    ] {
-        let mut env = ports();
-        env.push(("BIN_DIR".into(), bin_dir.clone()));
-        env.push((
-            "SIGNER".into(),
-            root.join("roles/hd-1").display().to_string(),
-        ));
-        let script = repo().join("scripts/sd-setup.sh");
-        let mut args = vec![dir.to_str().unwrap()];
-        args.extend(reset);
-        ns.run(script.to_str().unwrap(), &args, &env);
-    }
-}
-
-/// Waits (bounded) until `addr` accepts TCP connections, from inside `ns`.
-fn wait_listening(ns: &Netns, what: &'static str, addr: SocketAddr) {
-    ns.enter(move || {
-        until_blocking(what, POLL_BOUND, || TcpStream::connect(addr).ok());
-    });
-}
-
-/// Redis primary and replica (AOF, `appendfsync always`) and three Sentinels watching them; returns
-/// once the replica is in sync and every Sentinel knows the primary.
-fn start_redis(root: &Path, lan: &Lan) -> (Vec<Option<Proc>>, Vec<Proc>) {
-    let primary_ip = lan.host(host::REDIS_PRIMARY).addr;
-    let mut redis = Vec::new();
-    for (i, &h) in [host::REDIS_PRIMARY, host::REDIS_REPLICA]
-        .iter()
-        .enumerate()
-    {
-        let data = root.join(format!("redis-{i}"));
-        std::fs::create_dir_all(&data).unwrap();
-        let port = REDIS_PORT.to_string();
-        let mut args = vec![
-            "--port",
-            port.as_str(),
-            "--bind",
-            "0.0.0.0",
-            "--protected-mode",
-            "no",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "always",
-            "--dir",
-            data.to_str().unwrap(),
-        ];
-        let primary = primary_ip.to_string();
-        if i == 1 {
-            args.extend(["--replicaof", primary.as_str(), port.as_str()]);
-        }
-        let name = ["redis-primary", "redis-replica"][i];
-        let proc = lan.host(h).ns.spawn(name, "redis-server", &args, &[]);
-        wait_listening(
-            &lan.host(h).ns,
-            name,
-            SocketAddr::from((lan.host(h).addr, REDIS_PORT)),
-        );
-        redis.push(Some(proc));
-    }
-    let mut sentinels = Vec::new();
-    for (i, &h) in host::SENTINELS.iter().enumerate() {
-        let conf = root.join(format!("sentinel-{i}.conf"));
-        std::fs::write(
-            &conf,
-            format!(
-                "port {SENTINEL_PORT}\nbind 0.0.0.0\nprotected-mode no\ndir {}\n\
-                 sentinel monitor {MASTER_NAME} {primary_ip} {REDIS_PORT} 2\n\
-                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                 sentinel failover-timeout {MASTER_NAME} 10000\n\
-                 sentinel parallel-syncs {MASTER_NAME} 1\n",
-                root.display()
-            ),
-        )
-        .unwrap();
-        let name = ["sentinel-1", "sentinel-2", "sentinel-3"][i];
-        let proc = lan.host(h).ns.spawn(
-            name,
-            "redis-server",
-            &[conf.to_str().unwrap(), "--sentinel"],
-            &[],
-        );
-        wait_listening(
-            &lan.host(h).ns,
-            name,
-            SocketAddr::from((lan.host(h).addr, SENTINEL_PORT)),
-        );
-        sentinels.push(proc);
-    }
-    // The replica is in sync before anything is written.
-    let replica = lan.host(host::REDIS_REPLICA);
-    let replica_addr = replica.addr.to_string();
-    until_blocking("the replica syncs", POLL_BOUND, || {
-        let out = replica.ns.run(
-            "redis-cli",
-            &["-h", &replica_addr, "-p", "6379", "info", "replication"],
-            &[],
-        );
-        out.contains("master_link_status:up").then_some(())
-    });
-    (redis, sentinels)
 }
