@@ -1,8 +1,11 @@
 //! The fleet test bed (`make fleet`; see `support/fleet_bed.rs`): a proxy operator as three nodes
 //! in network namespaces of their own, Redis with Sentinel, two sd instances, hd-1 and hd-2.
 //!
-//! - Pairs for hd-1's calls towards hd-2 spread over the three nodes (each node's engine counter
-//!   grows, and each offer names the endpoint of the node that issued it).
+//! - Pairs from hd-1 towards hd-2 spread over the three nodes: hd-1's calls to hd-2 share one
+//!   cached channel (one pair), so the spread is measured on what creates pairs: 30
+//!   `public-proxy-1.ga.requestConnection {to: hd-2}` calls through hd-1's gateway. Each offer names
+//!   the endpoint of the node that issued it, every node issues some, and each node's engine
+//!   counts hd-2 joining its side there (hd-2 is told the same endpoint).
 //! - `kill -9` of the node carrying hd-1's channel to hd-2 during a stream of calls: calls fail for
 //!   at most the deadline of the calls in flight, then succeed through another node; no call hangs.
 //!   The numbers (calls failed, time to recover) are printed.
@@ -292,6 +295,10 @@ fn redis_failover_under_calls(bed: &mut Bed) {
 #[test]
 fn a_fleet_spreads_pairs_and_survives_a_dead_node_and_a_redis_failover() {
     let mut bed = Bed::start();
+    // hd-2 is reachable only through the proxy: nothing answers at its address on the LAN.
+    let hd2 = std::net::SocketAddr::from((bed.addr(host::HD2), 8888));
+    let direct = bed.in_hd1(move |_| async move { tokio::net::TcpStream::connect(hd2).await });
+    assert!(direct.is_err(), "hd-2's gRPC port is not on the LAN");
     let ping = bed.in_hd1(|app| async move { app.call("hd-2._ping", params([])).await });
     assert_eq!(ping.unwrap()["serverInfo"]["name"], "hd-2");
     spread(&bed);
