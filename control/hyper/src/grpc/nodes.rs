@@ -120,6 +120,8 @@ pub fn plan(
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     fn up(in_flight: usize) -> NodeView {
@@ -241,5 +243,61 @@ mod tests {
         assert_eq!(Health::Up.claim_probe(now), Health::Up);
         // Not yet due: claiming changes nothing.
         assert_eq!(health.claim_probe(now), health);
+    }
+
+    proptest! {
+        /// Whatever the loads, health and draws: every node exactly once, the usable ones before
+        /// the down ones, the first no busier than the other drawn node, the down ones by retry time.
+        #[test]
+        fn a_plan_is_an_order_of_every_node_usable_first(
+            nodes in proptest::collection::vec((0usize..300, proptest::option::of(0u64..5_000)), 0..12),
+            draws in proptest::collection::vec(any::<usize>(), 2),
+        ) {
+            let now = Instant::now();
+            let views: Vec<NodeView> = nodes
+                .iter()
+                .map(|&(in_flight, down)| NodeView {
+                    in_flight,
+                    health: match down {
+                        None => Health::Up,
+                        Some(ms) => Health::Down {
+                            failures: 1,
+                            retry_at: now + Duration::from_millis(ms),
+                        },
+                    },
+                })
+                .collect();
+            let mut draw = draws.iter();
+            let mut first_draws = Vec::new();
+            let order = plan(&views, now, |n| {
+                let d = draw.next().copied().unwrap_or(0) % n;
+                first_draws.push(d);
+                d
+            });
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            prop_assert_eq!(sorted, (0..views.len()).collect::<Vec<_>>());
+            let usable = views.iter().filter(|v| v.health.usable(now)).count();
+            prop_assert!(order[..usable].iter().all(|&i| views[i].health.usable(now)));
+            let retry = |i: usize| match views[i].health {
+                Health::Down { retry_at, .. } => retry_at,
+                Health::Up => now,
+            };
+            prop_assert!(order[usable..].windows(2).all(|w| retry(w[0]) <= retry(w[1])));
+            if usable >= 2 {
+                let loads: Vec<usize> = order[..usable].iter().map(|&i| views[i].in_flight).collect();
+                // The rest after the pick are by load.
+                prop_assert!(loads[1..].windows(2).all(|w| w[0] <= w[1]));
+                // The pick is one of the two drawn usable nodes, and not the busier of them.
+                let candidates: Vec<usize> =
+                    (0..views.len()).filter(|&i| views[i].health.usable(now)).collect();
+                let a = candidates[first_draws[0]];
+                let b = candidates[(first_draws[0] + 1 + first_draws[1]) % usable];
+                prop_assert!(a != b);
+                prop_assert!(order[0] == a || order[0] == b);
+                let other = if order[0] == a { b } else { a };
+                prop_assert!(views[order[0]].in_flight <= views[other].in_flight);
+            }
+        }
     }
 }
