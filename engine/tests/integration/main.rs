@@ -20,4 +20,5 @@ mod clienthello_corpus;
 mod fuzz_corpus;
 mod idle_pairs;
 mod pairing;
+mod proxy_protocol;
 mod relay;
