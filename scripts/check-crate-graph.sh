@@ -48,7 +48,7 @@ allow tandem-contracts tandem-types tandem-directory
 allow tandem-net tandem-serving tandem-settings tandem-directory tandem-types
 allow tandem-hyper tandem-contracts tandem-net tandem-directory tandem-settings tandem-serving tandem-types tandem-proto
 allow tandem-sd tandem-contracts tandem-net tandem-datastore tandem-directory tandem-settings tandem-serving tandem-types
-allow tandem-proxy tandem-contracts tandem-engine tandem-net tandem-datastore tandem-directory tandem-settings \
+allow tandem-proxy tandem-contracts tandem-engine tandem-net tandem-datastore tandem-directory tandem-settings tandem-proxy-header \
   tandem-serving tandem-types tandem-proto
 allow tandem-engine tandem-types tandem-proxy-header
 allow tandem-bench tandem-engine tandem-net tandem-settings tandem-proxy tandem-hyper tandem-types tandem-proto
