@@ -49,7 +49,11 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
         if failed.is_none() {
             for _ in 0..ACCEPTS_PER_WAKEUP {
                 match splice::accept_nonblocking(fd) {
-                    Ok(Some((stream, peer))) => accepted(&core, stream, peer, port),
+                    // An IPv4 client of a dual-stack listener is its IPv4 address everywhere.
+                    Ok(Some((stream, peer))) => {
+                        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                        accepted(&core, stream, peer, port)
+                    }
                     Ok(None) => continue 'wait,
                     Err(e) => {
                         failed = Some(e);

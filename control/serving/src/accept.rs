@@ -132,6 +132,8 @@ impl Acceptor {
                 }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        // An IPv4 client of a dual-stack listener is its IPv4 address everywhere.
+                        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                         if let Some(p) = proxy.as_ref().filter(|p| p.trusts(peer.ip())) {
                             if pending.len() >= MAX_PENDING_HEADERS {
                                 admission.metrics().count(admission.name(), "proxy_pending_full");

@@ -266,3 +266,44 @@ fn plain_pairs_work_over_ipv6_loopback() {
     b.write_all(t.side_b.as_bytes()).unwrap();
     relays(&mut a, &mut b);
 }
+
+/// An engine on `[::]` serves both families, and an IPv4 client is its IPv4 address (not
+/// `::ffff:a.b.c.d`) for the SNI resolver.
+#[test]
+fn a_dual_stack_engine_serves_both_families_and_sees_ipv4_clients_as_ipv4() {
+    let seen: Arc<Mutex<Vec<SocketAddr>>> = Arc::default();
+    let s = seen.clone();
+    let resolver = move |_: &ClientHelloInfo, peer: SocketAddr| {
+        s.lock().unwrap().push(peer);
+        None
+    };
+    let cfg = EngineConfig {
+        pairing_addr: "[::]:0".parse().unwrap(),
+        tls_addr: Some("[::]:0".parse().unwrap()),
+        ..config(Driver::Auto)
+    };
+    let (h, _rx) = start_with(cfg, Arc::new(resolver));
+    let tls_port = h.local_addrs().tls.unwrap().port();
+    let hello = client_hello("a.internal-server.local");
+    for client in ["127.0.0.1", "::1"] {
+        let ip: std::net::IpAddr = client.parse().unwrap();
+        let mut c = TcpStream::connect((ip, tls_port)).unwrap();
+        c.write_all(&hello).unwrap();
+        closed_within(&mut c, STEP);
+    }
+    let peers: Vec<_> = seen.lock().unwrap().iter().map(|p| p.ip()).collect();
+    assert_eq!(
+        peers,
+        [
+            "127.0.0.1".parse::<std::net::IpAddr>().unwrap(),
+            "::1".parse().unwrap()
+        ]
+    );
+    let port = h.local_addrs().pairing.port();
+    let t = h.create_pair(PairKind::Direct).unwrap();
+    let mut a = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    a.write_all(t.side_a.as_bytes()).unwrap();
+    let mut b = TcpStream::connect(("::1", port)).unwrap();
+    b.write_all(t.side_b.as_bytes()).unwrap();
+    relays(&mut a, &mut b);
+}
