@@ -39,7 +39,8 @@ forbid() { # crate, packages that must not appear anywhere in its normal tree
 }
 
 allow tandem-types
-allow tandem-serving tandem-types
+allow tandem-proxy-header
+allow tandem-serving tandem-types tandem-proxy-header
 allow tandem-settings tandem-types
 allow tandem-directory tandem-types
 allow tandem-datastore tandem-settings tandem-types
@@ -47,12 +48,13 @@ allow tandem-contracts tandem-types tandem-directory
 allow tandem-net tandem-serving tandem-settings tandem-directory tandem-types
 allow tandem-hyper tandem-contracts tandem-net tandem-directory tandem-settings tandem-serving tandem-types tandem-proto
 allow tandem-sd tandem-contracts tandem-net tandem-datastore tandem-directory tandem-settings tandem-serving tandem-types
-allow tandem-proxy tandem-contracts tandem-engine tandem-net tandem-datastore tandem-directory tandem-settings \
+allow tandem-proxy tandem-contracts tandem-engine tandem-net tandem-datastore tandem-directory tandem-settings tandem-proxy-header \
   tandem-serving tandem-types tandem-proto
-allow tandem-engine tandem-types
+allow tandem-engine tandem-types tandem-proxy-header
 allow tandem-bench tandem-engine tandem-net tandem-settings tandem-proxy tandem-hyper tandem-types tandem-proto
 
 forbid tandem-types tokio
+forbid tandem-proxy-header tokio monoio
 forbid tandem-settings tokio
 forbid tandem-directory tokio
 forbid tandem-contracts tokio monoio
@@ -60,7 +62,7 @@ forbid tandem-sd tandem-engine monoio
 forbid tandem-hyper tandem-engine monoio
 forbid tandem-engine tokio tonic prost
 # Test support is a dev-dependency only: no production crate, binary or bench links tandem-testkit.
-for crate in tandem-types tandem-serving tandem-settings tandem-directory tandem-contracts tandem-datastore tandem-net \
+for crate in tandem-types tandem-proxy-header tandem-serving tandem-settings tandem-directory tandem-contracts tandem-datastore tandem-net \
   tandem-hyper tandem-sd tandem-proxy tandem-engine tandem tandem-bench; do
   forbid "$crate" tandem-testkit
 done

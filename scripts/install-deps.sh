@@ -9,6 +9,8 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # A real HTTP forward proxy for the proxy_url tests (HTTP CONNECT, Basic auth, refusals).
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy)
+# HAProxy in front of the engine with send-proxy-v2: the PROXY protocol tests' real headers.
+command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -7,6 +7,7 @@ use std::rc::Rc;
 
 use monoio::io::AsyncReadRent;
 use monoio::net::{TcpListener, TcpStream};
+use tracing::field::Empty;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use crate::admission::SniSlot;
@@ -16,6 +17,7 @@ use crate::core_msg::Handoff;
 use crate::mailbox::SendError;
 use crate::pair_table::Port;
 use crate::preamble::TokenReader;
+use crate::proxied;
 use crate::relay::splice::{self, Step};
 use crate::shared::ConnGuard;
 use crate::stats::CoreStats;
@@ -47,7 +49,11 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
         if failed.is_none() {
             for _ in 0..ACCEPTS_PER_WAKEUP {
                 match splice::accept_nonblocking(fd) {
-                    Ok(Some((stream, peer))) => accepted(&core, stream, peer, port),
+                    // An IPv4 client of a dual-stack listener is its IPv4 address everywhere.
+                    Ok(Some((stream, peer))) => {
+                        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                        accepted(&core, stream, peer, port)
+                    }
                     Ok(None) => continue 'wait,
                     Err(e) => {
                         failed = Some(e);
@@ -76,7 +82,9 @@ pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Por
 /// One accepted connection: admission, then its task.
 fn accepted(core: &Rc<Core>, stream: std::net::TcpStream, peer: SocketAddr, port: Port) {
     CoreStats::inc(&core.stats().accepted);
-    if let Err(reason) = core.admit(port, peer.ip()) {
+    // A trusted balancer's connection is checked per source once its PROXY header names the client.
+    let proxied = proxied::trusted(core, peer);
+    if let Err(reason) = core.admit(port, (!proxied).then(|| peer.ip())) {
         debug!(core = core.id().0, %peer, reason = reason.as_str(), "refused at accept");
         return;
     }
@@ -89,7 +97,11 @@ fn accepted(core: &Rc<Core>, stream: std::net::TcpStream, peer: SocketAddr, port
         }
     };
     let guard = core.conn_guard();
-    let span = info_span!("conn", core = core.id().0, %peer, port = ?port);
+    // `peer` is the client: a proxied connection records it once its header is read.
+    let span = match proxied {
+        false => info_span!("conn", core = core.id().0, %peer, port = ?port, via = Empty),
+        true => info_span!("conn", core = core.id().0, peer = Empty, port = ?port, via = %peer),
+    };
     core.spawn(conn_task(core.clone(), stream, peer, port, guard).instrument(span));
 }
 
@@ -117,10 +129,22 @@ pub(crate) async fn serve(
     guard: ConnGuard,
 ) {
     let cfg = &core.config();
+    let proxied = proxied::trusted(&core, peer);
+    let (peer, read_ahead) = match proxied {
+        false => (peer, Vec::new()),
+        true => match proxied::client(&core, &stream, peer, port).await {
+            Some(client) => client,
+            None => return,
+        },
+    };
     let read = match port {
-        Port::Pairing => monoio::time::timeout(cfg.token_deadline, read_token(&mut stream)).await,
+        Port::Pairing => {
+            let token = read_token(&mut stream, read_ahead);
+            monoio::time::timeout(cfg.token_deadline, token).await
+        }
         Port::Tls => {
-            monoio::time::timeout(cfg.hello_deadline, read_hello(&core, &stream, peer)).await
+            let hello = read_hello(&core, &stream, peer, read_ahead);
+            monoio::time::timeout(cfg.hello_deadline, hello).await
         }
     };
     let Preamble { token, prefix, sni } = match read {
@@ -147,6 +171,14 @@ pub(crate) async fn serve(
             return;
         }
     };
+    if !proxied && tandem_proxy_header::looks_like_header(&token.as_bytes()[..12]) {
+        // A PROXY header from a source not trusted to send one (a random token starts so with
+        // probability 2^-48).
+        CoreStats::inc(&core.stats().proxy_untrusted);
+        debug!("PROXY header from an untrusted source");
+        core.record_bad(peer.ip());
+        return;
+    }
     let owner = core.owner_of(&token);
     if owner == core.id() {
         core.process_pending();
@@ -207,20 +239,26 @@ pub(crate) enum Failed {
     OverBudget,
 }
 
-/// Reads exactly 32 bytes (in any split, never more).
+/// Reads exactly 32 bytes (in any split, never more from the socket), starting with
+/// `read_ahead` (bytes read with a PROXY header; any beyond the token become the prefix).
 ///
 /// First a non-blocking `recv` (the token usually arrived with or right after the handshake);
 /// when nothing is there yet, the rest is read by one receive operation of the driver: on
 /// io_uring a Recv op on the socket, which completes with the bytes (no readiness wait, then
 /// a second syscall); on epoll the same readiness wait and read as before.
-pub(crate) async fn read_token(stream: &mut TcpStream) -> Result<Preamble, Failed> {
+pub(crate) async fn read_token(
+    stream: &mut TcpStream,
+    mut read_ahead: Vec<u8>,
+) -> Result<Preamble, Failed> {
     let mut reader = TokenReader::new();
+    let took = reader.feed(&read_ahead);
+    read_ahead.drain(..took);
     // Bounded: each round reads >= 1 byte or fails; at most 32 reads succeed.
     loop {
         if let Some(token) = reader.token() {
             return Ok(Preamble {
                 token,
-                prefix: Vec::new(),
+                prefix: read_ahead,
                 sni: None,
             });
         }
@@ -251,18 +289,38 @@ pub(crate) async fn read_token(stream: &mut TcpStream) -> Result<Preamble, Faile
 }
 
 /// Buffers the ClientHello (bounded by `hello_max_bytes`), takes an SNI budget slot, asks the
-/// resolver for the token to join, and returns it with the buffered bytes to replay.
+/// resolver for the token to join, and returns it with the buffered bytes to replay. Starts
+/// with `read_ahead` (bytes read with a PROXY header).
 pub(crate) async fn read_hello(
     core: &Core,
     stream: &TcpStream,
     peer: SocketAddr,
+    read_ahead: Vec<u8>,
 ) -> Result<Preamble, Failed> {
     let max = core.config().hello_max_bytes;
     let mut parser = ClientHelloReader::new(max);
     // Bytes are received straight into `buf` (grown by at most HELLO_CHUNK per read), so no
     // fixed-size chunk lives in this future across the readiness await.
-    let mut buf: Vec<u8> = Vec::new();
+    let mut buf: Vec<u8> = read_ahead;
+    // Bytes of `buf` the parser has seen.
+    let mut parsed = 0;
     let info = loop {
+        if parsed < buf.len() {
+            let fed = parser.feed(&buf[parsed..]);
+            parsed = buf.len();
+            match fed {
+                Ok(Some(info)) => break info,
+                Ok(None) => {}
+                Err(e) => {
+                    CoreStats::inc(&core.stats().bad_hellos);
+                    if tandem_proxy_header::looks_like_header(&buf) {
+                        CoreStats::inc(&core.stats().proxy_untrusted);
+                    }
+                    debug!(error = e.kind(), "bad ClientHello");
+                    return Err(Failed::Refused);
+                }
+            }
+        }
         let room = (max - buf.len()).min(HELLO_CHUNK);
         if room == 0 {
             CoreStats::inc(&core.stats().bad_hellos);
@@ -280,15 +338,7 @@ pub(crate) async fn read_hello(
         };
         buf.truncate(filled + got);
         match step {
-            Ok(Step::Moved(_)) => match parser.feed(&buf[filled..]) {
-                Ok(Some(info)) => break info,
-                Ok(None) => {}
-                Err(e) => {
-                    CoreStats::inc(&core.stats().bad_hellos);
-                    debug!(error = e.kind(), "bad ClientHello");
-                    return Err(Failed::Refused);
-                }
-            },
+            Ok(Step::Moved(_)) => {}
             Ok(Step::WouldBlock) => stream.readable(false).await.map_err(|_| aborted)?,
             Ok(Step::Eof) | Err(_) => return Err(aborted),
         }

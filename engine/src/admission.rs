@@ -6,7 +6,7 @@ use std::cell::RefCell;
 use std::net::IpAddr;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::limiter::{
@@ -85,44 +85,59 @@ impl Limits {
 }
 
 impl Limits {
-    /// Decides whether a connection just accepted by `core` on `port` from `ip` may stay; a
-    /// refusal is counted by reason (the caller closes the socket). Checked in order: open
-    /// connections, the bad-preamble limiter, the accept rate (which counts only admitted
-    /// connections).
+    /// Decides whether a connection just accepted by `core` on `port` from `source` may stay;
+    /// a refusal is counted by reason (the caller closes the socket). Checked in order: open
+    /// connections, then (when the source is known: `None` is a trusted proxy's connection whose
+    /// client comes in its PROXY header) [`Limits::admit_source`].
     pub(crate) fn admit(
+        &self,
+        shared: &Shared,
+        core: CoreId,
+        port: Port,
+        source: Option<IpAddr>,
+    ) -> Result<(), AcceptRefusal> {
+        let stats = &shared.cores[core.0].stats;
+        let open = stats.open_conns.load(Ordering::Relaxed) as usize;
+        if open >= shared.config.max_conns_per_core {
+            return Err(refuse(
+                stats,
+                AcceptRefusal::ConnLimit,
+                &stats.refused_conn_limit,
+            ));
+        }
+        match source {
+            Some(ip) => self.admit_source(shared, core, port, ip),
+            None => Ok(()),
+        }
+    }
+
+    /// The per-source checks of a connection from `ip`: the bad-preamble limiter, then the
+    /// accept rate (which counts only admitted connections). Refusals counted by reason.
+    pub(crate) fn admit_source(
         &self,
         shared: &Shared,
         core: CoreId,
         port: Port,
         ip: IpAddr,
     ) -> Result<(), AcceptRefusal> {
-        let cfg = &shared.config;
         let stats = &shared.cores[core.0].stats;
-        let open = stats.open_conns.load(Ordering::Relaxed) as usize;
         let now = Instant::now();
-        let refusal = if open >= cfg.max_conns_per_core {
-            Some((AcceptRefusal::ConnLimit, &stats.refused_conn_limit))
-        } else if self.bad.borrow().is_blocked(ip, now) {
-            Some((AcceptRefusal::Limited, &stats.limited_refusals))
-        } else {
-            let rates = &self.rates;
-            let mut table = rates[port_index(port)].borrow_mut();
-            let verdict = table.check(ip, now);
-            drop(table);
-            let tracked = rates.iter().map(|t| t.borrow().len() as u64).sum();
-            stats.rate_sources.store(tracked, Ordering::Relaxed);
-            match verdict {
-                RateVerdict::Admitted => None,
-                RateVerdict::Refused => Some((AcceptRefusal::Rate, &stats.rate_refusals)),
-            }
-        };
-        match refusal {
-            None => Ok(()),
-            Some((reason, counter)) => {
-                CoreStats::inc(&stats.refused_at_accept);
-                CoreStats::inc(counter);
-                Err(reason)
-            }
+        if self.bad.borrow().is_blocked(ip, now) {
+            return Err(refuse(
+                stats,
+                AcceptRefusal::Limited,
+                &stats.limited_refusals,
+            ));
+        }
+        let rates = &self.rates;
+        let mut table = rates[port_index(port)].borrow_mut();
+        let verdict = table.check(ip, now);
+        drop(table);
+        let tracked = rates.iter().map(|t| t.borrow().len() as u64).sum();
+        stats.rate_sources.store(tracked, Ordering::Relaxed);
+        match verdict {
+            RateVerdict::Admitted => Ok(()),
+            RateVerdict::Refused => Err(refuse(stats, AcceptRefusal::Rate, &stats.rate_refusals)),
         }
     }
 
@@ -167,6 +182,13 @@ impl Limits {
             }
         }
     }
+}
+
+/// Counts a refusal at accept under `counter` and returns its reason.
+fn refuse(stats: &CoreStats, reason: AcceptRefusal, counter: &AtomicU64) -> AcceptRefusal {
+    CoreStats::inc(&stats.refused_at_accept);
+    CoreStats::inc(counter);
+    reason
 }
 
 /// An open SNI pair's claim on its core's budget, held by the TLS client's connection until it

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use tandem_types::ProxyProtocol;
+
 use crate::error::EngineError;
 use crate::limiter::{AcceptRate, MAX_ACCEPT_RATES};
 
@@ -136,6 +138,12 @@ pub struct EngineConfig {
     pub tick: Duration,
     /// Back-off after an accept error such as EMFILE (default 50 ms).
     pub accept_backoff: Duration,
+    /// PROXY protocol (v1, v2) on both data ports from these trusted networks (default `None`:
+    /// off). A connection from a trusted network must start with a header (read under its
+    /// deadline, at most [`tandem_proxy_header::DEFAULT_MAX_HEADER_BYTES`]); the client address
+    /// it carries is the one the limiters, the SNI resolver and the logs use. A connection from
+    /// elsewhere that starts with a header is refused and counted (`proxy_untrusted`).
+    pub proxy_protocol: Option<ProxyProtocol>,
 }
 
 impl Default for EngineConfig {
@@ -171,6 +179,7 @@ impl Default for EngineConfig {
             sni_pairs_per_domain: DEFAULT_SNI_PAIRS_PER_DOMAIN,
             tick: Duration::from_millis(100),
             accept_backoff: Duration::from_millis(50),
+            proxy_protocol: None,
         }
     }
 }
@@ -221,6 +230,13 @@ impl EngineConfig {
         }
         if self.tick.is_zero() || self.bad_token_window.is_zero() {
             return bad("tick/bad_token_window", "must be > 0");
+        }
+        if self
+            .proxy_protocol
+            .as_ref()
+            .is_some_and(|p| p.deadline.is_zero())
+        {
+            return bad("proxy_protocol.deadline", "must be > 0");
         }
         self.validate_limits()
     }

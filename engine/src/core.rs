@@ -133,9 +133,16 @@ impl Core {
         self.shared.accepting.fetch_sub(1, Ordering::AcqRel) == 1
     }
 
-    /// Whether a connection just accepted on `port` from `ip` may stay (refusals counted).
-    pub(crate) fn admit(&self, port: Port, ip: IpAddr) -> Result<(), AcceptRefusal> {
-        self.limits.admit(&self.shared, self.id, port, ip)
+    /// Whether a connection just accepted on `port` from `source` may stay (refusals counted);
+    /// `None`: a trusted proxy's connection, whose client is checked by [`Core::admit_source`]
+    /// once its PROXY header names it.
+    pub(crate) fn admit(&self, port: Port, source: Option<IpAddr>) -> Result<(), AcceptRefusal> {
+        self.limits.admit(&self.shared, self.id, port, source)
+    }
+
+    /// The per-source checks for a proxied connection's client `ip` (refusals counted).
+    pub(crate) fn admit_source(&self, port: Port, ip: IpAddr) -> Result<(), AcceptRefusal> {
+        self.limits.admit_source(&self.shared, self.id, port, ip)
     }
 
     /// An SNI budget slot for a routed hello from `ip` naming `domain` (refusals counted).

@@ -19,6 +19,7 @@ pub mod mailbox;
 pub mod pair_table;
 mod pair_types;
 pub mod preamble;
+mod proxied;
 pub mod relay;
 mod runtime;
 mod shared;

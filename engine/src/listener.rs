@@ -44,6 +44,10 @@ fn bind_one(addr: SocketAddr, o: ConnOptions) -> std::io::Result<TcpListener> {
     socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.set_cloexec(true)?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        // `[::]` serves both families whatever `net.ipv6.bindv6only` says.
+        socket.set_only_v6(false)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())

@@ -130,6 +130,16 @@ counters! {
     events_dropped,
     /// Accept errors (EMFILE and others) survived.
     accept_errors,
+    /// PROXY headers read from trusted sources (the connection then counts as its client).
+    proxy_headers,
+    /// Connections from trusted sources closed for a bad, oversized or missing PROXY header
+    /// (not held against the trusted source).
+    proxy_bad_headers,
+    /// Connections from trusted sources that did not deliver their PROXY header in time.
+    proxy_header_timeouts,
+    /// Connections from untrusted sources that started with a PROXY header (closed, and held
+    /// against the source as a bad preamble).
+    proxy_untrusted,
 }
 
 /// Upper bounds of the pair-setup histogram's buckets, in microseconds (500 µs .. 30 s: local

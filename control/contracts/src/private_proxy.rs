@@ -6,6 +6,8 @@
 //!   announces `domain` to the public proxy `proxy`.
 //! - `getAnnouncements {}` → `[{expires_at, proxy, domain, operator?}]` ([`GetAnnouncements`]).
 
+use std::net::SocketAddr;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tandem_types::{OperatorName, Token};
@@ -35,6 +37,11 @@ pub struct IncomingConnection {
     pub token: Token,
     /// The public proxy's pairing endpoint, `HOST:PORT`.
     pub endpoint: String,
+    /// The TLS client's address as the public proxy saw it (after its PROXY header, if any).
+    /// Tandem addition, absent from the original's calls (and ignored by the original): a
+    /// private proxy that sends a PROXY v2 header to its backend names this client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SocketAddr>,
 }
 
 /// The answer to `incomingConnection`: `{"message": "ok"}`. Decoding accepts any answer: the
@@ -132,6 +139,7 @@ mod tests {
             domain: "foo.hd-2.local".into(),
             token: Token::from_bytes([5; 32]),
             endpoint: "127.0.0.1:1".into(),
+            source: None,
         };
         let params = encode_params(&call).unwrap();
         assert_eq!(
@@ -151,6 +159,16 @@ mod tests {
         for answer in [json!({"message": "ok"}), json!(null), json!({})] {
             assert!(decode_result::<IncomingConnection>(answer).is_ok());
         }
+        let with_source = IncomingConnection {
+            source: Some("[2001:db8::1]:4000".parse().unwrap()),
+            ..call
+        };
+        let params = encode_params(&with_source).unwrap();
+        assert_eq!(params["source"], json!("[2001:db8::1]:4000"));
+        assert_eq!(
+            decode_params::<IncomingConnection>(params).unwrap(),
+            with_source
+        );
     }
 
     #[test]

@@ -207,6 +207,17 @@ const SPLIT: &[Split] = &[
         ],
     ),
     (
+        "engine_proxy_headers",
+        "PROXY protocol headers on the data ports, by outcome",
+        "outcome",
+        &[
+            ("accepted", |c| c.proxy_headers),
+            ("bad", |c| c.proxy_bad_headers),
+            ("timeout", |c| c.proxy_header_timeouts),
+            ("untrusted", |c| c.proxy_untrusted),
+        ],
+    ),
+    (
         "engine_handoffs",
         "Sockets handed between cores",
         "direction",

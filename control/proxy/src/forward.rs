@@ -2,6 +2,7 @@
 //! pairing port, write the raw token): ForwardTLS (pipe raw bytes to the internal address) —
 //! TerminateTLS is in [`super::terminate`].
 
+use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
@@ -60,14 +61,26 @@ pub async fn dial(address: &str, deadline: Duration) -> Result<TcpStream, Forwar
 /// ForwardTLS: pipes the paired socket to the internal address until both directions end
 /// (half-closes are propagated, unlike the original's close-both on the first EOF), or until no
 /// byte moved either way for `idle` (then both sockets close: a silent client must not hold the
-/// connection slot until the public engine's own, longer, idle timeout).
+/// connection slot until the public engine's own, longer, idle timeout). With `header` (a PROXY
+/// v2 header, see [`proxy_v2_header`]), the internal connection starts with it.
 pub async fn forward(
     mut paired: TcpStream,
     internal: &HostPort,
+    header: Option<Vec<u8>>,
     deadline: Duration,
     idle: Duration,
 ) -> Result<(u64, u64), ForwardError> {
     let mut inner = dial(&internal.to_string(), deadline).await?;
+    if let Some(header) = header {
+        let write = tokio::io::AsyncWriteExt::write_all(&mut inner, &header);
+        tokio::time::timeout(deadline, write)
+            .await
+            .map_err(|_| ForwardError::DialTimeout(internal.to_string()))?
+            .map_err(|source| ForwardError::Io {
+                context: "writing the PROXY header".into(),
+                source,
+            })?;
+    }
     let activity = Activity::new();
     let mut a = Watched {
         io: &mut paired,
@@ -90,6 +103,17 @@ pub async fn forward(
         "forwarded connection closed"
     );
     Ok(moved)
+}
+
+/// The PROXY v2 header for a forwarded connection of `client` (as the public proxy saw it),
+/// reached through the public proxy at `public` (our paired socket's peer: the client's TLS
+/// connection ended at that host). Without a client address (a public proxy that does not send
+/// one, like the original), a LOCAL header: the backend keeps the connection's own addresses.
+pub fn proxy_v2_header(client: Option<SocketAddr>, public: Option<SocketAddr>) -> Vec<u8> {
+    match (client, public) {
+        (Some(client), Some(public)) => tandem_proxy_header::encode_v2(client, public),
+        _ => tandem_proxy_header::encode_v2_local().to_vec(),
+    }
 }
 
 /// When bytes last moved, shared by both directions of one forwarded connection.

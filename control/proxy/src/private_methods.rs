@@ -2,6 +2,7 @@
 //! `getAnnouncements` and `incomingConnection`, and the connection task each incoming
 //! connection runs (join the pair, then ForwardTLS or TerminateTLS).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -14,7 +15,7 @@ use super::caller::{
     ClientInfo, allowed_domains, called, check_endpoint, check_peer, proxy_settings_value,
 };
 use super::error::CallError;
-use super::forward::forward;
+use super::forward::{forward, proxy_v2_header};
 use super::private::{PrivateState, announce_to, lock};
 use tandem_contracts::private_proxy::{
     Acknowledged, AnnounceConnection, GetAnnouncements, IncomingConnection, Method,
@@ -127,6 +128,7 @@ fn incoming_connection(
         domain,
         token,
         endpoint,
+        source,
     } = call;
     if !state
         .announcements
@@ -145,8 +147,8 @@ fn incoming_connection(
         .clone()
         .try_acquire_owned()
         .map_err(|_| CallError::Busy("too many connections"))?;
-    let span = info_span!("incoming", %domain, public_proxy = %client.name);
-    let task = connection(state.clone(), endpoint, token, permit).instrument(span);
+    let span = info_span!("incoming", %domain, public_proxy = %client.name, client = ?source);
+    let task = connection(state.clone(), endpoint, token, source, permit).instrument(span);
     let mut connections = lock(&state.connections);
     while connections.try_join_next().is_some() {}
     connections.spawn(task);
@@ -157,6 +159,7 @@ async fn connection(
     state: Arc<PrivateState>,
     endpoint: String,
     token: Token,
+    source: Option<SocketAddr>,
     _permit: OwnedSemaphorePermit,
 ) {
     let settings = &state.settings;
@@ -167,10 +170,15 @@ async fn connection(
             return;
         }
     };
+    let header = settings
+        .internal_endpoint
+        .send_proxy_v2
+        .then(|| proxy_v2_header(source, paired.peer_addr().ok()));
     let outcome = match &state.terminator {
         None => forward(
             paired,
             &settings.internal_endpoint.address,
+            header,
             settings.dial_timeout,
             settings.internal_endpoint.idle_timeout,
         )

@@ -32,6 +32,8 @@ pub struct SniJob {
     domain: String,
     pair: PairId,
     pairing_token: Token,
+    /// The TLS client's address (after a PROXY header): passed on to the private proxy.
+    source: SocketAddr,
 }
 
 /// The engine's resolver.
@@ -90,6 +92,7 @@ impl SniResolver for SniRouter {
             domain: domain.to_owned(),
             pair: ticket.id,
             pairing_token: ticket.side_b,
+            source: peer,
         };
         if self.jobs.try_send(job).is_err() {
             let _ = engine.cancel_pair(ticket.id);
@@ -137,6 +140,7 @@ async fn notify(
         domain: job.domain,
         token: job.pairing_token,
         endpoint,
+        source: Some(job.source),
     };
     if let Err(e) = hyper.call(&job.operator, &call).await {
         let _ = engine.cancel_pair(job.pair);

@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, debug_span, warn};
 use super::admission::Admission;
 use super::conn::Slot;
 use super::guarded::Guarded;
+use super::proxied::{self, MAX_PENDING_HEADERS};
 
 /// Back-off after an accept error such as `EMFILE`: the loop never spins and never stops.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -113,13 +114,35 @@ impl Acceptor {
             Handshake::None => admission.admit_plain(stream, peer),
         };
         let mut tasks = JoinSet::new();
+        // Connections from trusted balancers reading their PROXY header (bounded by
+        // MAX_PENDING_HEADERS; aborted when the loop ends). Injected sockets never carry one.
+        let proxy = admission.config().proxy_protocol.clone();
+        let mut pending = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
             let (admitted, peer, name) = tokio::select! {
                 () = &mut shutdown => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+                Some(read) = pending.join_next(), if !pending.is_empty() => {
+                    let Ok(Some((stream, client))) = read else { continue };
+                    if filter.as_mut().is_some_and(|allow| !allow(client)) {
+                        continue;
+                    }
+                    (admit(&admission, stream, client), client, admission.name())
+                }
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        // An IPv4 client of a dual-stack listener is its IPv4 address everywhere.
+                        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                        if let Some(p) = proxy.as_ref().filter(|p| p.trusts(peer.ip())) {
+                            if pending.len() >= MAX_PENDING_HEADERS {
+                                admission.metrics().count(admission.name(), "proxy_pending_full");
+                                continue;
+                            }
+                            let read = proxied::client(stream, peer, p.deadline, admission.clone());
+                            pending.spawn(read);
+                            continue;
+                        }
                         if filter.as_mut().is_some_and(|allow| !allow(peer)) {
                             continue;
                         }
@@ -147,6 +170,7 @@ impl Acceptor {
             tasks.spawn(serve(io, peer, slot).instrument(span));
         }
         drop(listener);
+        pending.abort_all();
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} });
         if drained.await.is_err() {

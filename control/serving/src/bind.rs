@@ -74,15 +74,39 @@ pub async fn resolve_one(address: &HostPort) -> Result<SocketAddr, BindError> {
     })
 }
 
-/// Resolves `address` and binds the first of its addresses that can be bound.
+/// Listen backlog of a control-plane listener, in connections (the kernel caps it at
+/// `net.core.somaxconn`; tokio's own default is 1024).
+const BACKLOG: i32 = 1024;
+
+/// Resolves `address` and binds the first of its addresses that can be bound. `[::]` serves both
+/// families (IPv6-only off, whatever `net.ipv6.bindv6only` says).
 pub async fn bind(address: &HostPort) -> Result<TcpListener, BindError> {
     let addrs = resolve(address).await?;
-    TcpListener::bind(addrs.as_slice())
-        .await
-        .map_err(|source| BindError::Bind {
-            address: address.clone(),
-            source,
-        })
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        match bind_addr(addr) {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = e,
+        }
+    }
+    Err(BindError::Bind {
+        address: address.clone(),
+        source: last,
+    })
+}
+
+fn bind_addr(addr: SocketAddr) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    if addr.is_ipv6() && addr.ip().is_unspecified() {
+        socket.set_only_v6(false)?;
+    }
+    // As tokio's `TcpListener::bind`: a restarted server rebinds past TIME_WAIT sockets.
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
 }
 
 #[cfg(test)]
@@ -104,6 +128,35 @@ mod tests {
         assert!(listener.local_addr().unwrap().ip().is_loopback());
         let first = resolve_one(&hp("localhost", 0)).await.unwrap();
         assert!(first.is_ipv4(), "{first}");
+    }
+
+    #[tokio::test]
+    async fn the_ipv6_any_address_serves_both_families_and_ipv4_peers_are_ipv4() {
+        let listener = bind(&hp("::", 0)).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let admission = crate::Admission::new(
+            "dual",
+            crate::ServingConfig::default(),
+            crate::ServingMetrics::default(),
+        );
+        let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+        let acceptor = crate::Acceptor::new(listener, admission, crate::Handshake::None);
+        let served = tokio::spawn(acceptor.serve(
+            std::future::pending(),
+            move |_io, peer, _slot| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(peer).await;
+                }
+            },
+        ));
+        for client in ["127.0.0.1", "::1"] {
+            let ip: std::net::IpAddr = client.parse().unwrap();
+            let _s = tokio::net::TcpStream::connect((ip, port)).await.unwrap();
+            let peer = rx.recv().await.unwrap();
+            assert_eq!(peer.ip(), ip, "served as its own family");
+        }
+        served.abort();
     }
 
     #[tokio::test]

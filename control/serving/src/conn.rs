@@ -216,6 +216,14 @@ impl Slot {
         self.0.admission.count_cut(reason);
     }
 
+    /// Counts a connection that began with a PROXY header it was not trusted to send.
+    pub(crate) fn count_untrusted_header(&self) {
+        let admission = &self.0.admission;
+        admission
+            .metrics()
+            .count(admission.name(), "proxy_untrusted");
+    }
+
     /// Counts a handshake or identity check that failed, unless the kit's own cut caused it.
     pub fn count_failed_handshake(&self) {
         if self.cut_reason().is_none() {

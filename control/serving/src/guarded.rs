@@ -24,6 +24,33 @@ pub struct Guarded<S> {
     sleep: Pin<Box<Sleep>>,
     /// Created at construction, so an eviction before the first poll still wakes it.
     evicted: Pin<Box<OwnedNotified>>,
+    /// The connection's first bytes, until there are enough to tell a PROXY header.
+    head: Head,
+}
+
+/// The first [`HEAD_BYTES`] bytes a connection sent (the v2 signature's length): a connection
+/// that starts with a PROXY header here was not trusted to send one (a trusted balancer's header
+/// is taken off before admission), so it is refused and counted (`proxy_untrusted`). Neither
+/// TLS (first byte 0x16) nor HTTP (`PROXY ` is no method; no request starts with the v2
+/// signature) begins so.
+#[derive(Debug, Default)]
+struct Head {
+    bytes: [u8; HEAD_BYTES],
+    len: usize,
+}
+
+const HEAD_BYTES: usize = tandem_proxy_header::V2_SIGNATURE.len();
+
+impl Head {
+    /// Records `new` bytes; true when the stream so far is a whole PROXY signature.
+    fn is_header(&mut self, new: &[u8]) -> bool {
+        let take = new.len().min(HEAD_BYTES - self.len);
+        self.bytes[self.len..self.len + take].copy_from_slice(&new[..take]);
+        self.len += take;
+        let seen = &self.bytes[..self.len];
+        let whole = |sig: &[u8]| seen.len() >= sig.len() && seen.starts_with(sig);
+        whole(tandem_proxy_header::V1_PREFIX) || whole(&tandem_proxy_header::V2_SIGNATURE)
+    }
 }
 
 impl<S> Guarded<S> {
@@ -39,6 +66,7 @@ impl<S> Guarded<S> {
             deadlines,
             sleep: Box::pin(tokio::time::sleep_until(first)),
             evicted,
+            head: Head::default(),
         }
     }
 
@@ -113,7 +141,20 @@ impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         self.watch(cx)?;
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let read = Pin::new(&mut self.io).poll_read(cx, buf);
+        if self.head.len < HEAD_BYTES
+            && matches!(read, Poll::Ready(Ok(())))
+            && self.head.is_header(&buf.filled()[before..])
+        {
+            debug!("PROXY header from a source not trusted to send one; closed");
+            self.slot.count_untrusted_header();
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "PROXY header from an untrusted source",
+            )));
+        }
+        read
     }
 }
 

@@ -7,6 +7,9 @@
 //!   request, idle) or the table evicts it, so hyper, tonic or rustls drop it with its [`Slot`].
 //! - [`Acceptor`] / [`serve_connections`]: the accept loop of every listener (per-source filter,
 //!   injected sockets, back-off on errors, tracked tasks, grace on shutdown).
+//! - PROXY protocol: a listener whose [`ServingConfig::proxy_protocol`] trusts the peer reads its
+//!   header first (bounded, under its deadline, at most [`MAX_PENDING_HEADERS`] at once) and
+//!   admits, filters and serves the connection as the client the header names.
 //! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`.
 //! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
 //!   listener and reason.
@@ -19,6 +22,7 @@ mod bind;
 mod conn;
 mod guarded;
 mod metrics;
+mod proxied;
 mod rlimit;
 mod shutdown;
 pub mod source;
@@ -30,6 +34,7 @@ pub use bind::{BindError, bind, resolve, resolve_one};
 pub use conn::{CutReason, Phase, RequestGuard, Slot};
 pub use guarded::Guarded;
 pub use metrics::ServingMetrics;
+pub use proxied::MAX_PENDING_HEADERS;
 pub use rlimit::raise_open_file_limit;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown};
 pub use source::SourceKey;

@@ -16,7 +16,9 @@ pub struct EventLabels {
     pub listener: &'static str,
     /// What happened: `admitted`, a refusal (`source_rate`, `source_full`, `full`), or a cut
     /// (`evicted_source_full`, `evicted_full`, `handshake_timeout`, `first_request_timeout`,
-    /// `idle_timeout`, `handshake_failed`).
+    /// `idle_timeout`, `handshake_failed`), or a PROXY protocol outcome (`proxy_header`,
+    /// `proxy_bad_header`, `proxy_header_timeout`, `proxy_header_aborted`, `proxy_pending_full`,
+    /// `proxy_untrusted`).
     pub event: &'static str,
 }
 

@@ -15,6 +15,7 @@ pub mod legacy;
 pub mod listeners;
 pub mod loader;
 pub mod paths;
+pub mod proxy_protocol;
 pub mod sd;
 pub mod secret;
 pub mod serving;

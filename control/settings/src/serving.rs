@@ -36,6 +36,10 @@ pub struct RawServingSettings {
     h2_max_header_list_bytes: Option<u64>,
     h2_keepalive_interval: Option<f64>,
     h2_keepalive_timeout: Option<f64>,
+    /// Trusted networks that put a PROXY header first (see [`super::proxy_protocol`]).
+    proxy_protocol_from: Option<Vec<String>>,
+    /// Seconds a trusted source has to send its header.
+    proxy_protocol_timeout: Option<f64>,
 }
 
 fn count(raw: Option<u64>, key: &str, max: u64, issues: &mut FieldIssues) -> Option<u64> {
@@ -155,6 +159,11 @@ impl TryFrom<RawServingSettings> for ServingConfig {
         ) {
             h.keepalive_timeout = v;
         }
+        c.proxy_protocol = super::proxy_protocol::proxy_protocol(
+            raw.proxy_protocol_from,
+            raw.proxy_protocol_timeout,
+            &mut issues,
+        );
         issues.into_result(c)
     }
 }
@@ -193,6 +202,13 @@ mod tests {
         let off: ServingConfig =
             convert::<RawServingSettings, _>(&json!({"per_source_rate": 0})).unwrap();
         assert_eq!(off.admission.per_source_rate, None);
+        let proxied: ServingConfig = convert::<RawServingSettings, _>(&json!({
+            "proxy_protocol_from": ["10.0.0.0/8", "::1"], "proxy_protocol_timeout": 2
+        }))
+        .unwrap();
+        let p = proxied.proxy_protocol.unwrap();
+        assert!(p.trusts("10.1.2.3".parse().unwrap()) && p.trusts("::1".parse().unwrap()));
+        assert_eq!(p.deadline, std::time::Duration::from_secs(2));
     }
 
     #[test]

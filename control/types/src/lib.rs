@@ -7,6 +7,7 @@ pub mod bucket;
 mod forward_proxy;
 mod host_port;
 pub mod operator;
+pub mod proxy_protocol;
 pub mod serving_config;
 pub mod token;
 
@@ -14,5 +15,6 @@ pub use bucket::{Rate, TokenBucket};
 pub use forward_proxy::{Credentials, DEFAULT_FORWARD_PROXY_PORT, ForwardProxy, ForwardProxyError};
 pub use host_port::{HostPort, HostPortError};
 pub use operator::{MAX_OPERATOR_NAME_BYTES, OperatorName, OperatorNameError};
+pub use proxy_protocol::{Cidr, CidrError, ProxyProtocol, ProxyProtocolError};
 pub use serving_config::*;
 pub use token::{MAX_TOKEN_BASE64_CHARS, TOKEN_LEN, Token, TokenError};

@@ -108,6 +108,9 @@ pub struct ServingConfig {
     pub deadlines: Deadlines,
     /// HTTP/2 limits (HTTP servers and tonic servers).
     pub http2: Http2Limits,
+    /// PROXY protocol headers from trusted load balancers; `None` = off (a header is then just
+    /// bytes that fail the TLS handshake or the request).
+    pub proxy_protocol: Option<crate::ProxyProtocol>,
 }
 
 fn non_zero_usize(n: usize) -> NonZeroUsize {

@@ -18,6 +18,8 @@ mod abuse_sni_budget;
 mod abuse_tokens;
 mod clienthello_corpus;
 mod fuzz_corpus;
+mod haproxy;
 mod idle_pairs;
 mod pairing;
+mod proxy_protocol;
 mod relay;

@@ -63,6 +63,10 @@ pub struct RawProxyEngineSettings {
     drain_grace: Option<f64>,
     sni_pairs_per_source: Option<u32>,
     sni_pairs_per_domain: Option<u32>,
+    /// Trusted networks that put a PROXY header first on the data ports.
+    proxy_protocol_from: Option<Vec<String>>,
+    /// Seconds a trusted source has to send its header.
+    proxy_protocol_timeout: Option<f64>,
 }
 
 /// Largest CPU count accepted for `cores: <n>` (one worker thread per core).
@@ -117,6 +121,11 @@ impl TryFrom<RawProxyEngineSettings> for ProxyEngineSettings {
         if let Some(n) = raw.sni_pairs_per_domain {
             config.sni_pairs_per_domain = n;
         }
+        config.proxy_protocol = tandem_settings::proxy_protocol::proxy_protocol(
+            raw.proxy_protocol_from,
+            raw.proxy_protocol_timeout,
+            &mut issues,
+        );
         let mut secs = |raw: Option<f64>, key: &str, min: f64, max: f64| {
             raw.and_then(|s| seconds(s, key, min, max, &mut issues))
         };
@@ -186,5 +195,22 @@ mod tests {
         assert!(
             convert::<RawProxyEngineSettings, ProxyEngineSettings>(&json!({"pipes": 1})).is_err()
         );
+    }
+
+    #[test]
+    fn proxy_protocol_keys_map_onto_the_engine_config() {
+        let s: ProxyEngineSettings = convert::<RawProxyEngineSettings, _>(&json!({
+            "proxy_protocol_from": ["10.0.0.0/8", "fd00::/8"], "proxy_protocol_timeout": 1
+        }))
+        .unwrap();
+        let p = s.config.proxy_protocol.unwrap();
+        assert!(p.trusts("10.0.0.1".parse().unwrap()) && p.trusts("fd00::1".parse().unwrap()));
+        assert!(!p.trusts("127.0.0.1".parse().unwrap()));
+        assert_eq!(p.deadline, Duration::from_secs(1));
+        let e = convert::<RawProxyEngineSettings, ProxyEngineSettings>(&json!({
+            "proxy_protocol_from": ["10.0.0.0/33"]
+        }))
+        .unwrap_err();
+        assert_eq!(e.0[0].0, "proxy_protocol_from[0]");
     }
 }

@@ -70,6 +70,10 @@ pub struct InternalEndpointSettings {
     /// ForwardTLS: close a forwarded connection after this long with no byte either way
     /// (seconds, default 60, 0.1 ..= 86400).
     pub idle_timeout: Duration,
+    /// ForwardTLS: start each connection to `address` with a PROXY protocol v2 header naming the
+    /// TLS client (`send_proxy_v2: true`; default false). Only for ForwardTLS (with `tls`, the
+    /// backend speaks HTTP to us, not to the client).
+    pub send_proxy_v2: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -97,6 +101,8 @@ struct RawInternalEndpoint {
     jsonrpc_path: String,
     timeout: Option<f64>,
     idle_timeout: Option<f64>,
+    #[serde(default)]
+    send_proxy_v2: bool,
 }
 
 fn default_internal_address() -> String {
@@ -143,6 +149,12 @@ impl TryFrom<RawInternalEndpoint> for InternalEndpointSettings {
         {
             issues.push("tls", "terminating TLS needs certificate_file and key_file");
         }
+        if raw.send_proxy_v2 && matches!(tls, Some(Some(_))) {
+            issues.push(
+                "send_proxy_v2",
+                "only with ForwardTLS (no tls): a terminated connection's backend talks to us",
+            );
+        }
         match (address, tls, client) {
             (Some(address), Some(tls), Some(jsonrpc_client)) if issues.is_empty() => Ok(Self {
                 address,
@@ -151,6 +163,7 @@ impl TryFrom<RawInternalEndpoint> for InternalEndpointSettings {
                 jsonrpc_path: raw.jsonrpc_path,
                 timeout,
                 idle_timeout,
+                send_proxy_v2: raw.send_proxy_v2,
             }),
             _ => Err(issues),
         }
@@ -249,8 +262,8 @@ impl fmt::Display for PrivateProxySettings {
         };
         writeln!(
             f,
-            "private.internal_endpoint: address={} mode={mode} timeout={:?} idle_timeout={:?}",
-            ie.address, ie.timeout, ie.idle_timeout
+            "private.internal_endpoint: address={} mode={mode} timeout={:?} idle_timeout={:?} send_proxy_v2={}",
+            ie.address, ie.timeout, ie.idle_timeout, ie.send_proxy_v2
         )?;
         writeln!(
             f,

@@ -21,6 +21,7 @@ mod metrics_public;
 mod operating_guide_settings;
 mod private;
 mod private_deadlines;
+mod proxy_protocol;
 mod public;
 mod public_redis_outage;
 mod sni;

@@ -30,7 +30,16 @@ fn total(stats: &Value, key: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hd1_pings_hd2_through_the_public_proxy_and_reuses_the_channel() {
-    let layout = Layout::new();
+    seed_scenario(Layout::new()).await;
+}
+
+/// The same mesh with every listener, dial and directory address on `[::1]`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seed_scenario_runs_over_ipv6_loopback() {
+    seed_scenario(Layout::ipv6()).await;
+}
+
+async fn seed_scenario(layout: Layout) {
     let mut sd = spawn("sd", SD, &["run"], &layout.env_with("SD_SETTINGS", "sd-1"));
     sd.wait_for("sd listening");
     layout.sd_setup();

@@ -343,6 +343,7 @@ pub fn private_settings(
             jsonrpc_path: "/jsonrpc".into(),
             timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(60),
+            send_proxy_v2: false,
         },
         call_timeout: CALL_TIMEOUT,
         dial_timeout: Duration::from_secs(5),

@@ -70,6 +70,16 @@ pub async fn https_get(
     name: &str,
     root: &rustls_pki_types::CertificateDer<'static>,
 ) -> std::io::Result<String> {
+    let stream = TcpStream::connect(tls_port).await?;
+    https_get_over(stream, name, root).await
+}
+
+/// [`https_get`] over a connected `stream` (e.g. one that already sent a PROXY header).
+pub async fn https_get_over(
+    stream: TcpStream,
+    name: &str,
+    root: &rustls_pki_types::CertificateDer<'static>,
+) -> std::io::Result<String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(tandem_net::tls::provider())
@@ -81,7 +91,6 @@ pub async fn https_get(
         .map(|i| format!("{i:02}{}", "x".repeat(98)).into_bytes())
         .collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let stream = TcpStream::connect(tls_port).await?;
     let server_name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
     let mut tls = tokio::time::timeout(
         Duration::from_secs(10),
@@ -123,6 +132,16 @@ pub async fn stack_with(
     internal: SocketAddr,
     edit: impl FnOnce(&mut PublicProxySettings),
 ) -> (Stack, JsonRpcClient) {
+    stack_edited(dir, internal, edit, |_| {}).await
+}
+
+/// The stack with the public and the private proxy's settings changed first.
+pub async fn stack_edited(
+    dir: &std::path::Path,
+    internal: SocketAddr,
+    edit: impl FnOnce(&mut PublicProxySettings),
+    edit_private: impl FnOnce(&mut tandem_proxy::settings::PrivateProxySettings),
+) -> (Stack, JsonRpcClient) {
     let pki = pki(dir);
     let private_entry = with_proxy_settings(
         entry(PRIVATE, &[], &[]),
@@ -143,12 +162,11 @@ pub async fn stack_with(
         .with_metrics(metrics_listener);
     let handle = public.handle();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let private = PrivateProxy::start(
-        &private_settings(dir, private_hyper.addr, internal),
-        listener,
-    )
-    .await
-    .unwrap();
+    let mut private_settings = private_settings(dir, private_hyper.addr, internal);
+    edit_private(&mut private_settings);
+    let private = PrivateProxy::start(&private_settings, listener)
+        .await
+        .unwrap();
     let private_url = format!("http://{}/jsonrpc", private.jsonrpc_addr());
     let private_client = JsonRpcClient::new(&private_url, None, None, CALL_TIMEOUT).unwrap();
 

@@ -36,9 +36,32 @@ pub fn free_ports() -> BTreeMap<&'static str, u16> {
 pub struct Layout {
     pub dir: tempfile::TempDir,
     pub ports: BTreeMap<&'static str, u16>,
+    /// The host every role binds and dials: `127.0.0.1`, or `[::1]` for [`Layout::ipv6`].
+    pub host: &'static str,
 }
 
 impl Layout {
+    /// The mesh over IPv6 loopback: every role's listeners, the directory's gRPC addresses and
+    /// the proxy's pairing endpoint on `[::1]` (the roles' `localhost:` rewritten).
+    pub fn ipv6() -> Self {
+        let mut layout = Self::new();
+        layout.host = "[::1]";
+        let roles = layout.root().join("roles");
+        for role in std::fs::read_dir(&roles).unwrap() {
+            for file in std::fs::read_dir(role.unwrap().path()).unwrap() {
+                let path = file.unwrap().path();
+                if path.extension().is_some_and(|e| e == "yml") {
+                    let text = std::fs::read_to_string(&path).unwrap();
+                    std::fs::write(&path, text.replace("localhost:", "[::1]:")).unwrap();
+                }
+            }
+        }
+        let directory = layout.root().join("directory/default/001_default.json");
+        let text = std::fs::read_to_string(&directory).unwrap();
+        std::fs::write(&directory, text.replace("localhost:", "[::1]:")).unwrap();
+        layout
+    }
+
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
@@ -79,7 +102,11 @@ impl Layout {
             );
         std::fs::create_dir_all(root.join("directory/default")).unwrap();
         std::fs::write(root.join("directory/default/001_default.json"), text).unwrap();
-        Self { dir, ports }
+        Self {
+            dir,
+            ports,
+            host: "127.0.0.1",
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -129,7 +156,10 @@ impl Layout {
         vec![
             "ctl".into(),
             "--addr".into(),
-            format!("127.0.0.1:{}", self.ports["TANDEM_TEST_PP_CONTROL_PORT"]),
+            format!(
+                "{}:{}",
+                self.host, self.ports["TANDEM_TEST_PP_CONTROL_PORT"]
+            ),
             "--server-name".into(),
             "public-proxy-1.ga".into(),
             "--cert".into(),
@@ -157,7 +187,7 @@ pub fn gateway(layout: &Layout) -> JsonRpcClient {
     let config = tandem_net::tls::client_config(&tls, &[]).unwrap();
     let port = layout.ports["TANDEM_TEST_HD1_JSONRPC_PORT"];
     JsonRpcClient::new(
-        &format!("https://127.0.0.1:{port}/jsonrpc"),
+        &format!("https://{}:{port}/jsonrpc", layout.host),
         Some(config),
         Some("hd-1"),
         Duration::from_secs(30),
