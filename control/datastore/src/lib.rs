@@ -29,7 +29,7 @@ pub use self::error::DatastoreError;
 pub use self::file::FileDatastore;
 /// Bytes of file one read step holds (opening and reading walk the file in blocks this size).
 pub const READ_PAGE_BYTES: usize = self::stream::BLOCK_LEN;
-pub use self::redis::{READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
+pub use self::redis::{FAILOVER_RETRY_PAUSE, READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
 
 use self::chunked::Decoder;
 use tandem_settings::datastore::DatastoreSettings;
@@ -42,6 +42,21 @@ use tandem_settings::datastore::DatastoreSettings;
 pub struct Cursor {
     position: u64,
     pending: Decoder<DataEntry>,
+    /// Redis: the raw list element at `position - 1`, checked at every read and conditional
+    /// append so that a rewritten list (compaction, a failover that lost a tail) is noticed
+    /// (at most `MAX_ENTRY_LEN` + header bytes).
+    last: Option<Vec<u8>>,
+}
+
+/// What [`Datastore::append_at`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum AppendAt {
+    /// The entries are durable, right after what the cursor had read; the cursor is past them.
+    Appended,
+    /// The store holds entries the cursor has not read: nothing was written, the cursor is
+    /// unchanged. Read them ([`Datastore::read_new`]) and decide again.
+    Behind,
 }
 
 impl Cursor {
@@ -135,12 +150,41 @@ impl Datastore {
         }
     }
 
+    /// Compare-and-append: appends `entries` as one batch only when the store ends exactly where
+    /// `cursor` has read (so a decision taken on what the cursor read still holds); across
+    /// processes sharing a Redis list exactly one of several appends at the same position wins.
+    /// Durability as [`Datastore::append`]. Redis: one Lua script (length and last element
+    /// checked, then `RPUSH`), retried through a failover within `failover_timeout` (a retry
+    /// whose earlier attempt landed finds its own entries and reports `Appended`). File: the
+    /// store has one appender process (its lock); the caller serialises its own appends.
+    /// `Err(Rewritten)`: the store no longer holds what the cursor read.
+    pub async fn append_at(
+        &self,
+        cursor: &mut Cursor,
+        entries: &[DataEntry],
+    ) -> Result<AppendAt, DatastoreError> {
+        match self {
+            Self::File(s) => {
+                let mut probe = cursor.clone();
+                if !s.read_new(&mut probe).await?.is_empty() {
+                    return Ok(AppendAt::Behind);
+                }
+                s.append(entries).await?;
+                s.read_new(cursor).await?;
+                Ok(AppendAt::Appended)
+            }
+            // Boxed: the retrying Redis call is a deep future type, kept out of callers' types.
+            Self::Redis(s) => Box::pin(s.append_at(cursor, entries)).await,
+        }
+    }
+
     /// Returns the entries appended since `cursor` (in append order) and advances it. On `Err` the
     /// cursor is unchanged.
     pub async fn read_new(&self, cursor: &mut Cursor) -> Result<Vec<DataEntry>, DatastoreError> {
         match self {
             Self::File(s) => s.read_new(cursor).await,
-            Self::Redis(s) => s.read_new(cursor).await,
+            // Boxed: the retrying Redis call is a deep future type, kept out of callers' types.
+            Self::Redis(s) => Box::pin(s.read_new(cursor)).await,
         }
     }
 

@@ -8,7 +8,13 @@
 //!   succeed again once it is back. An append that timed out may still have been applied
 //!   (at-least-once): entries carry their own ids, and the directory deduplicates by hash.
 //! - With `master_name` set, the addresses are Sentinels: the master is resolved at open and
-//!   resolved again after a connection failure (best effort failover).
+//!   resolved again after every failure that means it may have moved (a connection failure, or
+//!   the server answering as a replica: `READONLY`, `MASTERDOWN`, `NOREPLICAS`, `LOADING`).
+//!   Idempotent calls (reads, compare-and-appends) retry, resolving again before each attempt,
+//!   for up to `failover_timeout`, [`FAILOVER_RETRY_PAUSE`] apart ([`failover`]).
+//! - With `wait_replicas` > 0 every append is followed by `WAIT wait_replicas wait_timeout` and is
+//!   acknowledged only when that many replicas confirmed it ([`DatastoreError::NotReplicated`]
+//!   otherwise).
 //! - The password is sent at connect and never logged.
 //! - [`RedisDatastore::open_and_read`] reads the list in pages of [`READ_PAGE_ENTRIES`];
 //!   [`RedisDatastore::replace_all`] (compaction) swaps the whole list in one Lua script, only when
@@ -38,7 +44,10 @@ pub const REDIS_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// the next call after a failed cycle starts a fresh one.
 const RECONNECT_RETRIES: usize = 1;
 
+mod append;
+mod failover;
 mod pages;
+pub use failover::FAILOVER_RETRY_PAUSE;
 pub use pages::READ_PAGE_ENTRIES;
 
 /// An open Redis store. Cheap to clone (clones share the connection).
@@ -47,6 +56,13 @@ pub struct RedisDatastore {
     key: String,
     manager: Arc<RwLock<ConnectionManager>>,
     sentinel: Option<Arc<tokio::sync::Mutex<SentinelClient>>>,
+    /// `WAIT` after an append: replicas required (0: none) and how long to wait.
+    wait_replicas: u8,
+    wait_timeout: Duration,
+    /// How long an idempotent call retries through a failover.
+    failover_timeout: Duration,
+    /// The client's response timeout: [`REDIS_TIMEOUT`], or longer to cover a `WAIT`.
+    response_timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisDatastore {
@@ -84,9 +100,19 @@ pub fn parse_address(address: &str) -> Result<ConnectionAddr, DatastoreError> {
     Ok(ConnectionAddr::Tcp(host.to_string(), port))
 }
 
-fn manager_config() -> ConnectionManagerConfig {
+/// The response timeout the connection needs: [`REDIS_TIMEOUT`], plus `wait_timeout` when appends
+/// wait for replicas (a `WAIT` answers after up to `wait_timeout`).
+fn response_timeout(settings: &RedisDatastoreSettings) -> Duration {
+    if settings.wait_replicas > 0 {
+        REDIS_TIMEOUT + settings.wait_timeout
+    } else {
+        REDIS_TIMEOUT
+    }
+}
+
+fn manager_config(response_timeout: Duration) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
-        .set_response_timeout(REDIS_TIMEOUT)
+        .set_response_timeout(response_timeout)
         .set_connection_timeout(REDIS_TIMEOUT)
         .set_number_of_retries(RECONNECT_RETRIES)
         // The client's backoff starts at 1 s; keep it from growing past 1 s.
@@ -146,11 +172,14 @@ pub fn direct_client(settings: &RedisDatastoreSettings) -> Result<Client, Datast
     })
 }
 
-async fn connect(client: Client) -> Result<ConnectionManager, DatastoreError> {
+async fn connect(
+    client: Client,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, DatastoreError> {
     let mut manager = bounded(
         "connect",
         REDIS_OPEN_TIMEOUT,
-        ConnectionManager::new_with_config(client, manager_config()),
+        ConnectionManager::new_with_config(client, manager_config(response_timeout)),
     )
     .await?;
     bounded(
@@ -173,12 +202,17 @@ impl RedisDatastore {
                 bounded("sentinel", REDIS_OPEN_TIMEOUT, sentinel.async_get_client()).await?;
             (client, Some(Arc::new(tokio::sync::Mutex::new(sentinel))))
         };
-        let manager = connect(client).await?;
-        tracing::info!(key = %settings.key, database = settings.database, sentinel = sentinel.is_some(), "redis datastore open");
+        let response_timeout = response_timeout(settings);
+        let manager = connect(client, response_timeout).await?;
+        tracing::info!(key = %settings.key, database = settings.database, sentinel = sentinel.is_some(), wait_replicas = settings.wait_replicas, "redis datastore open");
         Ok(Self {
             key: settings.key.clone(),
             manager: Arc::new(RwLock::new(manager)),
             sentinel,
+            wait_replicas: settings.wait_replicas,
+            wait_timeout: settings.wait_timeout,
+            failover_timeout: settings.failover_timeout,
+            response_timeout,
         })
     }
 
@@ -206,65 +240,68 @@ impl RedisDatastore {
         }
         let mut manager = self.manager();
         let result = bounded("RPUSH", REDIS_TIMEOUT, cmd.query_async::<u64>(&mut manager)).await;
-        self.after(result).await.map(drop)
+        self.after(result).await?;
+        self.wait_for_replicas(&mut manager).await
     }
 
-    /// Returns the list elements after `cursor` and advances it.
+    /// Returns the list elements after `cursor` and advances it; `Err(Rewritten)` when the list no
+    /// longer holds, at the cursor's last position, the element it read there. Retries through a
+    /// failover within `failover_timeout`.
     pub async fn read_new(&self, cursor: &mut Cursor) -> Result<Vec<DataEntry>, DatastoreError> {
-        let start = isize::try_from(cursor.position).map_err(|_| DatastoreError::CursorAhead {
-            position: cursor.position,
-            len: 0,
-        })?;
-        let mut manager = self.manager();
-        let query = redis::pipe()
-            .atomic()
-            .llen(&self.key)
-            .lrange(&self.key, start, -1)
-            .to_owned();
-        let result = bounded(
-            "LRANGE",
-            REDIS_TIMEOUT,
-            query.query_async::<(u64, Vec<Vec<u8>>)>(&mut manager),
-        )
-        .await;
-        let (len, raw) = self.after(result).await?;
+        let (len, tip, raw) = self
+            .retrying("LRANGE", || self.read_from(cursor.position))
+            .await?;
         if len < cursor.position {
             return Err(DatastoreError::CursorAhead {
                 position: cursor.position,
                 len,
             });
         }
+        if tip != cursor.last {
+            return Err(DatastoreError::Rewritten {
+                position: cursor.position,
+            });
+        }
         let entries = decode_all(&raw, cursor.position)?;
         cursor.position += entries.len() as u64;
+        if let Some(last) = raw.into_iter().last() {
+            cursor.last = Some(last);
+        }
         Ok(entries)
     }
 
-    /// After a transient failure through Sentinel, resolves the master again (a failover may have
-    /// moved it). Plain connections reconnect by themselves.
-    async fn after<T>(&self, result: Result<T, DatastoreError>) -> Result<T, DatastoreError> {
-        if let (Err(e), Some(sentinel)) = (&result, &self.sentinel)
-            && e.is_transient()
-        {
-            let resolved = async {
-                let client = bounded(
-                    "sentinel",
-                    REDIS_TIMEOUT,
-                    sentinel.lock().await.async_get_client(),
-                )
-                .await?;
-                connect(client).await
-            };
-            match resolved.await {
-                Ok(manager) => match self.manager.write() {
-                    Ok(mut m) => *m = manager,
-                    Err(poisoned) => *poisoned.into_inner() = manager,
-                },
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot resolve the redis master through sentinel")
-                }
-            }
+    /// One atomic read of the list's length, the element at `position - 1` and those after it.
+    async fn read_from(
+        &self,
+        position: u64,
+    ) -> Result<(u64, Option<Vec<u8>>, Vec<Vec<u8>>), DatastoreError> {
+        let start = isize::try_from(position).map_err(|_| DatastoreError::CursorAhead {
+            position,
+            len: 0,
+        })?;
+        let mut manager = self.manager();
+        let mut query = redis::pipe();
+        query.atomic().llen(&self.key);
+        if start > 0 {
+            query.lindex(&self.key, start - 1);
         }
-        result
+        query.lrange(&self.key, start, -1);
+        if start > 0 {
+            bounded(
+                "LRANGE",
+                REDIS_TIMEOUT,
+                query.query_async::<(u64, Option<Vec<u8>>, Vec<Vec<u8>>)>(&mut manager),
+            )
+            .await
+        } else {
+            bounded(
+                "LRANGE",
+                REDIS_TIMEOUT,
+                query.query_async::<(u64, Vec<Vec<u8>>)>(&mut manager),
+            )
+            .await
+            .map(|(len, raw)| (len, None, raw))
+        }
     }
 }
 
@@ -293,6 +330,7 @@ mod tests {
             master_name: master_name.into(),
             database: 3,
             password: Secret::new("hunter2"),
+            ..RedisDatastoreSettings::plain(String::new(), String::new())
         }
     }
 
