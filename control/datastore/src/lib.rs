@@ -29,7 +29,9 @@ pub use self::error::DatastoreError;
 pub use self::file::FileDatastore;
 /// Bytes of file one read step holds (opening and reading walk the file in blocks this size).
 pub const READ_PAGE_BYTES: usize = self::stream::BLOCK_LEN;
-pub use self::redis::{FAILOVER_RETRY_PAUSE, READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
+pub use self::redis::{
+    FAILOVER_RETRY_PAUSE, READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore,
+};
 
 use self::chunked::Decoder;
 use tandem_settings::datastore::DatastoreSettings;

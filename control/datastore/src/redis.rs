@@ -203,6 +203,12 @@ impl RedisDatastore {
             (client, Some(Arc::new(tokio::sync::Mutex::new(sentinel))))
         };
         let response_timeout = response_timeout(settings);
+        // A plain server fails fast while it is down (its connection reconnects by itself).
+        let failover_timeout = if sentinel.is_some() {
+            settings.failover_timeout
+        } else {
+            Duration::ZERO
+        };
         let manager = connect(client, response_timeout).await?;
         tracing::info!(key = %settings.key, database = settings.database, sentinel = sentinel.is_some(), wait_replicas = settings.wait_replicas, "redis datastore open");
         Ok(Self {
@@ -211,7 +217,8 @@ impl RedisDatastore {
             sentinel,
             wait_replicas: settings.wait_replicas,
             wait_timeout: settings.wait_timeout,
-            failover_timeout: settings.failover_timeout,
+            // A plain server fails fast while it is down (its connection reconnects by itself).
+            failover_timeout,
             response_timeout,
         })
     }
@@ -275,10 +282,8 @@ impl RedisDatastore {
         &self,
         position: u64,
     ) -> Result<(u64, Option<Vec<u8>>, Vec<Vec<u8>>), DatastoreError> {
-        let start = isize::try_from(position).map_err(|_| DatastoreError::CursorAhead {
-            position,
-            len: 0,
-        })?;
+        let start = isize::try_from(position)
+            .map_err(|_| DatastoreError::CursorAhead { position, len: 0 })?;
         let mut manager = self.manager();
         let mut query = redis::pipe();
         query.atomic().llen(&self.key);

@@ -46,8 +46,9 @@ pub struct RedisDatastoreSettings {
     /// How long an append waits for `wait_replicas` confirmations (key `wait_timeout`, seconds,
     /// 0.01..=10, default 1); fewer confirmations in time is an error, never an acknowledgement.
     pub wait_timeout: Duration,
-    /// How long one datastore call keeps retrying after Redis was unreachable or answered as a
-    /// replica (a failover), resolving the master through Sentinel again before each retry (key
+    /// With `master_name`: how long one datastore call keeps retrying after Redis was unreachable
+    /// or answered as a replica (a failover), resolving the master through Sentinel again before
+    /// each retry (a plain server fails fast instead) (key
     /// `failover_timeout`, seconds, 0..=120, default 15; 0 = no retry). Only idempotent calls
     /// retry: reads and compare-and-appends.
     pub failover_timeout: Duration,
@@ -278,7 +279,8 @@ mod tests {
         assert_eq!(r.wait_replicas, 1);
         assert_eq!(r.wait_timeout, Duration::from_millis(500));
         assert_eq!(r.failover_timeout, Duration::from_secs(30));
-        let d = ds(json!({"type": "redis", "settings": {"addresses": ["s:1"], "password": ""}})).unwrap();
+        let d = ds(json!({"type": "redis", "settings": {"addresses": ["s:1"], "password": ""}}))
+            .unwrap();
         let DatastoreSettings::Redis(r) = &d else {
             panic!("not redis: {d:?}")
         };

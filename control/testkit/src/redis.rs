@@ -160,17 +160,34 @@ impl RedisServer {
         match &self.role {
             Role::Primary => {}
             Role::Replica(primary) => {
-                command
-                    .args(["--replicaof", &primary.ip().to_string(), &primary.port().to_string()]);
+                command.args([
+                    "--replicaof",
+                    &primary.ip().to_string(),
+                    &primary.port().to_string(),
+                ]);
             }
             Role::Sentinel => {
-                command.arg(self.dir.join("sentinel.conf")).arg("--sentinel");
+                command
+                    .arg(self.dir.join("sentinel.conf"))
+                    .arg("--sentinel");
             }
         }
         if !matches!(self.role, Role::Sentinel) {
             command
-                .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
-                .args(["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]);
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
+                .args([
+                    "--repl-diskless-sync",
+                    "yes",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ]);
         }
         let mut child = command
             .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
@@ -253,12 +270,7 @@ impl RedisServer {
     }
 }
 
-fn read_log(
-    stdout: impl Read,
-    ready: &str,
-    tx: &SyncSender<Event>,
-    log: &Mutex<VecDeque<String>>,
-) {
+fn read_log(stdout: impl Read, ready: &str, tx: &SyncSender<Event>, log: &Mutex<VecDeque<String>>) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
         if line.contains(ready) {
@@ -289,7 +301,9 @@ mod tests {
 
     #[test]
     fn a_missing_binary_is_a_clear_error() {
-        let err = RedisServer::start_program("/nonexistent/redis-server".into(), Role::Primary, None).unwrap_err();
+        let err =
+            RedisServer::start_program("/nonexistent/redis-server".into(), Role::Primary, None)
+                .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("install redis-server"), "{err}");
     }

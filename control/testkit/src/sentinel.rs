@@ -68,7 +68,10 @@ impl SentinelSet {
     fn wait_settled(&self, master: SocketAddr, replicas: usize) {
         until_blocking("replicas in sync", SETTLE_BOUND, || {
             let mut conn = connection(master).ok()?;
-            let info: String = redis::cmd("INFO").arg("replication").query(&mut conn).ok()?;
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut conn)
+                .ok()?;
             let online = info.lines().filter(|l| l.contains("state=online")).count();
             (online >= replicas).then_some(())
         });
@@ -138,7 +141,10 @@ impl SentinelSet {
         until_blocking("sentinel failover", SETTLE_BOUND, || {
             let new = self.master().filter(|m| *m != old)?;
             let mut conn = connection(new).ok()?;
-            let info: String = redis::cmd("INFO").arg("replication").query(&mut conn).ok()?;
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut conn)
+                .ok()?;
             info.contains("role:master").then_some(new)
         })
     }

@@ -2,7 +2,7 @@
 //! caller's cursor has read, so across processes exactly one of several appends decided on the
 //! same contents wins.
 
-use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{REDIS_TIMEOUT, RedisDatastore, bounded};
 use crate::data_entry::DataEntry;
@@ -33,10 +33,10 @@ impl RedisDatastore {
             .iter()
             .map(DataEntry::encode)
             .collect::<Result<Vec<_>, _>>()?;
-        let attempts = Cell::new(0u32);
+        let attempts = AtomicU32::new(0);
         let (code, len) = self
             .retrying("EVAL", || {
-                attempts.set(attempts.get() + 1);
+                attempts.fetch_add(1, Ordering::Relaxed);
                 self.try_append(cursor, &encoded)
             })
             .await?;
@@ -44,7 +44,7 @@ impl RedisDatastore {
         let appended = match code {
             1 => true,
             // An earlier attempt failed with its outcome unknown: it may have landed.
-            0 if attempts.get() > 1 && len >= cursor.position + n => {
+            0 if attempts.load(Ordering::Relaxed) > 1 && len >= cursor.position + n => {
                 self.holds_at(cursor.position, &encoded).await?
             }
             0 if len > cursor.position => false,
@@ -87,7 +87,12 @@ impl RedisDatastore {
             cmd.arg(e.as_slice());
         }
         let mut manager = self.manager();
-        bounded("EVAL", REDIS_TIMEOUT, cmd.query_async::<(i64, u64)>(&mut manager)).await
+        bounded(
+            "EVAL",
+            REDIS_TIMEOUT,
+            cmd.query_async::<(i64, u64)>(&mut manager),
+        )
+        .await
     }
 
     /// Whether the list holds exactly `encoded` from index `at`.
@@ -97,9 +102,7 @@ impl RedisDatastore {
             len: 0,
         };
         let start = isize::try_from(at).map_err(|_| overflow())?;
-        let stop = isize::try_from(at + encoded.len() as u64)
-            .map_err(|_| overflow())?
-            - 1;
+        let stop = isize::try_from(at + encoded.len() as u64).map_err(|_| overflow())? - 1;
         let found = self
             .retrying("LRANGE", || async move {
                 let mut manager = self.manager();

@@ -78,7 +78,8 @@ impl RedisDatastore {
                 Err(e) if e.needs_master() => e,
                 other => return other,
             };
-            let until = *deadline.get_or_insert_with(|| tokio::time::Instant::now() + self.failover_timeout);
+            let until = *deadline
+                .get_or_insert_with(|| tokio::time::Instant::now() + self.failover_timeout);
             if tokio::time::Instant::now() + FAILOVER_RETRY_PAUSE > until {
                 return Err(err);
             }

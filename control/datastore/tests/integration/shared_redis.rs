@@ -97,18 +97,27 @@ async fn acknowledged_appends_survive_a_sentinel_failover() {
             // A failover may cost calls (then read again: the tail may have been lost).
             Err(e) => {
                 failed += 1;
-                assert!(e.needs_master() || e.is_rewritten() || e.kind() == "not_replicated", "{e}");
+                assert!(
+                    e.needs_master() || e.is_rewritten() || e.kind() == "not_replicated",
+                    "{e}"
+                );
                 cursor = Cursor::default();
                 store.read_new(&mut cursor).await.unwrap();
             }
         }
     }
     let new = set.wait_failover(old.unwrap());
-    assert!(acked.len() >= 40, "appends continue after the failover: {acked:?}");
+    assert!(
+        acked.len() >= 40,
+        "appends continue after the failover: {acked:?}"
+    );
     assert!(acked.range(21..).count() > 0, "acknowledged after the kill");
     // Everything acknowledged is on the new master, read by a fresh client.
     let fresh = open(&settings).await;
     let stored: BTreeSet<u32> = read_all(&fresh).await.iter().map(number).collect();
     let lost: Vec<_> = acked.difference(&stored).collect();
-    assert!(lost.is_empty(), "lost acknowledged entries {lost:?} (new master {new}, {failed} calls failed)");
+    assert!(
+        lost.is_empty(),
+        "lost acknowledged entries {lost:?} (new master {new}, {failed} calls failed)"
+    );
 }

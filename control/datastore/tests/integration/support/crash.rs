@@ -84,7 +84,9 @@ impl Writer {
             Target::File(p) => DatastoreSettings::File(FileDatastoreSettings {
                 filename: p.clone(),
             }),
-            Target::Redis(addr, key) => DatastoreSettings::Redis(RedisDatastoreSettings::plain(addr.clone(), key.clone())),
+            Target::Redis(addr, key) => {
+                DatastoreSettings::Redis(RedisDatastoreSettings::plain(addr.clone(), key.clone()))
+            }
         }
     }
 
