@@ -1,6 +1,8 @@
-//! The public announcement table with its datastore: writers are serialised (plan → durable
-//! append → apply, then compaction when due, see [`super::journal`]); readers (the SNI resolver
-//! on engine cores) take a short read lock on the in-memory table only, never across I/O.
+//! The public announcement table with its datastore: writers are serialised (catch up → plan →
+//! durable compare-and-append → apply, then compaction when due, see [`super::journal`]); readers
+//! (the SNI resolver on engine cores) take a short read lock on the in-memory table only, never
+//! across I/O. On a store shared by several nodes, [`PublicStore::refresh`] (every
+//! `SHARED_REFRESH_INTERVAL`) makes every node's announcements route on this node too.
 
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -11,9 +13,9 @@ use super::announcements::{
     Expiry, PUBLIC_ANNOUNCEMENT_TYPE, Plan, PublicAnnouncement, PublicTable, Rules,
 };
 use super::error::CallError;
-use super::journal::Journal;
+use super::journal::{CaughtUp, Journal, MAX_APPEND_ATTEMPTS};
 use super::stats::ProxyCounters;
-use tandem_datastore::DatastoreError;
+use tandem_datastore::{AppendAt, DatastoreError};
 use tandem_settings::datastore::DatastoreSettings;
 
 /// Announcements of the public proxy.
@@ -65,23 +67,41 @@ impl PublicStore {
         now: DateTime<Utc>,
     ) -> Result<Plan, CallError> {
         let mut journal = self.journal.lock().await;
-        // Expired entries count against the quota until pruned: prune first when this call
-        // could reach it.
-        let near = {
-            let t = read(&self.table);
-            t.held_by(operator) + requested.len() > t.rules().quota
-        };
-        if near {
-            self.prune(now);
-        }
-        let mut plan = read(&self.table).plan(operator, allowed, requested, now);
-        if !plan.changes.is_empty() {
-            journal.append(plan.writes()).await?;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            // Plan on everything any node wrote: the append below lands only if nothing more was.
+            journal.catch_up(&self.table, now).await?;
+            // Expired entries count against the quota until pruned: prune first when this call
+            // could reach it.
+            let near = {
+                let t = read(&self.table);
+                t.held_by(operator) + requested.len() > t.rules().quota
+            };
+            if near {
+                self.prune(now);
+            }
+            let mut plan = read(&self.table).plan(operator, allowed, requested, now);
+            if plan.changes.is_empty() {
+                return Ok(plan);
+            }
+            if journal.append_at(plan.writes()).await? == AppendAt::Behind {
+                continue;
+            }
             write(&self.table).apply(std::mem::take(&mut plan.changes));
+            drop(journal);
+            self.compact_if(|j, t| j.due(t.len()), now).await;
+            return Ok(plan);
         }
-        drop(journal);
-        self.compact_if(|j, t| j.due(t.len()), now).await;
-        Ok(plan)
+        Err(CallError::Busy("announcement store contention"))
+    }
+
+    /// On a shared store: replays what other nodes appended (or reloads a store another node
+    /// compacted). Returns what it did; `None` for a store only this process writes.
+    pub async fn refresh(&self, now: DateTime<Utc>) -> Result<Option<CaughtUp>, DatastoreError> {
+        let mut journal = self.journal.lock().await;
+        if !journal.shared() {
+            return Ok(None);
+        }
+        journal.catch_up(&self.table, now).await.map(Some)
     }
 
     /// Live announcements.
