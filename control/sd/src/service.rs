@@ -233,7 +233,7 @@ impl DirectoryService {
                 _ = stop.wait_for(|s| *s) => return,
             }
             n = n.wrapping_add(1);
-            if let Err(e) = self.refresh(n % FULL_READ_EVERY == 0).await {
+            if let Err(e) = self.refresh(n.is_multiple_of(FULL_READ_EVERY)).await {
                 warn!(kind = e.kind(), error = %e, "reading the shared datastore failed");
             }
         }
