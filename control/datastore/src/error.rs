@@ -173,4 +173,45 @@ mod tests {
             "/x is locked by another datastore (one appender per file)"
         );
     }
+
+    fn redis(kind: redis::ErrorKind, what: &'static str) -> DatastoreError {
+        DatastoreError::Redis {
+            op: "EVAL",
+            source: redis::RedisError::from((kind, what)),
+        }
+    }
+
+    #[test]
+    fn a_replica_or_unreachable_master_means_resolving_it_again() {
+        for e in [
+            redis(redis::ErrorKind::ReadOnly, "READONLY"),
+            redis(redis::ErrorKind::MasterDown, "MASTERDOWN"),
+            redis(redis::ErrorKind::BusyLoadingError, "LOADING"),
+            redis(redis::ErrorKind::IoError, "refused"),
+            DatastoreError::Timeout {
+                op: "EVAL",
+                after: Duration::from_secs(1),
+            },
+        ] {
+            assert!(e.needs_master(), "{e}");
+        }
+        for e in [
+            redis(redis::ErrorKind::ResponseError, "ERR wrong"),
+            DatastoreError::NotReplicated {
+                acked: 0,
+                wanted: 1,
+            },
+            DatastoreError::Rewritten { position: 3 },
+        ] {
+            assert!(!e.needs_master(), "{e}");
+        }
+        assert!(DatastoreError::Rewritten { position: 3 }.is_rewritten());
+        assert!(
+            DatastoreError::CursorAhead {
+                position: 3,
+                len: 1
+            }
+            .is_rewritten()
+        );
+    }
 }

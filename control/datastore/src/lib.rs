@@ -7,7 +7,11 @@
 //! - [`RedisDatastore`]: a Redis list, shared by several servers (optionally through Sentinel).
 //!
 //! Callers keep a [`Cursor`] per store and call [`Datastore::read_new`] to get only what was
-//! appended since; a fresh `Cursor::default()` reads everything.
+//! appended since; a fresh `Cursor::default()` reads everything. Several processes sharing one
+//! Redis list write with [`Datastore::append_at`] (compare-and-append at the cursor): a write
+//! decided on what a process read lands only if nothing was appended since, and a list rewritten
+//! under a reader (compaction, a failover's lost tail) is reported as
+//! [`DatastoreError::Rewritten`] so that it reads the store again.
 //!
 //! Reads return everything new in one `Vec`: the caller (the directory) keeps all entries in
 //! memory anyway, so a read holds at most the store's entries, each at most [`MAX_ENTRY_LEN`]
@@ -39,7 +43,8 @@ use tandem_settings::datastore::DatastoreSettings;
 /// How far a reader has read one store. Belongs to the store it was used with.
 ///
 /// For a file store: the byte offset after the last whole chunk read, plus the entries whose
-/// chunks, or whose batch, have only partly arrived. For Redis: the number of list elements read.
+/// chunks, or whose batch, have only partly arrived. For Redis: the number of list elements read
+/// and the last one of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {
     position: u64,
@@ -141,7 +146,9 @@ impl Datastore {
     }
 
     /// Appends `entries` as one batch. When this returns `Ok` the entries are durable (file:
-    /// written and `fdatasync`ed; Redis: `RPUSH` acknowledged). Readers, in this process or after
+    /// written and `fdatasync`ed; Redis: `RPUSH` acknowledged, and confirmed by `wait_replicas`
+    /// replicas when set). Not retried through a failover (a retry could store the batch twice):
+    /// shared stores use [`Datastore::append_at`]. Readers, in this process or after
     /// a crash and reopen, see the batch whole or not at all. On `Err` none of them is
     /// acknowledged (the batch may still land, whole). The file store refuses batches over
     /// [`MAX_BATCH_LEN`] encoded bytes.

@@ -2,7 +2,10 @@
 //! incrementally with `LRANGE key <next> -1`, exactly as the original stores them.
 //!
 //! - A batch is one `RPUSH` with several values, so it is atomic; `append` returns once Redis has
-//!   acknowledged it (durable when the server runs with `appendfsync always`).
+//!   acknowledged it (durable when the server runs with `appendfsync always`). `append_at`
+//!   ([`append`]) appends only when the list ends where the caller's cursor read it.
+//! - Every read also fetches the element before the cursor and compares it with the one the
+//!   cursor read there: a rewritten list is [`DatastoreError::Rewritten`], never silently mixed.
 //! - Every call is bounded by [`REDIS_TIMEOUT`]; the connection is a `ConnectionManager`, which
 //!   reconnects in the background after a failure, so calls fail fast while Redis is down and
 //!   succeed again once it is back. An append that timed out may still have been applied
