@@ -233,8 +233,14 @@ impl DirectoryService {
                 _ = stop.wait_for(|s| *s) => return,
             }
             n = n.wrapping_add(1);
-            if let Err(e) = self.refresh(n.is_multiple_of(FULL_READ_EVERY)).await {
-                warn!(kind = e.kind(), error = %e, "reading the shared datastore failed");
+            // A refresh retrying through a failover does not hold up a shutdown.
+            tokio::select! {
+                r = self.refresh(n.is_multiple_of(FULL_READ_EVERY)) => {
+                    if let Err(e) = r {
+                        warn!(kind = e.kind(), error = %e, "reading the shared datastore failed");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return,
             }
         }
     }

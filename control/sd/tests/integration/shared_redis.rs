@@ -240,3 +240,41 @@ async fn submissions_continue_through_a_sentinel_failover_and_none_acknowledged_
     );
     fresh.stop().await;
 }
+
+#[tokio::test]
+async fn a_store_that_lost_its_tail_is_read_again_and_served_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = TestPki::generate(&dir.path().join("pki"), OPS).unwrap();
+    let redis = RedisServer::start().unwrap();
+    let sd = start(settings(
+        &pki,
+        DatastoreSettings::Redis(redis.settings("sd-entries")),
+        None,
+    ))
+    .await;
+    let c = client(&pki, sd.addr, "hd-1");
+    let chain = seed_chain(&pki);
+    c.submit(&chain).await.unwrap();
+    let next = admin_chain(&pki, &chain[2].hash, vec![groups_record("hd-1", &["a"])]);
+    c.submit(&next).await.unwrap();
+    serves_tip(&pki, &sd, &next[0].hash).await;
+
+    // What a failover without `wait_replicas` may do: the last append is gone.
+    let mut conn = redis::Client::open(format!("redis://{}/", redis.addr()))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: Vec<u8> = redis::cmd("RPOP")
+        .arg("sd-entries")
+        .query(&mut conn)
+        .unwrap();
+    serves_tip(&pki, &sd, &chain[2].hash).await;
+    // The chain continues from what the store holds.
+    let again = admin_chain(&pki, &chain[2].hash, vec![groups_record("hd-1", &["b"])]);
+    c.submit(&again).await.unwrap();
+    assert_eq!(
+        hashes(&c.records_after("").await.unwrap()),
+        [hashes(&chain), hashes(&again)].concat()
+    );
+    sd.stop().await;
+}
