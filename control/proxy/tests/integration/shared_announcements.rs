@@ -207,6 +207,75 @@ async fn two_nodes_racing_for_one_domain_give_it_to_exactly_one_operator() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_operator_racing_on_two_nodes_stays_within_its_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let redis = RedisServer::start().unwrap();
+    let hyper = RunningHyper::start(PUBLIC, vec![]).await;
+    let mut settings = public_settings(&pki, dir.path(), hyper.addr);
+    settings.datastore = DatastoreSettings::Redis(redis.settings("proxy-announcements"));
+    settings.announcements.per_operator_quota = std::num::NonZeroUsize::new(3).unwrap();
+    let nodes = [
+        Node::start(&settings, &pki).await,
+        Node::start(&settings, &pki).await,
+    ];
+    // Six domains at once, three through each node: the quota of three holds fleet-wide.
+    let calls = (0..6).map(|i| {
+        let node = &nodes[i % 2];
+        async move {
+            node.announce(PRIVATE, &format!("q{i}{SUFFIX}"))
+                .await
+                .unwrap()
+        }
+    });
+    let results = futures_join_all(calls).await;
+    let accepted = results.iter().filter(|r| r.is_null()).count();
+    assert_eq!(accepted, 3, "{results:?}");
+    for r in results.iter().filter(|r| !r.is_null()) {
+        assert_eq!(r["code"], json!(429), "over quota: {r}");
+    }
+    for node in &nodes {
+        until("both nodes list the three", POLL_BOUND, || async {
+            (node.listed().await.len() == 3).then_some(())
+        })
+        .await;
+    }
+    for node in nodes {
+        node.stop().await;
+    }
+    hyper.stop().await;
+}
+
+/// Runs `futures` concurrently on this task; their outputs in order.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut set = Vec::new();
+    for f in futures {
+        set.push(Box::pin(f));
+    }
+    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, slot) in set.iter_mut().zip(out.iter_mut()) {
+            if slot.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *slot = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter().map(|v| v.unwrap()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn announcements_continue_through_a_sentinel_failover_and_none_acknowledged_is_lost() {
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
