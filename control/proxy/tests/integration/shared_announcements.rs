@@ -214,65 +214,49 @@ async fn one_operator_racing_on_two_nodes_stays_within_its_quota() {
     let hyper = RunningHyper::start(PUBLIC, vec![]).await;
     let mut settings = public_settings(&pki, dir.path(), hyper.addr);
     settings.datastore = DatastoreSettings::Redis(redis.settings("proxy-announcements"));
-    settings.announcements.per_operator_quota = std::num::NonZeroUsize::new(3).unwrap();
+    settings.announcements.per_operator_quota = std::num::NonZeroUsize::new(2).unwrap();
     let nodes = [
         Node::start(&settings, &pki).await,
         Node::start(&settings, &pki).await,
     ];
-    // Six domains at once, three through each node: the quota of three holds fleet-wide.
-    let calls = (0..6).map(|i| {
-        let node = &nodes[i % 2];
-        async move {
-            node.announce(PRIVATE, &format!("q{i}{SUFFIX}"))
+    for round in 0..5 {
+        // The operator holds one of its two, known to both nodes; then it races for two more.
+        let op = format!("tenant-{round}");
+        let first = format!("q{round}-0{SUFFIX}");
+        assert_eq!(nodes[0].announce(&op, &first).await.unwrap(), Value::Null);
+        until("node 2 lists the first", POLL_BOUND, || async {
+            nodes[1]
+                .listed()
                 .await
-                .unwrap()
-        }
-    });
-    let results = futures_join_all(calls).await;
-    let accepted = results.iter().filter(|r| r.is_null()).count();
-    assert_eq!(accepted, 3, "{results:?}");
-    for r in results.iter().filter(|r| !r.is_null()) {
-        assert_eq!(r["code"], json!(429), "over quota: {r}");
-    }
-    for node in &nodes {
-        until("both nodes list the three", POLL_BOUND, || async {
-            (node.listed().await.len() == 3).then_some(())
+                .contains(&(first.clone(), op.clone()))
+                .then_some(())
         })
         .await;
+        let (second, third) = (format!("q{round}-1{SUFFIX}"), format!("q{round}-2{SUFFIX}"));
+        let (a, b) = tokio::join!(
+            nodes[0].announce(&op, &second),
+            nodes[1].announce(&op, &third)
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(
+            [&a, &b].iter().filter(|r| r.is_null()).count(),
+            1,
+            "round {round}: the quota of two holds across nodes: {a} / {b}"
+        );
+        let over = if a.is_null() { &b } else { &a };
+        assert_eq!(over["code"], json!(429), "over quota: {over}");
+        for node in &nodes {
+            until("both nodes list the operator's two", POLL_BOUND, || async {
+                let held = node.listed().await;
+                (held.iter().filter(|(_, o)| *o == op).count() == 2).then_some(())
+            })
+            .await;
+        }
     }
     for node in nodes {
         node.stop().await;
     }
     hyper.stop().await;
-}
-
-/// Runs `futures` concurrently on this task; their outputs in order.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut set = Vec::new();
-    for f in futures {
-        set.push(Box::pin(f));
-    }
-    let mut out: Vec<Option<F::Output>> = set.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (f, slot) in set.iter_mut().zip(out.iter_mut()) {
-            if slot.is_none() {
-                match f.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *slot = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    out.into_iter().map(|v| v.unwrap()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
