@@ -188,6 +188,7 @@ impl DirectoryService {
         let ledger = Ledger::rebuild(stored.clone(), &self.verifier)?;
         *writer = WriterState { cursor, stored };
         *self.write_ledger() = ledger;
+        self.metrics.store_reloads.inc();
         Ok(())
     }
 
@@ -212,6 +213,7 @@ impl DirectoryService {
                 let ledger = Ledger::rebuild(stored.clone(), &self.verifier)?;
                 *writer = WriterState { cursor, stored };
                 *self.write_ledger() = ledger;
+                self.metrics.store_reloads.inc();
             }
         } else {
             self.catch_up(&mut writer).await?;
@@ -237,6 +239,7 @@ impl DirectoryService {
             tokio::select! {
                 r = self.refresh(n.is_multiple_of(FULL_READ_EVERY)) => {
                     if let Err(e) = r {
+                        self.metrics.refresh_failures.inc();
                         warn!(kind = e.kind(), error = %e, "reading the shared datastore failed");
                     }
                 }
