@@ -74,6 +74,22 @@ pub enum DatastoreError {
         /// The store's length (file bytes or list length).
         len: u64,
     },
+    /// The store no longer holds what the cursor read (a compaction by another writer, or a
+    /// failover that lost an unreplicated tail): read it again from the start.
+    #[error("the store was rewritten below position {position}: read it again from the start")]
+    Rewritten {
+        /// The cursor's position.
+        position: u64,
+    },
+    /// Fewer replicas than `wait_replicas` confirmed an append in time: it is on the primary,
+    /// not acknowledged (a failover may lose it).
+    #[error("append confirmed by {acked} of {wanted} replicas in time")]
+    NotReplicated {
+        /// Replicas that confirmed.
+        acked: u64,
+        /// Replicas required.
+        wanted: u8,
+    },
     /// A blocking file task panicked or was cancelled.
     #[error("datastore task failed: {0}")]
     Task(String),
@@ -92,6 +108,8 @@ impl DatastoreError {
             Self::Timeout { .. } => "timeout",
             Self::Config(_) => "config",
             Self::CursorAhead { .. } => "cursor",
+            Self::Rewritten { .. } => "rewritten",
+            Self::NotReplicated { .. } => "not_replicated",
             Self::Task(_) => "task",
         }
     }
@@ -108,6 +126,30 @@ impl DatastoreError {
             }
             _ => false,
         }
+    }
+
+    /// Whether the master may have moved (a failover): the connection failed, or the server
+    /// answered as a replica, as a master without its replicas, or while loading its data.
+    pub fn needs_master(&self) -> bool {
+        match self {
+            Self::Redis { source, .. } => {
+                self.is_transient()
+                    || matches!(
+                        source.kind(),
+                        redis::ErrorKind::ReadOnly
+                            | redis::ErrorKind::MasterDown
+                            | redis::ErrorKind::BusyLoadingError
+                            | redis::ErrorKind::TryAgain
+                    )
+                    || source.code() == Some("NOREPLICAS")
+            }
+            other => other.is_transient(),
+        }
+    }
+
+    /// Whether the reader must read the store again from the start (its cursor no longer fits).
+    pub fn is_rewritten(&self) -> bool {
+        matches!(self, Self::Rewritten { .. } | Self::CursorAhead { .. })
     }
 }
 
@@ -129,6 +171,47 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "/x is locked by another datastore (one appender per file)"
+        );
+    }
+
+    fn redis(kind: redis::ErrorKind, what: &'static str) -> DatastoreError {
+        DatastoreError::Redis {
+            op: "EVAL",
+            source: redis::RedisError::from((kind, what)),
+        }
+    }
+
+    #[test]
+    fn a_replica_or_unreachable_master_means_resolving_it_again() {
+        for e in [
+            redis(redis::ErrorKind::ReadOnly, "READONLY"),
+            redis(redis::ErrorKind::MasterDown, "MASTERDOWN"),
+            redis(redis::ErrorKind::BusyLoadingError, "LOADING"),
+            redis(redis::ErrorKind::IoError, "refused"),
+            DatastoreError::Timeout {
+                op: "EVAL",
+                after: Duration::from_secs(1),
+            },
+        ] {
+            assert!(e.needs_master(), "{e}");
+        }
+        for e in [
+            redis(redis::ErrorKind::ResponseError, "ERR wrong"),
+            DatastoreError::NotReplicated {
+                acked: 0,
+                wanted: 1,
+            },
+            DatastoreError::Rewritten { position: 3 },
+        ] {
+            assert!(!e.needs_master(), "{e}");
+        }
+        assert!(DatastoreError::Rewritten { position: 3 }.is_rewritten());
+        assert!(
+            DatastoreError::CursorAhead {
+                position: 3,
+                len: 1
+            }
+            .is_rewritten()
         );
     }
 }

@@ -7,7 +7,11 @@
 //! - [`RedisDatastore`]: a Redis list, shared by several servers (optionally through Sentinel).
 //!
 //! Callers keep a [`Cursor`] per store and call [`Datastore::read_new`] to get only what was
-//! appended since; a fresh `Cursor::default()` reads everything.
+//! appended since; a fresh `Cursor::default()` reads everything. Several processes sharing one
+//! Redis list write with [`Datastore::append_at`] (compare-and-append at the cursor): a write
+//! decided on what a process read lands only if nothing was appended since, and a list rewritten
+//! under a reader (compaction, a failover's lost tail) is reported as
+//! [`DatastoreError::Rewritten`] so that it reads the store again.
 //!
 //! Reads return everything new in one `Vec`: the caller (the directory) keeps all entries in
 //! memory anyway, so a read holds at most the store's entries, each at most [`MAX_ENTRY_LEN`]
@@ -29,7 +33,9 @@ pub use self::error::DatastoreError;
 pub use self::file::FileDatastore;
 /// Bytes of file one read step holds (opening and reading walk the file in blocks this size).
 pub const READ_PAGE_BYTES: usize = self::stream::BLOCK_LEN;
-pub use self::redis::{READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore};
+pub use self::redis::{
+    FAILOVER_RETRY_PAUSE, READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore,
+};
 
 use self::chunked::Decoder;
 use tandem_settings::datastore::DatastoreSettings;
@@ -37,11 +43,27 @@ use tandem_settings::datastore::DatastoreSettings;
 /// How far a reader has read one store. Belongs to the store it was used with.
 ///
 /// For a file store: the byte offset after the last whole chunk read, plus the entries whose
-/// chunks, or whose batch, have only partly arrived. For Redis: the number of list elements read.
+/// chunks, or whose batch, have only partly arrived. For Redis: the number of list elements read
+/// and the last one of them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Cursor {
     position: u64,
     pending: Decoder<DataEntry>,
+    /// Redis: the raw list element at `position - 1`, checked at every read and conditional
+    /// append so that a rewritten list (compaction, a failover that lost a tail) is noticed
+    /// (at most `MAX_ENTRY_LEN` + header bytes).
+    last: Option<Vec<u8>>,
+}
+
+/// What [`Datastore::append_at`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum AppendAt {
+    /// The entries are durable, right after what the cursor had read; the cursor is past them.
+    Appended,
+    /// The store holds entries the cursor has not read: nothing was written, the cursor is
+    /// unchanged. Read them ([`Datastore::read_new`]) and decide again.
+    Behind,
 }
 
 impl Cursor {
@@ -124,7 +146,9 @@ impl Datastore {
     }
 
     /// Appends `entries` as one batch. When this returns `Ok` the entries are durable (file:
-    /// written and `fdatasync`ed; Redis: `RPUSH` acknowledged). Readers, in this process or after
+    /// written and `fdatasync`ed; Redis: `RPUSH` acknowledged, and confirmed by `wait_replicas`
+    /// replicas when set). Not retried through a failover (a retry could store the batch twice):
+    /// shared stores use [`Datastore::append_at`]. Readers, in this process or after
     /// a crash and reopen, see the batch whole or not at all. On `Err` none of them is
     /// acknowledged (the batch may still land, whole). The file store refuses batches over
     /// [`MAX_BATCH_LEN`] encoded bytes.
@@ -135,12 +159,41 @@ impl Datastore {
         }
     }
 
+    /// Compare-and-append: appends `entries` as one batch only when the store ends exactly where
+    /// `cursor` has read (so a decision taken on what the cursor read still holds); across
+    /// processes sharing a Redis list exactly one of several appends at the same position wins.
+    /// Durability as [`Datastore::append`]. Redis: one Lua script (length and last element
+    /// checked, then `RPUSH`), retried through a failover within `failover_timeout` (a retry
+    /// whose earlier attempt landed finds its own entries and reports `Appended`). File: the
+    /// store has one appender process (its lock); the caller serialises its own appends.
+    /// `Err(Rewritten)`: the store no longer holds what the cursor read.
+    pub async fn append_at(
+        &self,
+        cursor: &mut Cursor,
+        entries: &[DataEntry],
+    ) -> Result<AppendAt, DatastoreError> {
+        match self {
+            Self::File(s) => {
+                let mut probe = cursor.clone();
+                if !s.read_new(&mut probe).await?.is_empty() {
+                    return Ok(AppendAt::Behind);
+                }
+                s.append(entries).await?;
+                s.read_new(cursor).await?;
+                Ok(AppendAt::Appended)
+            }
+            // Boxed: the retrying Redis call is a deep future type, kept out of callers' types.
+            Self::Redis(s) => Box::pin(s.append_at(cursor, entries)).await,
+        }
+    }
+
     /// Returns the entries appended since `cursor` (in append order) and advances it. On `Err` the
     /// cursor is unchanged.
     pub async fn read_new(&self, cursor: &mut Cursor) -> Result<Vec<DataEntry>, DatastoreError> {
         match self {
             Self::File(s) => s.read_new(cursor).await,
-            Self::Redis(s) => s.read_new(cursor).await,
+            // Boxed: the retrying Redis call is a deep future type, kept out of callers' types.
+            Self::Redis(s) => Box::pin(s.read_new(cursor)).await,
         }
     }
 

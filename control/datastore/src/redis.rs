@@ -2,13 +2,22 @@
 //! incrementally with `LRANGE key <next> -1`, exactly as the original stores them.
 //!
 //! - A batch is one `RPUSH` with several values, so it is atomic; `append` returns once Redis has
-//!   acknowledged it (durable when the server runs with `appendfsync always`).
+//!   acknowledged it (durable when the server runs with `appendfsync always`). `append_at`
+//!   ([`append`]) appends only when the list ends where the caller's cursor read it.
+//! - Every read also fetches the element before the cursor and compares it with the one the
+//!   cursor read there: a rewritten list is [`DatastoreError::Rewritten`], never silently mixed.
 //! - Every call is bounded by [`REDIS_TIMEOUT`]; the connection is a `ConnectionManager`, which
 //!   reconnects in the background after a failure, so calls fail fast while Redis is down and
 //!   succeed again once it is back. An append that timed out may still have been applied
 //!   (at-least-once): entries carry their own ids, and the directory deduplicates by hash.
 //! - With `master_name` set, the addresses are Sentinels: the master is resolved at open and
-//!   resolved again after a connection failure (best effort failover).
+//!   resolved again after every failure that means it may have moved (a connection failure, or
+//!   the server answering as a replica: `READONLY`, `MASTERDOWN`, `NOREPLICAS`, `LOADING`).
+//!   Idempotent calls (reads, compare-and-appends) retry, resolving again before each attempt,
+//!   for up to `failover_timeout`, [`FAILOVER_RETRY_PAUSE`] apart ([`failover`]).
+//! - With `wait_replicas` > 0 every append is followed by `WAIT wait_replicas wait_timeout` and is
+//!   acknowledged only when that many replicas confirmed it ([`DatastoreError::NotReplicated`]
+//!   otherwise).
 //! - The password is sent at connect and never logged.
 //! - [`RedisDatastore::open_and_read`] reads the list in pages of [`READ_PAGE_ENTRIES`];
 //!   [`RedisDatastore::replace_all`] (compaction) swaps the whole list in one Lua script, only when
@@ -17,9 +26,8 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
-use redis::{Client, ConnectionAddr, ConnectionInfo, RedisConnectionInfo};
+use redis::aio::ConnectionManager;
+use redis::sentinel::SentinelClient;
 
 use super::Cursor;
 use super::data_entry::DataEntry;
@@ -38,7 +46,13 @@ pub const REDIS_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// the next call after a failed cycle starts a fresh one.
 const RECONNECT_RETRIES: usize = 1;
 
+mod append;
+mod client;
+mod failover;
 mod pages;
+use client::{connect, response_timeout};
+use client::{direct_client, sentinel_client};
+pub use failover::FAILOVER_RETRY_PAUSE;
 pub use pages::READ_PAGE_ENTRIES;
 
 /// An open Redis store. Cheap to clone (clones share the connection).
@@ -47,6 +61,13 @@ pub struct RedisDatastore {
     key: String,
     manager: Arc<RwLock<ConnectionManager>>,
     sentinel: Option<Arc<tokio::sync::Mutex<SentinelClient>>>,
+    /// `WAIT` after an append: replicas required (0: none) and how long to wait.
+    wait_replicas: u8,
+    wait_timeout: Duration,
+    /// How long an idempotent call retries through a failover.
+    failover_timeout: Duration,
+    /// The client's response timeout: [`REDIS_TIMEOUT`], or longer to cover a `WAIT`.
+    response_timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisDatastore {
@@ -69,99 +90,6 @@ async fn bounded<T>(
     }
 }
 
-/// Parses `host:port` (or `[v6]:port`) into a TCP address.
-pub fn parse_address(address: &str) -> Result<ConnectionAddr, DatastoreError> {
-    let bad = || DatastoreError::Config(format!("redis address {address:?} is not host:port"));
-    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let port = port.parse::<u16>().map_err(|_| bad())?;
-    if host.is_empty() {
-        return Err(bad());
-    }
-    Ok(ConnectionAddr::Tcp(host.to_string(), port))
-}
-
-fn manager_config() -> ConnectionManagerConfig {
-    ConnectionManagerConfig::new()
-        .set_response_timeout(REDIS_TIMEOUT)
-        .set_connection_timeout(REDIS_TIMEOUT)
-        .set_number_of_retries(RECONNECT_RETRIES)
-        // The client's backoff starts at 1 s; keep it from growing past 1 s.
-        .set_factor(2)
-        .set_max_delay(REDIS_TIMEOUT.as_millis() as u64)
-}
-
-/// The Sentinel client for `settings` (whose addresses are Sentinels and `master_name` is set).
-pub fn sentinel_client(
-    settings: &RedisDatastoreSettings,
-) -> Result<SentinelClient, DatastoreError> {
-    let sentinels = settings
-        .addresses
-        .iter()
-        .map(String::as_str)
-        .map(parse_address)
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut builder = SentinelClientBuilder::new(
-        sentinels,
-        settings.master_name.clone(),
-        SentinelServerType::Master,
-    )
-    .map(|b| b.set_client_to_redis_db(i64::from(settings.database)))
-    .map_err(|source| DatastoreError::Redis {
-        op: "sentinel",
-        source,
-    })?;
-    if !settings.password.is_empty() {
-        builder = builder.set_client_to_redis_password(settings.password.expose().to_string());
-    }
-    builder.build().map_err(|source| DatastoreError::Redis {
-        op: "sentinel",
-        source,
-    })
-}
-
-/// The plain (non-Sentinel) client for `settings`: exactly one address.
-pub fn direct_client(settings: &RedisDatastoreSettings) -> Result<Client, DatastoreError> {
-    let [address] = settings.addresses.as_slice() else {
-        return Err(DatastoreError::Config(format!(
-            "{} redis addresses without master_name would mean Redis Cluster, which is not supported; give one address or a master_name",
-            settings.addresses.len()
-        )));
-    };
-    let redis = RedisConnectionInfo {
-        db: i64::from(settings.database),
-        password: (!settings.password.is_empty()).then(|| settings.password.expose().to_string()),
-        ..RedisConnectionInfo::default()
-    };
-    Client::open(ConnectionInfo {
-        addr: parse_address(address)?,
-        redis,
-    })
-    .map_err(|source| DatastoreError::Redis {
-        op: "connect",
-        source,
-    })
-}
-
-async fn connect(client: Client) -> Result<ConnectionManager, DatastoreError> {
-    let mut manager = bounded(
-        "connect",
-        REDIS_OPEN_TIMEOUT,
-        ConnectionManager::new_with_config(client, manager_config()),
-    )
-    .await?;
-    bounded(
-        "PING",
-        REDIS_TIMEOUT,
-        redis::cmd("PING").query_async::<()>(&mut manager),
-    )
-    .await?;
-    Ok(manager)
-}
-
 impl RedisDatastore {
     /// Connects (through Sentinel when `master_name` is set) and checks the server with `PING`.
     pub async fn open(settings: &RedisDatastoreSettings) -> Result<Self, DatastoreError> {
@@ -173,12 +101,24 @@ impl RedisDatastore {
                 bounded("sentinel", REDIS_OPEN_TIMEOUT, sentinel.async_get_client()).await?;
             (client, Some(Arc::new(tokio::sync::Mutex::new(sentinel))))
         };
-        let manager = connect(client).await?;
-        tracing::info!(key = %settings.key, database = settings.database, sentinel = sentinel.is_some(), "redis datastore open");
+        let response_timeout = response_timeout(settings);
+        // A plain server fails fast while it is down (its connection reconnects by itself).
+        let failover_timeout = if sentinel.is_some() {
+            settings.failover_timeout
+        } else {
+            Duration::ZERO
+        };
+        let manager = connect(client, response_timeout).await?;
+        tracing::info!(key = %settings.key, database = settings.database, sentinel = sentinel.is_some(), wait_replicas = settings.wait_replicas, "redis datastore open");
         Ok(Self {
             key: settings.key.clone(),
             manager: Arc::new(RwLock::new(manager)),
             sentinel,
+            wait_replicas: settings.wait_replicas,
+            wait_timeout: settings.wait_timeout,
+            // A plain server fails fast while it is down (its connection reconnects by itself).
+            failover_timeout,
+            response_timeout,
         })
     }
 
@@ -206,65 +146,66 @@ impl RedisDatastore {
         }
         let mut manager = self.manager();
         let result = bounded("RPUSH", REDIS_TIMEOUT, cmd.query_async::<u64>(&mut manager)).await;
-        self.after(result).await.map(drop)
+        self.after(result).await?;
+        self.wait_for_replicas(&mut manager).await
     }
 
-    /// Returns the list elements after `cursor` and advances it.
+    /// Returns the list elements after `cursor` and advances it; `Err(Rewritten)` when the list no
+    /// longer holds, at the cursor's last position, the element it read there. Retries through a
+    /// failover within `failover_timeout`.
     pub async fn read_new(&self, cursor: &mut Cursor) -> Result<Vec<DataEntry>, DatastoreError> {
-        let start = isize::try_from(cursor.position).map_err(|_| DatastoreError::CursorAhead {
-            position: cursor.position,
-            len: 0,
-        })?;
-        let mut manager = self.manager();
-        let query = redis::pipe()
-            .atomic()
-            .llen(&self.key)
-            .lrange(&self.key, start, -1)
-            .to_owned();
-        let result = bounded(
-            "LRANGE",
-            REDIS_TIMEOUT,
-            query.query_async::<(u64, Vec<Vec<u8>>)>(&mut manager),
-        )
-        .await;
-        let (len, raw) = self.after(result).await?;
+        let (len, tip, raw) = self
+            .retrying("LRANGE", || self.read_from(cursor.position))
+            .await?;
         if len < cursor.position {
             return Err(DatastoreError::CursorAhead {
                 position: cursor.position,
                 len,
             });
         }
+        if tip != cursor.last {
+            return Err(DatastoreError::Rewritten {
+                position: cursor.position,
+            });
+        }
         let entries = decode_all(&raw, cursor.position)?;
         cursor.position += entries.len() as u64;
+        if let Some(last) = raw.into_iter().last() {
+            cursor.last = Some(last);
+        }
         Ok(entries)
     }
 
-    /// After a transient failure through Sentinel, resolves the master again (a failover may have
-    /// moved it). Plain connections reconnect by themselves.
-    async fn after<T>(&self, result: Result<T, DatastoreError>) -> Result<T, DatastoreError> {
-        if let (Err(e), Some(sentinel)) = (&result, &self.sentinel)
-            && e.is_transient()
-        {
-            let resolved = async {
-                let client = bounded(
-                    "sentinel",
-                    REDIS_TIMEOUT,
-                    sentinel.lock().await.async_get_client(),
-                )
-                .await?;
-                connect(client).await
-            };
-            match resolved.await {
-                Ok(manager) => match self.manager.write() {
-                    Ok(mut m) => *m = manager,
-                    Err(poisoned) => *poisoned.into_inner() = manager,
-                },
-                Err(err) => {
-                    tracing::warn!(error = %err, "cannot resolve the redis master through sentinel")
-                }
-            }
+    /// One atomic read of the list's length, the element at `position - 1` and those after it.
+    async fn read_from(
+        &self,
+        position: u64,
+    ) -> Result<(u64, Option<Vec<u8>>, Vec<Vec<u8>>), DatastoreError> {
+        let start = isize::try_from(position)
+            .map_err(|_| DatastoreError::CursorAhead { position, len: 0 })?;
+        let mut manager = self.manager();
+        let mut query = redis::pipe();
+        query.atomic().llen(&self.key);
+        if start > 0 {
+            query.lindex(&self.key, start - 1);
         }
-        result
+        query.lrange(&self.key, start, -1);
+        if start > 0 {
+            bounded(
+                "LRANGE",
+                REDIS_TIMEOUT,
+                query.query_async::<(u64, Option<Vec<u8>>, Vec<Vec<u8>>)>(&mut manager),
+            )
+            .await
+        } else {
+            bounded(
+                "LRANGE",
+                REDIS_TIMEOUT,
+                query.query_async::<(u64, Vec<Vec<u8>>)>(&mut manager),
+            )
+            .await
+            .map(|(len, raw)| (len, None, raw))
+        }
     }
 }
 
@@ -279,64 +220,4 @@ fn decode_all(raw: &[Vec<u8>], first: u64) -> Result<Vec<DataEntry>, DatastoreEr
             })
         })
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tandem_settings::secret::Secret;
-
-    fn settings(addresses: &[&str], master_name: &str) -> RedisDatastoreSettings {
-        RedisDatastoreSettings {
-            addresses: addresses.iter().map(|a| a.to_string()).collect(),
-            key: "entries".into(),
-            master_name: master_name.into(),
-            database: 3,
-            password: Secret::new("hunter2"),
-        }
-    }
-
-    #[test]
-    fn parses_addresses() {
-        assert_eq!(
-            parse_address("localhost:6379").unwrap(),
-            ConnectionAddr::Tcp("localhost".into(), 6379)
-        );
-        assert_eq!(
-            parse_address("[::1]:7000").unwrap(),
-            ConnectionAddr::Tcp("::1".into(), 7000)
-        );
-        for bad in ["localhost", ":6379", "h:99999", "h:x"] {
-            assert_eq!(parse_address(bad).unwrap_err().kind(), "config", "{bad}");
-        }
-    }
-
-    #[test]
-    fn direct_client_carries_database_and_password() {
-        let client = direct_client(&settings(&["127.0.0.1:6379"], "")).unwrap();
-        let info = client.get_connection_info();
-        assert_eq!(info.redis.db, 3);
-        assert_eq!(info.redis.password.as_deref(), Some("hunter2"));
-        assert_eq!(info.addr, ConnectionAddr::Tcp("127.0.0.1".into(), 6379));
-    }
-
-    #[test]
-    fn several_addresses_need_a_master_name() {
-        let err = direct_client(&settings(&["a:1", "b:2"], "")).unwrap_err();
-        assert_eq!(err.kind(), "config");
-        assert!(err.to_string().contains("master_name"), "{err}");
-    }
-
-    #[test]
-    fn sentinel_config_builds_from_settings() {
-        assert!(
-            sentinel_client(&settings(&["10.0.0.1:26379", "10.0.0.2:26379"], "mymaster")).is_ok()
-        );
-        assert_eq!(
-            sentinel_client(&settings(&["nope"], "mymaster"))
-                .err()
-                .map(|e| e.kind()),
-            Some("config")
-        );
-    }
 }

@@ -19,6 +19,7 @@ use tracing::{info, warn};
 use super::announcements::{PrivateAnnouncement, Rules};
 use super::error::{CallError, ProxyError};
 use super::hyper_link::{HyperLink, LinkError};
+use super::journal::SHARED_REFRESH_INTERVAL;
 use super::pins::HyperDirectory;
 use super::private_methods::PrivateMethods;
 use super::private_store::PrivateStore;
@@ -185,10 +186,21 @@ impl PrivateProxy {
         ));
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
+        let mut refresh = tokio::time::interval(SHARED_REFRESH_INTERVAL);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = tick.tick() => reannounce(&state).await,
+                // Announcements other nodes wrote to a shared store count here too.
+                _ = refresh.tick() => tokio::select! {
+                    () = &mut shutdown => break,
+                    r = state.announcements.refresh(Utc::now()) => {
+                        if let Err(e) = r {
+                            tracing::warn!(kind = e.kind(), error = %e, "reading the shared announcement store failed");
+                        }
+                    }
+                },
             }
         }
         info!("private proxy stopping");

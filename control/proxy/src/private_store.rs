@@ -10,10 +10,10 @@ use super::announcements::{
     Expiry, Outcome, PRIVATE_ANNOUNCEMENT_TYPE, PrivateAnnouncement, PrivateTable, Refusal, Rules,
 };
 use super::error::CallError;
-use super::journal::Journal;
+use super::journal::{Journal, MAX_APPEND_ATTEMPTS};
 use super::stats::PrivateCounters;
 use super::store::{read, write};
-use tandem_datastore::DatastoreError;
+use tandem_datastore::{AppendAt, DatastoreError};
 use tandem_settings::datastore::DatastoreSettings;
 
 /// Announcements of the private proxy.
@@ -65,32 +65,44 @@ impl PrivateStore {
         now: DateTime<Utc>,
     ) -> Result<Outcome, CallError> {
         let mut journal = self.journal.lock().await;
-        let near = {
-            let t = read(&self.table);
-            t.held_by(tenant) >= t.rules().quota
-        };
-        if near {
-            self.prune(now);
-        }
-        let planned = read(&self.table).plan(tenant, proxy, domain, expiry, now);
         let c = &self.counters;
-        let (outcome, change) = planned.inspect_err(|refusal| {
-            PrivateCounters::inc(&c.announcements_refused);
-            match refusal {
-                Refusal::Taken => {
-                    PrivateCounters::inc(&c.announcements_taken);
-                    tracing::warn!(%tenant, %proxy, %domain, "refused a change of another tenant's live announcement");
+        let mut attempts = 0;
+        let outcome = loop {
+            attempts += 1;
+            if attempts > MAX_APPEND_ATTEMPTS {
+                return Err(CallError::Busy("announcement store contention"));
+            }
+            // Plan on everything any node wrote: the append below lands only if nothing more was.
+            journal.catch_up(&self.table, now).await?;
+            let near = {
+                let t = read(&self.table);
+                t.held_by(tenant) >= t.rules().quota
+            };
+            if near {
+                self.prune(now);
+            }
+            let planned = read(&self.table).plan(tenant, proxy, domain, expiry, now);
+            let (outcome, change) = planned.inspect_err(|refusal| {
+                PrivateCounters::inc(&c.announcements_refused);
+                match refusal {
+                    Refusal::Taken => {
+                        PrivateCounters::inc(&c.announcements_taken);
+                        tracing::warn!(%tenant, %proxy, %domain, "refused a change of another tenant's live announcement");
+                    }
+                    Refusal::OverQuota { .. } => PrivateCounters::inc(&c.announcements_over_quota),
+                    Refusal::NotAllowed | Refusal::Full => {}
                 }
-                Refusal::OverQuota { .. } => PrivateCounters::inc(&c.announcements_over_quota),
-                Refusal::NotAllowed | Refusal::Full => {}
+            }).map_err(CallError::Announcement)?;
+            if let Some(change) = change {
+                if change.write
+                    && journal.append_at([&change.announcement]).await? == AppendAt::Behind
+                {
+                    continue;
+                }
+                write(&self.table).apply(change);
             }
-        }).map_err(CallError::Announcement)?;
-        if let Some(change) = change {
-            if change.write {
-                journal.append([&change.announcement]).await?;
-            }
-            write(&self.table).apply(change);
-        }
+            break outcome;
+        };
         drop(journal);
         PrivateCounters::inc(&c.announcements_accepted);
         match outcome {
@@ -100,6 +112,16 @@ impl PrivateStore {
         }
         self.compact_if(|j, t| j.due(t.len()), now).await;
         Ok(outcome)
+    }
+
+    /// On a shared store: replays what other nodes appended (or reloads a store another node
+    /// compacted); nothing for a store only this process writes.
+    pub(crate) async fn refresh(&self, now: DateTime<Utc>) -> Result<(), DatastoreError> {
+        let mut journal = self.journal.lock().await;
+        if journal.shared() {
+            journal.catch_up(&self.table, now).await?;
+        }
+        Ok(())
     }
 
     /// Whether a live announcement of `domain` to `proxy` exists.

@@ -18,6 +18,7 @@ use super::announcements::Rules;
 use super::control::ControlPlane;
 use super::error::ProxyError;
 use super::hyper_link::HyperLink;
+use super::journal::SHARED_REFRESH_INTERVAL;
 use super::pins::HyperDirectory;
 use super::public_methods::PublicMethods;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
@@ -292,6 +293,8 @@ impl PublicProxy {
         let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+        let mut refresh = tokio::time::interval(SHARED_REFRESH_INTERVAL);
+        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
@@ -299,6 +302,15 @@ impl PublicProxy {
                     state.announcements.prune(Utc::now());
                     log_summary(&state);
                 }
+                // Announcements other nodes wrote to a shared store route here too.
+                _ = refresh.tick() => tokio::select! {
+                    () = &mut shutdown => break,
+                    r = state.announcements.refresh(Utc::now()) => {
+                        if let Err(e) = r {
+                            warn!(kind = e.kind(), error = %e, "reading the shared announcement store failed");
+                        }
+                    }
+                },
             }
         }
         info!("public proxy stopping: draining");

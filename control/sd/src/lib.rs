@@ -15,7 +15,9 @@ use tracing::info;
 pub use error::SdError;
 pub use methods::{STALE_APPEND, SdMethods};
 pub use metrics::SdMetrics;
-pub use service::{DirectoryService, RECORD_ENTRY_TYPE};
+pub use service::{
+    DirectoryService, FULL_READ_EVERY, MAX_APPEND_ATTEMPTS, RECORD_ENTRY_TYPE, REFRESH_INTERVAL,
+};
 
 use tandem_datastore::Datastore;
 use tandem_directory::verify::Verifier;
@@ -54,8 +56,15 @@ pub async fn run(
         tandem_contracts::sd::Method::NAMES,
     );
     let serving_metrics = ServingMetrics::register(&mut registry);
+    let shared = matches!(store, Datastore::Redis(_));
     let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);
     service.observe_ledger();
+    // A Redis store may be shared with other sd processes: read what they append.
+    let (stop_refresh, stop) = tokio::sync::watch::channel(false);
+    let refresher = shared.then(|| {
+        let service = service.clone();
+        tokio::spawn(async move { service.refresh_until(stop).await })
+    });
     let route = RouteConfig::for_server(
         server,
         usize::try_from(settings.limits.max_body_bytes).unwrap_or(usize::MAX),
@@ -82,6 +91,12 @@ pub async fn run(
     let limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
     serve(listener, tls, router, limits, shutdown).await;
     ready.set(false);
+    let _ = stop_refresh.send(true);
+    if let Some(refresher) = refresher
+        && let Err(e) = refresher.await
+    {
+        tracing::warn!(error = %e, "the datastore refresher failed");
+    }
     if let Some(metrics) = metrics {
         metrics.stop().await;
     }

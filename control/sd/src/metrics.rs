@@ -25,6 +25,11 @@ pub struct SdMetrics {
     pub submissions: Family<OutcomeLabel, Counter>,
     /// Time to make a batch durable (file fsync or Redis acknowledgement), seconds.
     pub append_seconds: Histogram,
+    /// Times the shared datastore was read whole again: it was rewritten under this sd (a
+    /// failover lost its tail), or a periodic full read found it different.
+    pub store_reloads: Counter,
+    /// Periodic reads of a shared datastore that failed (Redis down or failing over).
+    pub refresh_failures: Counter,
 }
 
 impl SdMetrics {
@@ -36,6 +41,8 @@ impl SdMetrics {
             submissions: Family::default(),
             // 50 µs .. ~13 s
             append_seconds: Histogram::new(exponential_buckets(0.00005, 4.0, 10)),
+            store_reloads: Counter::default(),
+            refresh_failures: Counter::default(),
         };
         registry.register(
             "sd_chain_records",
@@ -56,6 +63,16 @@ impl SdMetrics {
             "sd_datastore_append_seconds",
             "Time until a submitted batch is durable",
             m.append_seconds.clone(),
+        );
+        registry.register(
+            "sd_datastore_reloads",
+            "Times the shared datastore was read whole again (rewritten, or a full read differed)",
+            m.store_reloads.clone(),
+        );
+        registry.register(
+            "sd_datastore_refresh_failures",
+            "Periodic reads of a shared datastore that failed",
+            m.refresh_failures.clone(),
         );
         m
     }

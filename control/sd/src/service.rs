@@ -1,10 +1,22 @@
 //! The directory service: the datastore, the verified best chain, and the submission path.
 //!
 //! Locking (fixing the original, which held one mutex across datastore I/O for readers too):
-//! - `writer` (async mutex) serialises submissions: check → durable append → apply. Holding it across
-//!   the append is what makes "exactly one submission wins per parent" true; only writers take it.
+//! - `writer` (async mutex) serialises this process's submissions and refreshes: catch up → check →
+//!   compare-and-append → apply. Only writers and the refresher take it.
 //! - `ledger` (std `RwLock`) guards the in-memory chain; it is held only for in-memory work, never
 //!   across an `.await`, so readers never wait on the datastore.
+//!
+//! Several `sd` processes on one Redis list (see `docs/operating.md`): a submission is appended
+//! with [`Datastore::append_at`], which writes only when the list still ends where this process
+//! has read it; so of several submissions on one parent, in any processes, exactly one is stored.
+//! A loser reads what won and checks again (it is then stale). [`DirectoryService::refresh`] (run
+//! every [`REFRESH_INTERVAL`] by `run` on a Redis store) makes records appended by other processes
+//! visible to this one's readers; every [`FULL_READ_EVERY`]th refresh reads the whole list again
+//! and rebuilds when it differs (a rewritten list is also noticed at every read).
+//!
+//! A submission is checked against the current chain before it waits for the writer lock: a
+//! flood of submissions that do not verify is refused without touching the lock or the store,
+//! so it cannot hold back a valid submission.
 
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
@@ -13,14 +25,26 @@ use tracing::{info, warn};
 
 use super::error::SdError;
 use super::metrics::{OutcomeLabel, SdMetrics};
-use tandem_datastore::{Cursor, DataEntry, Datastore};
+use tandem_datastore::{AppendAt, Cursor, DataEntry, Datastore};
 use tandem_directory::SignedChangeRecord;
 use tandem_directory::entry::DirectoryEntry;
-use tandem_directory::ledger::Ledger;
+use tandem_directory::ledger::{AppendError, Ledger};
 use tandem_directory::verify::Verifier;
 
 /// The datastore entry type of a signed change record (the original's `DataEntry{Type: 1}`).
 pub const RECORD_ENTRY_TYPE: u8 = 1;
+
+/// Compare-and-append attempts of one submission: 4. Each lost attempt means another process
+/// appended meanwhile; after catching up the submission is checked again, which refuses it as
+/// stale unless it was a reset (a new root), so more than two attempts are rare.
+pub const MAX_APPEND_ATTEMPTS: usize = 4;
+
+/// How often `run` reads what other processes appended to a shared (Redis) store: 1 s, the
+/// bound on how long a record appended through another `sd` stays invisible here.
+pub const REFRESH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Every 60th refresh (once a minute at [`REFRESH_INTERVAL`]) reads the whole store again.
+pub const FULL_READ_EVERY: u32 = 60;
 
 /// What the writer keeps between submissions.
 struct WriterState {
@@ -100,34 +124,51 @@ impl DirectoryService {
                 max: self.max_records_per_submit,
             });
         }
-        let mut writer = self.writer.lock().await;
-        self.catch_up(&mut writer).await?;
-        let checked = self.read_ledger().check_append(&records, &self.verifier)?;
-        let entries: Vec<DataEntry> = records.iter().map(record_entry).collect();
-        let started = std::time::Instant::now();
-        self.store.append(&entries).await?;
-        self.metrics
-            .append_seconds
-            .observe(started.elapsed().as_secs_f64());
-        // Advance the cursor past what we just wrote; anything else that appeared meanwhile comes from
-        // another process sharing the datastore, and forces a rebuild.
-        let seen = decode_records(self.store.read_new(&mut writer.cursor).await?);
-        let only_ours =
-            seen.len() == records.len() && seen.iter().zip(&records).all(|(a, b)| a.hash == b.hash);
-        writer.stored.extend(seen);
-        if only_ours {
-            self.write_ledger().apply(checked)?;
-        } else {
-            warn!("datastore holds records from another writer; rebuilding the chain");
-            let ledger = Ledger::rebuild(writer.stored.clone(), &self.verifier)?;
-            *self.write_ledger() = ledger;
+        // Before the lock: a record that does not verify against the chain it extends is refused
+        // here (a stale view only turns a stale submission's answer into this refusal).
+        if let Err(e @ AppendError::Rejected { .. }) =
+            self.read_ledger().check_append(&records, &self.verifier)
+        {
+            return Err(e.into());
         }
-        Ok(())
+        let entries: Vec<DataEntry> = records.iter().map(record_entry).collect();
+        let mut writer = self.writer.lock().await;
+        for _ in 0..MAX_APPEND_ATTEMPTS {
+            self.catch_up(&mut writer).await?;
+            let checked = self.read_ledger().check_append(&records, &self.verifier)?;
+            let started = std::time::Instant::now();
+            let appended = match self.store.append_at(&mut writer.cursor, &entries).await {
+                Ok(outcome) => outcome,
+                Err(e) if e.is_rewritten() => {
+                    self.reload(&mut writer).await?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if appended == AppendAt::Behind {
+                continue;
+            }
+            self.metrics
+                .append_seconds
+                .observe(started.elapsed().as_secs_f64());
+            writer.stored.extend(records);
+            self.write_ledger().apply(checked)?;
+            return Ok(());
+        }
+        Err(AppendError::Stale.into())
     }
 
-    /// Reads what other processes appended to a shared datastore since we last looked.
+    /// Reads what other processes appended to a shared datastore since we last looked; reads
+    /// everything again when the store was rewritten.
     async fn catch_up(&self, writer: &mut WriterState) -> Result<(), SdError> {
-        let new = decode_records(self.store.read_new(&mut writer.cursor).await?);
+        let new = match self.store.read_new(&mut writer.cursor).await {
+            Ok(new) => decode_records(new),
+            Err(e) if e.is_rewritten() => {
+                warn!(error = %e, "the datastore was rewritten; reading it again");
+                return self.reload(writer).await;
+            }
+            Err(e) => return Err(e.into()),
+        };
         if !new.is_empty() {
             info!(
                 new = new.len(),
@@ -138,6 +179,73 @@ impl DirectoryService {
             *self.write_ledger() = ledger;
         }
         Ok(())
+    }
+
+    /// Reads the whole store from the start and rebuilds the chain from it.
+    async fn reload(&self, writer: &mut WriterState) -> Result<(), SdError> {
+        let mut cursor = Cursor::default();
+        let stored = decode_records(self.store.read_new(&mut cursor).await?);
+        let ledger = Ledger::rebuild(stored.clone(), &self.verifier)?;
+        *writer = WriterState { cursor, stored };
+        *self.write_ledger() = ledger;
+        self.metrics.store_reloads.inc();
+        Ok(())
+    }
+
+    /// Makes what other processes appended visible to this one's readers; with `full`, reads the
+    /// whole store and rebuilds when it differs from what this process holds.
+    pub async fn refresh(&self, full: bool) -> Result<(), SdError> {
+        let mut writer = self.writer.lock().await;
+        if full {
+            let mut cursor = Cursor::default();
+            let stored = decode_records(self.store.read_new(&mut cursor).await?);
+            let same = stored.len() == writer.stored.len()
+                && stored
+                    .iter()
+                    .zip(&writer.stored)
+                    .all(|(a, b)| a.hash == b.hash);
+            if !same {
+                warn!(
+                    stored = stored.len(),
+                    held = writer.stored.len(),
+                    "a full read found a different store; rebuilding the chain"
+                );
+                let ledger = Ledger::rebuild(stored.clone(), &self.verifier)?;
+                *writer = WriterState { cursor, stored };
+                *self.write_ledger() = ledger;
+                self.metrics.store_reloads.inc();
+            }
+        } else {
+            self.catch_up(&mut writer).await?;
+        }
+        drop(writer);
+        self.observe_ledger();
+        Ok(())
+    }
+
+    /// Refreshes every [`REFRESH_INTERVAL`] (a full read every [`FULL_READ_EVERY`]th time) until
+    /// `stop` turns true. Failures are logged; the next refresh tries again.
+    pub async fn refresh_until(&self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut ticks = tokio::time::interval(REFRESH_INTERVAL);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut n: u32 = 0;
+        loop {
+            tokio::select! {
+                _ = ticks.tick() => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+            n = n.wrapping_add(1);
+            // A refresh retrying through a failover does not hold up a shutdown.
+            tokio::select! {
+                r = self.refresh(n.is_multiple_of(FULL_READ_EVERY)) => {
+                    if let Err(e) = r {
+                        self.metrics.refresh_failures.inc();
+                        warn!(kind = e.kind(), error = %e, "reading the shared datastore failed");
+                    }
+                }
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
     }
 
     /// The last record of the best chain.

@@ -2,11 +2,12 @@
 
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::convert::{abs_path, parse_value};
+use super::convert::{abs_path, parse_value, seconds};
 use super::error::FieldIssues;
 use super::secret::Secret;
 
@@ -39,7 +40,44 @@ pub struct RedisDatastoreSettings {
     pub database: u8,
     /// Password; may be empty.
     pub password: Secret,
+    /// Replicas that must confirm a write (`WAIT`) before an append is acknowledged (key
+    /// `wait_replicas`, 0..=[`MAX_WAIT_REPLICAS`], default 0: the primary's answer is enough).
+    pub wait_replicas: u8,
+    /// How long an append waits for `wait_replicas` confirmations (key `wait_timeout`, seconds,
+    /// 0.01..=10, default 1); fewer confirmations in time is an error, never an acknowledgement.
+    pub wait_timeout: Duration,
+    /// With `master_name`: how long one datastore call keeps retrying after Redis was unreachable
+    /// or answered as a replica (a failover), resolving the master through Sentinel again before
+    /// each retry (a plain server fails fast instead) (key
+    /// `failover_timeout`, seconds, 0..=120, default 15; 0 = no retry). Only idempotent calls
+    /// retry: reads and compare-and-appends.
+    pub failover_timeout: Duration,
 }
+
+impl RedisDatastoreSettings {
+    /// Settings for one plain Redis server at `address` and list `key`, database 0, no
+    /// password, the defaults for everything else.
+    pub fn plain(address: String, key: String) -> Self {
+        Self {
+            addresses: vec![address],
+            key,
+            master_name: String::new(),
+            database: 0,
+            password: Secret::default(),
+            wait_replicas: 0,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            failover_timeout: DEFAULT_FAILOVER_TIMEOUT,
+        }
+    }
+}
+
+/// Most replicas an append may wait for: 16 (more replicas than any Sentinel setup runs).
+pub const MAX_WAIT_REPLICAS: i64 = 16;
+/// Default `wait_timeout`: 1 s, the original's Redis write timeout.
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Default `failover_timeout`: 15 s, above Sentinel's usual `down-after-milliseconds` (5 s) plus
+/// its election and promotion (a few seconds).
+pub const DEFAULT_FAILOVER_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Highest Redis database index accepted (the original's bound).
 pub const MAX_REDIS_DATABASE: i64 = 100;
@@ -73,6 +111,12 @@ struct RawRedisSettings {
     database: Option<i64>,
     #[serde(default)]
     password: Option<String>,
+    #[serde(default)]
+    wait_replicas: Option<i64>,
+    #[serde(default)]
+    wait_timeout: Option<f64>,
+    #[serde(default)]
+    failover_timeout: Option<f64>,
 }
 
 impl TryFrom<RawDatastoreSettings> for DatastoreSettings {
@@ -139,12 +183,30 @@ fn redis_settings(raw: RawRedisSettings) -> Result<RedisDatastoreSettings, Field
     if key.is_empty() {
         issues.push("key", "must not be empty");
     }
+    let wait_replicas = raw.wait_replicas.unwrap_or(0);
+    if !(0..=MAX_WAIT_REPLICAS).contains(&wait_replicas) {
+        issues.push(
+            "wait_replicas",
+            format!("must be between 0 and {MAX_WAIT_REPLICAS}, got {wait_replicas}"),
+        );
+    }
+    let wait_timeout = match raw.wait_timeout {
+        Some(s) => seconds(s, "wait_timeout", 0.01, 10.0, &mut issues),
+        None => Some(DEFAULT_WAIT_TIMEOUT),
+    };
+    let failover_timeout = match raw.failover_timeout {
+        Some(s) => seconds(s, "failover_timeout", 0.0, 120.0, &mut issues),
+        None => Some(DEFAULT_FAILOVER_TIMEOUT),
+    };
     issues.into_result(RedisDatastoreSettings {
         addresses,
         key,
         master_name: raw.master_name.unwrap_or_default(),
         database: u8::try_from(database).unwrap_or(0),
         password: Secret::new(password),
+        wait_replicas: u8::try_from(wait_replicas).unwrap_or(0),
+        wait_timeout: wait_timeout.unwrap_or(DEFAULT_WAIT_TIMEOUT),
+        failover_timeout: failover_timeout.unwrap_or(DEFAULT_FAILOVER_TIMEOUT),
     })
 }
 
@@ -154,8 +216,15 @@ impl fmt::Display for DatastoreSettings {
             Self::File(file) => write!(f, "file {}", file.filename.display()),
             Self::Redis(r) => write!(
                 f,
-                "redis addresses={:?} key={} master_name={:?} database={} password={}",
-                r.addresses, r.key, r.master_name, r.database, r.password
+                "redis addresses={:?} key={} master_name={:?} database={} password={} wait_replicas={} wait_timeout={:?} failover_timeout={:?}",
+                r.addresses,
+                r.key,
+                r.master_name,
+                r.database,
+                r.password,
+                r.wait_replicas,
+                r.wait_timeout,
+                r.failover_timeout
             ),
         }
     }
@@ -197,6 +266,36 @@ mod tests {
                 "settings.addresses",
                 "settings.database",
                 "settings.password"
+            ]
+        );
+    }
+
+    #[test]
+    fn redis_replication_and_failover_keys() {
+        let d = ds(json!({"type": "redis", "settings": {"addresses": ["s:26379"], "password": "", "master_name": "m", "wait_replicas": 1, "wait_timeout": 0.5, "failover_timeout": 30}})).unwrap();
+        let DatastoreSettings::Redis(r) = &d else {
+            panic!("not redis: {d:?}")
+        };
+        assert_eq!(r.wait_replicas, 1);
+        assert_eq!(r.wait_timeout, Duration::from_millis(500));
+        assert_eq!(r.failover_timeout, Duration::from_secs(30));
+        let d = ds(json!({"type": "redis", "settings": {"addresses": ["s:1"], "password": ""}}))
+            .unwrap();
+        let DatastoreSettings::Redis(r) = &d else {
+            panic!("not redis: {d:?}")
+        };
+        assert_eq!(
+            (r.wait_replicas, r.wait_timeout, r.failover_timeout),
+            (0, DEFAULT_WAIT_TIMEOUT, DEFAULT_FAILOVER_TIMEOUT)
+        );
+        let e = ds(json!({"type": "redis", "settings": {"addresses": ["s:1"], "password": "", "wait_replicas": 17, "wait_timeout": 0, "failover_timeout": -1}})).unwrap_err();
+        let keys: Vec<&str> = e.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            vec![
+                "settings.wait_replicas",
+                "settings.wait_timeout",
+                "settings.failover_timeout"
             ]
         );
     }

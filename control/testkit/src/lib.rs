@@ -4,6 +4,7 @@
 //! - [`pki`]: one test PKI ([`pki::TestPki`]): the dev layout `hyper certs` writes, plus signing
 //!   leaves issued on demand from its intermediate.
 //! - [`redis`]: a real `redis-server` on a free port ([`redis::RedisServer`]).
+//! - [`sentinel`]: a primary, its replicas and three Sentinels ([`sentinel::SentinelSet`]).
 //! - [`poll`]: the one bounded poll for state that offers no notification.
 //! - [`process`]: our binaries as child processes (stderr lines, bounded waits for a log line or a
 //!   listener address, SIGTERM), free port blocks, the repository root.
@@ -32,3 +33,4 @@ pub mod poll;
 pub mod process;
 pub mod redis;
 pub mod sd;
+pub mod sentinel;

@@ -17,7 +17,6 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tandem_settings::datastore::RedisDatastoreSettings;
-use tandem_settings::secret::Secret;
 
 /// How long a server may take to print "Ready to accept connections" (including loading its AOF
 /// on restart): 20 s, generous for a loaded 2-core CI machine.
@@ -34,10 +33,37 @@ enum Event {
     Exited,
 }
 
+/// What a started server is.
+#[derive(Debug, Clone)]
+enum Role {
+    /// A primary (AOF on, `appendfsync always`).
+    Primary,
+    /// A replica of the primary at this address (AOF on, `appendfsync always`).
+    Replica(SocketAddr),
+    /// A Sentinel reading (and rewriting) `sentinel.conf` in its directory.
+    Sentinel,
+}
+
+impl Role {
+    /// The log line that says the server is ready.
+    fn ready_line(&self) -> &'static str {
+        match self {
+            Role::Primary | Role::Replica(_) => "Ready to accept connections",
+            Role::Sentinel => "+monitor master",
+        }
+    }
+}
+
+fn program() -> OsString {
+    std::env::var_os("TANDEM_REDIS_SERVER").unwrap_or_else(|| "redis-server".into())
+}
+
 /// A running `redis-server` owned by a test.
 #[derive(Debug)]
 pub struct RedisServer {
     program: OsString,
+    /// Arguments after the common ones (a role: replica, Sentinel).
+    role: Role,
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
@@ -47,20 +73,32 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts a server on 127.0.0.1 with a free port and waits until it answers `PING`.
     pub fn start() -> io::Result<Self> {
-        Self::start_program(
-            std::env::var_os("TANDEM_REDIS_SERVER").unwrap_or_else(|| "redis-server".into()),
-        )
+        Self::start_program(program(), Role::Primary, None)
     }
 
-    fn start_program(program: OsString) -> io::Result<Self> {
+    /// Starts a replica of the server at `primary` (same options as [`RedisServer::start`]).
+    pub fn start_replica_of(primary: SocketAddr) -> io::Result<Self> {
+        Self::start_program(program(), Role::Replica(primary), None)
+    }
+
+    /// Starts a Sentinel whose configuration file holds `config` (`sentinel monitor ...` lines).
+    pub(crate) fn start_sentinel(config: &str) -> io::Result<Self> {
+        Self::start_program(program(), Role::Sentinel, Some(config))
+    }
+
+    fn start_program(program: OsString, role: Role, config: Option<&str>) -> io::Result<Self> {
         let dir = std::env::temp_dir().join(format!(
             "tandem-redis-{}-{:016x}",
             std::process::id(),
             rand::random::<u64>()
         ));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        if let Some(config) = config {
+            std::fs::write(dir.join("sentinel.conf"), config)?;
+        }
         let mut server = Self {
             program,
+            role,
             port: 0,
             dir,
             child: None,
@@ -92,13 +130,7 @@ impl RedisServer {
 
     /// Datastore settings for this server and list `key` (database 0, no password).
     pub fn settings(&self, key: &str) -> RedisDatastoreSettings {
-        RedisDatastoreSettings {
-            addresses: vec![self.addr().to_string()],
-            key: key.to_string(),
-            master_name: String::new(),
-            database: 0,
-            password: Secret::default(),
-        }
+        RedisDatastoreSettings::plain(self.addr().to_string(), key.to_string())
     }
 
     /// Kills the server with SIGKILL (a crash, not a shutdown) and waits for it to exit.
@@ -124,9 +156,42 @@ impl RedisServer {
 
     fn spawn(&mut self) -> io::Result<()> {
         let program = &self.program;
-        let mut child = Command::new(program)
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "yes"])
-            .args(["--appendfsync", "always", "--daemonize", "no", "--logfile", ""])
+        let mut command = Command::new(program);
+        match &self.role {
+            Role::Primary => {}
+            Role::Replica(primary) => {
+                command.args([
+                    "--replicaof",
+                    &primary.ip().to_string(),
+                    &primary.port().to_string(),
+                ]);
+            }
+            Role::Sentinel => {
+                command
+                    .arg(self.dir.join("sentinel.conf"))
+                    .arg("--sentinel");
+            }
+        }
+        if !matches!(self.role, Role::Sentinel) {
+            command
+                .args([
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                ])
+                .args([
+                    "--repl-diskless-sync",
+                    "yes",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ]);
+        }
+        let mut child = command
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--daemonize", "no", "--logfile", ""])
             .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())
@@ -147,8 +212,9 @@ impl RedisServer {
         let (tx, rx) = sync_channel(2);
         let log = Arc::new(Mutex::new(VecDeque::with_capacity(LOG_LINES)));
         let log_for_reader = Arc::clone(&log);
+        let ready = self.role.ready_line();
         self.reader = Some(std::thread::spawn(move || {
-            read_log(stdout, &tx, &log_for_reader)
+            read_log(stdout, ready, &tx, &log_for_reader)
         }));
         self.child = Some(child);
         if let Err(e) = self.wait_ready(&rx, &log) {
@@ -204,10 +270,10 @@ impl RedisServer {
     }
 }
 
-fn read_log(stdout: impl Read, tx: &SyncSender<Event>, log: &Mutex<VecDeque<String>>) {
+fn read_log(stdout: impl Read, ready: &str, tx: &SyncSender<Event>, log: &Mutex<VecDeque<String>>) {
     for line in BufReader::new(stdout).lines() {
         let Ok(line) = line else { break };
-        if line.contains("Ready to accept connections") {
+        if line.contains(ready) {
             let _ = tx.try_send(Event::Ready);
         }
         if let Ok(mut log) = log.lock() {
@@ -235,7 +301,9 @@ mod tests {
 
     #[test]
     fn a_missing_binary_is_a_clear_error() {
-        let err = RedisServer::start_program("/nonexistent/redis-server".into()).unwrap_err();
+        let err =
+            RedisServer::start_program("/nonexistent/redis-server".into(), Role::Primary, None)
+                .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
         assert!(err.to_string().contains("install redis-server"), "{err}");
     }

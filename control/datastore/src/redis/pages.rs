@@ -69,6 +69,9 @@ impl RedisDatastore {
         let raw = self.after(result).await?;
         let entries = decode_all(&raw, cursor.position)?;
         cursor.position += entries.len() as u64;
+        if let Some(last) = raw.into_iter().last() {
+            cursor.last = Some(last);
+        }
         Ok(entries)
     }
 

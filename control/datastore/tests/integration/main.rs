@@ -9,4 +9,5 @@ mod crash;
 mod file_backend;
 mod redis_backend;
 mod replace;
+mod shared_redis;
 mod support;

@@ -6,3 +6,4 @@
 
 mod redis_datastore;
 mod server;
+mod shared_redis;

@@ -13,7 +13,6 @@ use tandem_datastore::{DataEntry, Datastore};
 use tandem_settings::datastore::{
     DatastoreSettings, FileDatastoreSettings, RedisDatastoreSettings,
 };
-use tandem_settings::secret::Secret;
 
 use super::{entry, number};
 
@@ -85,13 +84,9 @@ impl Writer {
             Target::File(p) => DatastoreSettings::File(FileDatastoreSettings {
                 filename: p.clone(),
             }),
-            Target::Redis(addr, key) => DatastoreSettings::Redis(RedisDatastoreSettings {
-                addresses: vec![addr.clone()],
-                key: key.clone(),
-                master_name: String::new(),
-                database: 0,
-                password: Secret::default(),
-            }),
+            Target::Redis(addr, key) => {
+                DatastoreSettings::Redis(RedisDatastoreSettings::plain(addr.clone(), key.clone()))
+            }
         }
     }
 
