@@ -44,8 +44,25 @@ pub fn layout(root: &Path, lan: &Lan) {
             format!("https://{}:$SD_PORT", ip(host::SD[sd])),
         )
     };
+    let sentinels: Vec<String> = host::SENTINELS
+        .iter()
+        .map(|&s| format!("\"{}:{SENTINEL_PORT}\"", ip(s)))
+        .collect();
+    // Every store of the fleet is on the one Redis behind the Sentinels, each under its own key.
+    let redis_store = |what: &str, key: &str| {
+        (
+            format!(
+                "    type: file # the embedded append-only store (see sd-1-redis for Redis)\n    settings:\n      filename: \"/$DIR/../../data/{what}.records\""
+            ),
+            format!(
+                "    type: redis\n    settings:\n      addresses: [{}]\n      master_name: {MASTER_NAME}\n      key: {key}\n      database: 0\n      password: \"\"",
+                sentinels.join(", ")
+            ),
+        )
+    };
     role("hd-1", "hd-1", &[sd_url(0)]);
     role("hd-2", "hd-2", &[sd_url(1)]);
+    let pp_store = redis_store("public-proxy-1", "fleet-announcements");
     for n in 0..NODES {
         let node_ip = ip(host::NODES[n]);
         role(
@@ -64,7 +81,8 @@ pub fn layout(root: &Path, lan: &Lan) {
                     "internal_endpoint: \"localhost",
                     format!("internal_endpoint: \"{node_ip}"),
                 ),
-                ("public-proxy-1.records", format!("pp-{}.records", n + 1)),
+                // The nodes share their announcements: one Redis list for the operator.
+                (pp_store.0.as_str(), pp_store.1.clone()),
             ],
         );
         role(
@@ -79,10 +97,7 @@ pub fn layout(root: &Path, lan: &Lan) {
             ],
         );
     }
-    let sentinels: Vec<String> = host::SENTINELS
-        .iter()
-        .map(|&s| format!("\"{}:{SENTINEL_PORT}\"", ip(s)))
-        .collect();
+    let sd_store = redis_store("sd-1", "fleet-entries");
     for sd in ["sd-a", "sd-b"] {
         role(
             "sd-1",
@@ -92,13 +107,7 @@ pub fn layout(root: &Path, lan: &Lan) {
                     "bind_address: \"localhost:$SD_PORT\"",
                     "bind_address: \"0.0.0.0:$SD_PORT\"".into(),
                 ),
-                (
-                    "    type: file # the embedded append-only store (see sd-1-redis for Redis)\n    settings:\n      filename: \"/$DIR/../../data/sd-1.records\"",
-                    format!(
-                        "    type: redis\n    settings:\n      addresses: [{}]\n      master_name: {MASTER_NAME}\n      key: fleet-entries\n      database: 0\n      password: \"\"",
-                        sentinels.join(", ")
-                    ),
-                ),
+                (sd_store.0.as_str(), sd_store.1.clone()),
             ],
         );
     }
