@@ -13,6 +13,7 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;
+pub mod handover;
 pub mod limiter;
 mod listener;
 pub mod mailbox;
