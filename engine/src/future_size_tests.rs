@@ -45,7 +45,7 @@ fn task_futures_hold_no_buffers() {
         ("accept::serve", ret5(serve)),
         ("accept::read_token", ret1(read_token)),
         ("accept::read_hello", ret3(read_hello)),
-        ("worker::relay_task", ret4(relay_task)),
+        ("worker::relay_task", ret5(relay_task)),
         ("relay::relay", ret5(relay)),
         ("relay::pump::pump", ret4(pump::pump)),
         ("relay::pump::wait_ready", ret2(pump::wait_ready)),
@@ -57,7 +57,7 @@ fn task_futures_hold_no_buffers() {
     for (name, size) in sizes {
         assert!(size <= MAX_TASK_FUTURE, "{name} future is {size} bytes");
     }
-    let relay = ret4(relay_task);
+    let relay = ret5(relay_task);
     assert!(
         relay <= MAX_RELAY_TASK_FUTURE,
         "relay_task future is {relay} bytes"

@@ -45,8 +45,7 @@ pub fn recv(sock: &UnixStream) -> Result<(Message, Vec<OwnedFd>), HandoverError>
     };
     // Grows with the bytes that arrive, so a claimed length costs nothing until it is sent.
     let mut frame = header.to_vec();
-    (&*sock)
-        .take(len as u64)
+    sock.take(len as u64)
         .read_to_end(&mut frame)
         .map_err(HandoverError::io("reading a frame body"))?;
     let Some((msg, _)) = wire::decode(&frame)? else {
@@ -97,7 +96,7 @@ fn send_fds(sock: RawFd, fds: &[RawFd]) -> std::io::Result<()> {
         let cmsg = libc::CMSG_FIRSTHDR(&msg);
         (*cmsg).cmsg_level = libc::SOL_SOCKET;
         (*cmsg).cmsg_type = libc::SCM_RIGHTS;
-        (*cmsg).cmsg_len = libc::CMSG_LEN((fds.len() * size_of::<RawFd>()) as u32) as _;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(size_of_val(fds) as u32) as _;
         std::ptr::copy_nonoverlapping(fds.as_ptr(), libc::CMSG_DATA(cmsg).cast(), fds.len());
         loop {
             let n = libc::sendmsg(sock, &msg, libc::MSG_NOSIGNAL);

@@ -2,10 +2,12 @@
 //! in (`wire`, sans-IO), and the conversation over a Unix socket with the sockets passed by
 //! `SCM_RIGHTS` (`fdpass`). How the engine stops and adopts pairs is in `export.rs`.
 
+mod bundle;
 pub mod fdpass;
 pub mod state;
 pub mod wire;
 
+pub use bundle::Bundle;
 pub use state::{
     FdIndex, HandoverState, IssuedPair, ListenerEntry, ListenerRole, LivePair, WaitingSide,
 };
@@ -36,7 +38,10 @@ pub enum HandoverError {
     Mismatch(String),
     /// The engine is not running (or is already handing over).
     #[error("the engine cannot hand over now: {0}")]
-    Engine(&'static str),
+    NotNow(&'static str),
+    /// The inherited engine could not start.
+    #[error(transparent)]
+    Engine(#[from] crate::error::EngineError),
 }
 
 impl HandoverError {
@@ -52,7 +57,8 @@ impl HandoverError {
             HandoverError::Protocol(_) => "protocol",
             HandoverError::Refused(_) => "refused",
             HandoverError::Mismatch(_) => "mismatch",
-            HandoverError::Engine(_) => "engine",
+            HandoverError::NotNow(_) => "not_now",
+            HandoverError::Engine(e) => e.kind(),
         }
     }
 }

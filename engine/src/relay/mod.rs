@@ -63,6 +63,27 @@ pub(crate) enum Fatal {
     Reset,
 }
 
+/// Where a pair's relay starts: from zero, or where a binary upgrade stopped it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Resume {
+    /// Bytes already moved `[a→b, b→a]`.
+    pub bytes: [u64; 2],
+    /// Directions that already reached EOF (their destination's write half is shut down).
+    pub eof: [bool; 2],
+}
+
+/// How a relay ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The pair closed (the caller closes the sockets).
+    Closed(CloseReason),
+    /// A hand-over paused it with its pipes empty; the sockets are handed on, not closed.
+    Paused {
+        /// Directions that reached EOF.
+        eof: [bool; 2],
+    },
+}
+
 /// What the relay borrows from its core.
 pub(crate) struct RelayEnv<'a> {
     pub pipes: &'a PipePool,
@@ -72,6 +93,10 @@ pub(crate) struct RelayEnv<'a> {
     pub idle: Option<Duration>,
     /// The core's idle clocks, swept by its tick.
     pub clocks: &'a IdleClocks,
+    /// Fired by a hand-over: each direction stops at its next readiness wait (its pipe empty).
+    pub pause: &'a LocalSignal,
+    /// Where the pair starts.
+    pub start: Resume,
 }
 
 /// One direction's bookkeeping.
@@ -80,11 +105,13 @@ pub(crate) struct Direction<'a> {
     pub counter: &'a AtomicU64,
     /// The pair's idle clock (none without an idle timeout).
     pub clock: Option<&'a IdleClock<'a>>,
+    /// Set once the direction reached EOF (a paused pair carries it to the next process).
+    pub eof: &'a Cell<bool>,
 }
 
 /// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
 /// `a_prefix` goes to `b` and `b_prefix` to `a` first (a buffered ClientHello).
-/// Returns the reason and bytes moved `[a→b, b→a]`. The caller closes the sockets (it owns
+/// Returns how it ended and bytes moved `[a→b, b→a]` (counted from `env.start`). The caller closes the sockets (it owns
 /// them: borrowed here so that the pair's future stores each stream once).
 pub(crate) async fn relay(
     a: &TcpStream,
@@ -92,18 +119,21 @@ pub(crate) async fn relay(
     prefixes: [&[u8]; 2],
     env: &RelayEnv<'_>,
     close: &LocalSignal,
-) -> (CloseReason, [u64; 2]) {
+) -> (Ended, [u64; 2]) {
     let clock = env.idle.map(|_| env.clocks.start(Instant::now()));
-    let (ab, ba) = (Cell::new(0u64), Cell::new(0u64));
+    let (ab, ba) = (Cell::new(env.start.bytes[0]), Cell::new(env.start.bytes[1]));
+    let (eof_ab, eof_ba) = (Cell::new(env.start.eof[0]), Cell::new(env.start.eof[1]));
     let dir_ab = Direction {
         moved: &ab,
         counter: &env.stats.bytes_a_to_b,
         clock: clock.as_ref(),
+        eof: &eof_ab,
     };
     let dir_ba = Direction {
         moved: &ba,
         counter: &env.stats.bytes_b_to_a,
         clock: clock.as_ref(),
+        eof: &eof_ba,
     };
     let run = async {
         // Boxed, and only with a prefix: a buffered ClientHello is rare and short-lived, so
@@ -122,6 +152,10 @@ pub(crate) async fn relay(
     };
     let reason = monoio::select! {
         r = run => match r {
+            // Both pumps returned without an error: at EOF each, or paused by a hand-over.
+            Ok(()) if !(eof_ab.get() && eof_ba.get()) => {
+                return (Ended::Paused { eof: [eof_ab.get(), eof_ba.get()] }, [ab.get(), ba.get()]);
+            }
             Ok(()) => CloseReason::Normal,
             Err(Fatal::Reset) => CloseReason::Reset,
         },
@@ -133,7 +167,7 @@ pub(crate) async fn relay(
         splice::set_reset_on_close(a.as_raw_fd());
         splice::set_reset_on_close(b.as_raw_fd());
     }
-    (reason, [ab.get(), ba.get()])
+    (Ended::Closed(reason), [ab.get(), ba.get()])
 }
 
 /// Ends once the core's sweep found no byte moved in either direction for the idle timeout

@@ -44,15 +44,25 @@ fn moved(n: usize, dir: &Direction<'_>) {
     }
 }
 
-/// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half) or a fatal error.
+/// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half and sets `dir.eof`), a
+/// fatal error, or a hand-over's pause (checked only here, between bursts: the pipe is empty).
 pub(crate) async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
     env: &RelayEnv<'_>,
     dir: &Direction<'_>,
 ) -> Result<(), Fatal> {
+    if dir.eof.get() {
+        return Ok(());
+    }
     loop {
-        wait_ready(src, true).await?;
+        if env.pause.is_fired() {
+            return Ok(());
+        }
+        monoio::select! {
+            r = wait_ready(src, true) => r?,
+            _ = env.pause.wait() => return Ok(()),
+        }
         let burst = match env.pipes.lease() {
             Ok(pipe) => {
                 CoreStats::inc(&env.stats.pipe_leases);
@@ -80,6 +90,7 @@ pub(crate) async fn pump(
         };
         if let Burst::Eof = burst {
             splice::shutdown_write(dst.as_raw_fd());
+            dir.eof.set(true);
             return Ok(());
         }
     }
