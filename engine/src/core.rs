@@ -247,7 +247,7 @@ impl Core {
             Arrival::Waiting(id) => debug!(pair = %id, %peer, "first side waiting"),
             Arrival::Paired { id, a, b, setup } => {
                 self.stats().pair_setup.observe(setup);
-                self.start_relay(id, a, b, Resume::default());
+                self.start_relay(id, a, b, None);
             }
             Arrival::Refused { reason, conn } => {
                 debug!(%peer, token = %token, reason = reason.as_str(), "token refused");
@@ -267,7 +267,7 @@ impl Core {
         self.limits.record_bad(self.stats(), ip);
     }
 
-    fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn, start: Resume) {
+    fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn, start: Option<Box<Resume>>) {
         let core = self.clone();
         let span = info_span!("pair", pair = %id, core = self.id.0);
         CoreStats::inc(&self.stats().paired);
@@ -354,7 +354,7 @@ pub(crate) fn relay_task(
     id: PairId,
     a: Conn,
     b: Conn,
-    start: Resume,
+    start: Option<Box<Resume>>,
 ) -> impl Future<Output = ()> {
     let Conn {
         stream: sa,

@@ -30,6 +30,17 @@ use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
 
+use crate::upgrade::{Inherited, Upgrade};
+use std::os::fd::{AsFd, OwnedFd};
+use tandem_engine::handover::ListenerRole;
+
+/// A copy of a listener's socket (kept for a binary upgrade).
+fn copy_fd(l: &TcpListener) -> Result<OwnedFd, ProxyError> {
+    l.as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| ProxyError::io("copying a listener", e))
+}
+
 /// Most connections in one `announceConnections` call.
 pub const MAX_CONNECTIONS_PER_CALL: usize = 1000;
 /// How often expired announcements are pruned from memory.
@@ -61,6 +72,11 @@ pub struct PublicProxy {
     events: EventHub,
     control: Option<ControlPlane>,
     metrics: Option<TcpListener>,
+    /// Binary upgrade: how to start the next binary (SIGUSR2), the control plane's listeners
+    /// to hand it, and what this process inherited (reported ready once serving).
+    upgrade: Option<Upgrade>,
+    listener_fds: Vec<(ListenerRole, OwnedFd)>,
+    inherited: Option<Inherited>,
 }
 
 /// A cheap handle to read a running public proxy (stats, addresses, the engine).
@@ -109,10 +125,12 @@ pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, 
     Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
-/// Resolves the data ports and starts the engine with `router` as its SNI resolver.
+/// Resolves the data ports and starts the engine with `router` as its SNI resolver (on the
+/// listeners and pairs of `inherited`, after a binary upgrade).
 async fn start_engine(
     settings: &PublicProxySettings,
     router: SniRouter,
+    inherited: Option<&mut Inherited>,
 ) -> Result<
     (
         EngineHandle,
@@ -127,7 +145,16 @@ async fn start_engine(
     config.accept_rates = accept_rates(&settings.tcp_rate_limits);
     let cell = router.engine_cell();
     // Binds and spawns the worker threads; returns at once.
-    let (engine, events) = Engine::start(config, Arc::new(router))?;
+    let (engine, events) = match inherited {
+        None => Engine::start(config, Arc::new(router))?,
+        Some(inh) => {
+            let (engine, events, adopted) =
+                Engine::start_inherited(config, Arc::new(router), &mut inh.bundle)
+                    .map_err(|e| ProxyError::Settings(format!("inheriting the engine: {e}")))?;
+            info!(?adopted, "engine inherited from the previous process");
+            (engine, events)
+        }
+    };
     let _ = cell.set(engine.clone());
     Ok((engine, events))
 }
@@ -162,6 +189,25 @@ impl PublicProxy {
         settings: &PublicProxySettings,
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
+        Self::start_with(settings, jsonrpc, None).await
+    }
+
+    /// [`PublicProxy::start`] in the new process of a binary upgrade: the engine, its pairs
+    /// and the ControlService's listener come from `inherited`; it reports ready to the old
+    /// process once [`PublicProxy::serve`] serves.
+    pub async fn start_inherited(
+        settings: &PublicProxySettings,
+        jsonrpc: TcpListener,
+        inherited: Inherited,
+    ) -> Result<Self, ProxyError> {
+        Self::start_with(settings, jsonrpc, Some(inherited)).await
+    }
+
+    async fn start_with(
+        settings: &PublicProxySettings,
+        jsonrpc: TcpListener,
+        mut inherited: Option<Inherited>,
+    ) -> Result<Self, ProxyError> {
         let server = &settings.jsonrpc_server;
         let tls = tandem_net::http::server_tls(server)?;
         if !peer_check(&settings.jsonrpc_server) {
@@ -185,7 +231,7 @@ impl PublicProxy {
         .await?;
         let (jobs_tx, jobs) = mpsc::channel(SNI_QUEUE);
         let router = SniRouter::new(announcements.table(), jobs_tx, counters.clone());
-        let (engine, events) = start_engine(settings, router).await?;
+        let (engine, events) = start_engine(settings, router, inherited.as_mut()).await?;
         let addrs = engine.local_addrs();
         if settings.internal_endpoint.is_none() && addrs.pairing.ip().is_unspecified() {
             warn!(pairing = %addrs.pairing, "internal_endpoint is unset and the pairing port listens on every address: peers are handed an unroutable endpoint; set internal_endpoint");
@@ -199,9 +245,25 @@ impl PublicProxy {
         let control = match &settings.control {
             Some(c) => {
                 let pins = pins.clone();
+                let listener = match inherited
+                    .as_mut()
+                    .and_then(|i| i.listener(ListenerRole::Control))
+                {
+                    Some(l) => {
+                        Some(l.map_err(|e| ProxyError::io("adopting the control listener", e))?)
+                    }
+                    None => None,
+                };
                 Some(
-                    ControlPlane::bind(c, engine.clone(), endpoint.clone(), hub.clone(), pins)
-                        .await?,
+                    ControlPlane::bind(
+                        c,
+                        engine.clone(),
+                        endpoint.clone(),
+                        hub.clone(),
+                        pins,
+                        listener,
+                    )
+                    .await?,
                 )
             }
             None => None,
@@ -222,6 +284,10 @@ impl PublicProxy {
             jsonrpc_addr,
             control_addr: control.as_ref().map(ControlPlane::addr),
         });
+        let mut listener_fds = vec![(ListenerRole::JsonRpc, copy_fd(&jsonrpc)?)];
+        if let Some(c) = &control {
+            listener_fds.push((ListenerRole::Control, c.listener_copy()?));
+        }
         Ok(Self {
             state,
             listener: jsonrpc,
@@ -231,12 +297,25 @@ impl PublicProxy {
             events: hub,
             control,
             metrics: None,
+            upgrade: None,
+            listener_fds,
+            inherited,
         })
+    }
+
+    /// Upgrades on SIGUSR2 by starting `up` (see [`crate::upgrade`]).
+    pub fn with_upgrade(mut self, up: Upgrade) -> Self {
+        self.upgrade = Some(up);
+        self
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs (ready
     /// once serving, not ready while draining); see [`super::metrics`].
     pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        match copy_fd(&listener) {
+            Ok(fd) => self.listener_fds.push((ListenerRole::Metrics, fd)),
+            Err(e) => warn!(error = %e, "cannot keep the metrics listener for an upgrade"),
+        }
         self.metrics = Some(listener);
         self
     }
@@ -290,8 +369,13 @@ impl PublicProxy {
             stop.clone().wait(),
         ));
         let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
+        if let Some(inherited) = self.inherited {
+            crate::upgrade::report_ready(inherited).await;
+        }
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
+        let mut usr2 = crate::upgrade::Requests::new(self.upgrade.is_some());
+        let mut handed_over = false;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
@@ -299,14 +383,25 @@ impl PublicProxy {
                     state.announcements.prune(Utc::now());
                     log_summary(&state);
                 }
+                () = usr2.next() => {
+                    if let Some(up) = &self.upgrade
+                        && crate::upgrade::attempt(up, &state, &self.listener_fds).await
+                    {
+                        handed_over = true;
+                        break;
+                    }
+                }
             }
         }
-        info!("public proxy stopping: draining");
+        info!(handed_over, "public proxy stopping: draining");
         ready.set(false);
         stop_tx.trigger();
         let _ = server.await;
         let _ = notifier.await;
-        state.announcements.close(Utc::now()).await;
+        // After a hand-over the store belongs to the new process (writes here stay held).
+        if !handed_over {
+            state.announcements.close(Utc::now()).await;
+        }
         if let Some(control) = control {
             let _ = control.await;
         }

@@ -45,7 +45,8 @@ pub enum HandoverError {
 }
 
 impl HandoverError {
-    pub(crate) fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
+    /// Wraps an I/O error with what was being done.
+    pub fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> Self {
         move |source| HandoverError::Io { what, source }
     }
 

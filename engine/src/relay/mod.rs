@@ -61,6 +61,31 @@ impl CloseReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fatal {
     Reset,
+    /// Not from a direction: the idle timeout or drain (see `relay`).
+    Closed(CloseReason),
+}
+
+fn return_reason(reason: CloseReason) -> Option<Result<(), Fatal>> {
+    Some(Err(Fatal::Closed(reason)))
+}
+
+/// After a pause: polls the relay until neither direction is mid-burst (`None`: stop there)
+/// or it ends (`Some`).
+async fn settle<F: Future<Output = Result<(), Fatal>>>(
+    mut run: Pin<&mut F>,
+    quiet: impl Fn() -> bool,
+) -> Option<Result<(), Fatal>> {
+    poll_fn(|cx| {
+        if quiet() {
+            return Poll::Ready(None);
+        }
+        match run.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending if quiet() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// Where a pair's relay starts: from zero, or where a binary upgrade stopped it.
@@ -93,10 +118,10 @@ pub(crate) struct RelayEnv<'a> {
     pub idle: Option<Duration>,
     /// The core's idle clocks, swept by its tick.
     pub clocks: &'a IdleClocks,
-    /// Fired by a hand-over: each direction stops at its next readiness wait (its pipe empty).
+    /// Fired by a hand-over: the relay stops once neither direction is mid-burst.
     pub pause: &'a LocalSignal,
-    /// Where the pair starts.
-    pub start: Resume,
+    /// Where an adopted pair starts (boxed: rare, and every pair's future carries the room).
+    pub start: Option<Box<Resume>>,
 }
 
 /// One direction's bookkeeping.
@@ -107,12 +132,16 @@ pub(crate) struct Direction<'a> {
     pub clock: Option<&'a IdleClock<'a>>,
     /// Set once the direction reached EOF (a paused pair carries it to the next process).
     pub eof: &'a Cell<bool>,
+    /// True while the direction moves bytes (a pipe may hold some); false while it waits.
+    pub busy: &'a Cell<bool>,
 }
 
 /// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
 /// `a_prefix` goes to `b` and `b_prefix` to `a` first (a buffered ClientHello).
-/// Returns how it ended and bytes moved `[a→b, b→a]` (counted from `env.start`). The caller closes the sockets (it owns
-/// them: borrowed here so that the pair's future stores each stream once).
+/// A hand-over's `env.pause` ends it as `Paused` once neither direction is mid-burst (every
+/// byte read is written). Returns how it ended and bytes moved `[a→b, b→a]` (counted from
+/// `env.start`). The caller closes or hands on the sockets (it owns them: borrowed here so
+/// that the pair's future stores each stream once).
 pub(crate) async fn relay(
     a: &TcpStream,
     b: &TcpStream,
@@ -121,19 +150,24 @@ pub(crate) async fn relay(
     close: &LocalSignal,
 ) -> (Ended, [u64; 2]) {
     let clock = env.idle.map(|_| env.clocks.start(Instant::now()));
-    let (ab, ba) = (Cell::new(env.start.bytes[0]), Cell::new(env.start.bytes[1]));
-    let (eof_ab, eof_ba) = (Cell::new(env.start.eof[0]), Cell::new(env.start.eof[1]));
+    let start = env.start.as_deref().copied().unwrap_or_default();
+    let (ab, ba) = (Cell::new(start.bytes[0]), Cell::new(start.bytes[1]));
+    let (eof_ab, eof_ba) = (Cell::new(start.eof[0]), Cell::new(start.eof[1]));
+    // Busy until each pump first waits (the prefixes are written before).
+    let (busy_ab, busy_ba) = (Cell::new(true), Cell::new(true));
     let dir_ab = Direction {
         moved: &ab,
         counter: &env.stats.bytes_a_to_b,
         clock: clock.as_ref(),
         eof: &eof_ab,
+        busy: &busy_ab,
     };
     let dir_ba = Direction {
         moved: &ba,
         counter: &env.stats.bytes_b_to_a,
         clock: clock.as_ref(),
         eof: &eof_ba,
+        busy: &busy_ba,
     };
     let run = async {
         // Boxed, and only with a prefix: a buffered ClientHello is rare and short-lived, so
@@ -150,17 +184,34 @@ pub(crate) async fn relay(
         let ba = pin!(pump::pump(b, a, env, &dir_ba));
         both_or_first_error(ab, ba).await
     };
-    let reason = monoio::select! {
-        r = run => match r {
-            // Both pumps returned without an error: at EOF each, or paused by a hand-over.
-            Ok(()) if !(eof_ab.get() && eof_ba.get()) => {
-                return (Ended::Paused { eof: [eof_ab.get(), eof_ba.get()] }, [ab.get(), ba.get()]);
+    let mut run = pin!(run);
+    let stop = monoio::select! {
+        r = &mut run => Some(r),
+        _ = idle_expired(clock.as_ref()) => return_reason(CloseReason::Idle),
+        _ = close.wait() => return_reason(CloseReason::Drain),
+        _ = env.pause.wait() => None,
+    };
+    let result = match stop {
+        Some(r) => r,
+        None => {
+            let quiet = || !busy_ab.get() && !busy_ba.get();
+            let settled = monoio::select! {
+                r = settle(run.as_mut(), quiet) => r,
+                _ = close.wait() => return_reason(CloseReason::Drain),
+            };
+            match settled {
+                Some(r) => r,
+                None => {
+                    let eof = [eof_ab.get(), eof_ba.get()];
+                    return (Ended::Paused { eof }, [ab.get(), ba.get()]);
+                }
             }
-            Ok(()) => CloseReason::Normal,
-            Err(Fatal::Reset) => CloseReason::Reset,
-        },
-        _ = idle_expired(clock.as_ref()) => CloseReason::Idle,
-        _ = close.wait() => CloseReason::Drain,
+        }
+    };
+    let reason = match result {
+        Ok(()) => CloseReason::Normal,
+        Err(Fatal::Reset) => CloseReason::Reset,
+        Err(Fatal::Closed(reason)) => reason,
     };
     if reason != CloseReason::Normal {
         // RST both: the peer of a reset side learns of it, and drain/idle leave no TIME_WAIT.

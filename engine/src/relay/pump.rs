@@ -44,8 +44,9 @@ fn moved(n: usize, dir: &Direction<'_>) {
     }
 }
 
-/// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half and sets `dir.eof`), a
-/// fatal error, or a hand-over's pause (checked only here, between bursts: the pipe is empty).
+/// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half and sets `dir.eof`) or a
+/// fatal error. `dir.busy` is false only while it waits for `src` (its pipe empty): where a
+/// hand-over may stop it.
 pub(crate) async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
@@ -53,16 +54,13 @@ pub(crate) async fn pump(
     dir: &Direction<'_>,
 ) -> Result<(), Fatal> {
     if dir.eof.get() {
+        dir.busy.set(false);
         return Ok(());
     }
     loop {
-        if env.pause.is_fired() {
-            return Ok(());
-        }
-        monoio::select! {
-            r = wait_ready(src, true) => r?,
-            _ = env.pause.wait() => return Ok(()),
-        }
+        dir.busy.set(false);
+        wait_ready(src, true).await?;
+        dir.busy.set(true);
         let burst = match env.pipes.lease() {
             Ok(pipe) => {
                 CoreStats::inc(&env.stats.pipe_leases);
@@ -91,6 +89,7 @@ pub(crate) async fn pump(
         if let Burst::Eof = burst {
             splice::shutdown_write(dst.as_raw_fd());
             dir.eof.set(true);
+            dir.busy.set(false);
             return Ok(());
         }
     }

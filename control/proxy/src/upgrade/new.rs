@@ -1,0 +1,120 @@
+//! The new process's side: say hello on the inherited socket, receive the state with its
+//! sockets, and after adopting it say `Ready` (or `Refuse`, with why).
+
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
+
+use tandem_engine::handover::{Bundle, HandoverError, ListenerRole, Message, fdpass, wire};
+use tokio::net::TcpListener;
+
+use super::{UPGRADE_FD, UPGRADE_FD_ENV};
+
+/// How long the new process waits for the old one's offer and its sockets.
+const OFFER_WITHIN: Duration = Duration::from_secs(60);
+
+/// What the new process inherited, until it reports ready.
+pub struct Inherited {
+    sock: UnixStream,
+    /// The state and its sockets (taken out as they are adopted).
+    pub bundle: Bundle,
+}
+
+impl std::fmt::Debug for Inherited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inherited")
+            .field("state", &self.bundle.state.fds)
+            .finish()
+    }
+}
+
+impl Inherited {
+    /// When started by an upgrade (`TANDEM_UPGRADE_FD` set): hello, then the offer. `None`
+    /// for a plain start.
+    pub fn from_env() -> Option<Result<Self, HandoverError>> {
+        let fd = std::env::var(UPGRADE_FD_ENV).ok()?;
+        // SAFE to remove: the variable is ours and this runs before any other thread reads it.
+        Some(Self::connect(fd))
+    }
+
+    fn connect(fd: String) -> Result<Self, HandoverError> {
+        if fd != UPGRADE_FD.to_string() {
+            return Err(HandoverError::Protocol(
+                "TANDEM_UPGRADE_FD names another fd",
+            ));
+        }
+        if !is_unix_socket(UPGRADE_FD) {
+            return Err(HandoverError::Protocol("fd 3 is not a Unix socket"));
+        }
+        // SAFETY: fd 3 is open (checked above), a socket, and owned by nothing else here: the
+        // old process put it there for us alone.
+        let sock = UnixStream::from(unsafe { OwnedFd::from_raw_fd(UPGRADE_FD) });
+        let io = HandoverError::io("setting the hand-over socket's timeouts");
+        sock.set_read_timeout(Some(OFFER_WITHIN)).map_err(io)?;
+        sock.set_write_timeout(Some(OFFER_WITHIN))
+            .map_err(HandoverError::io("setting the hand-over socket's timeouts"))?;
+        let hello = Message::Hello {
+            min: wire::MIN_VERSION,
+            max: wire::VERSION,
+            pid: std::process::id(),
+        };
+        fdpass::send(&sock, &hello, &[])?;
+        match fdpass::recv(&sock)? {
+            (Message::Offer(state), fds) => Ok(Inherited {
+                sock,
+                bundle: Bundle::from_parts(state, fds),
+            }),
+            (Message::Refuse { reason }, _) => Err(HandoverError::Refused(reason)),
+            _ => Err(HandoverError::Protocol("expected an offer")),
+        }
+    }
+
+    /// Takes the listener with `role` out as a tokio listener.
+    pub fn listener(&mut self, role: ListenerRole) -> Option<std::io::Result<TcpListener>> {
+        let fd = self.bundle.take_listener(role)?;
+        let l = std::net::TcpListener::from(fd);
+        Some(
+            l.set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(l)),
+        )
+    }
+
+    /// Reports ready: the old process stops and exits.
+    pub fn ready(self) -> Result<(), HandoverError> {
+        fdpass::send(
+            &self.sock,
+            &Message::Ready {
+                pid: std::process::id(),
+            },
+            &[],
+        )
+    }
+
+    /// Refuses, with why: the old process takes everything back.
+    pub fn refuse(self, reason: &str) {
+        let _ = fdpass::send(
+            &self.sock,
+            &Message::Refuse {
+                reason: reason.to_owned(),
+            },
+            &[],
+        );
+    }
+}
+
+fn is_unix_socket(fd: i32) -> bool {
+    let mut domain: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `domain`; an fd that is not a socket
+    // fails with ENOTSOCK.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_DOMAIN,
+            (&mut domain as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    rc == 0 && domain == libc::AF_UNIX
+}
