@@ -245,13 +245,8 @@ impl PublicProxy {
         let control = match &settings.control {
             Some(c) => {
                 let pins = pins.clone();
-                let listener = match inherited
-                    .as_mut()
-                    .and_then(|i| i.listener(ListenerRole::Control))
-                {
-                    Some(l) => {
-                        Some(l.map_err(|e| ProxyError::io("adopting the control listener", e))?)
-                    }
+                let listener = match inherited.as_mut() {
+                    Some(i) => i.listener(ListenerRole::Control)?,
                     None => None,
                 };
                 Some(

@@ -20,8 +20,9 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use new::Inherited;
+pub use new::{Inherited, Refuser};
 pub use old::{Outcome, upgrade};
+pub use tandem_engine::handover::ListenerRole;
 
 /// The environment variable naming the hand-over socket's fd in the new process.
 pub const UPGRADE_FD_ENV: &str = "TANDEM_UPGRADE_FD";
@@ -121,6 +122,7 @@ pub(crate) async fn attempt(
             live,
             issued,
             sockets,
+            bytes_moved,
             took,
         } => {
             crate::stats::ProxyCounters::inc(&state.counters.upgrades_completed);
@@ -129,6 +131,7 @@ pub(crate) async fn attempt(
                 live_pairs = live,
                 issued_pairs = issued,
                 sockets,
+                bytes_moved,
                 took_ms = took.as_millis() as u64,
                 "upgrade complete: the new process serves; this one exits"
             );

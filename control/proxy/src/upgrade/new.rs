@@ -9,6 +9,7 @@ use tandem_engine::handover::{Bundle, HandoverError, ListenerRole, Message, fdpa
 use tokio::net::TcpListener;
 
 use super::{UPGRADE_FD, UPGRADE_FD_ENV};
+use crate::ProxyError;
 
 /// How long the new process waits for the old one's offer and its sockets.
 const OFFER_WITHIN: Duration = Duration::from_secs(60);
@@ -69,14 +70,16 @@ impl Inherited {
         }
     }
 
-    /// Takes the listener with `role` out as a tokio listener.
-    pub fn listener(&mut self, role: ListenerRole) -> Option<std::io::Result<TcpListener>> {
-        let fd = self.bundle.take_listener(role)?;
+    /// Takes the listener with `role` out as a tokio listener (`None`: none was handed over).
+    pub fn listener(&mut self, role: ListenerRole) -> Result<Option<TcpListener>, ProxyError> {
+        let Some(fd) = self.bundle.take_listener(role) else {
+            return Ok(None);
+        };
         let l = std::net::TcpListener::from(fd);
-        Some(
-            l.set_nonblocking(true)
-                .and_then(|()| TcpListener::from_std(l)),
-        )
+        l.set_nonblocking(true)
+            .and_then(|()| TcpListener::from_std(l))
+            .map(Some)
+            .map_err(|e| ProxyError::io("adopting an inherited listener", e))
     }
 
     /// Reports ready: the old process stops and exits.
@@ -90,15 +93,25 @@ impl Inherited {
         )
     }
 
-    /// Refuses, with why: the old process takes everything back.
+    /// A second handle on the hand-over socket, to refuse with why if starting fails after
+    /// the state was taken (the old process then logs that reason and takes everything back).
+    pub fn refuser(&self) -> Option<Refuser> {
+        self.sock.try_clone().ok().map(Refuser)
+    }
+}
+
+/// Refuses a hand-over on behalf of a process that could not start (see
+/// [`Inherited::refuser`]).
+#[derive(Debug)]
+pub struct Refuser(UnixStream);
+
+impl Refuser {
+    /// Sends `Refuse { reason }` (best effort: the old process also sees the socket close).
     pub fn refuse(self, reason: &str) {
-        let _ = fdpass::send(
-            &self.sock,
-            &Message::Refuse {
-                reason: reason.to_owned(),
-            },
-            &[],
-        );
+        let msg = Message::Refuse {
+            reason: reason.to_owned(),
+        };
+        let _ = fdpass::send(&self.0, &msg, &[]);
     }
 }
 

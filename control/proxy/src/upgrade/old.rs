@@ -30,6 +30,8 @@ pub enum Outcome {
         issued: usize,
         /// Sockets passed.
         sockets: u32,
+        /// Bytes the live pairs had moved when they were handed over (both directions).
+        bytes_moved: u64,
         /// From the request to `Ready`.
         took: Duration,
     },
@@ -137,6 +139,12 @@ async fn run(
                 live: bundle.state.live.len(),
                 issued: bundle.state.issued.len(),
                 sockets: bundle.state.fds,
+                bytes_moved: bundle
+                    .state
+                    .live
+                    .iter()
+                    .map(|p| p.bytes[0] + p.bytes[1])
+                    .sum(),
                 took: started.elapsed(),
             })
         }
