@@ -55,6 +55,14 @@ impl ControlPlane {
         })
     }
 
+    /// Sends the service's `Upgrade` calls to `asks`.
+    pub(crate) fn accept_upgrades(
+        &self,
+        asks: tokio::sync::mpsc::Sender<crate::control_service::UpgradeAsk>,
+    ) {
+        self.server.accept_upgrades(asks);
+    }
+
     /// A copy of its listening socket (kept for a binary upgrade).
     pub(crate) fn listener_copy(&self) -> Result<std::os::fd::OwnedFd, ProxyError> {
         use std::os::fd::AsFd;

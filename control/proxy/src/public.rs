@@ -77,6 +77,8 @@ pub struct PublicProxy {
     upgrade: Option<Upgrade>,
     listener_fds: Vec<(ListenerRole, OwnedFd)>,
     inherited: Option<Inherited>,
+    /// `proxy ctl upgrade` calls from the ControlService.
+    asks: mpsc::Receiver<crate::control_service::UpgradeAsk>,
 }
 
 /// A cheap handle to read a running public proxy (stats, addresses, the engine).
@@ -280,8 +282,11 @@ impl PublicProxy {
             control_addr: control.as_ref().map(ControlPlane::addr),
         });
         let mut listener_fds = vec![(ListenerRole::JsonRpc, copy_fd(&jsonrpc)?)];
+        // Bounded: one upgrade runs at a time; a second call waits behind it or is refused.
+        let (asks_tx, asks) = mpsc::channel(1);
         if let Some(c) = &control {
             listener_fds.push((ListenerRole::Control, c.listener_copy()?));
+            c.accept_upgrades(asks_tx);
         }
         Ok(Self {
             state,
@@ -295,6 +300,7 @@ impl PublicProxy {
             upgrade: None,
             listener_fds,
             inherited,
+            asks,
         })
     }
 
@@ -324,7 +330,7 @@ impl PublicProxy {
 
     /// Serves until `shutdown` resolves; then stops the JSON-RPC server and the notifier, and
     /// drains the engine.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
         let (stop_tx, stop) = tandem_serving::shutdown();
         let notifier = tokio::spawn(dispatch(
@@ -379,9 +385,16 @@ impl PublicProxy {
                     log_summary(&state);
                 }
                 () = usr2.next() => {
-                    if let Some(up) = &self.upgrade
-                        && crate::upgrade::attempt(up, &state, &self.listener_fds).await
-                    {
+                    if crate::upgrade::attempt(self.upgrade.as_ref(), &state, &self.listener_fds).await.completed {
+                        handed_over = true;
+                        break;
+                    }
+                }
+                Some(reply) = self.asks.recv() => {
+                    let answer = crate::upgrade::attempt(self.upgrade.as_ref(), &state, &self.listener_fds).await;
+                    let completed = answer.completed;
+                    let _ = reply.send(answer);
+                    if completed {
                         handed_over = true;
                         break;
                     }

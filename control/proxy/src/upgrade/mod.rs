@@ -17,8 +17,10 @@ mod new;
 mod old;
 
 use std::ffi::OsString;
+
 use std::path::PathBuf;
 use std::time::Duration;
+use tandem_proto::control::UpgradeResponse;
 
 pub use new::{Inherited, Refuser};
 pub use old::{Outcome, upgrade};
@@ -109,12 +111,18 @@ impl Requests {
     }
 }
 
-/// One upgrade with its log line and counter; true when the new process took over.
+/// One upgrade with its log line and counter (`None`: upgrades are off in this process).
 pub(crate) async fn attempt(
-    up: &Upgrade,
+    up: Option<&Upgrade>,
     state: &std::sync::Arc<crate::public::PublicState>,
     listeners: &[(tandem_engine::handover::ListenerRole, std::os::fd::OwnedFd)],
-) -> bool {
+) -> UpgradeResponse {
+    let Some(up) = up else {
+        return UpgradeResponse {
+            reason: "this process was started without upgrades".into(),
+            ..Default::default()
+        };
+    };
     tracing::info!(binary = %up.binary.display(), "upgrade requested");
     match upgrade(up, state, listeners).await {
         Outcome::Completed {
@@ -126,21 +134,32 @@ pub(crate) async fn attempt(
             took,
         } => {
             crate::stats::ProxyCounters::inc(&state.counters.upgrades_completed);
+            let took_ms = took.as_millis() as u64;
             tracing::info!(
                 new_pid = pid,
                 live_pairs = live,
                 issued_pairs = issued,
                 sockets,
                 bytes_moved,
-                took_ms = took.as_millis() as u64,
+                took_ms,
                 "upgrade complete: the new process serves; this one exits"
             );
-            true
+            UpgradeResponse {
+                completed: true,
+                new_pid: pid,
+                live_pairs: live as u64,
+                issued_pairs: issued as u64,
+                took_ms,
+                reason: String::new(),
+            }
         }
         Outcome::RolledBack(e) => {
             crate::stats::ProxyCounters::inc(&state.counters.upgrades_rolled_back);
             old::log_rollback(&e);
-            false
+            UpgradeResponse {
+                reason: e.to_string(),
+                ..Default::default()
+            }
         }
     }
 }

@@ -328,12 +328,12 @@ fn a_new_binary_that_fails_leaves_the_old_one_serving_with_everything() {
     let (w_endpoint, w) = tokens(&layout);
     let mut waiting_a = dial(&w_endpoint, &w[0]);
 
-    // 1: the binary at the path exits 1 at once.
+    // 1: the binary at the path exits 1 at once (asked by `proxy ctl upgrade`, which fails).
     let real = std::fs::read(&binary).unwrap();
     replace(&binary, b"#!/bin/sh\nexit 1\n");
-    signal(pid, libc::SIGUSR2);
-    let line = proxy.wait_for("upgrade failed; this process keeps serving");
-    eprintln!("{line}");
+    let err = ctl(&layout, &["upgrade"]).expect_err("ctl upgrade reports the rollback");
+    assert!(err.contains("upgrade rolled back"), "{err}");
+    proxy.wait_for("upgrade failed; this process keeps serving");
     ping_pong(&mut a, &mut b);
 
     // 2: a hostile peer on the hand-over socket: garbage, then silence.
@@ -371,4 +371,37 @@ fn a_new_binary_that_fails_leaves_the_old_one_serving_with_everything() {
         proxy.wait_exit(STEP)
     };
     assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn proxy_ctl_upgrade_hands_a_live_pair_to_the_new_process() {
+    let layout = Layout::new();
+    let binary = copy_binary(&layout);
+    let (mut proxy, _hyper) = start(&layout, &binary);
+    let mut successors = Successors::default();
+    let (endpoint, t) = tokens(&layout);
+    let (mut a, mut b) = (dial(&endpoint, &t[0]), dial(&endpoint, &t[1]));
+    ping_pong(&mut a, &mut b);
+    let out = ctl(&layout, &["upgrade"]).expect("ctl upgrade");
+    assert!(out.starts_with("upgraded: new pid "), "{out}");
+    let new_pid: i32 = out
+        .trim_start_matches("upgraded: new pid ")
+        .split(',')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    successors.0.push(new_pid);
+    assert!(out.contains("1 live"), "{out}");
+    assert_eq!(
+        proxy.wait_exit(STEP).code(),
+        Some(0),
+        "the old process exits 0"
+    );
+    ping_pong(&mut a, &mut b);
+    let (e, t2) = tokens(&layout);
+    let (mut c, mut d) = (dial(&e, &t2[0]), dial(&e, &t2[1]));
+    ping_pong(&mut c, &mut d);
+    signal(new_pid, libc::SIGTERM);
+    wait_gone(new_pid);
 }
