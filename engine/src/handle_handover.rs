@@ -66,6 +66,17 @@ impl EngineHandle {
         {
             return Err(HandoverError::NotNow("stopping or already handed over"));
         }
+        match self.pause_and_export(quiet_within) {
+            Ok(exports) => self.bundle(exports),
+            Err(e) => {
+                // A core stuck or stopped: serve on with what is left (the listeners again).
+                self.resume_listeners();
+                Err(e)
+            }
+        }
+    }
+
+    fn pause_and_export(&self, quiet_within: Duration) -> Result<Vec<CoreExport>, HandoverError> {
         let n = self.cores();
         let deadline = Instant::now() + quiet_within;
         let (tx, rx) = sync_channel(n);
@@ -73,11 +84,14 @@ impl EngineHandle {
             let reply = tx.clone();
             self.send_blocking(core, CoreMsg::Pause { deadline, reply })?;
         }
-        // Every core answers once quiet: a hand-off between cores sent before a core went quiet
-        // is in its owner's mailbox ahead of the Export below.
+        // Every core answers once quiet or at the deadline: a hand-off between cores sent
+        // before a core went quiet is in its owner's mailbox ahead of the Export below. A core
+        // that does not answer in time is exported all the same (its Export waits in line).
         for _ in 0..n {
-            rx.recv_timeout(quiet_within + ANSWER_SLACK)
-                .map_err(|_| HandoverError::NotNow("a core did not pause"))?;
+            if rx.recv_timeout(quiet_within + ANSWER_SLACK).is_err() {
+                tracing::warn!("a core did not answer the pause in time");
+                break;
+            }
         }
         let (tx, rx) = sync_channel(n);
         for core in 0..n {
@@ -86,12 +100,57 @@ impl EngineHandle {
         let mut exports: Vec<CoreExport> = Vec::with_capacity(n);
         for _ in 0..n {
             exports.push(
-                rx.recv_timeout(ANSWER_SLACK)
+                rx.recv_timeout(quiet_within + ANSWER_SLACK)
                     .map_err(|_| HandoverError::NotNow("a core did not export"))?,
             );
         }
-        let key = self.inner.shared.map.key();
-        let mut bundle = Bundle::new(n as u16, key);
+        Ok(exports)
+    }
+
+    /// After a failed export: every core serves its listeners again (the engine's copies).
+    fn resume_listeners(&self) {
+        let kept = match self.inner.kept.lock() {
+            Ok(k) => k,
+            Err(p) => p.into_inner(),
+        };
+        let mut imports: Vec<CoreImport> =
+            (0..self.cores()).map(|_| CoreImport::default()).collect();
+        for (port, core, l) in kept.iter() {
+            if let Ok(copy) = l.try_clone() {
+                imports[core.0].listeners.push((*port, copy));
+            }
+        }
+        drop(kept);
+        for (core, import) in imports.into_iter().enumerate() {
+            let _ = self.send_blocking(core, CoreMsg::Adopt(Box::new(import)));
+        }
+        self.inner.exported.store(false, Ordering::Release);
+    }
+
+    /// The cores' exports and the listeners' copies as one bundle; if a listener cannot be
+    /// copied (no fd left), the pairs are adopted back and the listeners served again.
+    fn bundle(&self, exports: Vec<CoreExport>) -> Result<Bundle, HandoverError> {
+        let n = self.cores();
+        let mut bundle = Bundle::new(n as u16, self.inner.shared.map.key());
+        for e in exports {
+            put_core(&mut bundle, e);
+        }
+        if let Err(e) = self.put_listeners(&mut bundle) {
+            bundle.state.listeners.clear();
+            let _ = self.adopt(&mut bundle);
+            self.resume_listeners();
+            return Err(e);
+        }
+        info!(
+            live = bundle.state.live.len(),
+            issued = bundle.state.issued.len(),
+            sockets = bundle.state.fds,
+            "engine exported"
+        );
+        Ok(bundle)
+    }
+
+    fn put_listeners(&self, bundle: &mut Bundle) -> Result<(), HandoverError> {
         let kept = match self.inner.kept.lock() {
             Ok(k) => k,
             Err(p) => p.into_inner(),
@@ -107,17 +166,7 @@ impl EngineHandle {
             };
             bundle.push_listener(role, OwnedFd::from(copy));
         }
-        drop(kept);
-        for e in exports {
-            put_core(&mut bundle, e);
-        }
-        info!(
-            live = bundle.state.live.len(),
-            issued = bundle.state.issued.len(),
-            sockets = bundle.state.fds,
-            "engine exported"
-        );
-        Ok(bundle)
+        Ok(())
     }
 
     /// Adopts the data-port listeners, issued pairs and live pairs of `bundle` (taking their
