@@ -31,15 +31,14 @@ use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
 
 use crate::upgrade::{Inherited, Upgrade};
-use std::os::fd::{AsFd, OwnedFd};
-use tandem_engine::handover::ListenerRole;
 
-/// A copy of a listener's socket (kept for a binary upgrade).
-fn copy_fd(l: &TcpListener) -> Result<OwnedFd, ProxyError> {
-    l.as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| ProxyError::io("copying a listener", e))
-}
+use std::os::fd::OwnedFd;
+use tandem_engine::handover::ListenerRole;
+use upgrade_wiring::copy_fd;
+
+/// The upgrade's entry points on [`PublicProxy`] (a child module: it sets private fields).
+#[path = "public_upgrade.rs"]
+mod upgrade_wiring;
 
 /// Most connections in one `announceConnections` call.
 pub const MAX_CONNECTIONS_PER_CALL: usize = 1000;
@@ -194,17 +193,6 @@ impl PublicProxy {
         Self::start_with(settings, jsonrpc, None).await
     }
 
-    /// [`PublicProxy::start`] in the new process of a binary upgrade: the engine, its pairs
-    /// and the ControlService's listener come from `inherited`; it reports ready to the old
-    /// process once [`PublicProxy::serve`] serves.
-    pub async fn start_inherited(
-        settings: &PublicProxySettings,
-        jsonrpc: TcpListener,
-        inherited: Inherited,
-    ) -> Result<Self, ProxyError> {
-        Self::start_with(settings, jsonrpc, Some(inherited)).await
-    }
-
     async fn start_with(
         settings: &PublicProxySettings,
         jsonrpc: TcpListener,
@@ -304,19 +292,10 @@ impl PublicProxy {
         })
     }
 
-    /// Upgrades on SIGUSR2 by starting `up` (see [`crate::upgrade`]).
-    pub fn with_upgrade(mut self, up: Upgrade) -> Self {
-        self.upgrade = Some(up);
-        self
-    }
-
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs (ready
     /// once serving, not ready while draining); see [`super::metrics`].
     pub fn with_metrics(mut self, listener: TcpListener) -> Self {
-        match copy_fd(&listener) {
-            Ok(fd) => self.listener_fds.push((ListenerRole::Metrics, fd)),
-            Err(e) => warn!(error = %e, "cannot keep the metrics listener for an upgrade"),
-        }
+        self.keep_for_upgrade(ListenerRole::Metrics, &listener);
         self.metrics = Some(listener);
         self
     }
@@ -330,7 +309,7 @@ impl PublicProxy {
 
     /// Serves until `shutdown` resolves; then stops the JSON-RPC server and the notifier, and
     /// drains the engine.
-    pub async fn serve(mut self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
         let (stop_tx, stop) = tandem_serving::shutdown();
         let notifier = tokio::spawn(dispatch(
@@ -375,7 +354,7 @@ impl PublicProxy {
         }
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
-        let mut usr2 = crate::upgrade::Requests::new(self.upgrade.is_some());
+        let mut requests = crate::upgrade::Requests::new(self.upgrade.is_some(), self.asks);
         let mut handed_over = false;
         loop {
             tokio::select! {
@@ -384,17 +363,9 @@ impl PublicProxy {
                     state.announcements.prune(Utc::now());
                     log_summary(&state);
                 }
-                () = usr2.next() => {
-                    if crate::upgrade::attempt(self.upgrade.as_ref(), &state, &self.listener_fds).await.completed {
-                        handed_over = true;
-                        break;
-                    }
-                }
-                Some(reply) = self.asks.recv() => {
-                    let answer = crate::upgrade::attempt(self.upgrade.as_ref(), &state, &self.listener_fds).await;
-                    let completed = answer.completed;
-                    let _ = reply.send(answer);
-                    if completed {
+                ask = requests.next() => {
+                    let up = self.upgrade.as_ref();
+                    if crate::upgrade::answer(up, &state, &self.listener_fds, ask).await {
                         handed_over = true;
                         break;
                     }

@@ -1,6 +1,13 @@
 #![allow(clippy::unwrap_used)]
 use super::*;
+use crate::handover::state::{
+    FdIndex, IssuedPair, ListenerEntry, ListenerRole, LivePair, WaitingSide,
+};
+use crate::pair_table::{PairId, PairKind, Port, Side};
+use crate::token::{CoreId, Token};
 use proptest::prelude::*;
+use std::net::SocketAddr;
+use std::time::Duration;
 
 fn addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![

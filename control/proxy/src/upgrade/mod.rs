@@ -85,34 +85,64 @@ impl UpgradeError {
     }
 }
 
-/// SIGUSR2, when upgrades are on: each signal is one request (`next` never completes when
-/// they are off or the signal cannot be watched).
-pub(crate) struct Requests(Option<tokio::signal::unix::Signal>);
+/// Upgrade requests: SIGUSR2 (when upgrades are on) and `proxy ctl upgrade` calls.
+pub(crate) struct Requests {
+    signal: Option<tokio::signal::unix::Signal>,
+    asks: tokio::sync::mpsc::Receiver<crate::control_service::UpgradeAsk>,
+}
 
 impl Requests {
-    pub(crate) fn new(on: bool) -> Self {
+    pub(crate) fn new(
+        on: bool,
+        asks: tokio::sync::mpsc::Receiver<crate::control_service::UpgradeAsk>,
+    ) -> Self {
         let signal = on.then(|| {
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined2())
                 .inspect_err(|e| tracing::warn!(error = %e, "cannot watch SIGUSR2: no upgrades"))
                 .ok()
         });
-        Requests(signal.flatten())
+        Requests {
+            signal: signal.flatten(),
+            asks,
+        }
     }
 
-    pub(crate) async fn next(&mut self) {
-        match &mut self.0 {
-            Some(s) => {
-                if s.recv().await.is_none() {
-                    std::future::pending::<()>().await;
-                }
+    /// The next request: `None` for a signal, the caller's reply slot for a ctl call.
+    pub(crate) async fn next(&mut self) -> Option<crate::control_service::UpgradeAsk> {
+        let signal = async {
+            let got = match &mut self.signal {
+                Some(s) => s.recv().await,
+                None => None,
+            };
+            if got.is_none() {
+                std::future::pending::<()>().await;
             }
-            None => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            () = signal => None,
+            Some(ask) = self.asks.recv() => Some(ask),
         }
     }
 }
 
+/// Runs the upgrade one request asked for and answers a ctl caller; true when the new
+/// process took over (this one then stops).
+pub(crate) async fn answer(
+    up: Option<&Upgrade>,
+    state: &std::sync::Arc<crate::public::PublicState>,
+    listeners: &[(tandem_engine::handover::ListenerRole, std::os::fd::OwnedFd)],
+    ask: Option<crate::control_service::UpgradeAsk>,
+) -> bool {
+    let outcome = attempt(up, state, listeners).await;
+    let completed = outcome.completed;
+    if let Some(reply) = ask {
+        let _ = reply.send(outcome);
+    }
+    completed
+}
+
 /// One upgrade with its log line and counter (`None`: upgrades are off in this process).
-pub(crate) async fn attempt(
+async fn attempt(
     up: Option<&Upgrade>,
     state: &std::sync::Arc<crate::public::PublicState>,
     listeners: &[(tandem_engine::handover::ListenerRole, std::os::fd::OwnedFd)],
