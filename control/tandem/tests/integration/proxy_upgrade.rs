@@ -42,6 +42,14 @@ fn transfer_bytes() -> u64 {
         .unwrap_or(64 << 20)
 }
 
+/// Transfer pairs (`TANDEM_UPGRADE_TEST_PAIRS` overrides; 1 by default).
+fn transfer_pairs() -> usize {
+    std::env::var("TANDEM_UPGRADE_TEST_PAIRS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+}
+
 /// Upgrades in a row.
 const UPGRADES: usize = 3;
 
@@ -240,21 +248,29 @@ fn three_upgrades_mid_transfer(driver: &str) {
     let bytes = transfer_bytes();
 
     // The transfer pair, both ways, gated at 90% until the upgrades are done.
-    let (endpoint, t) = tokens(&layout);
-    let (mut a, mut b) = (dial(&endpoint, &t[0]), dial(&endpoint, &t[1]));
-    ping_pong(&mut a, &mut b);
+    let pairs = transfer_pairs();
     let mut gos = Vec::new();
     let mut flows = Vec::new();
-    for (i, (from, to)) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)]
-        .into_iter()
-        .enumerate()
-    {
-        let (go_tx, go) = mpsc::channel();
-        gos.push(go_tx);
-        flows.push((
-            std::thread::spawn(move || send(from, bytes, i as u64, go)),
-            std::thread::spawn(move || receive(to)),
-        ));
+    let mut endpoint = String::new();
+    for p in 0..pairs {
+        let (e, t) = tokens(&layout);
+        let (mut a, mut b) = (dial(&e, &t[0]), dial(&e, &t[1]));
+        ping_pong(&mut a, &mut b);
+        endpoint = e;
+        for (i, (from, to)) in [(a.try_clone().unwrap(), b.try_clone().unwrap()), (b, a)]
+            .into_iter()
+            .enumerate()
+        {
+            let (go_tx, go) = mpsc::channel();
+            gos.push(go_tx);
+            let seed = (2 * p + i) as u64;
+            // The first pairs wait at 90% while the others are created (one `ctl` each).
+            to.set_read_timeout(Some(STEP * 10)).unwrap();
+            flows.push((
+                std::thread::spawn(move || send(from, bytes, seed, go)),
+                std::thread::spawn(move || receive(to)),
+            ));
+        }
     }
     // The waiting pair: side A now, side B after the upgrades.
     let (w_endpoint, w) = tokens(&layout);
@@ -279,7 +295,11 @@ fn three_upgrades_mid_transfer(driver: &str) {
             field(&done, "issued_pairs"),
             field(&done, "sockets"),
         );
-        assert_eq!(field(&done, "live_pairs"), "1", "the transfer pair moved");
+        assert_eq!(
+            field(&done, "live_pairs"),
+            pairs.to_string(),
+            "the transfer pairs moved"
+        );
         assert_eq!(field(&done, "issued_pairs"), "1", "the waiting pair moved");
         if round == 1 {
             let status = proxy.wait_exit(STEP);
