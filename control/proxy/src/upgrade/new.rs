@@ -34,7 +34,6 @@ impl Inherited {
     /// for a plain start.
     pub fn from_env() -> Option<Result<Self, HandoverError>> {
         let fd = std::env::var(UPGRADE_FD_ENV).ok()?;
-        // SAFE to remove: the variable is ours and this runs before any other thread reads it.
         Some(Self::connect(fd))
     }
 
