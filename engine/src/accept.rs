@@ -40,10 +40,14 @@ const ACCEPTS_PER_WAKEUP: usize = 64;
 pub(crate) async fn accept_loop(core: Rc<Core>, listener: TcpListener, port: Port) {
     let cfg = &core.config();
     let fd = listener.as_raw_fd();
+    // A binary upgrade's pause ends the loop without `stop_listening`: the socket (kept open
+    // by the engine's copy) goes on to the next process with its backlog.
+    let pause = core.pause_signal();
     'wait: loop {
         let ready = monoio::select! {
             r = listener.readable(false) => r,
             _ = core.stop_accept().wait() => break,
+            _ = pause.wait() => return,
         };
         let mut failed = ready.err();
         if failed.is_none() {

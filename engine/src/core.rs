@@ -24,7 +24,7 @@ use crate::mailbox::{Mailbox, SendError};
 use crate::pair_table::{Arrival, PairId, PairTable, Port, Refusal, TableLimits};
 use crate::relay::idle::IdleClocks;
 use crate::relay::pipe_pool::{BufPool, PipePool};
-use crate::relay::{self, CloseReason, RelayEnv};
+use crate::relay::{self, CloseReason, Ended, RelayEnv, Resume};
 use crate::shared::{ConnGuard, Shared};
 use crate::signal::LocalSignal;
 use crate::stats::CoreStats;
@@ -55,7 +55,12 @@ pub(crate) struct Core {
     drain_grace: Cell<Option<Duration>>,
     tasks: TaskCount,
     live: Cell<usize>,
+    /// Binary upgrade: pause signal, parked pairs, adopted listeners (`core_handover.rs`).
+    handover: handover::HandoverCell,
 }
+
+#[path = "core_handover.rs"]
+mod handover;
 
 impl Core {
     pub(crate) fn new(id: CoreId, shared: Arc<Shared>) -> Rc<Core> {
@@ -77,6 +82,7 @@ impl Core {
             drain_grace: Cell::new(None),
             tasks: TaskCount::default(),
             live: Cell::new(0),
+            handover: Default::default(),
             shared,
         })
     }
@@ -230,6 +236,9 @@ impl Core {
                 self.drain_grace.set(Some(grace));
                 self.stop_accept.fire();
             }
+            CoreMsg::Pause { deadline, reply } => self.pause(deadline, reply),
+            CoreMsg::Export { reply } => self.export(reply),
+            CoreMsg::Adopt(import) => self.adopt(*import),
         }
         self.update_gauges();
     }
@@ -245,7 +254,7 @@ impl Core {
             Arrival::Waiting(id) => debug!(pair = %id, %peer, "first side waiting"),
             Arrival::Paired { id, a, b, setup } => {
                 self.stats().pair_setup.observe(setup);
-                self.start_relay(id, a, b);
+                self.start_relay(id, a, b, None);
             }
             Arrival::Refused { reason, conn } => {
                 debug!(%peer, token = %token, reason = reason.as_str(), "token refused");
@@ -265,14 +274,14 @@ impl Core {
         self.limits.record_bad(self.stats(), ip);
     }
 
-    fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn) {
+    fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn, start: Option<Box<Resume>>) {
         let core = self.clone();
         let span = info_span!("pair", pair = %id, core = self.id.0);
         CoreStats::inc(&self.stats().paired);
         CoreStats::inc(&self.stats().live_pairs);
         self.live.set(self.live.get() + 1);
         self.shared.emit(self.id, PairEvent::Paired { id });
-        self.spawn(relay_task(core, id, a, b).instrument(span));
+        self.spawn(relay_task(core, id, a, b, start).instrument(span));
     }
 
     /// Ticks (expiry, idle sweep) every `tick` until the core closes all connections.
@@ -347,7 +356,13 @@ impl Core {
 /// A plain function returning an `async move` block: the block captures each part of the two
 /// connections once (an `async fn` would store its `Conn` arguments and the parts destructured
 /// from them side by side), and the streams are borrowed by `relay`, not moved into it.
-pub(crate) fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) -> impl Future<Output = ()> {
+pub(crate) fn relay_task(
+    core: Rc<Core>,
+    id: PairId,
+    a: Conn,
+    b: Conn,
+    start: Option<Box<Resume>>,
+) -> impl Future<Output = ()> {
     let Conn {
         stream: sa,
         prefix: pa,
@@ -366,6 +381,7 @@ pub(crate) fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) -> impl F
     // a plain pair's task does not carry their room.
     let extras = (!pa.is_empty() || !pb.is_empty() || sni_a.is_some() || sni_b.is_some())
         .then(|| Box::new((pa, pb, sni_a, sni_b)));
+    let pause = core.pause_signal();
     async move {
         let env = RelayEnv {
             pipes: &core.pipes,
@@ -373,12 +389,24 @@ pub(crate) fn relay_task(core: Rc<Core>, id: PairId, a: Conn, b: Conn) -> impl F
             stats: core.stats(),
             idle: core.shared.config.idle_timeout,
             clocks: &core.clocks,
+            pause: &pause,
+            start,
         };
         let prefixes: [&[u8]; 2] = match &extras {
             Some(e) => [&e.0, &e.1],
             None => [&[], &[]],
         };
-        let (reason, bytes) = relay::relay(&sa, &sb, prefixes, &env, &core.close_all).await;
+        let (ended, bytes) = relay::relay(&sa, &sb, prefixes, &env, &core.close_all).await;
+        let reason = match ended {
+            Ended::Closed(reason) => reason,
+            Ended::Paused { eof } => {
+                core.park(id, [sa, sb], bytes, eof);
+                drop((ga, gb, extras));
+                CoreStats::dec(&core.stats().live_pairs);
+                core.live.set(core.live.get() - 1);
+                return;
+            }
+        };
         drop((sa, sb, ga, gb, extras));
         debug!(
             reason = reason.as_str(),

@@ -2,9 +2,10 @@
 //! socket handed over from the core that accepted it.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::mpsc::SyncSender;
+use std::time::{Duration, Instant};
 
-use crate::pair_table::{PairId, PairKind, Port};
+use crate::pair_table::{PairId, PairKind, Port, Taken};
 use crate::token::Token;
 
 /// A message into a core's mailbox.
@@ -22,6 +23,15 @@ pub(crate) enum CoreMsg {
     Arrive(Handoff),
     /// Stop accepting, let pairs finish for `grace`, then close the rest.
     Drain { grace: Duration },
+    /// Binary upgrade: stop accepting and relaying; answer when quiet or at `deadline`.
+    Pause {
+        deadline: Instant,
+        reply: SyncSender<()>,
+    },
+    /// Binary upgrade: hand the table and the paused pairs over.
+    Export { reply: SyncSender<CoreExport> },
+    /// Adopt listeners and pairs (the next process, or this one after a failed upgrade).
+    Adopt(Box<CoreImport>),
 }
 
 /// A socket moving between cores: the fd (owned; closed if the message is dropped) and the
@@ -32,4 +42,35 @@ pub(crate) struct Handoff {
     pub token: Token,
     pub port: Port,
     pub prefix: Vec<u8>,
+}
+
+/// A relaying pair stopped by a pause, its pipes empty.
+pub(crate) struct Parked {
+    pub id: PairId,
+    pub streams: [std::net::TcpStream; 2],
+    pub bytes: [u64; 2],
+    pub eof: [bool; 2],
+}
+
+/// A waiting side as a plain socket.
+pub(crate) struct WaitingConn {
+    pub stream: std::net::TcpStream,
+    pub peer: SocketAddr,
+    pub port: Port,
+    pub prefix: Vec<u8>,
+}
+
+/// What one core hands over.
+#[derive(Default)]
+pub(crate) struct CoreExport {
+    pub issued: Vec<Taken<WaitingConn>>,
+    pub live: Vec<Parked>,
+}
+
+/// What one core adopts.
+#[derive(Default)]
+pub(crate) struct CoreImport {
+    pub listeners: Vec<(Port, std::net::TcpListener)>,
+    pub issued: Vec<Taken<WaitingConn>>,
+    pub live: Vec<Parked>,
 }

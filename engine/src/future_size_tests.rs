@@ -43,7 +43,7 @@ fn task_futures_hold_no_buffers() {
         ("accept::read_token", ret2(read_token)),
         ("accept::read_hello", ret4(read_hello)),
         ("proxied::client", ret4(crate::proxied::client)),
-        ("worker::relay_task", ret4(relay_task)),
+        ("worker::relay_task", ret5(relay_task)),
         ("relay::relay", ret5(relay)),
         ("relay::pump::pump", ret4(pump::pump)),
         ("relay::pump::wait_ready", ret2(pump::wait_ready)),
@@ -55,7 +55,7 @@ fn task_futures_hold_no_buffers() {
     for (name, size) in sizes {
         assert!(size <= MAX_TASK_FUTURE, "{name} future is {size} bytes");
     }
-    let relay = ret4(relay_task);
+    let relay = ret5(relay_task);
     assert!(
         relay <= MAX_RELAY_TASK_FUTURE,
         "relay_task future is {relay} bytes"

@@ -56,8 +56,16 @@ struct Inner {
     addrs: LocalAddrs,
     next_seq: AtomicU64,
     stopping: AtomicBool,
+    /// Set while a binary upgrade has the engine's pairs (new pairs are refused).
+    exported: AtomicBool,
+    /// A copy of every data-port listener, by port and core (see `start_on`).
+    kept: Mutex<Vec<(Port, CoreId, std::net::TcpListener)>>,
     threads: Mutex<Vec<JoinHandle<()>>>,
 }
+
+#[path = "handle_handover.rs"]
+mod handover_ops;
+pub use handover_ops::Adopted;
 
 impl Engine {
     /// Binds the ports, starts one pinned worker per configured core and returns the handle
@@ -67,24 +75,71 @@ impl Engine {
         resolver: Arc<dyn SniResolver>,
     ) -> Result<(EngineHandle, Receiver<PairEvent>), EngineError> {
         config.validate()?;
-        let cpus = config.core_ids();
-        let n = cpus.len();
+        let n = config.core_ids().len();
         let opts = crate::listener::ConnOptions {
             nodelay: config.nodelay,
             keepalive: config.keepalive,
         };
-        let mut pairing = crate::listener::bind_group(config.pairing_addr, n, opts)?;
-        let mut tls = match config.tls_addr {
+        let pairing = crate::listener::bind_group(config.pairing_addr, n, opts)?;
+        let tls = match config.tls_addr {
             Some(a) => Some(crate::listener::bind_group(a, n, opts)?),
             None => None,
         };
+        let mut per_core: Vec<Vec<(Port, std::net::TcpListener)>> = Vec::with_capacity(n);
+        let mut tls = tls.map(Vec::into_iter);
+        for l in pairing {
+            let mut ls = vec![(Port::Pairing, l)];
+            if let Some(t) = tls.as_mut().and_then(Iterator::next) {
+                ls.push((Port::Tls, t));
+            }
+            per_core.push(ls);
+        }
+        let (handle, events, _) =
+            Self::start_on(config, resolver, per_core, TokenMap::new(n), false)?;
+        Ok((handle, events))
+    }
+
+    /// Starts the workers on listeners already bound (`per_core[i]` for core `i`, at least the
+    /// pairing port each) with token map `map`. With `defer`, the workers start without
+    /// them and they are returned, for an adoption to hand over after the pairs it brings.
+    pub(crate) fn start_on(
+        config: EngineConfig,
+        resolver: Arc<dyn SniResolver>,
+        mut per_core: Vec<Vec<(Port, std::net::TcpListener)>>,
+        map: TokenMap,
+        defer: bool,
+    ) -> Result<(EngineHandle, Receiver<PairEvent>, PerCore), EngineError> {
+        let cpus = config.core_ids();
+        let n = cpus.len();
+        let first = |port: Port| {
+            per_core
+                .first()
+                .and_then(|ls| ls.iter().find(|(p, _)| *p == port))
+                .map(|(_, l)| l)
+        };
+        let pairing = first(Port::Pairing).ok_or(EngineError::Config {
+            key: "pairing_addr",
+            reason: "no pairing listener".into(),
+        })?;
         let addrs = LocalAddrs {
-            pairing: local(&pairing[0], config.pairing_addr)?,
-            tls: match (&tls, config.tls_addr) {
-                (Some(l), Some(a)) => Some(local(&l[0], a)?),
+            pairing: local(pairing, config.pairing_addr)?,
+            tls: match (first(Port::Tls), config.tls_addr) {
+                (Some(l), Some(a)) => Some(local(l, a)?),
                 _ => None,
             },
         };
+        // The engine's own copy of every listener: a binary upgrade hands these on (and takes
+        // them back after a failed one) while the accept loops have stopped.
+        let mut kept = Vec::new();
+        for (i, ls) in per_core.iter().enumerate() {
+            for (port, l) in ls {
+                let copy = l.try_clone().map_err(|source| EngineError::Bind {
+                    addr: addrs.pairing,
+                    source,
+                })?;
+                kept.push((*port, CoreId(i), copy));
+            }
+        }
         let (tx, rx) = sync_channel(config.events_capacity);
         let cores = (0..n)
             .map(|_| CoreShared {
@@ -94,7 +149,7 @@ impl Engine {
             .collect();
         let shared = Arc::new(Shared {
             cores,
-            map: TokenMap::new(n),
+            map,
             events: tx,
             accepting: AtomicUsize::new(n * if config.tls_addr.is_some() { 2 } else { 1 }),
             config,
@@ -102,11 +157,13 @@ impl Engine {
         });
         let mut threads = Vec::with_capacity(n);
         let mut failure = None;
+        let deferred = if defer {
+            std::mem::take(&mut per_core)
+        } else {
+            Vec::new()
+        };
         for (i, cpu) in cpus.into_iter().enumerate().rev() {
-            let mut listeners = vec![(Port::Pairing, pairing.remove(i))];
-            if let Some(t) = tls.as_mut() {
-                listeners.push((Port::Tls, t.remove(i)));
-            }
+            let listeners = per_core.pop().unwrap_or_default();
             match crate::runtime::spawn_worker(CoreId(i), cpu, shared.clone(), listeners) {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -121,6 +178,8 @@ impl Engine {
                 addrs,
                 next_seq: AtomicU64::new(1),
                 stopping: AtomicBool::new(false),
+                exported: AtomicBool::new(false),
+                kept: Mutex::new(kept),
                 threads: Mutex::new(threads),
             }),
         };
@@ -128,9 +187,12 @@ impl Engine {
             let _ = handle.shutdown();
             return Err(e);
         }
-        Ok((handle, rx))
+        Ok((handle, rx, deferred))
     }
 }
+
+/// Listeners by core (`[i]` for core `i`).
+pub(crate) type PerCore = Vec<Vec<(Port, std::net::TcpListener)>>;
 
 fn local(l: &std::net::TcpListener, addr: SocketAddr) -> Result<SocketAddr, EngineError> {
     l.local_addr()
@@ -173,7 +235,9 @@ impl EngineHandle {
         ttl: Duration,
         core: Option<CoreId>,
     ) -> Result<PairTicket, EngineError> {
-        if self.inner.stopping.load(Ordering::Acquire) {
+        if self.inner.stopping.load(Ordering::Acquire)
+            || self.inner.exported.load(Ordering::Acquire)
+        {
             return Err(EngineError::ShuttingDown);
         }
         let shared = &self.inner.shared;

@@ -13,6 +13,7 @@ mod events;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handle;
+pub mod handover;
 pub mod limiter;
 mod listener;
 pub mod mailbox;
@@ -32,7 +33,7 @@ pub use clienthello::ClientHelloInfo;
 pub use config::{Driver, DriverInUse, EngineConfig};
 pub use error::EngineError;
 pub use events::{PairEvent, RefuseAll, SniResolver};
-pub use handle::{Engine, EngineHandle, LocalAddrs, PairTicket};
+pub use handle::{Adopted, Engine, EngineHandle, LocalAddrs, PairTicket};
 pub use limiter::AcceptRate;
 pub use pair_table::{PairId, PairKind, Port, Refusal, Side};
 pub use relay::CloseReason;

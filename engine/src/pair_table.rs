@@ -296,6 +296,28 @@ impl<C> PairTable<C> {
         out
     }
 
+    /// Takes every issued pair out of the table, with its waiting side and the time left
+    /// before its tokens expire (a binary upgrade hands them to the next process; tombstones
+    /// stay: they only label refusals).
+    pub fn take_all(&mut self, now: Instant) -> Vec<Taken<C>> {
+        let idxs: Vec<usize> = self.entries.iter().map(|(i, _)| i).collect();
+        let mut out = Vec::with_capacity(idxs.len());
+        for idx in idxs {
+            let entry = self.remove(idx);
+            out.push(Taken {
+                id: entry.id,
+                tokens: entry.tokens,
+                kind: entry.kind,
+                ttl_left: entry.expires.saturating_duration_since(now),
+                waiting: match entry.state {
+                    PairState::Waiting { side, conn, .. } => Some((side, conn)),
+                    PairState::Issued => None,
+                },
+            });
+        }
+        out
+    }
+
     /// How long the oldest waiting side has waited (for stats), if any.
     pub fn oldest_wait(&self, now: Instant) -> Option<Duration> {
         self.entries
@@ -306,6 +328,21 @@ impl<C> PairTable<C> {
             })
             .max()
     }
+}
+
+/// An issued pair taken out by [`PairTable::take_all`].
+#[derive(Debug)]
+pub struct Taken<C> {
+    /// The pair.
+    pub id: PairId,
+    /// Side A's and side B's tokens.
+    pub tokens: [Token; 2],
+    /// Where each side arrives.
+    pub kind: PairKind,
+    /// Time left before its tokens expire.
+    pub ttl_left: Duration,
+    /// The side that waits, with its connection.
+    pub waiting: Option<(Side, C)>,
 }
 
 #[cfg(test)]

@@ -96,6 +96,11 @@ counters! {
     closed_idle,
     /// Pairs closed by drain/shutdown.
     closed_drain,
+    /// Live pairs and waiting sides this core handed to the next process (binary upgrade).
+    handed_over,
+    /// Live pairs and waiting sides this core adopted (from the previous process, or back
+    /// from a failed upgrade).
+    adopted,
     /// Connections that did not deliver a token or ClientHello in time.
     preamble_timeouts,
     /// Connections closed or reset by the peer before their token or ClientHello was complete

@@ -2,7 +2,7 @@
 //! is `tandem_types::Token` (one token type for every crate), re-exported here.
 
 use std::fmt;
-use std::hash::{BuildHasher, Hasher, RandomState};
+use std::hash::Hasher;
 
 pub use tandem_types::token::{TOKEN_LEN, Token};
 
@@ -20,17 +20,29 @@ impl fmt::Display for CoreId {
 /// key), so that an outsider cannot aim tokens at one core.
 #[derive(Clone, Debug)]
 pub struct TokenMap {
-    key: RandomState,
+    /// SipHash key (random per engine; handed to the next process in a binary upgrade, so
+    /// that a token reaches the same core there).
+    key: [u64; 2],
     cores: usize,
 }
 
 impl TokenMap {
     /// A map over `cores` cores (at least 1) with a fresh random key.
     pub fn new(cores: usize) -> Self {
+        Self::with_key(cores, rand::random())
+    }
+
+    /// A map over `cores` cores with `key` (a binary upgrade's inherited map).
+    pub fn with_key(cores: usize, key: [u64; 2]) -> Self {
         TokenMap {
-            key: RandomState::new(),
+            key,
             cores: cores.max(1),
         }
+    }
+
+    /// The map's key.
+    pub fn key(&self) -> [u64; 2] {
+        self.key
     }
 
     /// Number of cores the map spreads tokens over.
@@ -40,7 +52,11 @@ impl TokenMap {
 
     /// The core that owns `token`.
     pub fn owner(&self, token: &Token) -> CoreId {
-        let mut h = self.key.build_hasher();
+        // SipHash-2-4 with an explicit key: std's `SipHasher` is deprecated only in favour of
+        // `RandomState`, whose key cannot be read back, and the key must travel to the next
+        // process.
+        #[allow(deprecated)]
+        let mut h = std::hash::SipHasher::new_with_keys(self.key[0], self.key[1]);
         h.write(token.as_bytes());
         // Modulo over a 64-bit keyed hash: the bias is below 2^-50 for any core count we run.
         CoreId((h.finish() % self.cores as u64) as usize)
@@ -92,6 +108,16 @@ mod tests {
             assert_eq!(owner, CoreId(core));
             assert_eq!(map.owner(&t), CoreId(core));
         }
+    }
+
+    #[test]
+    fn a_map_with_the_same_key_routes_every_token_alike() {
+        let map = TokenMap::new(4);
+        let copy = TokenMap::with_key(4, map.key());
+        let other = TokenMap::new(4);
+        let tokens: Vec<Token> = (0..200).map(|_| Token::random()).collect();
+        assert!(tokens.iter().all(|t| map.owner(t) == copy.owner(t)));
+        assert!(tokens.iter().any(|t| map.owner(t) != other.owner(t)));
     }
 
     #[test]

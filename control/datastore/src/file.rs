@@ -104,6 +104,24 @@ impl FileDatastore {
         })
     }
 
+    /// Releases (`false`) or takes again (`true`) the store file's exclusive lock, for a binary
+    /// upgrade: the next process opens the store while this one, its writes held back by its
+    /// caller, waits to exit or to take the store back after a failed upgrade.
+    pub fn set_locked(&self, locked: bool) -> Result<(), DatastoreError> {
+        let state = self.shared.state.read().map_err(poisoned)?;
+        if locked {
+            return lock_exclusive(&state.file, &self.shared.path);
+        }
+        // SAFETY: flock on a file descriptor the store owns and keeps open; no memory is passed.
+        let rc = unsafe { libc::flock(state.file.as_raw_fd(), libc::LOCK_UN) };
+        if rc != 0 {
+            return Err(io_err("unlock", &self.shared.path)(
+                std::io::Error::last_os_error(),
+            ));
+        }
+        Ok(())
+    }
+
     /// [`FileDatastore::open`], then every stored entry handed to `visit` in append order (read in
     /// bounded blocks). Returns the store, a cursor at the end of what was read, and the visitor.
     pub async fn open_and_read<V: EntryVisitor>(

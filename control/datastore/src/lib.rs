@@ -105,6 +105,15 @@ impl Datastore {
         })
     }
 
+    /// Releases or takes again a file store's lock (see [`FileDatastore::set_locked`]); Redis
+    /// has no lock (several writers may share a list).
+    pub fn set_locked(&self, locked: bool) -> Result<(), DatastoreError> {
+        match self {
+            Self::File(f) => f.set_locked(locked),
+            Self::Redis(_) => Ok(()),
+        }
+    }
+
     /// [`Datastore::open`] and one read of everything stored, in bounded pages
     /// ([`READ_PAGE_BYTES`] of file, [`READ_PAGE_ENTRIES`] Redis elements), each entry handed to
     /// `visit` in append order: a file is read once (its recovery scan is this read). Returns the

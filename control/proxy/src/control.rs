@@ -34,10 +34,14 @@ impl ControlPlane {
         endpoint: String,
         hub: EventHub,
         pins: Arc<HyperDirectory>,
+        inherited: Option<TcpListener>,
     ) -> Result<Self, ProxyError> {
         let tls = ControlServer::tls_config(&settings.tls)
             .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
-        let listener = tandem_serving::bind(&settings.bind_address).await?;
+        let listener = match inherited {
+            Some(l) => l,
+            None => tandem_serving::bind(&settings.bind_address).await?,
+        };
         let addr = listener
             .local_addr()
             .map_err(|e| ProxyError::io("reading the control address", e))?;
@@ -49,6 +53,23 @@ impl ControlPlane {
             addr,
             serving: settings.serving.clone(),
         })
+    }
+
+    /// Sends the service's `Upgrade` calls to `asks`.
+    pub(crate) fn accept_upgrades(
+        &self,
+        asks: tokio::sync::mpsc::Sender<crate::control_service::UpgradeAsk>,
+    ) {
+        self.server.accept_upgrades(asks);
+    }
+
+    /// A copy of its listening socket (kept for a binary upgrade).
+    pub(crate) fn listener_copy(&self) -> Result<std::os::fd::OwnedFd, ProxyError> {
+        use std::os::fd::AsFd;
+        self.listener
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| ProxyError::io("copying the control listener", e))
     }
 
     /// Where it listens.

@@ -151,6 +151,12 @@ impl Journal {
         Ok((journal, loader.table))
     }
 
+    /// Releases or takes again the store's lock (binary upgrade; the caller holds the journal,
+    /// so nothing is written meanwhile).
+    pub(crate) fn set_locked(&self, locked: bool) -> Result<(), DatastoreError> {
+        self.store.set_locked(locked)
+    }
+
     /// The entries (our type, a fresh 16-byte id each) of `records`.
     fn encode<'a, R: Serialize + 'a>(
         &self,

@@ -33,6 +33,7 @@ pub mod sni;
 pub mod stats;
 mod store;
 pub mod terminate;
+pub mod upgrade;
 
 use std::time::Duration;
 

@@ -31,6 +31,16 @@ use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
 
+use crate::upgrade::{Inherited, Upgrade};
+
+use std::os::fd::OwnedFd;
+use tandem_engine::handover::ListenerRole;
+use upgrade_wiring::copy_fd;
+
+/// The upgrade's entry points on [`PublicProxy`] (a child module: it sets private fields).
+#[path = "public_upgrade.rs"]
+mod upgrade_wiring;
+
 /// Most connections in one `announceConnections` call.
 pub const MAX_CONNECTIONS_PER_CALL: usize = 1000;
 /// How often expired announcements are pruned from memory.
@@ -62,6 +72,13 @@ pub struct PublicProxy {
     events: EventHub,
     control: Option<ControlPlane>,
     metrics: Option<TcpListener>,
+    /// Binary upgrade: how to start the next binary (SIGUSR2), the control plane's listeners
+    /// to hand it, and what this process inherited (reported ready once serving).
+    upgrade: Option<Upgrade>,
+    listener_fds: Vec<(ListenerRole, OwnedFd)>,
+    inherited: Option<Inherited>,
+    /// `proxy ctl upgrade` calls from the ControlService.
+    asks: mpsc::Receiver<crate::control_service::UpgradeAsk>,
 }
 
 /// A cheap handle to read a running public proxy (stats, addresses, the engine).
@@ -110,10 +127,12 @@ pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, 
     Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
-/// Resolves the data ports and starts the engine with `router` as its SNI resolver.
+/// Resolves the data ports and starts the engine with `router` as its SNI resolver (on the
+/// listeners and pairs of `inherited`, after a binary upgrade).
 async fn start_engine(
     settings: &PublicProxySettings,
     router: SniRouter,
+    inherited: Option<&mut Inherited>,
 ) -> Result<
     (
         EngineHandle,
@@ -128,7 +147,16 @@ async fn start_engine(
     config.accept_rates = accept_rates(&settings.tcp_rate_limits);
     let cell = router.engine_cell();
     // Binds and spawns the worker threads; returns at once.
-    let (engine, events) = Engine::start(config, Arc::new(router))?;
+    let (engine, events) = match inherited {
+        None => Engine::start(config, Arc::new(router))?,
+        Some(inh) => {
+            let (engine, events, adopted) =
+                Engine::start_inherited(config, Arc::new(router), &mut inh.bundle)
+                    .map_err(|e| ProxyError::Settings(format!("inheriting the engine: {e}")))?;
+            info!(?adopted, "engine inherited from the previous process");
+            (engine, events)
+        }
+    };
     let _ = cell.set(engine.clone());
     Ok((engine, events))
 }
@@ -163,6 +191,14 @@ impl PublicProxy {
         settings: &PublicProxySettings,
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
+        Self::start_with(settings, jsonrpc, None).await
+    }
+
+    async fn start_with(
+        settings: &PublicProxySettings,
+        jsonrpc: TcpListener,
+        mut inherited: Option<Inherited>,
+    ) -> Result<Self, ProxyError> {
         let server = &settings.jsonrpc_server;
         let tls = tandem_net::http::server_tls(server)?;
         if !peer_check(&settings.jsonrpc_server) {
@@ -186,7 +222,7 @@ impl PublicProxy {
         .await?;
         let (jobs_tx, jobs) = mpsc::channel(SNI_QUEUE);
         let router = SniRouter::new(announcements.table(), jobs_tx, counters.clone());
-        let (engine, events) = start_engine(settings, router).await?;
+        let (engine, events) = start_engine(settings, router, inherited.as_mut()).await?;
         let addrs = engine.local_addrs();
         if settings.internal_endpoint.is_none() && addrs.pairing.ip().is_unspecified() {
             warn!(pairing = %addrs.pairing, "internal_endpoint is unset and the pairing port listens on every address: peers are handed an unroutable endpoint; set internal_endpoint");
@@ -200,9 +236,20 @@ impl PublicProxy {
         let control = match &settings.control {
             Some(c) => {
                 let pins = pins.clone();
+                let listener = match inherited.as_mut() {
+                    Some(i) => i.listener(ListenerRole::Control)?,
+                    None => None,
+                };
                 Some(
-                    ControlPlane::bind(c, engine.clone(), endpoint.clone(), hub.clone(), pins)
-                        .await?,
+                    ControlPlane::bind(
+                        c,
+                        engine.clone(),
+                        endpoint.clone(),
+                        hub.clone(),
+                        pins,
+                        listener,
+                    )
+                    .await?,
                 )
             }
             None => None,
@@ -223,6 +270,13 @@ impl PublicProxy {
             jsonrpc_addr,
             control_addr: control.as_ref().map(ControlPlane::addr),
         });
+        let mut listener_fds = vec![(ListenerRole::JsonRpc, copy_fd(&jsonrpc)?)];
+        // Bounded: one upgrade runs at a time; a second call waits behind it or is refused.
+        let (asks_tx, asks) = mpsc::channel(1);
+        if let Some(c) = &control {
+            listener_fds.push((ListenerRole::Control, c.listener_copy()?));
+            c.accept_upgrades(asks_tx);
+        }
         Ok(Self {
             state,
             listener: jsonrpc,
@@ -232,12 +286,17 @@ impl PublicProxy {
             events: hub,
             control,
             metrics: None,
+            upgrade: None,
+            listener_fds,
+            inherited,
+            asks,
         })
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs (ready
     /// once serving, not ready while draining); see [`super::metrics`].
     pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+        self.keep_for_upgrade(ListenerRole::Metrics, &listener);
         self.metrics = Some(listener);
         self
     }
@@ -291,10 +350,15 @@ impl PublicProxy {
             stop.clone().wait(),
         ));
         let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
+        if let Some(inherited) = self.inherited {
+            crate::upgrade::report_ready(inherited).await;
+        }
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
         let mut refresh = tokio::time::interval(SHARED_REFRESH_INTERVAL);
         refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut requests = crate::upgrade::Requests::new(self.upgrade.is_some(), self.asks);
+        let mut handed_over = false;
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
@@ -311,14 +375,24 @@ impl PublicProxy {
                         }
                     }
                 },
+                ask = requests.next() => {
+                    let up = self.upgrade.as_ref();
+                    if crate::upgrade::answer(up, &state, &self.listener_fds, ask).await {
+                        handed_over = true;
+                        break;
+                    }
+                }
             }
         }
-        info!("public proxy stopping: draining");
+        info!(handed_over, "public proxy stopping: draining");
         ready.set(false);
         stop_tx.trigger();
         let _ = server.await;
         let _ = notifier.await;
-        state.announcements.close(Utc::now()).await;
+        // After a hand-over the store belongs to the new process (writes here stay held).
+        if !handed_over {
+            state.announcements.close(Utc::now()).await;
+        }
         if let Some(control) = control {
             let _ = control.await;
         }

@@ -61,6 +61,11 @@ counters! {
     announcements_pruned,
     /// Compactions of the announcement store.
     announcement_compactions,
+    /// Binary upgrades that handed everything to the new process (SIGUSR2).
+    upgrades_completed,
+    /// Binary upgrades that failed: the new process was killed and this one took everything
+    /// back (the log line says why).
+    upgrades_rolled_back,
 }
 
 counters! {

@@ -126,6 +126,27 @@ impl PublicStore {
             .await;
     }
 
+    /// Binary upgrade: holds the journal (announcements wait; the in-memory table still
+    /// serves reads) with the store's lock released until `back` answers: `true` (the upgrade
+    /// failed) takes the lock again and lets writes go on; `false` (the next process took
+    /// over) keeps writes held until this process exits.
+    pub async fn hand_over_store(
+        &self,
+        released: tokio::sync::oneshot::Sender<Result<(), DatastoreError>>,
+        back: tokio::sync::oneshot::Receiver<bool>,
+    ) {
+        let journal = self.journal.lock().await;
+        let _ = released.send(journal.set_locked(false));
+        match back.await {
+            Ok(true) => {
+                if let Err(e) = journal.set_locked(true) {
+                    tracing::error!(error = %e, "cannot take the announcement store back after a failed upgrade");
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+
     /// Records in the store, when known.
     #[cfg(test)]
     pub async fn records(&self) -> Option<u64> {

@@ -2,10 +2,12 @@
 //! (`tests/integration/fuzz_corpus.rs`). Each function takes arbitrary bytes, drives the real public API and panics when an
 //! invariant breaks; any input must return normally otherwise. Not a stable API.
 
+mod handover;
 mod hello;
 mod pairs;
 mod preamble;
 
+pub use handover::handover_frame;
 pub use hello::client_hello;
 pub use pairs::pair_table;
 pub use preamble::token_preamble;

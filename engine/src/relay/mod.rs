@@ -61,6 +61,52 @@ impl CloseReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Fatal {
     Reset,
+    /// Not from a direction: the idle timeout or drain (see `relay`).
+    Closed(CloseReason),
+}
+
+fn return_reason(reason: CloseReason) -> Option<Result<(), Fatal>> {
+    Some(Err(Fatal::Closed(reason)))
+}
+
+/// After a pause: polls the relay until neither direction is mid-burst (`None`: stop there)
+/// or it ends (`Some`).
+async fn settle<F: Future<Output = Result<(), Fatal>>>(
+    mut run: Pin<&mut F>,
+    quiet: impl Fn() -> bool,
+) -> Option<Result<(), Fatal>> {
+    poll_fn(|cx| {
+        if quiet() {
+            return Poll::Ready(None);
+        }
+        match run.as_mut().poll(cx) {
+            Poll::Ready(r) => Poll::Ready(Some(r)),
+            Poll::Pending if quiet() => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// Where a pair's relay starts: from zero, or where a binary upgrade stopped it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Resume {
+    /// Bytes already moved `[a→b, b→a]`.
+    pub bytes: [u64; 2],
+    /// Directions that already reached EOF (their destination's write half is shut down).
+    pub eof: [bool; 2],
+}
+
+/// How a relay ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// The pair closed (the caller closes the sockets).
+    Closed(CloseReason),
+    /// A hand-over paused it with its pipes empty; the sockets are handed on, not closed.
+    Paused {
+        /// Directions that reached EOF.
+        eof: [bool; 2],
+    },
 }
 
 /// What the relay borrows from its core.
@@ -72,6 +118,10 @@ pub(crate) struct RelayEnv<'a> {
     pub idle: Option<Duration>,
     /// The core's idle clocks, swept by its tick.
     pub clocks: &'a IdleClocks,
+    /// Fired by a hand-over: the relay stops once neither direction is mid-burst.
+    pub pause: &'a LocalSignal,
+    /// Where an adopted pair starts (boxed: rare, and every pair's future carries the room).
+    pub start: Option<Box<Resume>>,
 }
 
 /// One direction's bookkeeping.
@@ -80,30 +130,44 @@ pub(crate) struct Direction<'a> {
     pub counter: &'a AtomicU64,
     /// The pair's idle clock (none without an idle timeout).
     pub clock: Option<&'a IdleClock<'a>>,
+    /// Set once the direction reached EOF (a paused pair carries it to the next process).
+    pub eof: &'a Cell<bool>,
+    /// True while the direction moves bytes (a pipe may hold some); false while it waits.
+    pub busy: &'a Cell<bool>,
 }
 
 /// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
 /// `a_prefix` goes to `b` and `b_prefix` to `a` first (a buffered ClientHello).
-/// Returns the reason and bytes moved `[a→b, b→a]`. The caller closes the sockets (it owns
-/// them: borrowed here so that the pair's future stores each stream once).
+/// A hand-over's `env.pause` ends it as `Paused` once neither direction is mid-burst (every
+/// byte read is written). Returns how it ended and bytes moved `[a→b, b→a]` (counted from
+/// `env.start`). The caller closes or hands on the sockets (it owns them: borrowed here so
+/// that the pair's future stores each stream once).
 pub(crate) async fn relay(
     a: &TcpStream,
     b: &TcpStream,
     prefixes: [&[u8]; 2],
     env: &RelayEnv<'_>,
     close: &LocalSignal,
-) -> (CloseReason, [u64; 2]) {
+) -> (Ended, [u64; 2]) {
     let clock = env.idle.map(|_| env.clocks.start(Instant::now()));
-    let (ab, ba) = (Cell::new(0u64), Cell::new(0u64));
+    let start = env.start.as_deref().copied().unwrap_or_default();
+    let (ab, ba) = (Cell::new(start.bytes[0]), Cell::new(start.bytes[1]));
+    let (eof_ab, eof_ba) = (Cell::new(start.eof[0]), Cell::new(start.eof[1]));
+    // Busy until each pump first waits (the prefixes are written before).
+    let (busy_ab, busy_ba) = (Cell::new(true), Cell::new(true));
     let dir_ab = Direction {
         moved: &ab,
         counter: &env.stats.bytes_a_to_b,
         clock: clock.as_ref(),
+        eof: &eof_ab,
+        busy: &busy_ab,
     };
     let dir_ba = Direction {
         moved: &ba,
         counter: &env.stats.bytes_b_to_a,
         clock: clock.as_ref(),
+        eof: &eof_ba,
+        busy: &busy_ba,
     };
     let run = async {
         // Boxed, and only with a prefix: a buffered ClientHello is rare and short-lived, so
@@ -120,20 +184,41 @@ pub(crate) async fn relay(
         let ba = pin!(pump::pump(b, a, env, &dir_ba));
         both_or_first_error(ab, ba).await
     };
-    let reason = monoio::select! {
-        r = run => match r {
-            Ok(()) => CloseReason::Normal,
-            Err(Fatal::Reset) => CloseReason::Reset,
-        },
-        _ = idle_expired(clock.as_ref()) => CloseReason::Idle,
-        _ = close.wait() => CloseReason::Drain,
+    let mut run = pin!(run);
+    let stop = monoio::select! {
+        r = &mut run => Some(r),
+        _ = idle_expired(clock.as_ref()) => return_reason(CloseReason::Idle),
+        _ = close.wait() => return_reason(CloseReason::Drain),
+        _ = env.pause.wait() => None,
+    };
+    let result = match stop {
+        Some(r) => r,
+        None => {
+            let quiet = || !busy_ab.get() && !busy_ba.get();
+            let settled = monoio::select! {
+                r = settle(run.as_mut(), quiet) => r,
+                _ = close.wait() => return_reason(CloseReason::Drain),
+            };
+            match settled {
+                Some(r) => r,
+                None => {
+                    let eof = [eof_ab.get(), eof_ba.get()];
+                    return (Ended::Paused { eof }, [ab.get(), ba.get()]);
+                }
+            }
+        }
+    };
+    let reason = match result {
+        Ok(()) => CloseReason::Normal,
+        Err(Fatal::Reset) => CloseReason::Reset,
+        Err(Fatal::Closed(reason)) => reason,
     };
     if reason != CloseReason::Normal {
         // RST both: the peer of a reset side learns of it, and drain/idle leave no TIME_WAIT.
         splice::set_reset_on_close(a.as_raw_fd());
         splice::set_reset_on_close(b.as_raw_fd());
     }
-    (reason, [ab.get(), ba.get()])
+    (Ended::Closed(reason), [ab.get(), ba.get()])
 }
 
 /// Ends once the core's sweep found no byte moved in either direction for the idle timeout

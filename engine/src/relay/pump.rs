@@ -44,15 +44,23 @@ fn moved(n: usize, dir: &Direction<'_>) {
     }
 }
 
-/// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half) or a fatal error.
+/// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half and sets `dir.eof`) or a
+/// fatal error. `dir.busy` is false only while it waits for `src` (its pipe empty): where a
+/// hand-over may stop it.
 pub(crate) async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
     env: &RelayEnv<'_>,
     dir: &Direction<'_>,
 ) -> Result<(), Fatal> {
+    if dir.eof.get() {
+        dir.busy.set(false);
+        return Ok(());
+    }
     loop {
+        dir.busy.set(false);
         wait_ready(src, true).await?;
+        dir.busy.set(true);
         let burst = match env.pipes.lease() {
             Ok(pipe) => {
                 CoreStats::inc(&env.stats.pipe_leases);
@@ -80,6 +88,8 @@ pub(crate) async fn pump(
         };
         if let Burst::Eof = burst {
             splice::shutdown_write(dst.as_raw_fd());
+            dir.eof.set(true);
+            dir.busy.set(false);
             return Ok(());
         }
     }

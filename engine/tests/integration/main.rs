@@ -18,6 +18,7 @@ mod abuse_sni_budget;
 mod abuse_tokens;
 mod clienthello_corpus;
 mod fuzz_corpus;
+mod handover;
 mod haproxy;
 mod idle_pairs;
 mod pairing;

@@ -167,6 +167,16 @@ impl ControlClient {
             .into_inner())
     }
 
+    /// Upgrades the proxy's binary (as SIGUSR2); waits for the outcome (up to `within`).
+    pub async fn upgrade(&self, within: Duration) -> Result<pb::UpgradeResponse, ClientError> {
+        Ok(self
+            .inner
+            .clone()
+            .upgrade(self.request(pb::UpgradeRequest {}, within))
+            .await?
+            .into_inner())
+    }
+
     /// The stream of pair events from now on (no deadline; drop it to stop watching).
     pub async fn watch_events(&self) -> Result<tonic::Streaming<pb::PairEvent>, ClientError> {
         Ok(self

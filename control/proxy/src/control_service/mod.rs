@@ -31,7 +31,7 @@ pub use hub::{EventHub, HubCounters, HubEvent, WATCH_BACKLOG};
 pub use incoming::Caller;
 pub use metrics::ServiceCounters;
 pub use policy::{AdminPolicy, DEFAULT_ADMIN_GROUP, Denied};
-pub use server::{ControlServer, DEFAULT_LIST_LIMIT, EventStream, MAX_LIST_LIMIT};
+pub use server::{ControlServer, DEFAULT_LIST_LIMIT, EventStream, MAX_LIST_LIMIT, UpgradeAsk};
 
 use tandem_net::tls::TlsError;
 

@@ -46,7 +46,12 @@ struct Inner {
     hub: EventHub,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
+    /// Where `Upgrade` calls go (the public proxy's serve loop), once it takes them.
+    upgrades: std::sync::OnceLock<tokio::sync::mpsc::Sender<UpgradeAsk>>,
 }
+
+/// An `Upgrade` call waiting for its outcome.
+pub type UpgradeAsk = tokio::sync::oneshot::Sender<pb::UpgradeResponse>;
 
 /// The proxy's control service. Cheap to clone; clones share counters.
 #[derive(Clone)]
@@ -80,6 +85,7 @@ impl ControlServer {
                 hub: events,
                 metrics: Arc::new(Metrics::default()),
                 draining: AtomicBool::new(false),
+                upgrades: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -88,6 +94,11 @@ impl ControlServer {
     /// verified client certificates (`verify_client: true`).
     pub fn tls_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, ControlError> {
         Ok(tandem_net::tls::server_config(settings, &[b"h2"])?)
+    }
+
+    /// Sends `Upgrade` calls to `asks` (the first call of this wins).
+    pub fn accept_upgrades(&self, asks: tokio::sync::mpsc::Sender<UpgradeAsk>) {
+        let _ = self.inner.upgrades.set(asks);
     }
 
     /// The service's counters.
@@ -264,6 +275,26 @@ impl ControlService for ControlServer {
             live_at_start,
             took_ms: started.elapsed().as_millis() as u64,
         }))
+    }
+
+    async fn upgrade(
+        &self,
+        request: Request<pb::UpgradeRequest>,
+    ) -> Result<Response<pb::UpgradeResponse>, Status> {
+        let admin = self.admit(&request)?;
+        let asks = self
+            .inner
+            .upgrades
+            .get()
+            .ok_or_else(|| Status::unavailable("this proxy does not upgrade in place"))?;
+        let (reply, outcome) = tokio::sync::oneshot::channel();
+        asks.try_send(reply)
+            .map_err(|_| Status::resource_exhausted("an upgrade is already in progress"))?;
+        info!(%admin, "upgrade requested");
+        let answer = outcome
+            .await
+            .map_err(|_| Status::unavailable("the proxy stopped before the upgrade ended"))?;
+        Ok(Response::new(answer))
     }
 
     type WatchEventsStream = EventStream;

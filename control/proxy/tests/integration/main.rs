@@ -3,6 +3,8 @@
 //! One test binary (`integration`) with a module per suite; nextest still runs every test in its own
 //! process, so the suites keep their isolation (ports, env, signals).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// The largest suite futures (announce_owners) nest past the default query depth of 128.
+#![recursion_limit = "256"]
 
 mod announce_owners;
 mod brokered_p2p;

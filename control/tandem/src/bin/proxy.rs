@@ -2,6 +2,9 @@
 //! Settings come from `PROXY_SETTINGS` (a colon-separated list of settings files or directories).
 
 use std::process::ExitCode;
+use std::time::Duration;
+
+use tandem_proxy::upgrade::{Inherited, ListenerRole, Upgrade};
 
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use tandem_net::cli::{LogArgs, VERSION, shutdown_signal};
@@ -26,11 +29,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs).
+    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs). The public
+    /// proxy upgrades on SIGUSR2: it starts the binary at its path and hands it every socket and
+    /// pair (docs/operating.md, "Upgrade and rollback").
     Run {
         /// Which proxy.
         #[arg(value_enum)]
         which: Which,
+        /// Seconds the new process of an upgrade may take from receiving the state to ready;
+        /// past them it is killed and this process takes everything back.
+        #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
+        upgrade_ready_within: f64,
     },
     /// Validate the settings and print them, or every problem with file and key.
     CheckSettings,
@@ -54,7 +63,18 @@ enum Which {
     Private,
 }
 
+/// A positive, finite number of seconds.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(s),
+        _ => Err(format!("`{text}` is not a number of seconds in (0, 3600]")),
+    }
+}
+
 fn main() -> ExitCode {
+    // The binary's path and arguments as started: an upgrade starts what is at that path then.
+    let upgrade_binary = std::env::current_exe().ok();
+    let upgrade_args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let cli = Cli::parse();
     if let Command::Completions { shell } = cli.command {
         clap_complete::generate(shell, &mut Cli::command(), "proxy", &mut std::io::stdout());
@@ -85,7 +105,17 @@ fn main() -> ExitCode {
             print!("{settings}");
             ExitCode::SUCCESS
         }
-        Command::Run { which } => run(&settings, which),
+        Command::Run {
+            which,
+            upgrade_ready_within,
+        } => {
+            let upgrade = upgrade_binary.map(|binary| Upgrade {
+                binary,
+                args: upgrade_args,
+                ready_within: Duration::from_secs_f64(upgrade_ready_within),
+            });
+            run(&settings, which, upgrade)
+        }
         Command::Version | Command::Ctl(_) | Command::Completions { .. } => ExitCode::SUCCESS,
     }
 }
@@ -122,7 +152,17 @@ async fn bind_metrics(
     Ok(tandem_net::metrics::bind(m).await?)
 }
 
-fn run(settings: &ProxySettings, which: Which) -> ExitCode {
+fn run(settings: &ProxySettings, which: Which, upgrade: Option<Upgrade>) -> ExitCode {
+    // Started by an upgrade: the previous process's state, before anything binds.
+    let mut inherited = match (which, Inherited::from_env()) {
+        (Which::Public, Some(Ok(i))) => Some(i),
+        (_, Some(Err(e))) => {
+            eprintln!("proxy: cannot take over from the previous process: {e}");
+            return ExitCode::FAILURE;
+        }
+        _ => None,
+    };
+    let refuser = inherited.as_ref().and_then(Inherited::refuser);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -136,10 +176,30 @@ fn run(settings: &ProxySettings, which: Which) -> ExitCode {
                 let s = settings.public.as_ref().ok_or_else(|| {
                     ProxyError::Settings("`proxy run public` needs a `public:` block".into())
                 })?;
-                let listener = bind_public(s).await?;
-                let mut proxy = PublicProxy::start(s, listener).await?;
+                let (jsonrpc, metrics) = match inherited.as_mut() {
+                    Some(i) => (
+                        i.listener(ListenerRole::JsonRpc)?,
+                        i.listener(ListenerRole::Metrics)?,
+                    ),
+                    None => (None, None),
+                };
+                let listener = match jsonrpc {
+                    Some(l) => l,
+                    None => bind_public(s).await?,
+                };
+                let mut proxy = match inherited.take() {
+                    Some(i) => PublicProxy::start_inherited(s, listener, i).await?,
+                    None => PublicProxy::start(s, listener).await?,
+                };
                 if let Some(m) = &settings.metrics {
-                    proxy = proxy.with_metrics(bind_metrics(m).await?);
+                    let l = match metrics {
+                        Some(l) => l,
+                        None => bind_metrics(m).await?,
+                    };
+                    proxy = proxy.with_metrics(l);
+                }
+                if let Some(up) = upgrade {
+                    proxy = proxy.with_upgrade(up);
                 }
                 proxy.serve(shutdown_signal()).await
             }
@@ -161,6 +221,9 @@ fn run(settings: &ProxySettings, which: Which) -> ExitCode {
         Err(e) => {
             tracing::error!(kind = e.kind(), error = %e, "proxy failed");
             eprintln!("proxy: {e}");
+            if let Some(r) = refuser {
+                r.refuse(&e.to_string());
+            }
             ExitCode::FAILURE
         }
     }

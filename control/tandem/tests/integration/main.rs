@@ -18,6 +18,7 @@ mod fleet_announce;
 mod migration;
 mod proxy_drain;
 mod proxy_flood;
+mod proxy_upgrade;
 mod sd_crash_restart;
 mod sd_e2e;
 mod sd_metrics;

@@ -102,6 +102,13 @@ pub enum CtlAction {
         #[arg(long, default_value_t = 10)]
         grace: u64,
     },
+    /// Upgrade the proxy's binary in place (as SIGUSR2): the binary at its path takes every
+    /// socket and pair; prints the outcome (exit 1 when the old process kept serving).
+    Upgrade {
+        /// Seconds to wait for the outcome.
+        #[arg(long, default_value_t = 120)]
+        within: u64,
+    },
     /// Print pair events as they happen, until Ctrl-C or --count events.
     Events {
         /// Print one JSON object per line.
@@ -142,6 +149,9 @@ pub enum CtlError {
     /// Writing the output failed.
     #[error("output: {0}")]
     Output(#[from] std::io::Error),
+    /// An upgrade did not happen; the old process serves on.
+    #[error("upgrade rolled back: {0}")]
+    RolledBack(String),
 }
 
 impl CtlError {
@@ -149,6 +159,7 @@ impl CtlError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Usage(_) => "usage",
+            Self::RolledBack(_) => "rolled_back",
             Self::Tls(e) => e.kind(),
             Self::Client(e) => e.kind(),
             Self::Output(_) => "output",
@@ -239,6 +250,17 @@ pub async fn run(cmd: CtlCommand, out: &mut impl Write) -> Result<(), CtlError> 
                 out,
                 "drained: {} live pairs at start, took {} ms",
                 done.live_at_start, done.took_ms
+            )?;
+        }
+        CtlAction::Upgrade { within } => {
+            let r = client.upgrade(Duration::from_secs(within)).await?;
+            if !r.completed {
+                return Err(CtlError::RolledBack(r.reason));
+            }
+            writeln!(
+                out,
+                "upgraded: new pid {}, {} live and {} issued pairs handed over in {} ms",
+                r.new_pid, r.live_pairs, r.issued_pairs, r.took_ms
             )?;
         }
         CtlAction::Events { json, count } => watch_events(&client, out, json, count).await?,
