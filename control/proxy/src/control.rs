@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use tandem_engine::EngineHandle;
+use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -20,7 +20,7 @@ use tandem_serving::{Admission, ServingConfig, ServingMetrics, Shutdown};
 pub(crate) struct ControlPlane {
     server: ControlServer,
     listener: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: ServerTls,
     addr: SocketAddr,
     serving: ServingConfig,
 }
@@ -37,6 +37,7 @@ impl ControlPlane {
     ) -> Result<Self, ProxyError> {
         let tls = ControlServer::tls_config(&settings.tls)
             .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
+        let tls = ServerTls::new(tls);
         let listener = tandem_serving::bind(&settings.bind_address).await?;
         let addr = listener
             .local_addr()

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use rustls::ServerConfig;
+use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -60,7 +60,7 @@ pub(super) struct PrivateState {
 pub struct PrivateProxy {
     state: Arc<PrivateState>,
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     addr: SocketAddr,
     metrics: Option<TcpListener>,
 }
@@ -88,7 +88,7 @@ impl PrivateProxy {
         settings: &PrivateProxySettings,
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
-        let tls = tandem_net::http::server_tls(&settings.jsonrpc_server)?;
+        let tls = tandem_net::http::server_tls(&settings.jsonrpc_server)?.map(ServerTls::new);
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rustls::ServerConfig;
 use tandem_engine::{Engine, EngineHandle, LocalAddrs};
+use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -55,7 +55,7 @@ pub struct PublicState {
 pub struct PublicProxy {
     state: Arc<PublicState>,
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     settings: PublicProxySettings,
     jobs: mpsc::Receiver<super::sni::SniJob>,
     events: EventHub,
@@ -163,7 +163,7 @@ impl PublicProxy {
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
         let server = &settings.jsonrpc_server;
-        let tls = tandem_net::http::server_tls(server)?;
+        let tls = tandem_net::http::server_tls(server)?.map(ServerTls::new);
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"

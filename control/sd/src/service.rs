@@ -6,6 +6,7 @@
 //! - `ledger` (std `RwLock`) guards the in-memory chain; it is held only for in-memory work, never
 //!   across an `.await`, so readers never wait on the datastore.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use rand::RngCore;
@@ -36,7 +37,8 @@ pub struct DirectoryService {
     verifier: Arc<Verifier>,
     writer: tokio::sync::Mutex<WriterState>,
     ledger: RwLock<Ledger>,
-    max_records_per_submit: usize,
+    /// `limits.max_records_per_submit`; a reload may change it.
+    max_records_per_submit: AtomicUsize,
     metrics: SdMetrics,
 }
 
@@ -61,7 +63,7 @@ impl DirectoryService {
             verifier,
             writer: tokio::sync::Mutex::new(WriterState { cursor, stored }),
             ledger: RwLock::new(ledger),
-            max_records_per_submit,
+            max_records_per_submit: AtomicUsize::new(max_records_per_submit),
             metrics,
         })
     }
@@ -82,6 +84,11 @@ impl DirectoryService {
         result
     }
 
+    /// Sets the most records one submission may carry (a reload of `limits`).
+    pub fn set_max_records_per_submit(&self, max: usize) {
+        self.max_records_per_submit.store(max, Ordering::Relaxed);
+    }
+
     /// Publishes the chain and entry counts to the metrics.
     pub fn observe_ledger(&self) {
         let ledger = self.read_ledger();
@@ -94,10 +101,11 @@ impl DirectoryService {
     }
 
     async fn submit_inner(&self, records: Vec<SignedChangeRecord>) -> Result<(), SdError> {
-        if records.len() > self.max_records_per_submit {
+        let max = self.max_records_per_submit.load(Ordering::Relaxed);
+        if records.len() > max {
             return Err(SdError::TooManyRecords {
                 got: records.len(),
-                max: self.max_records_per_submit,
+                max,
             });
         }
         let mut writer = self.writer.lock().await;

@@ -7,13 +7,15 @@
 //!   request, idle) or the table evicts it, so hyper, tonic or rustls drop it with its [`Slot`].
 //! - [`Acceptor`] / [`serve_connections`]: the accept loop of every listener (per-source filter,
 //!   injected sockets, back-off on errors, tracked tasks, grace on shutdown).
-//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`.
+//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`; [`bind_named`]
+//!   adopts the socket a supervisor passed under that name instead (systemd socket activation).
 //! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
 //!   listener and reason.
 //!
 //! See RELIABILITY.md for the attacks each default stops.
 
 mod accept;
+pub mod activation;
 mod admission;
 mod bind;
 mod conn;
@@ -25,6 +27,7 @@ pub mod source;
 mod table;
 
 pub use accept::{ACCEPT_BACKOFF, Acceptor, Handshake, serve_connections};
+pub use activation::{ActivationError, adopt_from_env, bind_named};
 pub use admission::Admission;
 pub use bind::{BindError, bind, resolve, resolve_one};
 pub use conn::{CutReason, Phase, RequestGuard, Slot};

@@ -24,6 +24,7 @@ use super::metrics::{Metrics, ServiceCounters};
 use super::policy::AdminPolicy;
 use super::{ControlError, MAX_DRAIN_GRACE, MAX_PAIR_TTL};
 use tandem_net::grpc::{TonicLimits, serve_tls};
+use tandem_net::tls::ServerTls;
 use tandem_serving::Admission;
 use tandem_settings::tls::TlsSettings;
 
@@ -101,7 +102,7 @@ impl ControlServer {
     pub async fn serve_with(
         self,
         listener: TcpListener,
-        tls: Arc<ServerConfig>,
+        tls: impl Into<ServerTls>,
         admission: Admission,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ControlError> {
@@ -111,7 +112,7 @@ impl ControlServer {
             policy: self.inner.policy.clone(),
             metrics: self.inner.metrics.clone(),
         };
-        let listener = incoming::listener(listener, tls, admission, peers);
+        let listener = incoming::listener(listener, tls.into(), admission, peers);
         let service = ControlServiceServer::new(self)
             .max_decoding_message_size(tandem_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(tandem_proto::MAX_MESSAGE_BYTES);

@@ -89,7 +89,7 @@ impl HyperStub {
                 let router = jsonrpc_router(std::sync::Arc::new(EmptyDirectory), route);
                 serve(
                     listener,
-                    Some(tls),
+                    Some(tls.into()),
                     router,
                     ServerLimits::default(),
                     async {
