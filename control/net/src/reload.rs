@@ -116,6 +116,10 @@ impl ReloadMetrics {
             "Settings reloads (SIGHUP, ctl reload) by result (ok, error)",
             m.total.clone(),
         );
+        // Both series from the start, so a dashboard sees 0 errors rather than no data.
+        for result in ["ok", "error"] {
+            let _ = m.total.get_or_create(&ResultLabel { result });
+        }
         m
     }
 
@@ -170,7 +174,9 @@ impl Reloader {
             }
             Err(e) => {
                 self.metrics.inc("error");
-                error!(trigger, kind = e.kind(), error = %e, "settings reload refused; nothing changed");
+                // One log line however many issues the error lists.
+                let error = one_line(&e.to_string());
+                error!(trigger, kind = e.kind(), %error, "settings reload refused; nothing changed");
             }
         }
         result
@@ -198,6 +204,15 @@ impl Reloader {
             }
         }
     }
+}
+
+/// `text` with its line breaks (a settings error lists one issue per line) as `; `.
+fn one_line(text: &str) -> String {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 #[cfg(test)]
@@ -229,6 +244,14 @@ mod tests {
         assert!(
             text.contains("tandem_reload_total{result=\"error\"} 1"),
             "{text}"
+        );
+    }
+
+    #[test]
+    fn a_multi_line_error_is_logged_on_one_line() {
+        assert_eq!(
+            one_line("2 issue(s)\n  a: x\n  b: y"),
+            "2 issue(s); a: x; b: y"
         );
     }
 

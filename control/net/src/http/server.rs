@@ -124,7 +124,8 @@ pub async fn serve(
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .map(|c| c.clone().into_owned());
-                        serve_stream(tls, PeerInfo { addr, leaf }, router, slot, &serving).await;
+                        let peer = PeerInfo { addr, leaf };
+                        serve_stream(tls, peer, router, slot, &serving).await;
                     }
                     Err(e) => {
                         debug!(error = %e, "TLS handshake failed");
@@ -171,10 +172,10 @@ async fn serve_stream<S>(
         .max_pending_accept_reset_streams(limits.max_pending_resets)
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout);
-    if let Err(e) = builder
+    let result = builder
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-        .await
-    {
+        .await;
+    if let Err(e) = result {
         debug!(error = %e, "connection ended with an error");
     }
 }

@@ -19,5 +19,7 @@ mod proxy_flood;
 mod sd_crash_restart;
 mod sd_e2e;
 mod sd_metrics;
+mod sd_reload;
+mod sd_socket_activation;
 mod seed_scenario;
 mod tokens_in_logs;

@@ -2,5 +2,6 @@
 //! proxy process with a stand-in Hyper node ([`proxy_process`]), the `sd` process ([`sd_process`]).
 
 pub mod proxy_process;
+pub mod reload;
 pub mod sd_process;
 pub mod seed;
