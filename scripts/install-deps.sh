@@ -9,6 +9,9 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # A real HTTP forward proxy for the proxy_url tests (HTTP CONNECT, Basic auth, refusals).
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy)
+# `systemd-analyze verify` for the deploy/systemd units test (the package installs the tool; the
+# policy-rc.d below keeps it from starting anything).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
