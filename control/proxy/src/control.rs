@@ -52,6 +52,16 @@ impl ControlPlane {
         })
     }
 
+    /// The control listener's TLS config and admin policy, which a reload replaces.
+    pub(crate) fn live(&self) -> (ServerTls, crate::control_service::AdminPolicy) {
+        (self.tls.clone(), self.server.policy().clone())
+    }
+
+    /// Lets the `Reload` call run `reloader`.
+    pub(crate) fn set_reloader(&self, reloader: tandem_net::reload::Reloader) {
+        self.server.set_reloader(reloader);
+    }
+
     /// Where it listens.
     pub(crate) fn addr(&self) -> SocketAddr {
         self.addr

@@ -25,10 +25,12 @@ use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
 use super::{peer_check, route_config};
 use crate::control_service::EventHub;
+use crate::reload::{Block, Live, ProxySettingsSource};
 use crate::settings::PublicProxySettings;
 use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
+use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
 
 /// Most connections in one `announceConnections` call.
 pub const MAX_CONNECTIONS_PER_CALL: usize = 1000;
@@ -61,6 +63,8 @@ pub struct PublicProxy {
     events: EventHub,
     control: Option<ControlPlane>,
     metrics: Option<TcpListener>,
+    /// Where SIGHUP and `proxy ctl reload` re-read the settings; `None`: no reloads.
+    reload_source: Option<ProxySettingsSource>,
 }
 
 /// A cheap handle to read a running public proxy (stats, addresses, the engine).
@@ -231,6 +235,7 @@ impl PublicProxy {
             events: hub,
             control,
             metrics: None,
+            reload_source: None,
         })
     }
 
@@ -238,6 +243,12 @@ impl PublicProxy {
     /// once serving, not ready while draining); see [`super::metrics`].
     pub fn with_metrics(mut self, listener: TcpListener) -> Self {
         self.metrics = Some(listener);
+        self
+    }
+
+    /// Reloads on SIGHUP and `proxy ctl reload` from `source` (see [`crate::reload`]).
+    pub fn with_reloads(mut self, source: ProxySettingsSource) -> Self {
+        self.reload_source = Some(source);
         self
     }
 
@@ -266,12 +277,26 @@ impl PublicProxy {
             &self.settings.jsonrpc_server,
             self.settings.call_timeout * 3,
         );
-        let (registry, rpc_metrics, serving_metrics) = super::metrics::public_registry(
+        let (mut registry, rpc_metrics, serving_metrics) = super::metrics::public_registry(
             state.engine.clone(),
             state.counters.clone(),
             self.events.clone(),
         );
         let router = jsonrpc_router_observed(methods, route, Some(rpc_metrics));
+        let reload_metrics = ReloadMetrics::register(&mut registry);
+        let reloads = self.reload_source.map(|source| {
+            let live = Live::new(
+                Block::Public,
+                self.tls.clone(),
+                self.control.as_ref().map(ControlPlane::live),
+            );
+            let reload: ReloadFn = Arc::new(move || live.apply(crate::reload::prepare(source()?)?));
+            let reloader = Reloader::new(reload, reload_metrics);
+            if let Some(control) = &self.control {
+                control.set_reloader(reloader.clone());
+            }
+            tokio::spawn(reloader.on_sighup(stop.clone()))
+        });
         let ready = Readiness::new();
         let metrics = self
             .metrics
@@ -306,6 +331,9 @@ impl PublicProxy {
         stop_tx.trigger();
         let _ = server.await;
         let _ = notifier.await;
+        if let Some(reloads) = reloads {
+            let _ = reloads.await;
+        }
         state.announcements.close(Utc::now()).await;
         if let Some(control) = control {
             let _ = control.await;

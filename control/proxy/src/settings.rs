@@ -51,6 +51,9 @@ pub struct ProxySettings {
     pub private: Option<PrivateProxySettings>,
     /// Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`), if any.
     pub metrics: Option<MetricsSettings>,
+    /// Log directives (`info`, `warn,tandem_proxy=debug`) applied at start and on every reload;
+    /// `None` keeps `--level` / `RUST_LOG`. Checked by the program (it owns the log filter).
+    pub log_level: Option<String>,
 }
 
 /// Validated `public:` block (SPEC §4.1).
@@ -94,6 +97,7 @@ struct RawProxySettings {
     public: Option<Value>,
     private: Option<Value>,
     metrics: Option<Value>,
+    log_level: Option<String>,
     /// The loader's record of the files' `vars` blocks; not a setting.
     #[serde(default, rename = "_vars")]
     _vars: Value,
@@ -288,6 +292,7 @@ impl TryFrom<RawProxySettings> for ProxySettings {
                 public,
                 private,
                 metrics,
+                log_level: raw.log_level,
             }),
             _ => Err(issues),
         }

@@ -47,6 +47,8 @@ struct Inner {
     hub: EventHub,
     metrics: Arc<Metrics>,
     draining: AtomicBool,
+    /// What `Reload` runs (the proxy's SIGHUP reloader), once the proxy serves.
+    reloader: std::sync::OnceLock<tandem_net::reload::Reloader>,
 }
 
 /// The proxy's control service. Cheap to clone; clones share counters.
@@ -81,6 +83,7 @@ impl ControlServer {
                 hub: events,
                 metrics: Arc::new(Metrics::default()),
                 draining: AtomicBool::new(false),
+                reloader: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -89,6 +92,16 @@ impl ControlServer {
     /// verified client certificates (`verify_client: true`).
     pub fn tls_config(settings: &TlsSettings) -> Result<Arc<ServerConfig>, ControlError> {
         Ok(tandem_net::tls::server_config(settings, &[b"h2"])?)
+    }
+
+    /// Lets `Reload` run `reloader` (set once; later calls are ignored).
+    pub fn set_reloader(&self, reloader: tandem_net::reload::Reloader) {
+        let _ = self.inner.reloader.set(reloader);
+    }
+
+    /// The admin policy (shared with the listener; [`AdminPolicy::set_names`] reaches both).
+    pub fn policy(&self) -> &AdminPolicy {
+        &self.inner.policy
     }
 
     /// The service's counters.
@@ -265,6 +278,25 @@ impl ControlService for ControlServer {
             live_at_start,
             took_ms: started.elapsed().as_millis() as u64,
         }))
+    }
+
+    async fn reload(
+        &self,
+        request: Request<pb::ReloadRequest>,
+    ) -> Result<Response<pb::ReloadResponse>, Status> {
+        let admin = self.admit(&request)?;
+        let Some(reloader) = self.inner.reloader.get() else {
+            return Err(Status::failed_precondition(
+                "this proxy was not started from settings files; nothing to reload",
+            ));
+        };
+        info!(%admin, "reload requested");
+        match reloader.reload("proxy ctl reload").await {
+            Ok(applied) => Ok(Response::new(pb::ReloadResponse { applied })),
+            Err(e) => Err(Status::failed_precondition(format!(
+                "reload refused, nothing changed: {e}"
+            ))),
+        }
     }
 
     type WatchEventsStream = EventStream;

@@ -26,13 +26,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs).
+    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs). The public
+    /// proxy reloads certificates, keys, CA bundles, control admins and the log level on SIGHUP
+    /// and `proxy ctl reload`.
     Run {
         /// Which proxy.
         #[arg(value_enum)]
         which: Which,
     },
-    /// Validate the settings and print them, or every problem with file and key.
+    /// Validate the settings (and read their certificate, key and CA files, as a reload does) and
+    /// print them, or every problem with file and key.
     CheckSettings,
     /// Drive a running public proxy through its ControlService (pairs, stats, drain, events).
     Ctl(CtlCommand),
@@ -81,10 +84,16 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::CheckSettings => {
-            print!("{settings}");
-            ExitCode::SUCCESS
-        }
+        Command::CheckSettings => match tandem_proxy::reload::prepare(settings) {
+            Ok(prepared) => {
+                print!("{}", prepared.settings);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("proxy: invalid settings:\n{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run { which } => run(&settings, which),
         Command::Version | Command::Ctl(_) | Command::Completions { .. } => ExitCode::SUCCESS,
     }
@@ -131,13 +140,18 @@ fn run(settings: &ProxySettings, which: Which) -> ExitCode {
         }
     };
     let result: Result<(), ProxyError> = runtime.block_on(async {
+        tandem_proxy::reload::prepare(settings.clone())
+            .map_err(|e| ProxyError::Settings(e.to_string()))?;
+        tandem_net::reload::apply_log_level(settings.log_level.as_deref());
         match which {
             Which::Public => {
                 let s = settings.public.as_ref().ok_or_else(|| {
                     ProxyError::Settings("`proxy run public` needs a `public:` block".into())
                 })?;
                 let listener = bind_public(s).await?;
-                let mut proxy = PublicProxy::start(s, listener).await?;
+                let source: tandem_proxy::reload::ProxySettingsSource =
+                    std::sync::Arc::new(ProxySettings::from_env);
+                let mut proxy = PublicProxy::start(s, listener).await?.with_reloads(source);
                 if let Some(m) = &settings.metrics {
                     proxy = proxy.with_metrics(bind_metrics(m).await?);
                 }

@@ -16,6 +16,7 @@ mod deploy_units;
 mod migration;
 mod proxy_drain;
 mod proxy_flood;
+mod proxy_reload;
 mod sd_crash_restart;
 mod sd_e2e;
 mod sd_metrics;

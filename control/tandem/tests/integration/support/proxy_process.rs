@@ -141,6 +141,18 @@ impl ProxyProc {
         self.proc.sigterm();
     }
 
+    /// Sends SIGHUP (reload).
+    pub fn sighup(&self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.proc.id() as i32, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill(SIGHUP)");
+    }
+
+    /// Waits (bounded) for a log line containing `needle` and returns it.
+    pub fn line(&mut self, needle: &str) -> String {
+        self.proc.wait_for(needle)
+    }
+
     /// Waits (bounded) for the exit status, draining stderr so the child never blocks on it.
     pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
         self.proc.wait_exit(limit)
