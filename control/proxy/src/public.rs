@@ -24,6 +24,7 @@ use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
 use super::{peer_check, route_config};
+use crate::access_log::AccessLog;
 use crate::control_service::EventHub;
 use crate::reload::{Block, Live, ProxySettingsSource};
 use crate::settings::PublicProxySettings;
@@ -49,6 +50,8 @@ pub struct PublicState {
     pub(crate) counters: Arc<ProxyCounters>,
     /// Callers must present our operator's certificate (see `peer_check`).
     pub(crate) check_callers: bool,
+    /// The per-pair access log, when configured (`requestConnection` names the operators).
+    pub(crate) access_log: Option<Arc<AccessLog>>,
     jsonrpc_addr: SocketAddr,
     control_addr: Option<SocketAddr>,
 }
@@ -198,7 +201,13 @@ impl PublicProxy {
             .internal_endpoint
             .clone()
             .unwrap_or_else(|| default_endpoint(&settings.internal_bind_address, addrs.pairing));
-        let hub = EventHub::start(events)
+        let access_log = match &settings.access_log {
+            Some(a) => Some(Arc::new(
+                AccessLog::start(a).map_err(|e| ProxyError::io("opening the access log", e))?,
+            )),
+            None => None,
+        };
+        let hub = EventHub::start_logged(events, access_log.clone())
             .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
         let control = match &settings.control {
             Some(c) => {
@@ -223,6 +232,7 @@ impl PublicProxy {
             announcements,
             counters,
             check_callers: peer_check(&settings.jsonrpc_server),
+            access_log,
             jsonrpc_addr,
             control_addr: control.as_ref().map(ControlPlane::addr),
         });
@@ -284,6 +294,18 @@ impl PublicProxy {
         );
         let router = jsonrpc_router_observed(methods, route, Some(rpc_metrics));
         let reload_metrics = ReloadMetrics::register(&mut registry);
+        if let Some(log) = &state.access_log {
+            registry.register(
+                "tandem_access_log_lines",
+                "Access-log lines written (one per ended pair)",
+                log.written.clone(),
+            );
+            registry.register(
+                "tandem_access_log_dropped",
+                "Access-log lines lost (queue full or output failed)",
+                log.dropped.clone(),
+            );
+        }
         let reloads = self.reload_source.map(|source| {
             let live = Live::new(
                 Block::Public,
