@@ -14,6 +14,7 @@ mod check_settings;
 mod completions;
 mod deploy_units;
 mod migration;
+mod proxy_access_log;
 mod proxy_drain;
 mod proxy_flood;
 mod proxy_reload;
