@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
+use crate::reload::{Block, Live, ProxySettingsSource};
+use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
 use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -63,6 +65,8 @@ pub struct PrivateProxy {
     tls: Option<ServerTls>,
     addr: SocketAddr,
     metrics: Option<TcpListener>,
+    /// Where SIGHUP re-reads the settings; `None`: no reloads.
+    reload_source: Option<ProxySettingsSource>,
 }
 
 /// Binds the JSON-RPC port of `settings`.
@@ -131,12 +135,19 @@ impl PrivateProxy {
             tls,
             addr,
             metrics: None,
+            reload_source: None,
         })
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs.
     pub fn with_metrics(mut self, listener: TcpListener) -> Self {
         self.metrics = Some(listener);
+        self
+    }
+
+    /// Reloads on SIGHUP from `source` (see [`crate::reload`]).
+    pub fn with_reloads(mut self, source: ProxySettingsSource) -> Self {
+        self.reload_source = Some(source);
         self
     }
 
@@ -153,7 +164,7 @@ impl PrivateProxy {
             &state.settings.jsonrpc_server,
             state.settings.call_timeout * 2,
         );
-        let (registry, rpc_metrics, serving_metrics) = super::metrics::private_registry(
+        let (mut registry, rpc_metrics, serving_metrics) = super::metrics::private_registry(
             state.slots.clone(),
             MAX_PRIVATE_CONNECTIONS,
             &state.refused,
@@ -166,6 +177,12 @@ impl PrivateProxy {
             route,
             Some(rpc_metrics),
         );
+        let reload_metrics = ReloadMetrics::register(&mut registry);
+        let reloads = self.reload_source.map(|source| {
+            let live = Live::new(Block::Private, self.tls.clone(), None);
+            let reload: ReloadFn = Arc::new(move || live.apply(crate::reload::prepare(source()?)?));
+            tokio::spawn(Reloader::new(reload, reload_metrics).on_sighup(stop.clone()))
+        });
         let ready = Readiness::new();
         let metrics = self
             .metrics
@@ -181,7 +198,7 @@ impl PrivateProxy {
                 state.settings.jsonrpc_server.serving.clone(),
                 serving_metrics,
             ),
-            stop.wait(),
+            stop.clone().wait(),
         ));
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
@@ -195,6 +212,9 @@ impl PrivateProxy {
         ready.set(false);
         stop_tx.trigger();
         let _ = server.await;
+        if let Some(reloads) = reloads {
+            let _ = reloads.await;
+        }
         let mut connections = std::mem::take(&mut *lock(&state.connections));
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}

@@ -26,9 +26,9 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs). The public
-    /// proxy reloads certificates, keys, CA bundles, control admins and the log level on SIGHUP
-    /// and `proxy ctl reload`.
+    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs). SIGHUP (and,
+    /// for the public proxy, `proxy ctl reload`) reloads certificates, keys, CA bundles, control
+    /// admins and the log level.
     Run {
         /// Which proxy.
         #[arg(value_enum)]
@@ -162,7 +162,9 @@ fn run(settings: &ProxySettings, which: Which) -> ExitCode {
                     ProxyError::Settings("`proxy run private` needs a `private:` block".into())
                 })?;
                 let listener = bind_private(s).await?;
-                let mut proxy = PrivateProxy::start(s, listener).await?;
+                let source: tandem_proxy::reload::ProxySettingsSource =
+                    std::sync::Arc::new(ProxySettings::from_env);
+                let mut proxy = PrivateProxy::start(s, listener).await?.with_reloads(source);
                 if let Some(m) = &settings.metrics {
                     proxy = proxy.with_metrics(bind_metrics(m).await?);
                 }
