@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use crate::reload::{Block, Live, ProxySettingsSource};
+use chrono::Utc;
 use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
 use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;

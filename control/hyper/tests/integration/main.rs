@@ -16,4 +16,5 @@ mod grpc_faults;
 mod grpc_reverse;
 mod lying_directory;
 mod metrics;
+mod reload;
 mod two_nodes;
