@@ -182,24 +182,29 @@ impl Reloader {
         result
     }
 
-    /// Reloads on every `SIGHUP` until `shutdown`.
-    pub async fn on_sighup(self, mut shutdown: Shutdown) {
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => s,
-            Err(e) => {
-                warn!(error = %e, "cannot listen for SIGHUP; reload is unavailable");
-                return;
-            }
-        };
-        loop {
-            tokio::select! {
-                () = shutdown.triggered() => return,
-                got = hup.recv() => {
-                    if got.is_none() {
-                        return;
+    /// Reloads on every `SIGHUP` until `shutdown`. The handler is installed when this is called
+    /// (inside the runtime), before the returned future first runs, so a SIGHUP sent once the
+    /// caller has logged that it serves is never lost (nor, by default, fatal).
+    pub fn on_sighup(self, mut shutdown: Shutdown) -> impl std::future::Future<Output = ()> {
+        let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
+        async move {
+            let mut hup = match hup {
+                Ok(s) => s,
+                Err(e) => {
+                    warn!(error = %e, "cannot listen for SIGHUP; reload is unavailable");
+                    return;
+                }
+            };
+            loop {
+                tokio::select! {
+                    () = shutdown.triggered() => return,
+                    got = hup.recv() => {
+                        if got.is_none() {
+                            return;
+                        }
+                        // The outcome is logged and counted by `reload`.
+                        let _ = self.reload("SIGHUP").await;
                     }
-                    // The outcome is logged and counted by `reload`.
-                    let _ = self.reload("SIGHUP").await;
                 }
             }
         }
