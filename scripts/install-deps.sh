@@ -11,6 +11,9 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v tinyproxy >/dev/null 2>&1 || [ -x /usr/bin/tinyproxy ] || need+=(tinyproxy)
 # HAProxy in front of the engine with send-proxy-v2: the PROXY protocol tests' real headers.
 command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || need+=(haproxy)
+# `systemd-analyze verify` for the deploy/systemd units test (the package installs the tool; the
+# policy-rc.d below keeps it from starting anything).
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"

@@ -254,7 +254,7 @@ impl Core {
             Arrival::Waiting(id) => debug!(pair = %id, %peer, "first side waiting"),
             Arrival::Paired { id, a, b, setup } => {
                 self.stats().pair_setup.observe(setup);
-                self.start_relay(id, a, b, None);
+                self.start_relay(id, a, b, setup, None);
             }
             Arrival::Refused { reason, conn } => {
                 debug!(%peer, token = %token, reason = reason.as_str(), "token refused");
@@ -274,13 +274,28 @@ impl Core {
         self.limits.record_bad(self.stats(), ip);
     }
 
-    fn start_relay(self: &Rc<Self>, id: PairId, a: Conn, b: Conn, start: Option<Box<Resume>>) {
+    fn start_relay(
+        self: &Rc<Self>,
+        id: PairId,
+        a: Conn,
+        b: Conn,
+        waited: Duration,
+        start: Option<Box<Resume>>,
+    ) {
         let core = self.clone();
         let span = info_span!("pair", pair = %id, core = self.id.0);
         CoreStats::inc(&self.stats().paired);
         CoreStats::inc(&self.stats().live_pairs);
         self.live.set(self.live.get() + 1);
-        self.shared.emit(self.id, PairEvent::Paired { id });
+        let sources = [a.peer, b.peer];
+        self.shared.emit(
+            self.id,
+            PairEvent::Paired {
+                id,
+                sources,
+                waited,
+            },
+        );
         self.spawn(relay_task(core, id, a, b, start).instrument(span));
     }
 

@@ -216,7 +216,7 @@ impl Core {
                 bytes: p.bytes,
                 eof: p.eof,
             };
-            self.start_relay(p.id, a, b, Some(Box::new(resume)));
+            self.start_relay(p.id, a, b, Duration::ZERO, Some(Box::new(resume)));
         }
         self.stats().adopted.fetch_add(adopted, Ordering::Relaxed);
         self.update_gauges();

@@ -3,6 +3,7 @@
 //! graph: it names only the sans-IO types it carries.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use crate::clienthello::ClientHelloInfo;
 use crate::pair_table::PairId;
@@ -46,6 +47,10 @@ pub enum PairEvent {
     Paired {
         /// The pair.
         id: PairId,
+        /// The peers of side A and side B (for the control plane's access log).
+        sources: [SocketAddr; 2],
+        /// How long the first side waited for the second.
+        waited: Duration,
     },
     /// The pair ended (or never completed).
     Closed {

@@ -8,5 +8,6 @@ pub mod http;
 pub mod jsonrpc;
 pub mod metrics;
 pub mod pairing;
+pub mod reload;
 pub mod telemetry;
 pub mod tls;

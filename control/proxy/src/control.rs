@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use tandem_engine::EngineHandle;
+use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
@@ -20,7 +20,7 @@ use tandem_serving::{Admission, ServingConfig, ServingMetrics, Shutdown};
 pub(crate) struct ControlPlane {
     server: ControlServer,
     listener: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: ServerTls,
     addr: SocketAddr,
     serving: ServingConfig,
 }
@@ -38,6 +38,7 @@ impl ControlPlane {
     ) -> Result<Self, ProxyError> {
         let tls = ControlServer::tls_config(&settings.tls)
             .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
+        let tls = ServerTls::new(tls);
         let listener = match inherited {
             Some(l) => l,
             None => tandem_serving::bind(&settings.bind_address).await?,
@@ -70,6 +71,16 @@ impl ControlPlane {
             .as_fd()
             .try_clone_to_owned()
             .map_err(|e| ProxyError::io("copying the control listener", e))
+    }
+
+    /// The control listener's TLS config and admin policy, which a reload replaces.
+    pub(crate) fn live(&self) -> (ServerTls, crate::control_service::AdminPolicy) {
+        (self.tls.clone(), self.server.policy().clone())
+    }
+
+    /// Lets the `Reload` call run `reloader`.
+    pub(crate) fn set_reloader(&self, reloader: tandem_net::reload::Reloader) {
+        self.server.set_reloader(reloader);
     }
 
     /// Where it listens.

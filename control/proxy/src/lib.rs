@@ -11,7 +11,8 @@
 //! - [`private`]: the private proxy's methods and `run_private`, with [`forward`] and
 //!   [`terminate`] for the two internal-endpoint modes.
 
-pub mod announcements;
+pub mod access_log;
+mod announcements;
 pub mod caller;
 mod control;
 pub mod control_service;
@@ -27,6 +28,7 @@ mod private_methods;
 mod private_store;
 pub mod public;
 mod public_methods;
+pub mod reload;
 pub mod request_connection;
 pub mod settings;
 pub mod sni;

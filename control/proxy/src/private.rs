@@ -9,8 +9,10 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::reload::{Block, Live, ProxySettingsSource};
 use chrono::Utc;
-use rustls::ServerConfig;
+use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
+use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -61,9 +63,11 @@ pub(super) struct PrivateState {
 pub struct PrivateProxy {
     state: Arc<PrivateState>,
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     addr: SocketAddr,
     metrics: Option<TcpListener>,
+    /// Where SIGHUP re-reads the settings; `None`: no reloads.
+    reload_source: Option<ProxySettingsSource>,
 }
 
 /// Binds the JSON-RPC port of `settings`.
@@ -89,7 +93,7 @@ impl PrivateProxy {
         settings: &PrivateProxySettings,
         jsonrpc: TcpListener,
     ) -> Result<Self, ProxyError> {
-        let tls = tandem_net::http::server_tls(&settings.jsonrpc_server)?;
+        let tls = tandem_net::http::server_tls(&settings.jsonrpc_server)?.map(ServerTls::new);
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
@@ -132,12 +136,19 @@ impl PrivateProxy {
             tls,
             addr,
             metrics: None,
+            reload_source: None,
         })
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs.
     pub fn with_metrics(mut self, listener: TcpListener) -> Self {
         self.metrics = Some(listener);
+        self
+    }
+
+    /// Reloads on SIGHUP from `source` (see [`crate::reload`]).
+    pub fn with_reloads(mut self, source: ProxySettingsSource) -> Self {
+        self.reload_source = Some(source);
         self
     }
 
@@ -154,7 +165,7 @@ impl PrivateProxy {
             &state.settings.jsonrpc_server,
             state.settings.call_timeout * 2,
         );
-        let (registry, rpc_metrics, serving_metrics) = super::metrics::private_registry(
+        let (mut registry, rpc_metrics, serving_metrics) = super::metrics::private_registry(
             state.slots.clone(),
             MAX_PRIVATE_CONNECTIONS,
             &state.refused,
@@ -167,6 +178,12 @@ impl PrivateProxy {
             route,
             Some(rpc_metrics),
         );
+        let reload_metrics = ReloadMetrics::register(&mut registry);
+        let reloads = self.reload_source.map(|source| {
+            let live = Live::new(Block::Private, self.tls.clone(), None);
+            let reload: ReloadFn = Arc::new(move || live.apply(crate::reload::prepare(source()?)?));
+            tokio::spawn(Reloader::new(reload, reload_metrics).on_sighup(stop.clone()))
+        });
         let ready = Readiness::new();
         let metrics = self
             .metrics
@@ -182,7 +199,7 @@ impl PrivateProxy {
                 state.settings.jsonrpc_server.serving.clone(),
                 serving_metrics,
             ),
-            stop.wait(),
+            stop.clone().wait(),
         ));
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
@@ -207,6 +224,9 @@ impl PrivateProxy {
         ready.set(false);
         stop_tx.trigger();
         let _ = server.await;
+        if let Some(reloads) = reloads {
+            let _ = reloads.await;
+        }
         let mut connections = std::mem::take(&mut *lock(&state.connections));
         let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
             while connections.join_next().await.is_some() {}

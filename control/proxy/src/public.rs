@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use rustls::ServerConfig;
 use tandem_engine::{Engine, EngineHandle, LocalAddrs};
+use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -25,11 +25,14 @@ use super::sni::{SNI_QUEUE, SniRouter, dispatch};
 use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
 use super::{peer_check, route_config};
+use crate::access_log::AccessLog;
 use crate::control_service::EventHub;
+use crate::reload::{Block, Live, ProxySettingsSource};
 use crate::settings::PublicProxySettings;
 use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
+use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
 
 use crate::upgrade::{Inherited, Upgrade};
 
@@ -58,6 +61,8 @@ pub struct PublicState {
     pub(crate) counters: Arc<ProxyCounters>,
     /// Callers must present our operator's certificate (see `peer_check`).
     pub(crate) check_callers: bool,
+    /// The per-pair access log, when configured (`requestConnection` names the operators).
+    pub(crate) access_log: Option<Arc<AccessLog>>,
     jsonrpc_addr: SocketAddr,
     control_addr: Option<SocketAddr>,
 }
@@ -66,7 +71,7 @@ pub struct PublicState {
 pub struct PublicProxy {
     state: Arc<PublicState>,
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     settings: PublicProxySettings,
     jobs: mpsc::Receiver<super::sni::SniJob>,
     events: EventHub,
@@ -79,6 +84,8 @@ pub struct PublicProxy {
     inherited: Option<Inherited>,
     /// `proxy ctl upgrade` calls from the ControlService.
     asks: mpsc::Receiver<crate::control_service::UpgradeAsk>,
+    /// Where SIGHUP and `proxy ctl reload` re-read the settings; `None`: no reloads.
+    reload_source: Option<ProxySettingsSource>,
 }
 
 /// A cheap handle to read a running public proxy (stats, addresses, the engine).
@@ -200,7 +207,7 @@ impl PublicProxy {
         mut inherited: Option<Inherited>,
     ) -> Result<Self, ProxyError> {
         let server = &settings.jsonrpc_server;
-        let tls = tandem_net::http::server_tls(server)?;
+        let tls = tandem_net::http::server_tls(server)?.map(ServerTls::new);
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
                 "jsonrpc_server asks for no client certificate: anyone who reaches it can call the proxy as its Hyper node"
@@ -231,7 +238,13 @@ impl PublicProxy {
             .internal_endpoint
             .clone()
             .unwrap_or_else(|| default_endpoint(&settings.internal_bind_address, addrs.pairing));
-        let hub = EventHub::start(events)
+        let access_log = match &settings.access_log {
+            Some(a) => Some(Arc::new(
+                AccessLog::start(a).map_err(|e| ProxyError::io("opening the access log", e))?,
+            )),
+            None => None,
+        };
+        let hub = EventHub::start_logged(events, access_log.clone())
             .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
         let control = match &settings.control {
             Some(c) => {
@@ -267,6 +280,7 @@ impl PublicProxy {
             announcements,
             counters,
             check_callers: peer_check(&settings.jsonrpc_server),
+            access_log,
             jsonrpc_addr,
             control_addr: control.as_ref().map(ControlPlane::addr),
         });
@@ -290,6 +304,7 @@ impl PublicProxy {
             listener_fds,
             inherited,
             asks,
+            reload_source: None,
         })
     }
 
@@ -298,6 +313,12 @@ impl PublicProxy {
     pub fn with_metrics(mut self, listener: TcpListener) -> Self {
         self.keep_for_upgrade(ListenerRole::Metrics, &listener);
         self.metrics = Some(listener);
+        self
+    }
+
+    /// Reloads on SIGHUP and `proxy ctl reload` from `source` (see [`crate::reload`]).
+    pub fn with_reloads(mut self, source: ProxySettingsSource) -> Self {
+        self.reload_source = Some(source);
         self
     }
 
@@ -326,12 +347,38 @@ impl PublicProxy {
             &self.settings.jsonrpc_server,
             self.settings.call_timeout * 3,
         );
-        let (registry, rpc_metrics, serving_metrics) = super::metrics::public_registry(
+        let (mut registry, rpc_metrics, serving_metrics) = super::metrics::public_registry(
             state.engine.clone(),
             state.counters.clone(),
             self.events.clone(),
         );
         let router = jsonrpc_router_observed(methods, route, Some(rpc_metrics));
+        let reload_metrics = ReloadMetrics::register(&mut registry);
+        if let Some(log) = &state.access_log {
+            registry.register(
+                "tandem_access_log_lines",
+                "Access-log lines written (one per ended pair)",
+                log.written.clone(),
+            );
+            registry.register(
+                "tandem_access_log_dropped",
+                "Access-log lines lost (queue full or output failed)",
+                log.dropped.clone(),
+            );
+        }
+        let reloads = self.reload_source.map(|source| {
+            let live = Live::new(
+                Block::Public,
+                self.tls.clone(),
+                self.control.as_ref().map(ControlPlane::live),
+            );
+            let reload: ReloadFn = Arc::new(move || live.apply(crate::reload::prepare(source()?)?));
+            let reloader = Reloader::new(reload, reload_metrics);
+            if let Some(control) = &self.control {
+                control.set_reloader(reloader.clone());
+            }
+            tokio::spawn(reloader.on_sighup(stop.clone()))
+        });
         let ready = Readiness::new();
         let metrics = self
             .metrics
@@ -389,6 +436,9 @@ impl PublicProxy {
         stop_tx.trigger();
         let _ = server.await;
         let _ = notifier.await;
+        if let Some(reloads) = reloads {
+            let _ = reloads.await;
+        }
         // After a hand-over the store belongs to the new process (writes here stay held).
         if !handed_over {
             state.announcements.close(Utc::now()).await;

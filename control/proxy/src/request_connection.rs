@@ -73,6 +73,9 @@ async fn pair(
     }
     let ticket = state.engine.create_pair(PairKind::Direct)?;
     debug!(pair = %ticket.id, requester = %client.name, target = %to, "pair issued");
+    if let Some(log) = &state.access_log {
+        log.annotate(ticket.id, client.name.as_ref(), to.as_ref());
+    }
     let notify = connection_request(state, to.as_str(), channel, client, ticket.side_b);
     if let Err(e) = notify.await {
         // The target never got its token: nobody can use this pair, so free it now.

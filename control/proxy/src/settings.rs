@@ -1,6 +1,7 @@
 //! Typed settings of the proxies (`proxy run public|private`, env `PROXY_SETTINGS`), SPEC §4.1
 //! and §4.7: the original keys plus Tandem's `engine:` block and call/dial deadlines.
 
+mod access_log;
 mod announcements;
 mod client;
 mod control;
@@ -14,6 +15,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+pub use access_log::{AccessLogSettings, MAX_BLUR_SECONDS, RawAccessLogSettings};
 pub use announcements::{
     AnnouncementSettings, DEFAULT_ANNOUNCEMENT_QUOTA, DEFAULT_MAX_LIFETIME_SECS,
     MAX_ANNOUNCEMENT_QUOTA, RawAnnouncementSettings,
@@ -51,6 +53,9 @@ pub struct ProxySettings {
     pub private: Option<PrivateProxySettings>,
     /// Prometheus endpoint (`/metrics`, `/healthz`, `/readyz`), if any.
     pub metrics: Option<MetricsSettings>,
+    /// Log directives (`info`, `warn,tandem_proxy=debug`) applied at start and on every reload;
+    /// `None` keeps `--level` / `RUST_LOG`. Checked by the program (it owns the log filter).
+    pub log_level: Option<String>,
 }
 
 /// Validated `public:` block (SPEC §4.1).
@@ -86,6 +91,8 @@ pub struct PublicProxySettings {
     pub control: Option<ControlSettings>,
     /// Per-operator quota and maximum lifetime of announcements (`announcements:`).
     pub announcements: AnnouncementSettings,
+    /// One JSON line per ended pair (`access_log:`); off when absent.
+    pub access_log: Option<AccessLogSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,6 +101,7 @@ struct RawProxySettings {
     public: Option<Value>,
     private: Option<Value>,
     metrics: Option<Value>,
+    log_level: Option<String>,
     /// The loader's record of the files' `vars` blocks; not a setting.
     #[serde(default, rename = "_vars")]
     _vars: Value,
@@ -118,6 +126,7 @@ struct RawPublicProxySettings {
     engine: Option<Value>,
     control: Option<Value>,
     announcements: Option<Value>,
+    access_log: Option<Value>,
 }
 
 fn default_tls_bind() -> String {
@@ -221,6 +230,11 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             "announcements",
             &mut issues,
         );
+        let access_log = optional::<RawAccessLogSettings, AccessLogSettings>(
+            raw.access_log.as_ref(),
+            "access_log",
+            &mut issues,
+        );
         match (
             tls_bind,
             internal_bind,
@@ -230,6 +244,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             engine,
             control,
             announcements,
+            access_log,
         ) {
             (
                 Some(tls),
@@ -240,6 +255,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 Some(engine),
                 Some(control),
                 Some(announcements),
+                Some(access_log),
             ) if issues.is_empty() => Ok(Self {
                 name: raw.name,
                 tls_bind_address: tls,
@@ -254,6 +270,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 engine: engine.unwrap_or_default(),
                 control,
                 announcements: announcements.unwrap_or_default(),
+                access_log,
             }),
             _ => Err(issues),
         }
@@ -288,6 +305,7 @@ impl TryFrom<RawProxySettings> for ProxySettings {
                 public,
                 private,
                 metrics,
+                log_level: raw.log_level,
             }),
             _ => Err(issues),
         }

@@ -19,6 +19,9 @@ pub enum SdError {
     /// TLS settings could not be turned into a server configuration.
     #[error("tls: {0}")]
     Tls(#[from] tandem_net::tls::TlsError),
+    /// The settings do not build what serving them needs (names the file or key).
+    #[error(transparent)]
+    Prepare(#[from] tandem_net::reload::ReloadError),
     /// A listener's address could not be resolved or bound.
     #[error(transparent)]
     Bind(#[from] tandem_serving::BindError),
@@ -49,6 +52,7 @@ impl SdError {
             Self::Verifier(_) => "verifier",
             Self::Tls(_) => "tls",
             Self::Bind(e) => e.kind(),
+            Self::Prepare(e) => e.kind(),
             Self::Io { .. } => "io",
             Self::TooManyRecords { .. } => "too_many_records",
         }

@@ -4,6 +4,7 @@
 mod error;
 mod methods;
 mod metrics;
+pub mod reload;
 mod service;
 
 use std::future::Future;
@@ -23,14 +24,23 @@ use tandem_datastore::Datastore;
 use tandem_directory::verify::Verifier;
 use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::MetricsServer;
+use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader, apply_log_level};
 use tandem_serving::ServingMetrics;
+use tandem_settings::SettingsError;
 use tandem_settings::sd::SdSettings;
 
 pub use tandem_net::http::HTTP_ALPN;
 
-/// Binds the configured JSON-RPC address.
+/// The name a supervisor gives the JSON-RPC socket it passes (`FileDescriptorName=`).
+pub const JSONRPC_SOCKET: &str = "jsonrpc_server";
+
+/// Re-reads the settings for a reload (the same files the process started from).
+pub type SettingsSource = Arc<dyn Fn() -> Result<SdSettings, SettingsError> + Send + Sync>;
+
+/// Adopts the JSON-RPC socket a supervisor passed as [`JSONRPC_SOCKET`], else binds the
+/// configured address.
 pub async fn bind(settings: &SdSettings) -> Result<TcpListener, SdError> {
-    Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
+    Ok(tandem_serving::bind_named(JSONRPC_SOCKET, &settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Runs the directory server on `listener` until `shutdown` resolves.
@@ -39,8 +49,29 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SdError> {
+    serve_directory(settings, listener, shutdown, None).await
+}
+
+/// [`run`], and on every `SIGHUP` reloads what [`reload`] can change from `source`.
+pub async fn run_reloading(
+    settings: &SdSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    source: SettingsSource,
+) -> Result<(), SdError> {
+    serve_directory(settings, listener, shutdown, Some(source)).await
+}
+
+async fn serve_directory(
+    settings: &SdSettings,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    source: Option<SettingsSource>,
+) -> Result<(), SdError> {
+    let prepared = reload::prepare(settings.clone())?;
+    apply_log_level(settings.log_level.as_deref());
+    let tls = prepared.server_tls();
     let server = &settings.jsonrpc_server;
-    let tls = tandem_net::http::server_tls(server)?;
     let directory = &settings.directory;
     let verifier = Arc::new(Verifier::from_files(
         &directory.ca_certificate_files,
@@ -57,6 +88,7 @@ pub async fn run(
     );
     let serving_metrics = ServingMetrics::register(&mut registry);
     let shared = matches!(store, Datastore::Redis(_));
+    let reload_metrics = ReloadMetrics::register(&mut registry);
     let service = Arc::new(DirectoryService::open(store, verifier, max_records, sd_metrics).await?);
     service.observe_ledger();
     // A Redis store may be shared with other sd processes: read what they append.
@@ -64,6 +96,12 @@ pub async fn run(
     let refresher = shared.then(|| {
         let service = service.clone();
         tokio::spawn(async move { service.refresh_until(stop).await })
+    });
+    let (stop_reloads, reloads_stopped) = tandem_serving::shutdown();
+    let reloads = source.map(|source| {
+        let live = reload::Live::new(settings.clone(), tls.clone(), service.clone());
+        let reload: ReloadFn = Arc::new(move || live.apply(reload::prepare(source()?)?));
+        tokio::spawn(Reloader::new(reload, reload_metrics).on_sighup(reloads_stopped))
     });
     let route = RouteConfig::for_server(
         server,
@@ -96,6 +134,11 @@ pub async fn run(
         && let Err(e) = refresher.await
     {
         tracing::warn!(error = %e, "the datastore refresher failed");
+    }
+    stop_reloads.trigger();
+    if let Some(reloads) = reloads {
+        // The task only ends; a panic in it has already been reported.
+        let _ = reloads.await;
     }
     if let Some(metrics) = metrics {
         metrics.stop().await;

@@ -18,6 +18,7 @@
 //! flood of submissions that do not verify is refused without touching the lock or the store,
 //! so it cannot hold back a valid submission.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard};
 
 use rand::RngCore;
@@ -60,7 +61,8 @@ pub struct DirectoryService {
     verifier: Arc<Verifier>,
     writer: tokio::sync::Mutex<WriterState>,
     ledger: RwLock<Ledger>,
-    max_records_per_submit: usize,
+    /// `limits.max_records_per_submit`; a reload may change it.
+    max_records_per_submit: AtomicUsize,
     metrics: SdMetrics,
 }
 
@@ -85,7 +87,7 @@ impl DirectoryService {
             verifier,
             writer: tokio::sync::Mutex::new(WriterState { cursor, stored }),
             ledger: RwLock::new(ledger),
-            max_records_per_submit,
+            max_records_per_submit: AtomicUsize::new(max_records_per_submit),
             metrics,
         })
     }
@@ -106,6 +108,11 @@ impl DirectoryService {
         result
     }
 
+    /// Sets the most records one submission may carry (a reload of `limits`).
+    pub fn set_max_records_per_submit(&self, max: usize) {
+        self.max_records_per_submit.store(max, Ordering::Relaxed);
+    }
+
     /// Publishes the chain and entry counts to the metrics.
     pub fn observe_ledger(&self) {
         let ledger = self.read_ledger();
@@ -118,10 +125,11 @@ impl DirectoryService {
     }
 
     async fn submit_inner(&self, records: Vec<SignedChangeRecord>) -> Result<(), SdError> {
-        if records.len() > self.max_records_per_submit {
+        let max = self.max_records_per_submit.load(Ordering::Relaxed);
+        if records.len() > max {
             return Err(SdError::TooManyRecords {
                 got: records.len(),
-                max: self.max_records_per_submit,
+                max,
             });
         }
         // Before the lock: a record that does not verify against the chain it extends is refused

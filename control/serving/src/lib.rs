@@ -10,13 +10,15 @@
 //! - PROXY protocol: a listener whose [`ServingConfig::proxy_protocol`] trusts the peer reads its
 //!   header first (bounded, under its deadline, at most [`MAX_PENDING_HEADERS`] at once) and
 //!   admits, filters and serves the connection as the client the header names.
-//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`.
+//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`; [`bind_named`]
+//!   adopts the socket a supervisor passed under that name instead (systemd socket activation).
 //! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
 //!   listener and reason.
 //!
 //! See RELIABILITY.md for the attacks each default stops.
 
 mod accept;
+pub mod activation;
 mod admission;
 mod bind;
 mod conn;
@@ -29,6 +31,7 @@ pub mod source;
 mod table;
 
 pub use accept::{ACCEPT_BACKOFF, Acceptor, Handshake, serve_connections};
+pub use activation::{ActivationError, adopt_from_env, bind_named};
 pub use admission::Admission;
 pub use bind::{BindError, bind, resolve, resolve_one};
 pub use conn::{CutReason, Phase, RequestGuard, Slot};

@@ -41,6 +41,9 @@ pub struct SdSettings {
     pub metrics: Option<MetricsSettings>,
     /// Tandem's request bounds.
     pub limits: SdLimits,
+    /// Log directives (`info`, `warn,tandem_sd=debug`) applied at start and on every reload;
+    /// `None` keeps `--level` / `RUST_LOG`. Checked by the program (it owns the log filter).
+    pub log_level: Option<String>,
 }
 
 /// `directory:` of `sd`.
@@ -83,6 +86,7 @@ pub struct RawSdSettings {
     directory: Option<Value>,
     metrics: Option<Value>,
     limits: Option<Value>,
+    log_level: Option<String>,
     /// The loader's record of the files' `vars` blocks; not a setting.
     #[serde(default, rename = "_vars")]
     _vars: Value,
@@ -206,6 +210,7 @@ impl TryFrom<RawSdSettings> for SdSettings {
                     directory,
                     metrics,
                     limits: limits.unwrap_or_default(),
+                    log_level: raw.log_level,
                 })
             }
             _ => Err(issues),
@@ -249,6 +254,9 @@ impl fmt::Display for SdSettings {
         )?;
         if let Some(m) = &self.metrics {
             writeln!(f, "metrics: {}", m.bind_address)?;
+        }
+        if let Some(level) = &self.log_level {
+            writeln!(f, "log_level: {level}")?;
         }
         write!(
             f,

@@ -190,6 +190,7 @@ pub fn api_settings(
         channels,
         signing: None,
         metrics: None,
+        log_level: None,
         timeouts,
     }
 }
@@ -261,6 +262,7 @@ pub fn gateway_settings(
         }],
         signing: None,
         metrics: None,
+        log_level: None,
         timeouts: Timeouts {
             call: Duration::from_secs(2),
             connect: Duration::from_secs(1),

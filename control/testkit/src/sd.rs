@@ -70,6 +70,7 @@ pub fn settings(pki: &TestPki, datastore: DatastoreSettings, per_hour: Option<u3
         },
         metrics: None,
         limits: SdLimits::default(),
+        log_level: None,
     }
 }
 

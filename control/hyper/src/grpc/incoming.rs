@@ -9,8 +9,8 @@ use std::num::{NonZeroU32, NonZeroUsize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
+use tandem_net::tls::ServerTls;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tracing::debug;
@@ -107,7 +107,7 @@ impl TlsPeers for OperatorPeers {
 /// Where the gRPC server's connections come from.
 pub(crate) struct Sources {
     pub(crate) listener: TcpListener,
-    pub(crate) tls: Arc<ServerConfig>,
+    pub(crate) tls: ServerTls,
     pub(crate) directory: Arc<dyn DirectorySource>,
     /// Per-source limits on new connections to the listener (not on injected sockets).
     pub(crate) rate_limits: Vec<TcpRateLimit>,

@@ -20,7 +20,7 @@ use super::reverse::{PushStream, ReverseChannel};
 use super::{ALPN_H2, GrpcError};
 use crate::broker::types::{DirectorySource, RequestSink};
 use tandem_net::grpc::{TonicLimits, serve_tls};
-use tandem_net::tls::server_config;
+use tandem_net::tls::{ServerTls, server_config};
 use tandem_serving::{Admission, Http2Limits, ServingMetrics};
 use tandem_settings::hyper::{GrpcServerSettings, Timeouts};
 
@@ -118,6 +118,8 @@ pub struct GrpcServerHandle {
     pub inject: InjectHandle,
     /// The address the listener is bound to.
     pub local_addr: SocketAddr,
+    /// The listener's TLS config; a reload replaces it for new connections.
+    pub tls: ServerTls,
     /// Ends after shutdown, once connections have closed or [`super::SHUTDOWN_GRACE`] has passed.
     pub task: JoinHandle<()>,
 }
@@ -142,13 +144,13 @@ impl GrpcServer {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<GrpcServerHandle, GrpcError> {
-        let tls = server_config(&settings.tls, &[ALPN_H2])?;
+        let tls = ServerTls::new(server_config(&settings.tls, &[ALPN_H2])?);
         let local_addr = listener.local_addr().map_err(GrpcError::Listener)?;
         let reverse = Arc::new(ReverseChannel::new(own_name, timeouts.call));
         let (inject, injected) = incoming::inject_channel();
         let sources = Sources {
             listener,
-            tls,
+            tls: tls.clone(),
             directory,
             rate_limits: settings.tcp_rate_limits.clone(),
             admission: Admission::new("grpc", settings.serving.clone(), metrics.clone()),
@@ -182,6 +184,7 @@ impl GrpcServer {
             reverse,
             inject,
             local_addr,
+            tls,
             task,
         })
     }

@@ -16,6 +16,7 @@ use crate::broker::{GatewayAdmission, JsonRpcGateway, MessageBroker};
 use tandem_directory::entry::DirectoryEntry;
 use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
 use tandem_net::metrics::Refusals;
+use tandem_net::tls::ServerTls;
 use tandem_serving::ServingMetrics;
 use tandem_settings::hyper::GatewaySettings;
 
@@ -26,7 +27,8 @@ pub const MAX_GATEWAY_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const ROUTE_TIMEOUT_MARGIN: Duration = Duration::from_secs(1);
 
 /// Serves the gateway on `listener` until `shutdown` resolves, admitting the callers `gateway`
-/// allows (refusals counted in `refusals`).
+/// allows (refusals counted in `refusals`). Returns the serving future and the listener's
+/// replaceable TLS config (for reloads).
 pub(super) fn serve_gateway(
     gateway: &GatewaySettings,
     broker: Arc<MessageBroker>,
@@ -35,9 +37,9 @@ pub(super) fn serve_gateway(
     metrics: ServingMetrics,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<impl Future<Output = ()> + Send + 'static, HyperServerError> {
+) -> Result<(impl Future<Output = ()> + Send + 'static, Option<ServerTls>), HyperServerError> {
     let settings = &gateway.server;
-    let tls = tandem_net::http::server_tls(settings)?;
+    let tls = tandem_net::http::server_tls(settings)?.map(ServerTls::new);
     let route = RouteConfig::for_server(
         settings,
         MAX_GATEWAY_BODY_BYTES,
@@ -55,13 +57,15 @@ pub(super) fn serve_gateway(
             source,
         })?;
     info!(address = %addr, tls = tls.is_some(), path = %settings.path, verifies_clients = gateway.verifies_clients(), allowed_clients = ?gateway.allowed_clients, "JSON-RPC gateway listening");
-    Ok(serve(
+    let live = tls.clone();
+    let serving = serve(
         listener,
         tls,
         router,
         ServerLimits::named("gateway", settings.serving.clone(), metrics),
         shutdown,
-    ))
+    );
+    Ok((serving, live))
 }
 
 /// The gateway's place in the broker's channel list: inbound only, it never delivers (the original

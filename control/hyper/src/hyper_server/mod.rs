@@ -5,6 +5,7 @@
 
 mod gateway;
 mod metrics;
+pub mod reload;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +19,7 @@ use crate::broker::types::DirectorySource;
 
 pub use gateway::{InboundOnly, MAX_GATEWAY_BODY_BYTES, ROUTE_TIMEOUT_MARGIN};
 pub use metrics::BROKER_METHODS;
+pub use reload::{HyperSettingsSource, prepare};
 
 use crate::broker::{
     BrokerError, JsonRpcClientChannel, JsonRpcClientError, MessageBroker, StdoutChannel,
@@ -56,6 +58,9 @@ pub enum HyperServerError {
     /// TLS settings are unusable.
     #[error(transparent)]
     Tls(#[from] tandem_net::tls::TlsError),
+    /// The settings do not build what serving them needs (names the file or key).
+    #[error(transparent)]
+    Prepare(#[from] tandem_net::reload::ReloadError),
     /// The gRPC transport could not start.
     #[error(transparent)]
     Grpc(#[from] GrpcError),
@@ -77,6 +82,7 @@ impl HyperServerError {
             Self::Directory(e) => e.kind(),
             Self::Broker(e) => e.kind(),
             Self::Tls(e) => e.kind(),
+            Self::Prepare(e) => e.kind(),
             Self::Grpc(e) => e.kind(),
             Self::JsonRpcClient(e) => e.kind(),
             Self::Name(_) => "operator_name",
@@ -93,17 +99,27 @@ pub struct Listeners {
     pub jsonrpc: Option<TcpListener>,
 }
 
+/// The name a supervisor gives the `grpc_server` socket it passes (`FileDescriptorName=`).
+pub const GRPC_SOCKET: &str = "grpc_server";
+/// The name a supervisor gives the `jsonrpc_server` (gateway) socket it passes.
+pub const JSONRPC_SOCKET: &str = "jsonrpc_server";
+
 impl Listeners {
-    /// Binds the `bind_address` of the configured `grpc_server` and `jsonrpc_server` channels.
+    /// Adopts the sockets a supervisor passed as [`GRPC_SOCKET`] and [`JSONRPC_SOCKET`], else
+    /// binds the `bind_address` of the configured `grpc_server` and `jsonrpc_server` channels.
     pub async fn bind(settings: &HyperSettings) -> Result<Self, HyperServerError> {
         let mut listeners = Self::default();
         for channel in &settings.channels {
-            let (slot, address) = match &channel.kind {
-                ChannelKind::GrpcServer(s) => (&mut listeners.grpc, &s.bind_address),
-                ChannelKind::JsonRpcServer(s) => (&mut listeners.jsonrpc, &s.server.bind_address),
+            let (slot, name, address) = match &channel.kind {
+                ChannelKind::GrpcServer(s) => (&mut listeners.grpc, GRPC_SOCKET, &s.bind_address),
+                ChannelKind::JsonRpcServer(s) => (
+                    &mut listeners.jsonrpc,
+                    JSONRPC_SOCKET,
+                    &s.server.bind_address,
+                ),
                 _ => continue,
             };
-            *slot = Some(tandem_serving::bind(address).await?);
+            *slot = Some(tandem_serving::bind_named(name, address).await?);
         }
         Ok(listeners)
     }
@@ -116,7 +132,31 @@ pub async fn run(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HyperServerError> {
+    run_server(settings, listeners, shutdown, None).await
+}
+
+/// [`run`], and on every `SIGHUP` reloads what [`reload`] can change from `source`.
+pub async fn run_reloading(
+    settings: &HyperSettings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    source: HyperSettingsSource,
+) -> Result<(), HyperServerError> {
+    run_server(settings, listeners, shutdown, Some(source)).await
+}
+
+async fn run_server(
+    settings: &HyperSettings,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+    source: Option<HyperSettingsSource>,
+) -> Result<(), HyperServerError> {
+    reload::prepare(settings.clone())?;
+    tandem_net::reload::apply_log_level(settings.log_level.as_deref());
     let mut server = HyperServer::start(settings, listeners)?;
+    if let Some(source) = source {
+        server.reload_on_sighup(source);
+    }
     if let Some(m) = &settings.metrics {
         let listener = tandem_net::metrics::bind(m).await?;
         server.serve_metrics(listener);
@@ -158,6 +198,9 @@ pub struct HyperServer {
     ready: Arc<tandem_net::metrics::Readiness>,
     metrics: Option<tandem_net::metrics::MetricsServer>,
     refusals: metrics::DoorRefusals,
+    /// The listeners' TLS configs a reload replaces.
+    live_tls: reload::LiveTls,
+    reload_metrics: tandem_net::reload::ReloadMetrics,
 }
 
 impl std::fmt::Debug for HyperServer {
@@ -196,6 +239,7 @@ impl HyperServer {
         let refusals = metrics::DoorRefusals::default();
         let mut registry = metrics::hyper_registry(&broker, &directory, &refusals);
         let serving_metrics = tandem_serving::ServingMetrics::register(&mut registry);
+        let reload_metrics = tandem_net::reload::ReloadMetrics::register(&mut registry);
         let mut server = Self {
             broker,
             directory: directory.clone(),
@@ -209,6 +253,8 @@ impl HyperServer {
             ready: tandem_net::metrics::Readiness::new(),
             metrics: None,
             refusals,
+            live_tls: reload::LiveTls::default(),
+            reload_metrics,
         };
         let refresh = stopped.clone().wait();
         server
@@ -249,6 +295,7 @@ impl HyperServer {
                     stop.clone().wait(),
                 )?;
                 broker.add_channel(handle.reverse.clone())?;
+                self.live_tls.add("grpc_server", handle.tls.clone());
                 let task = handle.task;
                 self.tasks.spawn(async move {
                     let _ = task.await;
@@ -278,7 +325,7 @@ impl HyperServer {
                     .ok_or(HyperServerError::MissingListener("jsonrpc_server"))?;
                 broker.add_channel(Arc::new(InboundOnly("jsonrpc_server")))?;
                 self.jsonrpc_addr = listener.local_addr().ok();
-                let serving = gateway::serve_gateway(
+                let (serving, tls) = gateway::serve_gateway(
                     s,
                     broker.clone(),
                     timeouts.call,
@@ -287,6 +334,9 @@ impl HyperServer {
                     listener,
                     stop.clone().wait(),
                 )?;
+                if let Some(tls) = tls {
+                    self.live_tls.add("jsonrpc_server", tls);
+                }
                 self.tasks.spawn(serving.in_current_span());
             }
             ChannelKind::JsonRpcClient(s) => {
@@ -314,6 +364,21 @@ impl HyperServer {
             self.broker.add_connection_handler(handler)?;
         }
         Ok(())
+    }
+
+    /// The reloader of this server's TLS configs and log level, reading settings from `source`.
+    pub fn reloader(&self, source: HyperSettingsSource) -> tandem_net::reload::Reloader {
+        let live = self.live_tls.clone();
+        let reload: tandem_net::reload::ReloadFn =
+            Arc::new(move || live.apply(reload::prepare(source()?)?));
+        tandem_net::reload::Reloader::new(reload, self.reload_metrics.clone())
+    }
+
+    /// Reloads on every `SIGHUP` until [`HyperServer::shutdown`].
+    pub fn reload_on_sighup(&mut self, source: HyperSettingsSource) {
+        let reloader = self.reloader(source);
+        let stopped = self.stop.subscribe();
+        self.tasks.spawn(reloader.on_sighup(stopped));
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until [`HyperServer::shutdown`]

@@ -163,6 +163,7 @@ async fn the_jsonrpc_client_channel_delivers_through_the_forward_proxy() {
         channels: vec![local, plain_gateway()],
         signing: None,
         metrics: None,
+        log_level: None,
         timeouts: Timeouts {
             call: COMPLETES,
             connect: COMPLETES,

@@ -60,6 +60,7 @@ fn settings(dir: &std::path::Path, local: ChannelSettings) -> HyperSettings {
         channels: vec![local, gateway_channel()],
         signing: None,
         metrics: None,
+        log_level: None,
         timeouts: Timeouts {
             call: CALL,
             connect: Duration::from_secs(1),

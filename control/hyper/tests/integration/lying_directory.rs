@@ -76,7 +76,7 @@ impl Running {
         let (stop_sd, sd_stopped) = oneshot::channel::<()>();
         let sd_task = tokio::spawn(serve(
             listener,
-            Some(tls),
+            Some(tls.into()),
             router,
             ServerLimits {
                 // The directory client's idle keep-alive connection is cut at once on stop.

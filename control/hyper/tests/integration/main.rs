@@ -17,4 +17,5 @@ mod grpc_nodes;
 mod grpc_reverse;
 mod lying_directory;
 mod metrics;
+mod reload;
 mod two_nodes;

@@ -7,20 +7,17 @@
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Server;
 use tonic::transport::server::Router;
 use tracing::{debug, warn};
 
 use super::{SHUTDOWN_GRACE, TlsConn};
-use crate::tls::peer_leaf;
+use crate::tls::{ServerTls, peer_leaf};
 use tandem_serving::{Acceptor, Http2Limits, Shutdown, Slot};
 
 /// What a gRPC listener learns about a peer from its verified client certificate; it rides
@@ -82,8 +79,9 @@ impl TonicLimits {
 pub struct TlsListener<P> {
     /// The kit's accept loop (listener, admission, filters, injected sockets).
     pub acceptor: Acceptor,
-    /// The server config (ALPN `h2`; client certificates as the listener requires them).
-    pub tls: Arc<ServerConfig>,
+    /// The server config (ALPN `h2`; client certificates as the listener requires them); a
+    /// reload replaces it for connections accepted later.
+    pub tls: ServerTls,
     /// Names each handshaken peer.
     pub peers: P,
     /// Named connections waiting for tonic to pick them up.
@@ -100,9 +98,10 @@ pub async fn serve_tls<P: TlsPeers>(listener: TlsListener<P>, router: Router, sh
         ready_queue,
     } = listener;
     let (ready, ready_rx) = mpsc::channel::<io::Result<TlsConn<P::Info>>>(ready_queue.max(1));
-    let tls = TlsAcceptor::from(tls);
     let accept = acceptor.serve(shutdown.clone().wait(), move |io, addr, slot| {
-        let (tls, peers, ready) = (tls.clone(), peers.clone(), ready.clone());
+        // The config current now: the connection keeps it whatever a reload installs later.
+        let tls = tls.acceptor();
+        let (peers, ready) = (peers.clone(), ready.clone());
         async move {
             let stream = match crate::tls::accept(&tls, io, &slot).await {
                 Ok(stream) => stream,

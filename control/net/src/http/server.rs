@@ -15,10 +15,10 @@ use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
 use tracing::debug;
 
+use crate::tls::ServerTls;
 use tandem_serving::{
     Admission, Handshake, ServingConfig, ServingMetrics, Slot, serve_connections,
 };
@@ -85,10 +85,11 @@ pub fn server_tls(
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then lets open connections finish
-/// within `limits.grace`.
+/// within `limits.grace`. Each TLS connection is handshaken with the config `tls` holds when it is
+/// accepted (a reload replaces it for later connections).
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<Arc<ServerConfig>>,
+    tls: Option<ServerTls>,
     router: Router,
     limits: ServerLimits,
     shutdown: impl Future<Output = ()>,
@@ -99,7 +100,6 @@ pub async fn serve(
     } else {
         Handshake::None
     };
-    let acceptor = tls.map(TlsAcceptor::from);
     let serving = limits.serving.clone();
     serve_connections(
         listener,
@@ -108,7 +108,9 @@ pub async fn serve(
         limits.grace,
         shutdown,
         move |io, addr, slot| {
-            let (acceptor, router, serving) = (acceptor.clone(), router.clone(), serving.clone());
+            // The config current now: the connection keeps it whatever a reload installs later.
+            let acceptor = tls.as_ref().map(ServerTls::acceptor);
+            let (router, serving) = (router.clone(), serving.clone());
             async move {
                 let Some(acceptor) = acceptor else {
                     let peer = PeerInfo { addr, leaf: None };
@@ -122,7 +124,8 @@ pub async fn serve(
                             .peer_certificates()
                             .and_then(|c| c.first())
                             .map(|c| c.clone().into_owned());
-                        serve_stream(tls, PeerInfo { addr, leaf }, router, slot, &serving).await;
+                        let peer = PeerInfo { addr, leaf };
+                        serve_stream(tls, peer, router, slot, &serving).await;
                     }
                     Err(e) => {
                         debug!(error = %e, "TLS handshake failed");
@@ -169,10 +172,10 @@ async fn serve_stream<S>(
         .max_pending_accept_reset_streams(limits.max_pending_resets)
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout);
-    if let Err(e) = builder
+    let result = builder
         .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-        .await
-    {
+        .await;
+    if let Err(e) = result {
         debug!(error = %e, "connection ended with an error");
     }
 }

@@ -12,9 +12,13 @@ use super::{Readiness, serve};
 use tandem_serving::{BindError, ShutdownTrigger};
 use tandem_settings::MetricsSettings;
 
-/// Binds the configured `metrics.bind_address`.
+/// The name a supervisor gives the metrics socket it passes (`FileDescriptorName=`).
+pub const METRICS_SOCKET: &str = "metrics";
+
+/// Adopts the metrics socket a supervisor passed as [`METRICS_SOCKET`], else binds the configured
+/// `metrics.bind_address`.
 pub async fn bind(settings: &MetricsSettings) -> Result<TcpListener, BindError> {
-    tandem_serving::bind(&settings.bind_address).await
+    tandem_serving::bind_named(METRICS_SOCKET, &settings.bind_address).await
 }
 
 /// A running metrics endpoint; [`MetricsServer::stop`] ends it (so does dropping it, without

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use directory::{DirectoryMetrics, RefreshOutcome, RefusalReason};
-pub use endpoint::{MetricsServer, bind};
+pub use endpoint::{METRICS_SOCKET, MetricsServer, bind};
 pub use prometheus_client::registry::Registry;
 pub use refusals::{ReasonLabel, Refusals};
 pub use rpc::{RpcLabels, RpcMetrics};

@@ -8,12 +8,14 @@ mod accept;
 mod config;
 mod insecure;
 mod pem;
+mod swap;
 
 use std::path::PathBuf;
 
 pub use accept::accept;
 pub use config::{client_config, provider, server_config, server_name};
 pub use pem::{MAX_PEM_BYTES, load_certificates, load_private_key, load_roots};
+pub use swap::ServerTls;
 pub use tandem_directory::x509::{
     certificate_names, common_name, fingerprint, names_of, peer_leaf,
 };

@@ -6,5 +6,6 @@
 
 mod http_deadlines;
 mod http_serving_kit;
+mod http_shutdown;
 mod support;
 mod tls_handshake;

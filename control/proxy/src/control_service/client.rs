@@ -177,6 +177,16 @@ impl ControlClient {
             .into_inner())
     }
 
+    /// Reloads the proxy's settings (as SIGHUP does); the keys applied.
+    pub async fn reload(&self) -> Result<pb::ReloadResponse, ClientError> {
+        Ok(self
+            .inner
+            .clone()
+            .reload(self.request(pb::ReloadRequest {}, Duration::ZERO))
+            .await?
+            .into_inner())
+    }
+
     /// The stream of pair events from now on (no deadline; drop it to stop watching).
     pub async fn watch_events(&self) -> Result<tonic::Streaming<pb::PairEvent>, ClientError> {
         Ok(self

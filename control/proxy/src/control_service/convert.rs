@@ -37,7 +37,7 @@ pub(crate) fn close_reason(r: CloseReason) -> pb::CloseReason {
 
 pub(crate) fn event(e: &HubEvent) -> pb::PairEvent {
     let kind = match &e.event {
-        PairEvent::Paired { id } => pb::pair_event::Kind::Paired(pb::Paired {
+        PairEvent::Paired { id, .. } => pb::pair_event::Kind::Paired(pb::Paired {
             id: Some(pair_id(*id)),
         }),
         PairEvent::Closed {

@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
 use super::book::PairBook;
+use crate::access_log::AccessLog;
 
 /// Events buffered per watcher before the slowest one lags, in events (~64 B each). At a
 /// pair-creation rate of 50 000/s this is ~80 ms of events, enough for a watcher on loopback.
@@ -62,6 +63,8 @@ pub struct EventHub {
     shared: Arc<Shared>,
     tx: Arc<Mutex<Option<broadcast::Sender<HubEvent>>>>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    /// Gets every event too; closed after the hub thread.
+    access: Option<Arc<AccessLog>>,
 }
 
 impl std::fmt::Debug for EventHub {
@@ -79,6 +82,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl EventHub {
     /// Starts the hub thread on the receiver returned by `tandem_engine::Engine::start`.
     pub fn start(events: Receiver<PairEvent>) -> std::io::Result<Self> {
+        Self::start_logged(events, None)
+    }
+
+    /// [`EventHub::start`], handing every event to `access` as well (off the engine's path: the
+    /// hub thread does it, and [`AccessLog::observe`] never blocks).
+    pub fn start_logged(
+        events: Receiver<PairEvent>,
+        access: Option<Arc<AccessLog>>,
+    ) -> std::io::Result<Self> {
         let (tx, _) = broadcast::channel(WATCH_BACKLOG);
         let shared = Arc::new(Shared {
             book: Mutex::new(PairBook::default()),
@@ -87,13 +99,22 @@ impl EventHub {
         });
         let thread_tx = tx.clone();
         let thread_shared = shared.clone();
+        let thread_access = access.clone();
         let thread = std::thread::Builder::new()
             .name("pair-events".into())
-            .spawn(move || pump(&events, &thread_tx, &thread_shared))?;
+            .spawn(move || {
+                pump(
+                    &events,
+                    &thread_tx,
+                    &thread_shared,
+                    thread_access.as_deref(),
+                )
+            })?;
         Ok(Self {
             shared,
             tx: Arc::new(Mutex::new(Some(tx))),
             thread: Arc::new(Mutex::new(Some(thread))),
+            access,
         })
     }
 
@@ -134,11 +155,19 @@ impl EventHub {
         {
             warn!("pair-event hub thread panicked");
         }
+        if let Some(access) = &self.access {
+            access.close();
+        }
     }
 }
 
 /// The hub thread: until the engine's sender is gone or the hub stops.
-fn pump(events: &Receiver<PairEvent>, tx: &broadcast::Sender<HubEvent>, shared: &Shared) {
+fn pump(
+    events: &Receiver<PairEvent>,
+    tx: &broadcast::Sender<HubEvent>,
+    shared: &Shared,
+    access: Option<&AccessLog>,
+) {
     let mut seq = 0u64;
     while !shared.stop.load(Ordering::Acquire) {
         let event = match events.recv_timeout(STOP_POLL) {
@@ -152,9 +181,12 @@ fn pump(events: &Receiver<PairEvent>, tx: &broadcast::Sender<HubEvent>, shared: 
         {
             let mut book = lock(&shared.book);
             match &event {
-                PairEvent::Paired { id } => book.paired(*id, at),
+                PairEvent::Paired { id, .. } => book.paired(*id, at),
                 PairEvent::Closed { id, .. } => book.closed(*id),
             }
+        }
+        if let Some(access) = access {
+            access.observe(&event, at);
         }
         // No watcher is not an error: the event is simply not delivered.
         let _ = tx.send(HubEvent { seq, at, event });
@@ -166,6 +198,17 @@ fn pump(events: &Receiver<PairEvent>, tx: &broadcast::Sender<HubEvent>, shared: 
 mod tests {
     use super::*;
     use tandem_engine::{CloseReason, CoreId, PairId};
+
+    fn paired(seq: u64) -> PairEvent {
+        PairEvent::Paired {
+            id: id(seq),
+            sources: [
+                "127.0.0.1:1".parse().unwrap(),
+                "127.0.0.1:2".parse().unwrap(),
+            ],
+            waited: Duration::ZERO,
+        }
+    }
 
     fn id(seq: u64) -> PairId {
         PairId {
@@ -180,12 +223,9 @@ mod tests {
         let hub = EventHub::start(erx).unwrap();
         let mut fast = hub.subscribe().unwrap();
         let mut slow = hub.subscribe().unwrap();
-        etx.send(PairEvent::Paired { id: id(1) }).unwrap();
+        etx.send(paired(1)).unwrap();
         let first = fast.recv().await.unwrap();
-        assert_eq!(
-            (first.seq, first.event.clone()),
-            (1, PairEvent::Paired { id: id(1) })
-        );
+        assert_eq!((first.seq, first.event.clone()), (1, paired(1)));
         assert_eq!(hub.book().len(), 1);
         etx.send(PairEvent::Closed {
             id: id(1),
@@ -198,7 +238,7 @@ mod tests {
         assert!(hub.book().is_empty());
         // The slow watcher has read nothing; push past its backlog.
         for i in 0..(WATCH_BACKLOG as u64 + 10) {
-            etx.send(PairEvent::Paired { id: id(100 + i) }).unwrap();
+            etx.send(paired(100 + i)).unwrap();
             fast.recv().await.unwrap();
         }
         match slow.recv().await {

@@ -11,8 +11,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
+use tandem_net::tls::ServerTls;
 use tokio::net::TcpListener;
 use tracing::{debug, info};
 
@@ -77,7 +77,7 @@ impl TlsPeers for AdminPeers {
 /// The control port's listener under `admission`.
 pub(crate) fn listener(
     listener: TcpListener,
-    tls: Arc<ServerConfig>,
+    tls: ServerTls,
     admission: Admission,
     peers: AdminPeers,
 ) -> TlsListener<AdminPeers> {

@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
 
+use arc_swap::ArcSwap;
+
 use tandem_directory::identity::{NameRefusal, allowed_name, names_for_certificate};
 use tandem_directory::source::{DirectorySource, Entries, SourceError};
 use tandem_net::tls::certificate_names;
@@ -18,7 +20,9 @@ pub const DEFAULT_ADMIN_GROUP: &str = "proxy-admin";
 /// The admin check of the ControlService. Cheap to clone.
 #[derive(Clone, Default)]
 pub struct AdminPolicy {
-    names: BTreeSet<String>,
+    /// The allow-list; clones share it, so a reload ([`AdminPolicy::set_names`]) reaches every
+    /// listener and call that holds the policy.
+    names: Arc<ArcSwap<BTreeSet<String>>>,
     /// Pins for the names, and the group members.
     directory: Option<Arc<dyn DirectorySource>>,
     group: Option<String>,
@@ -78,7 +82,9 @@ impl AdminPolicy {
         S: Into<String>,
     {
         Self {
-            names: names.into_iter().map(Into::into).collect(),
+            names: Arc::new(ArcSwap::from_pointee(
+                names.into_iter().map(Into::into).collect(),
+            )),
             directory: None,
             group: None,
         }
@@ -111,7 +117,18 @@ impl AdminPolicy {
 
     /// Whether the policy admits nobody (no names and no group).
     pub fn is_closed(&self) -> bool {
-        self.names.is_empty() && self.group.is_none()
+        self.names.load().is_empty() && self.group.is_none()
+    }
+
+    /// Replaces the allow-list (a reload of `control.admins`) for every clone of this policy;
+    /// calls already admitted keep running.
+    pub fn set_names<I, S>(&self, names: I)
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.names
+            .store(Arc::new(names.into_iter().map(Into::into).collect()));
     }
 
     /// The admin name the certificate `leaf_der` maps to, or why it does not.
@@ -121,7 +138,8 @@ impl AdminPolicy {
             Some(directory) => directory.entries().await.map_err(Denied::Directory)?,
             None => Arc::new(BTreeMap::new()),
         };
-        let listed = match allowed_name(leaf, |n| self.names.contains(n), &entries) {
+        let names = self.names.load();
+        let listed = match allowed_name(leaf, |n| names.contains(n), &entries) {
             Ok(name) => return Ok(name),
             Err(refusal) => refusal,
         };

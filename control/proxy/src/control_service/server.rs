@@ -24,6 +24,7 @@ use super::metrics::{Metrics, ServiceCounters};
 use super::policy::AdminPolicy;
 use super::{ControlError, MAX_DRAIN_GRACE, MAX_PAIR_TTL};
 use tandem_net::grpc::{TonicLimits, serve_tls};
+use tandem_net::tls::ServerTls;
 use tandem_serving::Admission;
 use tandem_settings::tls::TlsSettings;
 
@@ -48,6 +49,8 @@ struct Inner {
     draining: AtomicBool,
     /// Where `Upgrade` calls go (the public proxy's serve loop), once it takes them.
     upgrades: std::sync::OnceLock<tokio::sync::mpsc::Sender<UpgradeAsk>>,
+    /// What `Reload` runs (the proxy's SIGHUP reloader), once the proxy serves.
+    reloader: std::sync::OnceLock<tandem_net::reload::Reloader>,
 }
 
 /// An `Upgrade` call waiting for its outcome.
@@ -86,6 +89,7 @@ impl ControlServer {
                 metrics: Arc::new(Metrics::default()),
                 draining: AtomicBool::new(false),
                 upgrades: std::sync::OnceLock::new(),
+                reloader: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -101,6 +105,16 @@ impl ControlServer {
         let _ = self.inner.upgrades.set(asks);
     }
 
+    /// Lets `Reload` run `reloader` (set once; later calls are ignored).
+    pub fn set_reloader(&self, reloader: tandem_net::reload::Reloader) {
+        let _ = self.inner.reloader.set(reloader);
+    }
+
+    /// The admin policy (shared with the listener; [`AdminPolicy::set_names`] reaches both).
+    pub fn policy(&self) -> &AdminPolicy {
+        &self.inner.policy
+    }
+
     /// The service's counters.
     pub fn counters(&self) -> ServiceCounters {
         self.inner.metrics.snapshot()
@@ -112,7 +126,7 @@ impl ControlServer {
     pub async fn serve_with(
         self,
         listener: TcpListener,
-        tls: Arc<ServerConfig>,
+        tls: impl Into<ServerTls>,
         admission: Admission,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ControlError> {
@@ -122,7 +136,7 @@ impl ControlServer {
             policy: self.inner.policy.clone(),
             metrics: self.inner.metrics.clone(),
         };
-        let listener = incoming::listener(listener, tls, admission, peers);
+        let listener = incoming::listener(listener, tls.into(), admission, peers);
         let service = ControlServiceServer::new(self)
             .max_decoding_message_size(tandem_proto::MAX_MESSAGE_BYTES)
             .max_encoding_message_size(tandem_proto::MAX_MESSAGE_BYTES);
@@ -295,6 +309,25 @@ impl ControlService for ControlServer {
             .await
             .map_err(|_| Status::unavailable("the proxy stopped before the upgrade ended"))?;
         Ok(Response::new(answer))
+    }
+
+    async fn reload(
+        &self,
+        request: Request<pb::ReloadRequest>,
+    ) -> Result<Response<pb::ReloadResponse>, Status> {
+        let admin = self.admit(&request)?;
+        let Some(reloader) = self.inner.reloader.get() else {
+            return Err(Status::failed_precondition(
+                "this proxy was not started from settings files; nothing to reload",
+            ));
+        };
+        info!(%admin, "reload requested");
+        match reloader.reload("proxy ctl reload").await {
+            Ok(applied) => Ok(Response::new(pb::ReloadResponse { applied })),
+            Err(e) => Err(Status::failed_precondition(format!(
+                "reload refused, nothing changed: {e}"
+            ))),
+        }
     }
 
     type WatchEventsStream = EventStream;

@@ -63,6 +63,7 @@ fn gateway_settings(dir: &std::path::Path, pki: &TestPki) -> HyperSettings {
         }],
         signing: None,
         metrics: None,
+        log_level: None,
         timeouts: Timeouts {
             call: Duration::from_secs(5),
             connect: Duration::from_secs(2),

@@ -50,6 +50,9 @@ pub struct HyperSettings {
     pub metrics: Option<MetricsSettings>,
     /// Tandem's timeouts.
     pub timeouts: Timeouts,
+    /// Log directives (`info`, `warn,tandem_hyper=debug`) applied at start and on every reload;
+    /// `None` keeps `--level` / `RUST_LOG`. Checked by the program (it owns the log filter).
+    pub log_level: Option<String>,
 }
 
 /// `signing:` (for `hyper sd submit-records` and friends).
@@ -96,6 +99,7 @@ pub struct RawHyperSettings {
     signing: Option<Value>,
     metrics: Option<Value>,
     timeouts: Option<Value>,
+    log_level: Option<String>,
     /// The loader's record of the files' `vars` blocks; not a setting.
     #[serde(default, rename = "_vars")]
     _vars: Value,
@@ -211,6 +215,7 @@ impl TryFrom<RawHyperSettings> for HyperSettings {
                     signing,
                     metrics,
                     timeouts: timeouts.unwrap_or_default(),
+                    log_level: raw.log_level,
                 })
             }
             _ => Err(issues),

@@ -69,6 +69,9 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum ServerCommand {
     /// Serve until SIGINT or SIGTERM: the JSON-RPC gateway, gRPC to peers, the directory client.
+    /// SIGHUP reloads the listeners' certificates, keys and CA bundles and the log level. Adopts
+    /// the sockets systemd passes (`LISTEN_FDS`, names `grpc_server`, `jsonrpc_server`, `metrics`)
+    /// instead of binding them.
     Run,
 }
 
@@ -113,6 +116,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     tandem_serving::raise_open_file_limit();
+    if let Err(e) = tandem_serving::adopt_from_env() {
+        eprintln!("hyper: socket activation: {e}");
+        return ExitCode::from(2);
+    }
     match cli.command {
         Command::Version => {
             println!("hyper {VERSION}");
@@ -140,8 +147,12 @@ fn main() -> ExitCode {
             }
             Err(e) => fail(&CliError::from(e)),
         },
-        Command::CheckSettings => match HyperSettings::from_env() {
-            Ok(settings) => {
+        Command::CheckSettings => match HyperSettings::from_env()
+            .map_err(tandem_net::reload::ReloadError::from)
+            .and_then(tandem_hyper::hyper_server::prepare)
+        {
+            Ok(prepared) => {
+                let settings = prepared.settings;
                 println!("{settings}");
                 for warning in settings.warnings() {
                     println!("WARNING: {warning}");
@@ -182,7 +193,10 @@ fn run_server(settings: &HyperSettings) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let listeners = tandem_hyper::hyper_server::Listeners::bind(settings).await?;
-        tandem_hyper::hyper_server::run(settings, listeners, shutdown_signal()).await
+        let source: tandem_hyper::hyper_server::HyperSettingsSource =
+            std::sync::Arc::new(HyperSettings::from_env);
+        tandem_hyper::hyper_server::run_reloading(settings, listeners, shutdown_signal(), source)
+            .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -29,9 +29,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs). The public
-    /// proxy upgrades on SIGUSR2: it starts the binary at its path and hands it every socket and
-    /// pair (docs/operating.md, "Upgrade and rollback").
+    /// Run a proxy until SIGINT or SIGTERM (the public proxy then drains its pairs). SIGHUP (and,
+    /// for the public proxy, `proxy ctl reload`) reloads certificates, keys, CA bundles, control
+    /// admins and the log level. The public proxy upgrades on SIGUSR2: it starts the binary at its
+    /// path and hands it every socket and pair (docs/operating.md, "Upgrade and rollback").
     Run {
         /// Which proxy.
         #[arg(value_enum)]
@@ -41,7 +42,8 @@ enum Command {
         #[arg(long, default_value_t = 30.0, value_parser = positive_seconds)]
         upgrade_ready_within: f64,
     },
-    /// Validate the settings and print them, or every problem with file and key.
+    /// Validate the settings (and read their certificate, key and CA files, as a reload does) and
+    /// print them, or every problem with file and key.
     CheckSettings,
     /// Drive a running public proxy through its ControlService (pairs, stats, drain, events).
     Ctl(CtlCommand),
@@ -101,10 +103,16 @@ fn main() -> ExitCode {
         }
     };
     match command {
-        Command::CheckSettings => {
-            print!("{settings}");
-            ExitCode::SUCCESS
-        }
+        Command::CheckSettings => match tandem_proxy::reload::prepare(settings) {
+            Ok(prepared) => {
+                print!("{}", prepared.settings);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("proxy: invalid settings:\n{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run {
             which,
             upgrade_ready_within,
@@ -171,6 +179,9 @@ fn run(settings: &ProxySettings, which: Which, upgrade: Option<Upgrade>) -> Exit
         }
     };
     let result: Result<(), ProxyError> = runtime.block_on(async {
+        tandem_proxy::reload::prepare(settings.clone())
+            .map_err(|e| ProxyError::Settings(e.to_string()))?;
+        tandem_net::reload::apply_log_level(settings.log_level.as_deref());
         match which {
             Which::Public => {
                 let s = settings.public.as_ref().ok_or_else(|| {
@@ -187,10 +198,13 @@ fn run(settings: &ProxySettings, which: Which, upgrade: Option<Upgrade>) -> Exit
                     Some(l) => l,
                     None => bind_public(s).await?,
                 };
+                let source: tandem_proxy::reload::ProxySettingsSource =
+                    std::sync::Arc::new(ProxySettings::from_env);
                 let mut proxy = match inherited.take() {
                     Some(i) => PublicProxy::start_inherited(s, listener, i).await?,
                     None => PublicProxy::start(s, listener).await?,
-                };
+                }
+                .with_reloads(source);
                 if let Some(m) = &settings.metrics {
                     let l = match metrics {
                         Some(l) => l,
@@ -208,7 +222,9 @@ fn run(settings: &ProxySettings, which: Which, upgrade: Option<Upgrade>) -> Exit
                     ProxyError::Settings("`proxy run private` needs a `private:` block".into())
                 })?;
                 let listener = bind_private(s).await?;
-                let mut proxy = PrivateProxy::start(s, listener).await?;
+                let source: tandem_proxy::reload::ProxySettingsSource =
+                    std::sync::Arc::new(ProxySettings::from_env);
+                let mut proxy = PrivateProxy::start(s, listener).await?.with_reloads(source);
                 if let Some(m) = &settings.metrics {
                     proxy = proxy.with_metrics(bind_metrics(m).await?);
                 }

@@ -24,9 +24,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the directory until SIGINT or SIGTERM.
+    /// Serve the directory until SIGINT or SIGTERM; SIGHUP reloads the certificates, keys, CA
+    /// bundle, limits and log level from the settings. Adopts the sockets systemd passes
+    /// (`LISTEN_FDS`, names `jsonrpc_server` and `metrics`) instead of binding them.
     Run,
-    /// Validate the settings and print them (secrets masked), or every problem with file and key.
+    /// Validate the settings (and read their certificate, key and CA files, as a reload does) and
+    /// print them (secrets masked), or every problem with file and key.
     CheckSettings,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell) to stdout.
     Completions {
@@ -49,6 +52,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     tandem_serving::raise_open_file_limit();
+    if let Err(e) = tandem_serving::adopt_from_env() {
+        eprintln!("sd: socket activation: {e}");
+        return ExitCode::from(2);
+    }
     if let Command::Version = cli.command {
         println!("sd {VERSION}");
         return ExitCode::SUCCESS;
@@ -61,10 +68,16 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckSettings => {
-            println!("{settings}");
-            ExitCode::SUCCESS
-        }
+        Command::CheckSettings => match tandem_sd::reload::prepare(settings) {
+            Ok(prepared) => {
+                println!("{}", prepared.settings);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sd: invalid settings:\n{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Run => run(&settings),
         Command::Version | Command::Completions { .. } => ExitCode::SUCCESS,
     }
@@ -80,7 +93,8 @@ fn run(settings: &SdSettings) -> ExitCode {
     };
     let result = runtime.block_on(async {
         let listener = tandem_sd::bind(settings).await?;
-        tandem_sd::run(settings, listener, shutdown_signal()).await
+        let source: tandem_sd::SettingsSource = std::sync::Arc::new(SdSettings::from_env);
+        tandem_sd::run_reloading(settings, listener, shutdown_signal(), source).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

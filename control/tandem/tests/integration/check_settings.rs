@@ -1,5 +1,7 @@
 //! `check-settings` passes on every dev and test role with the binary that role is for, and fails
-//! with file, key and reason on broken settings.
+//! with file, key and reason on broken settings. It reads every certificate, key and CA file the
+//! settings name (the preparation a reload runs), so the roles are checked in a copy of
+//! `settings/` with the PKI `hyper certs` makes (the repository holds no keys).
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
@@ -11,6 +13,29 @@ const PROXY: &str = env!("CARGO_BIN_EXE_proxy");
 
 fn settings_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../settings")
+}
+
+/// `settings/dev` and `settings/test` copied to a temporary directory, each with its PKI.
+fn settings_with_certs() -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for kind in ["dev", "test"] {
+        let dir = tmp.path().join(kind);
+        tandem_testkit::process::copy_dir(&settings_dir().join(kind), &dir);
+        let out = Command::new(HYPER)
+            .arg("certs")
+            .arg("--certs-dir")
+            .arg(dir.join("certs"))
+            .arg("--directory-dir")
+            .arg(dir.join("directory"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "hyper certs: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    tmp
 }
 
 /// The binary and settings variable a role directory is for.
@@ -35,9 +60,10 @@ fn check(bin: &str, var: &str, dir: &Path) -> std::process::Output {
 
 #[test]
 fn every_dev_and_test_role_passes() {
+    let settings = settings_with_certs();
     let mut checked = Vec::new();
     for kind in ["dev", "test"] {
-        let roles = settings_dir().join(kind).join("roles");
+        let roles = settings.path().join(kind).join("roles");
         for entry in std::fs::read_dir(&roles).unwrap() {
             let entry = entry.unwrap();
             if !entry.file_type().unwrap().is_dir() {
@@ -75,10 +101,11 @@ fn every_dev_and_test_role_passes() {
 
 #[test]
 fn secrets_are_masked() {
+    let settings = settings_with_certs();
     let out = check(
         SD,
         "SD_SETTINGS",
-        &settings_dir().join("dev/roles/sd-1-redis"),
+        &settings.path().join("dev/roles/sd-1-redis"),
     );
     assert!(
         out.status.success(),
@@ -87,8 +114,8 @@ fn secrets_are_masked() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("password"), "{text}");
-    let tmp = tempfile::tempdir().unwrap();
-    let role = tmp.path().join("role");
+    // Beside the copied roles, so its certificate paths (`/$DIR/../../certs`) resolve.
+    let role = settings.path().join("dev/roles/secret");
     std::fs::create_dir_all(&role).unwrap();
     let original =
         std::fs::read_to_string(settings_dir().join("dev/roles/sd-1-redis/001_default.yml"))
@@ -98,7 +125,6 @@ fn secrets_are_masked() {
         original, with_secret,
         "the Redis role names a password to replace"
     );
-    // Paths resolve under the temporary directory; check-settings validates them without opening them.
     std::fs::write(role.join("001_default.yml"), with_secret).unwrap();
     let out = check(SD, "SD_SETTINGS", &role);
     assert!(
@@ -151,12 +177,17 @@ fn broken_settings_name_file_key_and_reason() {
 #[test]
 fn a_gateway_that_cannot_verify_its_callers_is_named() {
     // dev hd-1: TLS with verify_client false (as the original); dev hd-2: client certificates.
+    let settings = settings_with_certs();
     let out = check(
         HYPER,
         "HYPER_SETTINGS",
-        &settings_dir().join("dev/roles/hd-1"),
+        &settings.path().join("dev/roles/hd-1"),
     );
-    assert!(out.status.success());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         text.lines().any(|l| l.starts_with("WARNING: ")
@@ -168,7 +199,7 @@ fn a_gateway_that_cannot_verify_its_callers_is_named() {
     let out = check(
         HYPER,
         "HYPER_SETTINGS",
-        &settings_dir().join("dev/roles/hd-2"),
+        &settings.path().join("dev/roles/hd-2"),
     );
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);

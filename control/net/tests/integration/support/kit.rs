@@ -60,7 +60,7 @@ impl Kit {
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(
             listener,
-            Some(tls),
+            Some(tls.into()),
             jsonrpc_router(Arc::new(Echo), route),
             ServerLimits {
                 grace: Duration::from_millis(100),

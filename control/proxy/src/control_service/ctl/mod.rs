@@ -7,6 +7,7 @@
 //!   stats [--json] [--watch [--interval SECS] [--count N]]
 //!   drain [--grace SECS]
 //!   events [--json] [--count N]
+//!   reload
 //! ```
 
 mod render;
@@ -109,6 +110,10 @@ pub enum CtlAction {
         #[arg(long, default_value_t = 120)]
         within: u64,
     },
+    /// Re-read the settings and install certificates, keys, CA bundles, admins and the log level
+    /// without a restart (as SIGHUP does); on any error nothing changes and the error names the
+    /// file and key.
+    Reload,
     /// Print pair events as they happen, until Ctrl-C or --count events.
     Events {
         /// Print one JSON object per line.
@@ -264,6 +269,10 @@ pub async fn run(cmd: CtlCommand, out: &mut impl Write) -> Result<(), CtlError> 
             )?;
         }
         CtlAction::Events { json, count } => watch_events(&client, out, json, count).await?,
+        CtlAction::Reload => {
+            let done = client.reload().await?;
+            writeln!(out, "reloaded: {}", done.applied.join(", "))?;
+        }
     }
     out.flush()?;
     Ok(())

@@ -6,5 +6,6 @@ pub mod fleet_bed;
 pub mod fleet_layout;
 pub mod fleet_redis;
 pub mod proxy_process;
+pub mod reload;
 pub mod sd_process;
 pub mod seed;

@@ -89,7 +89,7 @@ impl HyperStub {
                 let router = jsonrpc_router(std::sync::Arc::new(EmptyDirectory), route);
                 serve(
                     listener,
-                    Some(tls),
+                    Some(tls.into()),
                     router,
                     ServerLimits::default(),
                     async {
@@ -139,6 +139,18 @@ impl ProxyProc {
 
     pub fn sigterm(&self) {
         self.proc.sigterm();
+    }
+
+    /// Sends SIGHUP (reload).
+    pub fn sighup(&self) {
+        // SAFETY: plain kill(2) on our own child's pid.
+        let rc = unsafe { libc::kill(self.proc.id() as i32, libc::SIGHUP) };
+        assert_eq!(rc, 0, "kill(SIGHUP)");
+    }
+
+    /// Waits (bounded) for a log line containing `needle` and returns it.
+    pub fn line(&mut self, needle: &str) -> String {
+        self.proc.wait_for(needle)
     }
 
     /// Waits (bounded) for the exit status, draining stderr so the child never blocks on it.
