@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::pair_table::{PairId, PairKind, Port};
+use crate::relay::throttle::BandwidthLimits;
 use crate::token::Token;
 
 /// A message into a core's mailbox.
@@ -15,6 +16,8 @@ pub(crate) enum CoreMsg {
         tokens: [Token; 2],
         kind: PairKind,
         ttl: Duration,
+        /// Applied when the pair starts relaying.
+        limits: BandwidthLimits,
     },
     /// Cancel a pair not yet completed.
     Cancel { seq: u64 },

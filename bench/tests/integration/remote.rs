@@ -74,6 +74,7 @@ fn settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicProxySettings
             admins: vec![ADMIN.into()],
         }),
         announcements: Default::default(),
+        quotas: Default::default(),
     }
 }
 

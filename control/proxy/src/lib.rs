@@ -27,6 +27,7 @@ mod private_methods;
 mod private_store;
 pub mod public;
 mod public_methods;
+pub mod quota;
 pub mod request_connection;
 pub mod settings;
 pub mod sni;

@@ -25,6 +25,7 @@ use super::stats::{ProxyCounters, PublicProxyStats};
 use super::store::PublicStore;
 use super::{peer_check, route_config};
 use crate::control_service::EventHub;
+use crate::quota::{MemoryCounter, Quotas};
 use crate::settings::PublicProxySettings;
 use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
@@ -45,6 +46,8 @@ pub struct PublicState {
     pub(crate) engine: EngineHandle,
     pub(crate) announcements: PublicStore,
     pub(crate) counters: Arc<ProxyCounters>,
+    /// Per-operator quotas of `requestConnection` (released by the event hub).
+    pub(crate) quotas: Arc<Quotas>,
     /// Callers must present our operator's certificate (see `peer_check`).
     pub(crate) check_callers: bool,
     jsonrpc_addr: SocketAddr,
@@ -194,7 +197,11 @@ impl PublicProxy {
             .internal_endpoint
             .clone()
             .unwrap_or_else(|| default_endpoint(&settings.internal_bind_address, addrs.pairing));
-        let hub = EventHub::start(events)
+        let quotas = Arc::new(Quotas::new(
+            settings.quotas.clone(),
+            Arc::new(MemoryCounter::default()),
+        ));
+        let hub = EventHub::with_quotas(events, quotas.clone())
             .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
         let control = match &settings.control {
             Some(c) => {
@@ -218,6 +225,7 @@ impl PublicProxy {
             engine,
             announcements,
             counters,
+            quotas,
             check_callers: peer_check(&settings.jsonrpc_server),
             jsonrpc_addr,
             control_addr: control.as_ref().map(ControlPlane::addr),

@@ -6,6 +6,7 @@ mod client;
 mod control;
 mod engine;
 mod private;
+mod quotas;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,6 +25,10 @@ pub use engine::{DEFAULT_DRAIN_GRACE_SECS, ProxyEngineSettings, RawProxyEngineSe
 pub use private::{
     DEFAULT_FORWARD_IDLE_SECS, DEFAULT_REANNOUNCE_SECS, DEFAULT_TERMINATE_TIMEOUT_SECS,
     InternalEndpointSettings, PrivateProxySettings,
+};
+pub use quotas::{
+    DEFAULT_BURST_DIVISOR, MAX_BURST, MAX_BYTES_PER_SECOND, MAX_QUOTA_OPERATORS, MIN_DEFAULT_BURST,
+    QuotaLimits, QuotaSettings, RawQuotaSettings,
 };
 
 use tandem_settings::convert::{from_merged, seconds};
@@ -86,6 +91,8 @@ pub struct PublicProxySettings {
     pub control: Option<ControlSettings>,
     /// Per-operator quota and maximum lifetime of announcements (`announcements:`).
     pub announcements: AnnouncementSettings,
+    /// Per-operator quotas and bandwidth limits (`quotas:`).
+    pub quotas: QuotaSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +125,7 @@ struct RawPublicProxySettings {
     engine: Option<Value>,
     control: Option<Value>,
     announcements: Option<Value>,
+    quotas: Option<Value>,
 }
 
 fn default_tls_bind() -> String {
@@ -221,6 +229,8 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             "announcements",
             &mut issues,
         );
+        let quotas =
+            optional::<RawQuotaSettings, QuotaSettings>(raw.quotas.as_ref(), "quotas", &mut issues);
         match (
             tls_bind,
             internal_bind,
@@ -229,7 +239,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             server,
             engine,
             control,
-            announcements,
+            (announcements, quotas),
         ) {
             (
                 Some(tls),
@@ -239,7 +249,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 Some(server),
                 Some(engine),
                 Some(control),
-                Some(announcements),
+                (Some(announcements), Some(quotas)),
             ) if issues.is_empty() => Ok(Self {
                 name: raw.name,
                 tls_bind_address: tls,
@@ -254,6 +264,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 engine: engine.unwrap_or_default(),
                 control,
                 announcements: announcements.unwrap_or_default(),
+                quotas: quotas.unwrap_or_default(),
             }),
             _ => Err(issues),
         }
@@ -345,6 +356,12 @@ impl fmt::Display for ProxySettings {
                 f,
                 "public.announcements: per_operator_quota={} max_lifetime={:?}",
                 p.announcements.per_operator_quota, p.announcements.max_lifetime
+            )?;
+            writeln!(
+                f,
+                "public.quotas: default={:?} operators={}",
+                p.quotas.default,
+                p.quotas.operators.len()
             )?;
             if let Some(c) = &p.control {
                 writeln!(

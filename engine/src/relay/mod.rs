@@ -5,9 +5,11 @@
 //! destination it waits for writability with the bytes left in the pipe. No io_uring splice op
 //! is ever parked on an idle socket, so idle pairs hold no kernel worker thread.
 
+pub(crate) mod bandwidth;
 pub(crate) mod idle;
 pub mod pipe_pool;
 pub mod splice;
+pub mod throttle;
 
 pub(crate) mod pump;
 
@@ -25,6 +27,7 @@ use crate::signal::LocalSignal;
 use crate::stats::CoreStats;
 use idle::{IdleClock, IdleClocks};
 use pipe_pool::{BufPool, PipePool};
+use throttle::Throttle;
 
 /// Why a pair closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,6 +75,8 @@ pub(crate) struct RelayEnv<'a> {
     pub idle: Option<Duration>,
     /// The core's idle clocks, swept by its tick.
     pub clocks: &'a IdleClocks,
+    /// A limited pair's throttles `[a→b, b→a]` (`None`: unlimited).
+    pub throttles: Option<&'a [Throttle; 2]>,
 }
 
 /// One direction's bookkeeping.
@@ -80,6 +85,8 @@ pub(crate) struct Direction<'a> {
     pub counter: &'a AtomicU64,
     /// The pair's idle clock (none without an idle timeout).
     pub clock: Option<&'a IdleClock<'a>>,
+    /// The direction's bandwidth limit (none when unlimited).
+    pub throttle: Option<&'a Throttle>,
 }
 
 /// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
@@ -99,11 +106,13 @@ pub(crate) async fn relay(
         moved: &ab,
         counter: &env.stats.bytes_a_to_b,
         clock: clock.as_ref(),
+        throttle: env.throttles.map(|t| &t[0]),
     };
     let dir_ba = Direction {
         moved: &ba,
         counter: &env.stats.bytes_b_to_a,
         clock: clock.as_ref(),
+        throttle: env.throttles.map(|t| &t[1]),
     };
     let run = async {
         // Boxed, and only with a prefix: a buffered ClientHello is rare and short-lived, so

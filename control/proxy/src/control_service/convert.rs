@@ -150,6 +150,15 @@ pub(crate) fn engine_status(e: &EngineError) -> Status {
     }
 }
 
+/// The status of a quota refusal: `RESOURCE_EXHAUSTED` naming the quota and its limit (a
+/// remote counter that cannot be asked is `UNAVAILABLE`).
+pub(crate) fn quota_status(e: &crate::quota::QuotaError) -> Status {
+    match e {
+        crate::quota::QuotaError::Unavailable(_) => Status::unavailable(e.to_string()),
+        _ => Status::resource_exhausted(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

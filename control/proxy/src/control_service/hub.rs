@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
 use super::book::PairBook;
+use crate::quota::Quotas;
 
 /// Events buffered per watcher before the slowest one lags, in events (~64 B each). At a
 /// pair-creation rate of 50 000/s this is ~80 ms of events, enough for a watcher on loopback.
@@ -52,6 +53,8 @@ struct Counters {
 
 struct Shared {
     book: Mutex<PairBook>,
+    /// Released by each pair's close event.
+    quotas: Arc<Quotas>,
     counters: Counters,
     stop: AtomicBool,
 }
@@ -77,11 +80,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl EventHub {
-    /// Starts the hub thread on the receiver returned by `tandem_engine::Engine::start`.
+    /// Starts the hub thread on the receiver returned by `tandem_engine::Engine::start`, with
+    /// no quotas.
     pub fn start(events: Receiver<PairEvent>) -> std::io::Result<Self> {
+        Self::with_quotas(events, Arc::new(Quotas::default()))
+    }
+
+    /// [`EventHub::start`] with the proxy's `quotas`, whose pairs the events release.
+    pub fn with_quotas(events: Receiver<PairEvent>, quotas: Arc<Quotas>) -> std::io::Result<Self> {
         let (tx, _) = broadcast::channel(WATCH_BACKLOG);
         let shared = Arc::new(Shared {
             book: Mutex::new(PairBook::default()),
+            quotas,
             counters: Counters::default(),
             stop: AtomicBool::new(false),
         });
@@ -117,6 +127,11 @@ impl EventHub {
                 .as_ref()
                 .map_or(0, |tx| tx.receiver_count() as u64),
         }
+    }
+
+    /// The quotas the events release.
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.shared.quotas
     }
 
     /// The book of tracked pairs (hold the guard briefly; never across an `.await`).
@@ -156,6 +171,7 @@ fn pump(events: &Receiver<PairEvent>, tx: &broadcast::Sender<HubEvent>, shared: 
                 PairEvent::Closed { id, .. } => book.closed(*id),
             }
         }
+        shared.quotas.on_event(&event, at);
         // No watcher is not an error: the event is simply not delivered.
         let _ = tx.send(HubEvent { seq, at, event });
     }

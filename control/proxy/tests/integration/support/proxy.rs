@@ -131,6 +131,7 @@ pub fn public_settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicPr
         engine,
         control: None,
         announcements: Default::default(),
+        quotas: Default::default(),
     }
 }
 
