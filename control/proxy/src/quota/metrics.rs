@@ -91,9 +91,13 @@ impl Collector for QuotaCollector {
             "Configured quota per operator (other: the default, per operator); absent: unlimited",
             limits,
         )?;
-        let refusals = self
-            .quotas
-            .refusals()
+        // Every label × quota starts at 0, so a refusal shows as a step, not a new series.
+        let mut refusals: BTreeMap<(String, &'static str), u64> = by
+            .keys()
+            .flat_map(|op| QuotaKind::ALL.map(|q| ((op.clone(), q.as_str()), 0)))
+            .collect();
+        refusals.extend(self.quotas.refusals());
+        let refusals = refusals
             .into_iter()
             .map(|((op, why), n)| -> (Labels2, u64) {
                 ([("operator", op), ("quota", why.to_owned())], n)

@@ -23,6 +23,7 @@ mod private;
 mod private_deadlines;
 mod public;
 mod public_redis_outage;
+mod quotas;
 mod sni;
 mod sni_hostile_clients;
 mod support;
