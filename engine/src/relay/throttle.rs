@@ -7,8 +7,8 @@
 //! [`Throttle`] at all, so the pump's only cost is one `Option` test per burst.
 //!
 //! How a limited direction moves: each splice asks at most [`Throttle::grant`] bytes (the
-//! smallest credit of its buckets); when a bucket is empty the direction parks on a monoio timer
-//! until the bucket holds half its burst again ([`Throttle::until_open`]). Waking at half the
+//! smallest credit of its buckets); when a bucket holds less than half its burst the direction
+//! parks on a monoio timer until it holds half again ([`Throttle::until_open`]). Waking at half the
 //! burst leaves the other half as head-room for the timer's lateness (monoio's wheel has 1 ms
 //! ticks; a loaded core is later), so no credit is lost to the cap and the long-run rate is the
 //! configured one as long as `burst ≥ 2 × rate × lateness` (the proxy's default burst is 20 ms of
@@ -20,6 +20,12 @@ use std::time::{Duration, Instant};
 /// Nano-bytes per byte: credit is kept as bytes × 10⁹ so that `elapsed_ns × bytes_per_second`
 /// adds exactly, with no rounding lost per refill.
 const NANO: u128 = 1_000_000_000;
+
+/// Shortest park of a limited direction: 1 ms, one tick of monoio's timer wheel (a shorter sleep
+/// may complete without yielding). A bucket should hold at least 2 ms of its rate, else credit
+/// earned while parked is lost to the cap and the pair runs below its rate; the proxy's settings
+/// require 10 ms.
+pub const MIN_PARK: Duration = Duration::from_millis(1);
 
 /// A rate in bytes per second with a burst allowance in bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -120,13 +126,16 @@ impl Bucket {
     }
 
     /// How long until the bucket holds half its burst (at least one byte), or `None` when it
-    /// is not empty at `now`.
+    /// holds that much at `now`. A direction that spent below half its burst parks until then:
+    /// it must not take the trickle that refills while it runs (a few hundred bytes per splice),
+    /// because its source stays readable, so on the epoll driver its readiness wait completes at
+    /// once and the direction would never yield to the core's other pairs.
     pub fn wait(&self, now: Instant) -> Option<Duration> {
         self.refill(now);
-        if self.credit.get() >= NANO {
+        let target = (self.cap / 2).max(NANO);
+        if self.credit.get() >= target {
             return None;
         }
-        let target = (self.cap / 2).max(NANO);
         let need = target - self.credit.get();
         let nanos = need.div_ceil(self.per_second.max(1));
         Some(Duration::from_nanos(
@@ -171,10 +180,11 @@ impl Throttle {
         self.buckets().filter_map(|b| b.wait(now)).max()
     }
 
-    /// Parks on a timer while a bucket is empty.
+    /// Parks on a timer while a bucket holds less than half its burst. Each park lasts at least
+    /// [`MIN_PARK`], so a parked direction always yields to the core's other tasks.
     pub async fn until_open(&self) {
         while let Some(d) = self.wait(Instant::now()) {
-            monoio::time::sleep(d).await;
+            monoio::time::sleep(d.max(MIN_PARK)).await;
         }
     }
 

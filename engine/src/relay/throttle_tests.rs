@@ -22,7 +22,12 @@ fn a_bucket_grants_its_burst_then_refills_exactly() {
         b.available(t0 + Duration::from_millis(i));
     }
     assert_eq!(b.available(t0 + Duration::from_millis(100)), 100);
-    assert_eq!(b.wait(t0 + Duration::from_millis(100)), None);
+    assert_eq!(
+        b.wait(t0 + Duration::from_millis(100)),
+        Some(Duration::from_millis(150)),
+        "below half the burst, a direction parks until half is back"
+    );
+    assert_eq!(b.wait(t0 + Duration::from_millis(250)), None);
     assert_eq!(
         b.available(t0 + Duration::from_secs(60)),
         500,

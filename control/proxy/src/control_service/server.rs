@@ -280,6 +280,20 @@ impl ControlService for ControlServer {
         }))
     }
 
+    async fn quotas(
+        &self,
+        request: Request<pb::QuotasRequest>,
+    ) -> Result<Response<pb::QuotasResponse>, Status> {
+        self.admit(&request)?;
+        let mut report = self.inner.hub.quotas().report(SystemTime::now());
+        let truncated = report.len() > MAX_LIST_LIMIT;
+        report.truncate(MAX_LIST_LIMIT);
+        Ok(Response::new(pb::QuotasResponse {
+            operators: report.iter().map(convert::operator_quotas).collect(),
+            truncated,
+        }))
+    }
+
     type WatchEventsStream = EventStream;
 
     async fn watch_events(

@@ -32,6 +32,10 @@ pub const MAX_BURST: u64 = 1 << 40;
 /// The default burst is this fraction of a second of the rate (20 ms), at least
 /// [`MIN_DEFAULT_BURST`]: enough head-room for a loaded core's timer lateness to cost no rate.
 pub const DEFAULT_BURST_DIVISOR: u64 = 50;
+/// The smallest burst is this fraction of a second of the rate (10 ms): a limited direction
+/// parks at least 1 ms (`tandem_engine::relay::throttle::MIN_PARK`) and wakes at half its burst,
+/// so a smaller bucket would lose the credit earned while a loaded core wakes it late.
+pub const MIN_BURST_DIVISOR: u64 = 100;
 /// Smallest default burst: 64 KiB, one socket buffer's worth, so slow rates still move in
 /// sizeable splices.
 pub const MIN_DEFAULT_BURST: u64 = 64 * 1024;
@@ -123,10 +127,11 @@ fn bandwidth(raw: Option<RawBandwidth>, key: &str, issues: &mut FieldIssues) -> 
     let burst = raw
         .burst
         .unwrap_or((rate / DEFAULT_BURST_DIVISOR).max(MIN_DEFAULT_BURST));
-    if burst == 0 || burst > MAX_BURST {
+    let min_burst = rate.div_ceil(MIN_BURST_DIVISOR);
+    if burst < min_burst || burst > MAX_BURST {
         issues.push(
             format!("{key}.burst"),
-            format!("must be between 1 and {MAX_BURST}, got {burst}"),
+            format!("must be between {min_burst} (10 ms of the rate) and {MAX_BURST}, got {burst}"),
         );
         return None;
     }
@@ -263,7 +268,7 @@ mod tests {
             ),
             (
                 json!({"operators": {"hd-1": {"operator_bandwidth":
-                    {"bytes_per_second": 10, "burst": 0}}}}),
+                    {"bytes_per_second": 100000, "burst": 999}}}}),
                 "operators.hd-1.operator_bandwidth.burst",
             ),
             (json!({"operators": {"a b": {}}}), "operators.a b"),

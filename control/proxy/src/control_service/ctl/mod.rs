@@ -7,8 +7,10 @@
 //!   stats [--json] [--watch [--interval SECS] [--count N]]
 //!   drain [--grace SECS]
 //!   events [--json] [--count N]
+//!   quotas [--json]
 //! ```
 
+mod quotas;
 mod render;
 
 use std::io::Write;
@@ -101,6 +103,12 @@ pub enum CtlAction {
         /// Seconds live pairs may finish.
         #[arg(long, default_value_t = 10)]
         grace: u64,
+    },
+    /// Per-operator quotas: limits and use (operators named in the settings or counted).
+    Quotas {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Print pair events as they happen, until Ctrl-C or --count events.
     Events {
@@ -242,6 +250,7 @@ pub async fn run(cmd: CtlCommand, out: &mut impl Write) -> Result<(), CtlError> 
             )?;
         }
         CtlAction::Events { json, count } => watch_events(&client, out, json, count).await?,
+        CtlAction::Quotas { json } => quotas::render(out, &client.quotas().await?, json)?,
     }
     out.flush()?;
     Ok(())
