@@ -186,7 +186,9 @@ impl Core {
                 let now = Instant::now();
                 let registered = self.table.borrow_mut().register(id, tokens, kind, now, ttl);
                 if registered.is_ok() {
-                    self.bandwidth.issued(id.seq, limits);
+                    if let Some(l) = limits {
+                        self.bandwidth.issued(id.seq, *l);
+                    }
                 } else {
                     debug!(pair = %id, "pair table full; registration dropped");
                     self.shared.emit(

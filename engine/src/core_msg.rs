@@ -16,8 +16,9 @@ pub(crate) enum CoreMsg {
         tokens: [Token; 2],
         kind: PairKind,
         ttl: Duration,
-        /// Applied when the pair starts relaying.
-        limits: BandwidthLimits,
+        /// Applied when the pair starts relaying (boxed, only when limited: keeps every
+        /// message small; the box is made on the control plane's thread, once per pair).
+        limits: Option<Box<BandwidthLimits>>,
     },
     /// Cancel a pair not yet completed.
     Cancel { seq: u64 },

@@ -204,7 +204,7 @@ impl EngineHandle {
             tokens: [side_a, side_b],
             kind,
             ttl,
-            limits,
+            limits: limits.is_limited().then(|| Box::new(limits)),
         };
         self.send(owner, msg)?;
         Ok(PairTicket { id, side_a, side_b })
