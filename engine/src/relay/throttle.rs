@@ -10,9 +10,10 @@
 //! smallest credit of its buckets); when a bucket holds less than half its burst the direction
 //! parks on a monoio timer until it holds half again ([`Throttle::until_open`]). Waking at half the
 //! burst leaves the other half as head-room for the timer's lateness (monoio's wheel has 1 ms
-//! ticks; a loaded core is later), so no credit is lost to the cap and the long-run rate is the
-//! configured one as long as `burst ≥ 2 × rate × lateness` (the proxy's default burst is 20 ms of
-//! the rate, at least 64 KiB).
+//! ticks; a loaded core is later), and the refill after a park may go up to twice the burst
+//! ([`Bucket::refill_parked`]), so a wake-up up to 1.5 bursts late loses no credit and the
+//! long-run rate is the configured one (the proxy's default burst is 20 ms of the rate, at least
+//! 64 KiB: 30 ms of lateness is absorbed).
 
 use std::num::NonZeroU64;
 use std::time::{Duration, Instant};
@@ -102,15 +103,32 @@ impl Bucket {
         }
     }
 
+    /// Adds the credit earned since the last refill, up to `cap`; credit already above the cap
+    /// (earned while parked, see [`Bucket::refill_parked`]) is kept until spent.
     fn refill(&self, now: Instant) {
+        self.refill_to(now, self.cap);
+    }
+
+    /// The refill right after a throttled direction's park: the direction had bytes waiting all
+    /// along, so the credit of a late wake-up (a loaded core) is kept up to twice the burst
+    /// instead of being lost to the cap. Over any busy stretch the bytes moved stay within the
+    /// rate times the time plus the burst; only the chunk after a late wake-up is larger.
+    pub fn refill_parked(&self, now: Instant) {
+        self.refill_to(now, self.cap.saturating_mul(2));
+    }
+
+    fn refill_to(&self, now: Instant, cap: u128) {
         let elapsed = now.saturating_duration_since(self.updated.get()).as_nanos();
         if elapsed == 0 {
             return;
         }
-        let earned = elapsed.saturating_mul(self.per_second);
-        self.credit
-            .set(self.credit.get().saturating_add(earned).min(self.cap));
         self.updated.set(now);
+        let credit = self.credit.get();
+        if credit >= cap {
+            return;
+        }
+        let earned = elapsed.saturating_mul(self.per_second);
+        self.credit.set(credit.saturating_add(earned).min(cap));
     }
 
     /// Whole bytes that may move at `now`.
@@ -185,6 +203,10 @@ impl Throttle {
     pub async fn until_open(&self) {
         while let Some(d) = self.wait(Instant::now()) {
             monoio::time::sleep(d.max(MIN_PARK)).await;
+            let now = Instant::now();
+            for b in self.buckets() {
+                b.refill_parked(now);
+            }
         }
     }
 

@@ -80,3 +80,31 @@ fn a_clock_that_goes_back_neither_refills_nor_panics() {
     b.spend(10);
     assert_eq!(b.available(t0 - Duration::from_secs(1)), 0);
 }
+
+#[test]
+fn a_late_wake_up_keeps_the_credit_of_the_park_up_to_twice_the_burst() {
+    let t0 = Instant::now();
+    let b = Bucket::new(rate(1000, 100), t0);
+    b.spend(100);
+    // Parked for 50 ms of credit, woken 100 ms late: 150 B earned, kept (cap 200 after a park).
+    b.refill_parked(t0 + Duration::from_millis(150));
+    assert_eq!(b.available(t0 + Duration::from_millis(150)), 150);
+    assert_eq!(
+        b.available(t0 + Duration::from_millis(250)),
+        150,
+        "a normal refill neither adds above the burst nor cuts the parked credit"
+    );
+    b.spend(150);
+    b.refill_parked(t0 + Duration::from_secs(10));
+    assert_eq!(
+        b.available(t0 + Duration::from_secs(10)),
+        200,
+        "at most twice the burst"
+    );
+    b.spend(200);
+    assert_eq!(
+        b.available(t0 + Duration::from_secs(60)),
+        100,
+        "idle credit stops at the burst"
+    );
+}
