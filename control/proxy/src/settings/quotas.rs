@@ -232,7 +232,7 @@ mod tests {
             "default": {"live_pairs": 5, "waiting_pairs": 2,
                         "pair_bandwidth": {"bytes_per_second": 125000}},
             "operators": {"hd-1": {"live_pairs": 50, "operator_bandwidth":
-                                   {"bytes_per_second": 1000000000, "burst": 1000}}}
+                                   {"bytes_per_second": 1000000000, "burst": 20000000}}}
         }))
         .unwrap();
         let d = s.limits("anyone");
@@ -248,7 +248,7 @@ mod tests {
         assert_eq!(h.live_pairs.map(NonZeroU64::get), Some(50), "replaced");
         assert_eq!(h.waiting_pairs.map(NonZeroU64::get), Some(2), "inherited");
         assert_eq!(h.pair_bandwidth, d.pair_bandwidth, "inherited");
-        assert_eq!(h.operator_bandwidth.unwrap().burst.get(), 1000);
+        assert_eq!(h.operator_bandwidth.unwrap().burst.get(), 20_000_000);
         let big =
             parse(json!({"default": {"pair_bandwidth": {"bytes_per_second": 625000000}}})).unwrap();
         assert_eq!(
