@@ -56,9 +56,20 @@ pub(crate) async fn pump(
 ) -> Result<(), Fatal> {
     loop {
         wait_ready(src, true).await?;
-        // Boxed: the burst's state (a throttle's timer, the writability wait) exists only while
-        // bytes move, so an idle pump holds just the readiness wait above.
-        let burst = Box::pin(burst(src, dst, env, dir)).await?;
+        // Boxed: the burst's state (the writability wait; a limited direction's timer) exists
+        // only while bytes move, so an idle pump holds just the readiness wait above. An
+        // unlimited direction's box has no room for the timer.
+        let burst = match dir.throttle {
+            None => Box::pin(burst(src, dst, env, dir)).await?,
+            Some(t) => {
+                Box::pin(async {
+                    // Parks before leasing a pipe, so a parked direction holds none.
+                    t.until_open().await;
+                    burst(src, dst, env, dir).await
+                })
+                .await?
+            }
+        };
         if let Burst::Eof = burst {
             splice::shutdown_write(dst.as_raw_fd());
             return Ok(());
@@ -66,18 +77,14 @@ pub(crate) async fn pump(
     }
 }
 
-/// One readiness's worth of transfers: a limited direction first parks until its buckets hold
-/// credit (before leasing a pipe, so a parked direction holds none), then splices through a
-/// leased pipe, or copies when no pipe is to be had.
+/// One readiness's worth of transfers: splices through a leased pipe, or copies when no pipe is
+/// to be had (a limited direction's rounds ask at most its grant).
 async fn burst(
     src: &TcpStream,
     dst: &TcpStream,
     env: &RelayEnv<'_>,
     dir: &Direction<'_>,
 ) -> Result<Burst, Fatal> {
-    if let Some(t) = dir.throttle {
-        t.until_open().await;
-    }
     match env.pipes.lease() {
         Ok(pipe) => {
             CoreStats::inc(&env.stats.pipe_leases);
