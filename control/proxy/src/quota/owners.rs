@@ -17,8 +17,9 @@ pub const MAX_OWNED_PAIRS: usize = 100_000;
 /// the caller). 1024 entries of ~24 B; older ones fall off.
 const RECENT_UNKNOWN_CLOSES: usize = 1024;
 
-/// A waiting pair is forgotten this long after its tokens expire even if its close event was
-/// lost (the engine drops events when its channel is full, and counts them).
+/// When the owners are full, a waiting pair whose tokens expired this long ago is released to
+/// make room even though its close event never came (the engine drops events when its channel is
+/// full, and counts them).
 const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 
 /// Where an owned pair is.
