@@ -95,7 +95,7 @@ clean:
 	cargo clean
 	rm -rf settings/dev/data settings/test/data
 
-.PHONY: bench bench-quick bench-broker
+.PHONY: bench bench-quick bench-broker bench-ratelimit
 ## bench: tandem-bench compare with the defaults against direct TCP, Tandem and the baselines
 ## (installed with apt when missing); writes bench/results/<date>-<commit>.{json,svg,txt};
 ## bench-broker runs first.
@@ -114,6 +114,15 @@ bench-broker:
 	mkdir -p bench/results
 	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD)-broker; \
 	target/release/tandem-bench broker --json $$out.json --svg $$out.svg | tee $$out.txt
+
+## bench-ratelimit: a bandwidth-limited pair at 1 Mbit/s .. 5 Gbit/s (achieved / configured,
+## target 5 %) and the unlimited flood with limits off and never binding, same run, both drivers;
+## writes bench/results/<date>-<commit>-ratelimit.{json,txt}.
+bench-ratelimit:
+	cargo build --release -p tandem-bench
+	mkdir -p bench/results
+	out=bench/results/$$(date -u +%Y-%m-%d)-$$(git rev-parse --short HEAD)-ratelimit; \
+	target/release/tandem-bench ratelimit --json $$out.json | tee $$out.txt
 
 ## bench-quick: the same comparison with small sizes (under 60 s on 2 cores), table only.
 bench-quick:

@@ -76,6 +76,9 @@ pub enum Command {
     Idle,
     /// Every workload against every system, interleaved, with ratios and the targets.
     Compare,
+    /// A bandwidth-limited pair at 1 Mbit/s .. 5 Gbit/s (achieved / configured, target 5 %),
+    /// with the unlimited flood (limits off, and a limit that never binds) in the same run.
+    Ratelimit,
     /// JSON-RPC calls through hd-1's gateway to hd-2 (direct, proxied warm and cold, async
     /// respond) with real `sd`, `hyper` and `proxy` processes, against tonic and axum floors.
     Broker,

@@ -19,6 +19,9 @@ fn main() -> anyhow::Result<ExitCode> {
     if cli.command == tandem_bench::cli::Command::Broker {
         return broker(&cli);
     }
+    if cli.command == tandem_bench::cli::Command::Ratelimit {
+        return ratelimit(&cli);
+    }
     let plan = runner::plan(&cli)?;
     let report = runner::execute(&plan, cli.common.no_progress)?;
     print!("{}", table::render(&report));
@@ -39,6 +42,26 @@ fn main() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tandem-bench ratelimit`: its own report (schema `tandem-bench-ratelimit/1`).
+fn ratelimit(cli: &Cli) -> anyhow::Result<ExitCode> {
+    use tandem_bench::workload::ratelimit::{RateLimitSettings, render, run};
+    let report = run(&RateLimitSettings::from_cli(cli));
+    print!("{}", render(&report));
+    if let Some(path) = &cli.common.json {
+        std::fs::write(path, serde_json::to_vec_pretty(&report)?)?;
+        println!("json: {}", path.display());
+    }
+    let failed = report
+        .rows
+        .iter()
+        .any(|r| r.error.is_some() || r.within == Some(false));
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// `tandem-bench broker`: its own report (schema `tandem-bench-broker/1`).

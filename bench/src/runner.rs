@@ -125,6 +125,9 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
         Command::Broker => {
             bail!("broker has its own plan (workload::broker::BrokerSettings::from_cli)")
         }
+        Command::Ratelimit => {
+            bail!("ratelimit has its own plan (workload::ratelimit::RateLimitSettings::from_cli)")
+        }
     };
     let systems = c.systems.clone().unwrap_or_else(|| match cli.command {
         _ if remote.is_some() => vec![System::Direct, System::TandemProxy],

@@ -22,6 +22,7 @@ use crate::events::PairEvent;
 use crate::limiter::SniRefusal;
 use crate::mailbox::{Mailbox, SendError};
 use crate::pair_table::{Arrival, PairId, PairTable, Port, Refusal, TableLimits};
+use crate::relay::bandwidth::Bandwidth;
 use crate::relay::idle::IdleClocks;
 use crate::relay::pipe_pool::{BufPool, PipePool};
 use crate::relay::{self, CloseReason, Ended, RelayEnv, Resume};
@@ -50,6 +51,8 @@ pub(crate) struct Core {
     bufs: BufPool,
     /// Idle deadlines of the relaying pairs, swept by the tick.
     clocks: IdleClocks,
+    /// Bandwidth limits of limited pairs and the operator buckets they share.
+    bandwidth: Bandwidth,
     stop_accept: LocalSignal,
     close_all: LocalSignal,
     drain_grace: Cell<Option<Duration>>,
@@ -77,6 +80,7 @@ impl Core {
             pipes: PipePool::new(c.pipe_pool_size, c.pipe_size),
             bufs: BufPool::new(c.copy_pool_size, c.copy_buf_size),
             clocks: IdleClocks::default(),
+            bandwidth: Bandwidth::new(shared.cores.len()),
             stop_accept: LocalSignal::new(),
             close_all: LocalSignal::new(),
             drain_grace: Cell::new(None),
@@ -190,14 +194,15 @@ impl Core {
                 tokens,
                 kind,
                 ttl,
+                limits,
             } => {
                 let now = Instant::now();
-                if self
-                    .table
-                    .borrow_mut()
-                    .register(id, tokens, kind, now, ttl)
-                    .is_err()
-                {
+                let registered = self.table.borrow_mut().register(id, tokens, kind, now, ttl);
+                if registered.is_ok() {
+                    if let Some(l) = limits {
+                        self.bandwidth.issued(id.seq, *l);
+                    }
+                } else {
                     debug!(pair = %id, "pair table full; registration dropped");
                     self.shared.emit(
                         self.id,
@@ -208,6 +213,7 @@ impl Core {
             CoreMsg::Cancel { seq } => {
                 let found = self.table.borrow_mut().cancel(seq, Instant::now());
                 if found.is_some() {
+                    self.bandwidth.forget(seq);
                     let id = PairId { core: self.id, seq };
                     self.shared.emit(
                         self.id,
@@ -326,6 +332,7 @@ impl Core {
         let grace = self.drain_grace.get().unwrap_or_default();
         for (id, conn) in self.table.borrow_mut().clear() {
             drop(conn);
+            self.bandwidth.forget(id.seq);
             self.shared
                 .emit(self.id, PairEvent::closed(id, CloseReason::Drain, [0, 0]));
         }
@@ -357,6 +364,7 @@ impl Core {
         for e in expired {
             CoreStats::inc(&self.stats().expired);
             drop(e.waiting);
+            self.bandwidth.forget(e.id.seq);
             self.shared.emit(
                 self.id,
                 PairEvent::closed(e.id, CloseReason::Expired, [0, 0]),
@@ -398,6 +406,7 @@ pub(crate) fn relay_task(
         .then(|| Box::new((pa, pb, sni_a, sni_b)));
     let pause = core.pause_signal();
     async move {
+        let throttle = core.bandwidth.start(id.seq, Instant::now());
         let env = RelayEnv {
             pipes: &core.pipes,
             bufs: &core.bufs,
@@ -406,6 +415,7 @@ pub(crate) fn relay_task(
             clocks: &core.clocks,
             pause: &pause,
             start,
+            throttles: throttle.as_deref().map(|t| &t.dirs),
         };
         let prefixes: [&[u8]; 2] = match &extras {
             Some(e) => [&e.0, &e.1],
@@ -423,6 +433,7 @@ pub(crate) fn relay_task(
             }
         };
         drop((sa, sb, ga, gb, extras));
+        core.bandwidth.end(throttle);
         debug!(
             reason = reason.as_str(),
             a_to_b = bytes[0],

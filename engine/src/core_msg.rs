@@ -6,6 +6,7 @@ use std::sync::mpsc::SyncSender;
 use std::time::{Duration, Instant};
 
 use crate::pair_table::{PairId, PairKind, Port, Taken};
+use crate::relay::throttle::BandwidthLimits;
 use crate::token::Token;
 
 /// A message into a core's mailbox.
@@ -16,6 +17,9 @@ pub(crate) enum CoreMsg {
         tokens: [Token; 2],
         kind: PairKind,
         ttl: Duration,
+        /// Applied when the pair starts relaying (boxed, only when limited: keeps every
+        /// message small; the box is made on the control plane's thread, once per pair).
+        limits: Option<Box<BandwidthLimits>>,
     },
     /// Cancel a pair not yet completed.
     Cancel { seq: u64 },

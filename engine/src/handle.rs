@@ -17,6 +17,7 @@ use crate::error::EngineError;
 use crate::events::{PairEvent, SniResolver};
 use crate::mailbox::{Mailbox, SendError};
 use crate::pair_table::{PairId, PairKind, Port};
+use crate::relay::throttle::BandwidthLimits;
 use crate::shared::{CoreShared, Shared};
 use crate::stats::{CoreStats, CoreStatsSnapshot};
 use crate::token::{CoreId, Token, TokenMap};
@@ -235,6 +236,19 @@ impl EngineHandle {
         ttl: Duration,
         core: Option<CoreId>,
     ) -> Result<PairTicket, EngineError> {
+        self.create_pair_limited(kind, ttl, core, BandwidthLimits::UNLIMITED)
+    }
+
+    /// [`EngineHandle::create_pair_with`] for a pair whose relay is held to `limits` (each
+    /// direction to the pair's rate; all directions of the operator's pairs on the owning core
+    /// to that core's share of the operator's rate).
+    pub fn create_pair_limited(
+        &self,
+        kind: PairKind,
+        ttl: Duration,
+        core: Option<CoreId>,
+        limits: BandwidthLimits,
+    ) -> Result<PairTicket, EngineError> {
         if self.inner.stopping.load(Ordering::Acquire)
             || self.inner.exported.load(Ordering::Acquire)
         {
@@ -254,6 +268,7 @@ impl EngineHandle {
             tokens: [side_a, side_b],
             kind,
             ttl,
+            limits: limits.is_limited().then(|| Box::new(limits)),
         };
         self.send(owner, msg)?;
         Ok(PairTicket { id, side_a, side_b })

@@ -37,6 +37,7 @@ pub use handle::{Adopted, Engine, EngineHandle, LocalAddrs, PairTicket};
 pub use limiter::AcceptRate;
 pub use pair_table::{PairId, PairKind, Port, Refusal, Side};
 pub use relay::CloseReason;
+pub use relay::throttle::{BandwidthLimits, ByteRate, OperatorBandwidth};
 pub use stats::{CoreStatsSnapshot, PAIR_SETUP_BOUNDS_US, SetupSnapshot};
 pub use token::{CoreId, Token};
 

@@ -4,6 +4,7 @@
 pub mod broker;
 pub mod idle;
 pub mod latency;
+pub mod ratelimit;
 pub mod setup_rate;
 pub mod throughput;
 

@@ -75,6 +75,7 @@ fn settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicProxySettings
         }),
         announcements: Default::default(),
         access_log: None,
+        quotas: Default::default(),
     }
 }
 

@@ -136,6 +136,9 @@ pub enum CallError {
     /// A bound was reached (in-flight connections, announcements).
     #[error("busy: {0}")]
     Busy(&'static str),
+    /// The requesting operator reached a quota (or the quota bookkeeping is full).
+    #[error("{0}")]
+    Quota(crate::quota::QuotaError),
     /// The engine refused (mailbox full, shutting down).
     #[error("engine: {0}")]
     Engine(#[from] tandem_engine::EngineError),
@@ -176,6 +179,7 @@ impl CallError {
                 Refusal::Full => "announcement_full",
             },
             Self::Busy(_) => "busy",
+            Self::Quota(_) => "quota",
             Self::Engine(_) => "engine",
             Self::Datastore(_) => "datastore",
             Self::Directory(_) => "directory",
@@ -214,6 +218,7 @@ impl CallError {
                 ErrorObject::new(code, message)
             }
             Self::Busy(what) => ErrorObject::new(503, format!("busy: {what}")),
+            Self::Quota(e) => quota_error_object(e),
             Self::Peer(LinkError::Call(ClientError::Rpc { error, .. })) => error.clone(),
             Self::Contract(_)
             | Self::Engine(_)
@@ -223,3 +228,25 @@ impl CallError {
         }
     }
 }
+
+/// A quota refusal as JSON-RPC: code 429 (as HTTP's Too Many Requests), the message naming the
+/// quota and its limit, and `data` `{quota, limit, operator}` for programs.
+fn quota_error_object(e: &crate::quota::QuotaError) -> ErrorObject {
+    use crate::quota::QuotaError;
+    let object = ErrorObject::new(QUOTA_EXCEEDED, e.to_string());
+    match e {
+        QuotaError::Exceeded {
+            operator,
+            quota,
+            limit,
+        } => object.with_data(serde_json::json!({
+            "quota": quota.as_str(),
+            "limit": limit,
+            "operator": operator,
+        })),
+        QuotaError::Full(_) | QuotaError::Unavailable(_) => object,
+    }
+}
+
+/// The JSON-RPC error code of a quota refusal.
+pub const QUOTA_EXCEEDED: i64 = 429;

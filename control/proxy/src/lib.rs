@@ -28,6 +28,7 @@ mod private_methods;
 mod private_store;
 pub mod public;
 mod public_methods;
+pub mod quota;
 pub mod reload;
 pub mod request_connection;
 pub mod settings;

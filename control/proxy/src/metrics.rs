@@ -77,6 +77,9 @@ pub(crate) fn public_registry(
 ) -> (Registry, RpcMetrics, ServingMetrics) {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(EngineCollector::new(engine)));
+    registry.register_collector(Box::new(crate::quota::QuotaCollector::new(
+        hub.quotas().clone(),
+    )));
     registry.register_collector(Box::new(ProxyCollector { counters, hub }));
     let rpc = RpcMetrics::register(&mut registry, "proxy_rpc", PUBLIC_METHODS);
     let serving = ServingMetrics::register(&mut registry);

@@ -27,6 +27,7 @@ use super::store::PublicStore;
 use super::{peer_check, route_config};
 use crate::access_log::AccessLog;
 use crate::control_service::EventHub;
+use crate::quota::{MemoryCounter, Quotas};
 use crate::reload::{Block, Live, ProxySettingsSource};
 use crate::settings::PublicProxySettings;
 use tandem_net::http::RateLimit;
@@ -59,6 +60,8 @@ pub struct PublicState {
     pub(crate) engine: EngineHandle,
     pub(crate) announcements: PublicStore,
     pub(crate) counters: Arc<ProxyCounters>,
+    /// Per-operator quotas of `requestConnection` (released by the event hub).
+    pub(crate) quotas: Arc<Quotas>,
     /// Callers must present our operator's certificate (see `peer_check`).
     pub(crate) check_callers: bool,
     /// The per-pair access log, when configured (`requestConnection` names the operators).
@@ -244,7 +247,11 @@ impl PublicProxy {
             )),
             None => None,
         };
-        let hub = EventHub::start_logged(events, access_log.clone())
+        let quotas = Arc::new(Quotas::new(
+            settings.quotas.clone(),
+            Arc::new(MemoryCounter::default()),
+        ));
+        let hub = EventHub::start_full(events, quotas.clone(), access_log.clone())
             .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
         let control = match &settings.control {
             Some(c) => {
@@ -279,6 +286,7 @@ impl PublicProxy {
             engine,
             announcements,
             counters,
+            quotas,
             check_callers: peer_check(&settings.jsonrpc_server),
             access_log,
             jsonrpc_addr,

@@ -10,6 +10,7 @@
 //! the target accepts calls from (SPEC §3.6 `GetPeers`, incoming direction).
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use tandem_contracts::hyper_node::ConnectionRequest;
 use tandem_contracts::public_proxy::{Offer, RequestConnection};
@@ -71,7 +72,27 @@ async fn pair(
             target: to.to_string(),
         });
     }
-    let ticket = state.engine.create_pair(PairKind::Direct)?;
+    let quotas = &state.quotas;
+    let now = SystemTime::now();
+    let admitted = quotas
+        .admit(client.name.as_str(), now)
+        .await
+        .map_err(CallError::Quota)?;
+    let ttl = state.engine.pair_ttl();
+    let created =
+        state
+            .engine
+            .create_pair_limited(PairKind::Direct, ttl, None, admitted.bandwidth());
+    let ticket = match created {
+        Ok(t) => {
+            quotas.issued(admitted, t.id, now + ttl);
+            t
+        }
+        Err(e) => {
+            quotas.abandoned(admitted);
+            return Err(e.into());
+        }
+    };
     debug!(pair = %ticket.id, requester = %client.name, target = %to, "pair issued");
     if let Some(log) = &state.access_log {
         log.annotate(ticket.id, client.name.as_ref(), to.as_ref());

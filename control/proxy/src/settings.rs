@@ -7,6 +7,7 @@ mod client;
 mod control;
 mod engine;
 mod private;
+mod quotas;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,6 +27,10 @@ pub use engine::{DEFAULT_DRAIN_GRACE_SECS, ProxyEngineSettings, RawProxyEngineSe
 pub use private::{
     DEFAULT_FORWARD_IDLE_SECS, DEFAULT_REANNOUNCE_SECS, DEFAULT_TERMINATE_TIMEOUT_SECS,
     InternalEndpointSettings, PrivateProxySettings,
+};
+pub use quotas::{
+    DEFAULT_BURST_DIVISOR, MAX_BURST, MAX_BYTES_PER_SECOND, MAX_QUOTA_OPERATORS, MIN_DEFAULT_BURST,
+    QuotaLimits, QuotaSettings, RawQuotaSettings,
 };
 
 use tandem_settings::convert::{from_merged, seconds};
@@ -93,6 +98,8 @@ pub struct PublicProxySettings {
     pub announcements: AnnouncementSettings,
     /// One JSON line per ended pair (`access_log:`); off when absent.
     pub access_log: Option<AccessLogSettings>,
+    /// Per-operator quotas and bandwidth limits (`quotas:`).
+    pub quotas: QuotaSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +134,7 @@ struct RawPublicProxySettings {
     control: Option<Value>,
     announcements: Option<Value>,
     access_log: Option<Value>,
+    quotas: Option<Value>,
 }
 
 fn default_tls_bind() -> String {
@@ -235,6 +243,8 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             "access_log",
             &mut issues,
         );
+        let quotas =
+            optional::<RawQuotaSettings, QuotaSettings>(raw.quotas.as_ref(), "quotas", &mut issues);
         match (
             tls_bind,
             internal_bind,
@@ -243,7 +253,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
             server,
             engine,
             control,
-            announcements,
+            (announcements, quotas),
             access_log,
         ) {
             (
@@ -254,7 +264,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 Some(server),
                 Some(engine),
                 Some(control),
-                Some(announcements),
+                (Some(announcements), Some(quotas)),
                 Some(access_log),
             ) if issues.is_empty() => Ok(Self {
                 name: raw.name,
@@ -271,6 +281,7 @@ impl TryFrom<RawPublicProxySettings> for PublicProxySettings {
                 control,
                 announcements: announcements.unwrap_or_default(),
                 access_log,
+                quotas: quotas.unwrap_or_default(),
             }),
             _ => Err(issues),
         }
@@ -363,6 +374,12 @@ impl fmt::Display for ProxySettings {
                 f,
                 "public.announcements: per_operator_quota={} max_lifetime={:?}",
                 p.announcements.per_operator_quota, p.announcements.max_lifetime
+            )?;
+            writeln!(
+                f,
+                "public.quotas: default={:?} operators={}",
+                p.quotas.default,
+                p.quotas.operators.len()
             )?;
             if let Some(c) = &p.control {
                 writeln!(

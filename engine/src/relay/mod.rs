@@ -5,9 +5,11 @@
 //! destination it waits for writability with the bytes left in the pipe. No io_uring splice op
 //! is ever parked on an idle socket, so idle pairs hold no kernel worker thread.
 
+pub(crate) mod bandwidth;
 pub(crate) mod idle;
 pub mod pipe_pool;
 pub mod splice;
+pub mod throttle;
 
 pub(crate) mod pump;
 
@@ -25,6 +27,7 @@ use crate::signal::LocalSignal;
 use crate::stats::CoreStats;
 use idle::{IdleClock, IdleClocks};
 use pipe_pool::{BufPool, PipePool};
+use throttle::Throttle;
 
 /// Why a pair closed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +125,8 @@ pub(crate) struct RelayEnv<'a> {
     pub pause: &'a LocalSignal,
     /// Where an adopted pair starts (boxed: rare, and every pair's future carries the room).
     pub start: Option<Box<Resume>>,
+    /// A limited pair's throttles `[a→b, b→a]` (`None`: unlimited).
+    pub throttles: Option<&'a [Throttle; 2]>,
 }
 
 /// One direction's bookkeeping.
@@ -134,6 +139,8 @@ pub(crate) struct Direction<'a> {
     pub eof: &'a Cell<bool>,
     /// True while the direction moves bytes (a pipe may hold some); false while it waits.
     pub busy: &'a Cell<bool>,
+    /// The direction's bandwidth limit (none when unlimited).
+    pub throttle: Option<&'a Throttle>,
 }
 
 /// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
@@ -161,6 +168,7 @@ pub(crate) async fn relay(
         clock: clock.as_ref(),
         eof: &eof_ab,
         busy: &busy_ab,
+        throttle: env.throttles.map(|t| &t[0]),
     };
     let dir_ba = Direction {
         moved: &ba,
@@ -168,6 +176,7 @@ pub(crate) async fn relay(
         clock: clock.as_ref(),
         eof: &eof_ba,
         busy: &busy_ba,
+        throttle: env.throttles.map(|t| &t[1]),
     };
     let run = async {
         // Boxed, and only with a prefix: a buffered ClientHello is rare and short-lived, so

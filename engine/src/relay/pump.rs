@@ -37,6 +37,9 @@ pub(crate) async fn wait_ready(s: &TcpStream, read: bool) -> Result<(), Fatal> {
 }
 
 fn moved(n: usize, dir: &Direction<'_>) {
+    if let Some(t) = dir.throttle {
+        t.spend(n);
+    }
     dir.moved.set(dir.moved.get() + n as u64);
     dir.counter.fetch_add(n as u64, Ordering::Relaxed);
     if let Some(c) = dir.clock {
@@ -61,29 +64,18 @@ pub(crate) async fn pump(
         dir.busy.set(false);
         wait_ready(src, true).await?;
         dir.busy.set(true);
-        let burst = match env.pipes.lease() {
-            Ok(pipe) => {
-                CoreStats::inc(&env.stats.pipe_leases);
-                CoreStats::inc(&env.stats.pipes_in_use);
-                // Boxed: the burst's state (with its writability wait) exists only while bytes
-                // move, so an idle pump holds just the readiness wait above.
-                let r = Box::pin(splice_burst(src, dst, &pipe, dir)).await;
-                CoreStats::dec(&env.stats.pipes_in_use);
-                match r {
-                    Ok(_) => env.pipes.give_back(pipe),
-                    Err(_) => env.pipes.discard(pipe),
-                }
-                r?
-            }
-            Err(why) => {
-                CoreStats::inc(&env.stats.copy_fallbacks);
-                if why == NoPipe::Undersized {
-                    CoreStats::inc(&env.stats.pipes_undersized);
-                }
-                let mut buf = env.bufs.lease();
-                let r = Box::pin(copy_burst(src, dst, &mut buf, dir)).await;
-                env.bufs.give_back(buf);
-                r?
+        // Boxed: the burst's state (the writability wait; a limited direction's timer) exists
+        // only while bytes move, so an idle pump holds just the readiness wait above. An
+        // unlimited direction's box has no room for the timer.
+        let burst = match dir.throttle {
+            None => Box::pin(burst(src, dst, env, dir)).await?,
+            Some(t) => {
+                Box::pin(async {
+                    // Parks before leasing a pipe, so a parked direction holds none.
+                    t.until_open().await;
+                    burst(src, dst, env, dir).await
+                })
+                .await?
             }
         };
         if let Burst::Eof = burst {
@@ -95,14 +87,58 @@ pub(crate) async fn pump(
     }
 }
 
+/// One readiness's worth of transfers: splices through a leased pipe, or copies when no pipe is
+/// to be had (a limited direction's rounds ask at most its grant).
+async fn burst(
+    src: &TcpStream,
+    dst: &TcpStream,
+    env: &RelayEnv<'_>,
+    dir: &Direction<'_>,
+) -> Result<Burst, Fatal> {
+    match env.pipes.lease() {
+        Ok(pipe) => {
+            CoreStats::inc(&env.stats.pipe_leases);
+            CoreStats::inc(&env.stats.pipes_in_use);
+            let r = splice_burst(src, dst, &pipe, dir).await;
+            CoreStats::dec(&env.stats.pipes_in_use);
+            match r {
+                Ok(_) => env.pipes.give_back(pipe),
+                Err(_) => env.pipes.discard(pipe),
+            }
+            r
+        }
+        Err(why) => {
+            CoreStats::inc(&env.stats.copy_fallbacks);
+            if why == NoPipe::Undersized {
+                CoreStats::inc(&env.stats.pipes_undersized);
+            }
+            let mut buf = env.bufs.lease();
+            let r = copy_burst(src, dst, &mut buf, dir).await;
+            env.bufs.give_back(buf);
+            r
+        }
+    }
+}
+
+/// What one round may move: `asked`, or a limited direction's grant (0: its credit is spent).
+fn allowance(asked: usize, dir: &Direction<'_>) -> usize {
+    match dir.throttle {
+        None => asked,
+        Some(t) => t.grant(asked, Instant::now()),
+    }
+}
+
 async fn splice_burst(
     src: &TcpStream,
     dst: &TcpStream,
     pipe: &Pipe,
     dir: &Direction<'_>,
 ) -> Result<Burst, Fatal> {
-    let asked = pipe.capacity();
     for _ in 0..ROUNDS_PER_WAKEUP {
+        let asked = allowance(pipe.capacity(), dir);
+        if asked == 0 {
+            return Ok(Burst::Again);
+        }
         match splice::splice(src.as_raw_fd(), pipe.write_fd(), asked) {
             Ok(Step::Moved(n)) => {
                 drain_pipe(pipe.read_fd(), dst, n).await?;
@@ -138,11 +174,15 @@ async fn copy_burst(
     dir: &Direction<'_>,
 ) -> Result<Burst, Fatal> {
     for _ in 0..ROUNDS_PER_WAKEUP {
-        match splice::recv(src.as_raw_fd(), buf) {
+        let asked = allowance(buf.len(), dir);
+        if asked == 0 {
+            return Ok(Burst::Again);
+        }
+        match splice::recv(src.as_raw_fd(), &mut buf[..asked]) {
             Ok(Step::Moved(n)) => {
                 send_all(dst, &buf[..n]).await?;
                 moved(n, dir);
-                if n < buf.len() {
+                if n < asked {
                     return Ok(Burst::Again);
                 }
             }

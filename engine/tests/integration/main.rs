@@ -16,6 +16,7 @@ mod abuse_limiter;
 mod abuse_memory;
 mod abuse_sni_budget;
 mod abuse_tokens;
+mod bandwidth;
 mod clienthello_corpus;
 mod fuzz_corpus;
 mod handover;

@@ -146,6 +146,16 @@ impl ControlClient {
             .into_inner())
     }
 
+    /// Every operator's quotas, limits and use.
+    pub async fn quotas(&self) -> Result<pb::QuotasResponse, ClientError> {
+        Ok(self
+            .inner
+            .clone()
+            .quotas(self.request(pb::QuotasRequest {}, Duration::ZERO))
+            .await?
+            .into_inner())
+    }
+
     /// Per-core engine counters and the service's counters.
     pub async fn stats(&self) -> Result<pb::StatsResponse, ClientError> {
         Ok(self

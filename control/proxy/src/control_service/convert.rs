@@ -150,6 +150,34 @@ pub(crate) fn engine_status(e: &EngineError) -> Status {
     }
 }
 
+/// One operator's quotas as `proxy ctl quotas` shows them (limit 0: unlimited).
+pub(crate) fn operator_quotas(q: &crate::quota::OperatorQuota) -> pb::OperatorQuotas {
+    use crate::quota::QuotaKind;
+    let rate = |r: Option<tandem_engine::ByteRate>| r.map_or(0, |r| r.per_second.get());
+    pb::OperatorQuotas {
+        operator: q.operator.clone(),
+        quotas: QuotaKind::ALL
+            .into_iter()
+            .map(|k| pb::QuotaUse {
+                quota: k.as_str().to_owned(),
+                used: k.used(&q.usage),
+                limit: k.limit(&q.limits).unwrap_or(0),
+            })
+            .collect(),
+        pair_bytes_per_second: rate(q.limits.pair_bandwidth),
+        operator_bytes_per_second: rate(q.limits.operator_bandwidth),
+    }
+}
+
+/// The status of a quota refusal: `RESOURCE_EXHAUSTED` naming the quota and its limit (a
+/// remote counter that cannot be asked is `UNAVAILABLE`).
+pub(crate) fn quota_status(e: &crate::quota::QuotaError) -> Status {
+    match e {
+        crate::quota::QuotaError::Unavailable(_) => Status::unavailable(e.to_string()),
+        _ => Status::resource_exhausted(e.to_string()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ use tracing::{debug, warn};
 
 use super::book::PairBook;
 use crate::access_log::AccessLog;
+use crate::quota::Quotas;
 
 /// Events buffered per watcher before the slowest one lags, in events (~64 B each). At a
 /// pair-creation rate of 50 000/s this is ~80 ms of events, enough for a watcher on loopback.
@@ -53,6 +54,8 @@ struct Counters {
 
 struct Shared {
     book: Mutex<PairBook>,
+    /// Released by each pair's close event.
+    quotas: Arc<Quotas>,
     counters: Counters,
     stop: AtomicBool,
 }
@@ -80,20 +83,28 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl EventHub {
-    /// Starts the hub thread on the receiver returned by `tandem_engine::Engine::start`.
+    /// Starts the hub thread on the receiver returned by `tandem_engine::Engine::start`, with
+    /// no quotas.
     pub fn start(events: Receiver<PairEvent>) -> std::io::Result<Self> {
-        Self::start_logged(events, None)
+        Self::with_quotas(events, Arc::new(Quotas::default()))
     }
 
-    /// [`EventHub::start`], handing every event to `access` as well (off the engine's path: the
-    /// hub thread does it, and [`AccessLog::observe`] never blocks).
-    pub fn start_logged(
+    /// [`EventHub::start`] with the proxy's `quotas`, whose pairs the events release.
+    pub fn with_quotas(events: Receiver<PairEvent>, quotas: Arc<Quotas>) -> std::io::Result<Self> {
+        Self::start_full(events, quotas, None)
+    }
+
+    /// [`EventHub::with_quotas`], handing every event to `access` as well (off the engine's
+    /// path: the hub thread does it, and [`AccessLog::observe`] never blocks).
+    pub fn start_full(
         events: Receiver<PairEvent>,
+        quotas: Arc<Quotas>,
         access: Option<Arc<AccessLog>>,
     ) -> std::io::Result<Self> {
         let (tx, _) = broadcast::channel(WATCH_BACKLOG);
         let shared = Arc::new(Shared {
             book: Mutex::new(PairBook::default()),
+            quotas,
             counters: Counters::default(),
             stop: AtomicBool::new(false),
         });
@@ -138,6 +149,11 @@ impl EventHub {
                 .as_ref()
                 .map_or(0, |tx| tx.receiver_count() as u64),
         }
+    }
+
+    /// The quotas the events release.
+    pub fn quotas(&self) -> &Arc<Quotas> {
+        &self.shared.quotas
     }
 
     /// The book of tracked pairs (hold the guard briefly; never across an `.await`).
@@ -185,6 +201,7 @@ fn pump(
                 PairEvent::Closed { id, .. } => book.closed(*id),
             }
         }
+        shared.quotas.on_event(&event, at);
         if let Some(access) = access {
             access.observe(&event, at);
         }

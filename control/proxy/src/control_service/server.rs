@@ -17,7 +17,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tracing::{Instrument, info, info_span};
 
-use super::convert::{self, denied_status, engine_status};
+use super::convert::{self, denied_status, engine_status, quota_status};
 use super::hub::EventHub;
 use super::incoming::{self, AdminPeers, Caller};
 use super::metrics::{Metrics, ServiceCounters};
@@ -188,21 +188,35 @@ impl ControlService for ControlServer {
         &self,
         request: Request<pb::CreatePairRequest>,
     ) -> Result<Response<pb::CreatePairResponse>, Status> {
-        self.admit(&request)?;
+        let admin = self.admit(&request)?;
         let inner = &self.inner;
         let ttl = match request.get_ref().ttl_ms {
             0 => inner.engine.pair_ttl(),
             ms => Duration::from_millis(ms).min(MAX_PAIR_TTL),
         };
         let now = SystemTime::now();
-        let ticket = inner
+        // The calling admin is the operator the pair counts against.
+        let quotas = inner.hub.quotas();
+        let admitted = quotas.admit(&admin, now).await.map_err(|e| {
+            Metrics::inc(&inner.metrics.create_failures);
+            quota_status(&e)
+        })?;
+        let bandwidth = admitted.bandwidth();
+        let created = inner
             .engine
-            .create_pair_with(PairKind::Direct, ttl, None)
-            .map_err(|e| {
-                Metrics::inc(&inner.metrics.create_failures);
-                engine_status(&e)
-            })?;
+            .create_pair_limited(PairKind::Direct, ttl, None, bandwidth);
         let expires_at = now + ttl;
+        let ticket = match created {
+            Ok(t) => {
+                quotas.issued(admitted, t.id, expires_at);
+                t
+            }
+            Err(e) => {
+                quotas.abandoned(admitted);
+                Metrics::inc(&inner.metrics.create_failures);
+                return Err(engine_status(&e));
+            }
+        };
         inner.hub.book().issued(ticket.id, now, expires_at);
         Metrics::inc(&inner.metrics.pairs_created);
         Ok(Response::new(pb::CreatePairResponse {
@@ -328,6 +342,20 @@ impl ControlService for ControlServer {
                 "reload refused, nothing changed: {e}"
             ))),
         }
+    }
+
+    async fn quotas(
+        &self,
+        request: Request<pb::QuotasRequest>,
+    ) -> Result<Response<pb::QuotasResponse>, Status> {
+        self.admit(&request)?;
+        let mut report = self.inner.hub.quotas().report(SystemTime::now());
+        let truncated = report.len() > MAX_LIST_LIMIT;
+        report.truncate(MAX_LIST_LIMIT);
+        Ok(Response::new(pb::QuotasResponse {
+            operators: report.iter().map(convert::operator_quotas).collect(),
+            truncated,
+        }))
     }
 
     type WatchEventsStream = EventStream;

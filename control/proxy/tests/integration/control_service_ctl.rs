@@ -185,3 +185,30 @@ async fn missing_flags_are_usage_errors() {
         [std::path::Path::new("settings/dev/certs/root.crt")]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_show_each_operators_use_and_limits() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(dir.path());
+    let mut quotas = tandem_proxy::settings::QuotaSettings::default();
+    quotas.default.live_pairs = std::num::NonZeroU64::new(5);
+    let admission =
+        tandem_serving::Admission::new("control", Default::default(), Default::default());
+    let proxy = Proxy::start_with_quotas(&pki, policy(&pki), admission, quotas).await;
+    ctl(&pki, &proxy, &["pair", "create"]).await;
+
+    let text = ctl(&pki, &proxy, &["quotas"]).await;
+    let row = text
+        .lines()
+        .find(|l| l.starts_with(ADMIN))
+        .unwrap_or_else(|| panic!("{ADMIN} is listed: {text}"));
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[..5], [ADMIN, "1/5", "1/-", "1/-", "0/-"], "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&ctl(&pki, &proxy, &["quotas", "--json"]).await).unwrap();
+    assert_eq!(
+        json["operators"][0]["quotas"]["live_pairs"],
+        serde_json::json!({"used": 1, "limit": 5})
+    );
+    proxy.stop().await;
+}

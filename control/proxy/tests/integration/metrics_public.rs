@@ -33,7 +33,9 @@ async fn proxy_metrics_count_a_pair_and_the_dashboard_queries_exported_metrics()
     let dir = tempfile::tempdir().unwrap();
     let pki = pki(dir.path());
     let mut hyper = RunningHyper::start(PUBLIC, directory()).await;
-    let settings = public_settings(&pki, dir.path(), hyper.addr);
+    let mut settings = public_settings(&pki, dir.path(), hyper.addr);
+    // A default quota, so that the quota limit series the dashboard reads are exported.
+    settings.quotas.default.live_pairs = std::num::NonZeroU64::new(1000);
     let jsonrpc = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let metrics_addr = metrics.local_addr().unwrap();
@@ -101,9 +103,32 @@ async fn proxy_metrics_count_a_pair_and_the_dashboard_queries_exported_metrics()
     })
     .await;
 
+    // The pair's bytes reach the requester's daily quota with the close event (hub thread).
+    let bytes_used = r#"proxy_quota_bytes_per_day_used{operator="other"}"#;
+    tandem_testkit::poll::until(
+        "the closed pair's bytes counted against its operator",
+        tandem_testkit::poll::POLL_BOUND,
+        || async {
+            let samples = parse_prometheus(&get(metrics_addr, "/metrics").await.1);
+            (sample(&samples, bytes_used) == 9.0).then_some(())
+        },
+    )
+    .await;
     let (status, text) = get(metrics_addr, "/metrics").await;
     assert_eq!(status, 200);
     let samples = parse_prometheus(&text);
+    assert_eq!(
+        sample(
+            &samples,
+            r#"proxy_quota_limit{operator="other",quota="live_pairs"}"#
+        ),
+        1000.0
+    );
+    assert_eq!(
+        sample(&samples, r#"proxy_quota_live_pairs_used{operator="other"}"#),
+        0.0,
+        "released by the close"
+    );
     assert_eq!(total(&samples, "engine_paired_total", &[]), 1.0, "{text}");
     assert_eq!(
         total(&samples, "engine_bad_tokens_total", &[r#"reason="reused""#]),

@@ -8,8 +8,10 @@
 //!   drain [--grace SECS]
 //!   events [--json] [--count N]
 //!   reload
+//!   quotas [--json]
 //! ```
 
+mod quotas;
 mod render;
 
 use std::io::Write;
@@ -114,6 +116,12 @@ pub enum CtlAction {
     /// without a restart (as SIGHUP does); on any error nothing changes and the error names the
     /// file and key.
     Reload,
+    /// Per-operator quotas: limits and use (operators named in the settings or counted).
+    Quotas {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print pair events as they happen, until Ctrl-C or --count events.
     Events {
         /// Print one JSON object per line.
@@ -273,6 +281,7 @@ pub async fn run(cmd: CtlCommand, out: &mut impl Write) -> Result<(), CtlError> 
             let done = client.reload().await?;
             writeln!(out, "reloaded: {}", done.applied.join(", "))?;
         }
+        CtlAction::Quotas { json } => quotas::render(out, &client.quotas().await?, json)?,
     }
     out.flush()?;
     Ok(())

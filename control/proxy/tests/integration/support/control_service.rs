@@ -100,8 +100,20 @@ impl Proxy {
         policy: AdminPolicy,
         admission: tandem_serving::Admission,
     ) -> Proxy {
+        Self::start_with_quotas(pki, policy, admission, Default::default()).await
+    }
+
+    /// [`Proxy::start_with`] with per-operator `quotas` on `CreatePair`.
+    pub async fn start_with_quotas(
+        pki: &TestPki,
+        policy: AdminPolicy,
+        admission: tandem_serving::Admission,
+        quotas: tandem_proxy::settings::QuotaSettings,
+    ) -> Proxy {
         let (engine, events) = Engine::start(engine_config(), Arc::new(RefuseAll)).unwrap();
-        let hub = EventHub::start(events).unwrap();
+        let counter = Arc::new(tandem_proxy::quota::MemoryCounter::default());
+        let quotas = Arc::new(tandem_proxy::quota::Quotas::new(quotas, counter));
+        let hub = EventHub::with_quotas(events, quotas).unwrap();
         let pairing = engine.local_addrs().pairing;
         let server = ControlServer::new(engine.clone(), pairing.to_string(), policy, hub.clone());
         let tls = ControlServer::tls_config(&pki.tls_settings(PROXY)).unwrap();

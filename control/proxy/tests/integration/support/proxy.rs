@@ -132,6 +132,7 @@ pub fn public_settings(pki: &TestPki, dir: &Path, hyper: SocketAddr) -> PublicPr
         control: None,
         announcements: Default::default(),
         access_log: None,
+        quotas: Default::default(),
     }
 }
 

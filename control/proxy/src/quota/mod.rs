@@ -1,0 +1,24 @@
+//! Per-operator quotas (`quotas:` settings): live pairs, pairs created per minute, waiting pairs
+//! and bytes per day, checked when an operator asks for a pair (`requestConnection`, the
+//! ControlService's `CreatePair`) and released by the engine's pair events; plus the bandwidth
+//! limits handed to the engine with each pair.
+//!
+//! - [`QuotaCounter`]: the counting seam. [`MemoryCounter`] counts in this process; a fleet-wide
+//!   counter (Redis) implements the same trait: admission is async (a round trip), the pair
+//!   notifications are fire-and-forget (a remote counter queues them, bounded, to its own task).
+//! - [`Quotas`]: what the proxy holds: the settings, the counter, which operator owns each pair
+//!   (so that an engine event can release it), and the refusals by quota for `/metrics`.
+//! - [`QuotaCollector`]: `/metrics`, one series per operator named in `quotas.operators` and one
+//!   `other` for the rest (see its docs for why not top-N).
+
+mod counter;
+mod memory;
+mod metrics;
+mod owners;
+mod service;
+
+pub use counter::{QuotaCounter, QuotaError, QuotaKind, Usage};
+pub use memory::{MAX_COUNTED_OPERATORS, MemoryCounter};
+pub use metrics::{OTHER_OPERATOR, QuotaCollector};
+pub use owners::MAX_OWNED_PAIRS;
+pub use service::{Admitted, OperatorQuota, Quotas};
