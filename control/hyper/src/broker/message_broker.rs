@@ -4,8 +4,10 @@ use crate::broker::ChannelError;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use super::entry_json::EntryJson;
 use super::guard::InTransit;
 use super::internal::{self, ConnectionRequestHandler};
 use super::pending::PendingReplies;
@@ -63,6 +65,8 @@ pub struct MessageBroker {
     pending: Arc<PendingReplies>,
     /// Calls by method and outcome, when the server exports metrics (set once).
     metrics: OnceLock<RpcMetrics>,
+    /// The current snapshot's entries as JSON (`_client`, `_ping`'s `serverInfo`).
+    entry_json: EntryJson,
 }
 
 impl std::fmt::Debug for MessageBroker {
@@ -92,6 +96,7 @@ impl MessageBroker {
             in_transit: Arc::new(InTransit::default()),
             pending: PendingReplies::new(),
             metrics: OnceLock::new(),
+            entry_json: EntryJson::default(),
         }
     }
 
@@ -220,9 +225,13 @@ impl MessageBroker {
             name: client.name,
             entry: caller.clone(),
         };
-        let client_value =
-            serde_json::to_value(&client).map_err(|e| ChannelError::ClientInfo(e.to_string()))?;
-        request.params.insert(CLIENT_KEY.into(), client_value);
+        let client_value = self
+            .entry_json
+            .client(&entries, &client.name, caller)
+            .map_err(|e| ChannelError::ClientInfo(e.to_string()))?;
+        request
+            .params
+            .insert(CLIENT_KEY.into(), Value::clone(&client_value));
         let address = Address::parse(&request.id).ok_or(DeliveryError::BadAddress)?;
         let recipient = entries
             .get(&address.operator)
@@ -235,6 +244,9 @@ impl MessageBroker {
             warn!(method = %address.method, client = %client.name, "permission denied");
             return Ok(HyperResponse::error(request.id, 403, message));
         }
+        if address.operator == own.name && address.method == NodeMethod::Ping.as_str() {
+            return self.ping(&address, request.params, own, &entries);
+        }
         if address.operator == own.name
             && let Some(response) = self
                 .internal(&address, &request, own, &entries, &client)
@@ -244,6 +256,26 @@ impl MessageBroker {
         }
         self.through_channels(&address, recipient, request, client)
             .await
+    }
+
+    /// `_ping` with the params moved into the answer and this node's entry as cached JSON.
+    fn ping(
+        &self,
+        address: &Address,
+        params: serde_json::Map<String, Value>,
+        own: &tandem_directory::entry::DirectoryEntry,
+        entries: &super::types::Entries,
+    ) -> Result<HyperResponse, DeliveryError> {
+        let server_info = self
+            .entry_json
+            .entry(entries, own)
+            .map_err(|e| internal::internal(format!("serverInfo: {e}")))?;
+        Ok(internal::ping(
+            address,
+            params,
+            Value::clone(&server_info),
+            &self.version,
+        ))
     }
 
     async fn internal(
@@ -258,7 +290,10 @@ impl MessageBroker {
             return Ok(None);
         };
         match method {
-            NodeMethod::Ping => internal::ping(address, request, own, &self.version).map(Some),
+            // `route` answers `_ping` before this, moving the params instead of copying them.
+            NodeMethod::Ping => self
+                .ping(address, request.params.clone(), own, entries)
+                .map(Some),
             NodeMethod::Directory => internal::directory(address, request, entries).map(Some),
             NodeMethod::ConnectionRequest => {
                 for handler in self.handlers().iter() {
