@@ -194,12 +194,22 @@ impl MessageBroker {
         request: HyperRequest,
         client: ClientInfo,
     ) -> Result<HyperResponse, DeliveryError> {
+        self.deliver_from(request, client.name).await
+    }
+
+    /// [`MessageBroker::deliver`] for the authenticated last hop `caller`: its entry comes from
+    /// the directory snapshot (as in `deliver`), so no entry needs to be passed or copied.
+    pub async fn deliver_from(
+        &self,
+        request: HyperRequest,
+        caller: OperatorName,
+    ) -> Result<HyperResponse, DeliveryError> {
         let Some(metrics) = self.metrics.get() else {
-            return self.route(request, client).await;
+            return self.route(request, caller).await;
         };
         let started = Instant::now();
         let method = Address::parse(&request.id).map(|a| a.method);
-        let result = self.route(request, client).await;
+        let result = self.route(request, caller).await;
         metrics.observe(
             method.as_deref().unwrap_or("other"),
             outcome(&result),
@@ -211,23 +221,19 @@ impl MessageBroker {
     async fn route(
         &self,
         mut request: HyperRequest,
-        client: ClientInfo,
+        name: OperatorName,
     ) -> Result<HyperResponse, DeliveryError> {
         let _transit = self.in_transit.enter(&request.id)?;
         let entries = self.directory.entries().await?;
         let caller = entries
-            .get(client.name.as_str())
-            .ok_or_else(|| DeliveryError::UnknownOperator(client.name.to_string()))?;
+            .get(name.as_str())
+            .ok_or_else(|| DeliveryError::UnknownOperator(name.to_string()))?;
         let own = entries
             .get(self.name.as_str())
             .ok_or_else(|| DeliveryError::UnknownOperator(self.name.to_string()))?;
-        let client = ClientInfo {
-            name: client.name,
-            entry: caller.clone(),
-        };
         let client_value = self
             .entry_json
-            .client(&entries, &client.name, caller)
+            .client(&entries, &name, caller)
             .map_err(|e| ChannelError::ClientInfo(e.to_string()))?;
         request
             .params
@@ -239,14 +245,19 @@ impl MessageBroker {
         if own.name != caller.name && !can_call(caller, own, &address.method) {
             let message = format!(
                 "Permission denied for method '{}' and client '{}'",
-                address.method, client.name
+                address.method, name
             );
-            warn!(method = %address.method, client = %client.name, "permission denied");
+            warn!(method = %address.method, client = %name, "permission denied");
             return Ok(HyperResponse::error(request.id, 403, message));
         }
         if address.operator == own.name && address.method == NodeMethod::Ping.as_str() {
             return self.ping(&address, request.params, own, &entries);
         }
+        // Channels and handlers take the caller with its entry: copied only past `_ping`.
+        let client = ClientInfo {
+            name,
+            entry: caller.clone(),
+        };
         if address.operator == own.name
             && let Some(response) = self
                 .internal(&address, &request, own, &entries, &client)
@@ -361,9 +372,9 @@ impl RequestSink for MessageBroker {
     fn deliver_request(
         &self,
         request: HyperRequest,
-        client: ClientInfo,
+        caller: OperatorName,
     ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
-        Box::pin(self.deliver(request, client))
+        Box::pin(self.deliver_from(request, caller))
     }
 }
 
