@@ -82,7 +82,7 @@ install: build-release
 ## committed corpus in fuzz/corpus/<target>; new inputs go to target-fuzz/corpus/<target>, crashes to
 ## fuzz/artifacts/<target>. Installs cargo-fuzz when missing. `make test` replays the committed corpus.
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS ?= token_preamble client_hello pair_table jsonrpc_request directory_record proxy_header handover_frame
+FUZZ_TARGETS ?= token_preamble client_hello pair_table jsonrpc_request directory_record proxy_header handover_frame hyper_message
 fuzz:
 	command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 	for t in $(FUZZ_TARGETS); do \

@@ -10,12 +10,15 @@ fn main() -> Result<(), Box<dyn Error>> {
     let includes = [std::path::PathBuf::from("."), include];
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(&protoc);
-    // The Hyper service encodes with its own codec (src/codec.rs: prost's bytes, lengths measured
-    // once); decoding stays prost's.
+    // The Hyper service's messages are src/wire.rs's (Struct fields as serde_json objects) with
+    // their own codec (src/codec.rs): no prost_types tree between the bytes and the JSON.
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
         .codec_path("crate::codec::HyperCodec")
+        .extern_path(".Request", "crate::wire::Request")
+        .extern_path(".Response", "crate::wire::Response")
+        .extern_path(".Error", "crate::wire::Error")
         .compile_with_config(config, &["hyper.proto".into()], &includes)?;
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(&protoc);

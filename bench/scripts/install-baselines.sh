@@ -10,6 +10,12 @@ command -v nginx >/dev/null 2>&1 || missing+=(nginx)
 [ -e /usr/lib/nginx/modules/ngx_stream_module.so ] || missing+=(libnginx-mod-stream)
 # perf: the profiles quoted in bench/README.md (perf record / perf stat of the relay's threads).
 command -v perf >/dev/null 2>&1 || missing+=(linux-perf)
+# inferno (crates.io): flame graphs of perf profiles (`perf script | inferno-collapse-perf |
+# inferno-flamegraph`), as in bench/README.md's broker profile.
+if ! command -v inferno-flamegraph >/dev/null 2>&1 && command -v cargo >/dev/null 2>&1; then
+	echo "bench: installing inferno"
+	cargo install --locked inferno >/dev/null 2>&1 || echo "bench: could not install inferno; flame graphs are skipped"
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 sudo=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && sudo="sudo"

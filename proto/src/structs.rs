@@ -108,7 +108,7 @@ pub fn into_json(value: PbValue) -> Value {
     }
 }
 
-fn number(n: f64) -> Value {
+pub(crate) fn number(n: f64) -> Value {
     if n.fract() == 0.0 && n.abs() <= MAX_EXACT_INTEGER {
         // Exact: |n| <= 2^53 is integral and fits an i64 without rounding.
         #[allow(clippy::cast_possible_truncation)]

@@ -108,7 +108,7 @@ impl Floors {
         let pb = match result.as_object() {
             Some(map) => tandem_proto::Response {
                 id: String::new(),
-                result: Some(tandem_proto::struct_from_map(map)),
+                result: Some(map.clone()),
                 error: None,
             },
             None => anyhow::bail!("the real path's result is not an object"),

@@ -14,7 +14,7 @@ use tandem_directory::entry::{
 };
 use tandem_hyper::broker::types::{
     BoxFuture, ClientInfo, DeliveryError, DirectorySource, Entries, HyperRequest, HyperResponse,
-    RequestSink, SourceError,
+    OperatorName, RequestSink, SourceError,
 };
 use tandem_hyper::grpc::{GrpcClient, GrpcServer, GrpcServerHandle};
 use tandem_proto::hyper::hyper_client::HyperClient;
@@ -119,16 +119,16 @@ impl RequestSink for EchoSink {
     fn deliver_request(
         &self,
         request: HyperRequest,
-        client: ClientInfo,
+        caller: OperatorName,
     ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
         self.seen.lock().unwrap().push(Seen {
             request: request.clone(),
-            client: client.name.to_string(),
+            client: caller.to_string(),
         });
         let result = json!({
             "method": request.method,
             "params": Value::Object(request.params.clone()),
-            "client": client.name,
+            "client": caller,
         });
         Box::pin(async move { Ok(HyperResponse::result(request.id, obj(result))) })
     }
@@ -144,7 +144,7 @@ impl RequestSink for HangSink {
     fn deliver_request(
         &self,
         _request: HyperRequest,
-        _client: ClientInfo,
+        _caller: OperatorName,
     ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
         self.arrived.notify_one();
         Box::pin(std::future::pending())

@@ -269,7 +269,7 @@ fn truncate(s: &str) -> String {
 async fn grpc_call(client: &mut HyperClient<Channel>, method: &str, id: u64) -> Result<(), String> {
     let mut params = serde_json::Map::new();
     params.insert("hello".into(), "tandem".into());
-    let params = Some(tandem_proto::struct_from_map(&params));
+    let params = Some(params);
     let want = format!("{method}({id})");
     let request = tandem_proto::Request {
         method: method.to_owned(),

@@ -11,7 +11,7 @@ use tracing::debug;
 use super::admission::GatewayAdmission;
 use super::jsonrpc_client::error_object;
 use super::message_broker::MessageBroker;
-use super::types::{Address, ClientInfo, DeliveryError, HyperRequest, HyperResponse};
+use super::types::{Address, DeliveryError, HyperRequest, HyperResponse};
 use super::wrap::{from_hyper_struct, to_hyper_struct};
 use tandem_net::http::{Methods, PeerInfo};
 use tandem_net::jsonrpc::{ErrorObject, INTERNAL_ERROR, INVALID_PARAMS, NOT_FOUND, Request};
@@ -52,20 +52,23 @@ impl JsonRpcGateway {
             .entries()
             .await
             .map_err(|e| broker_error(e.into()))?;
-        let entry = entries.get(name.as_str()).cloned().ok_or_else(|| {
-            ErrorObject::new(INTERNAL_ERROR, "internal error").with_data(
-                json!({"reason": format!("no directory entry for this operator ({name})")}),
-            )
-        })?;
+        if !entries.contains_key(name.as_str()) {
+            return Err(
+                ErrorObject::new(INTERNAL_ERROR, "internal error").with_data(
+                    json!({"reason": format!("no directory entry for this operator ({name})")}),
+                ),
+            );
+        }
         let hyper = HyperRequest {
             method: request.method,
             params: request.params,
             id,
             client_name: name.to_string(),
         };
+        // The broker takes the entry from the same kind of snapshot: no copy here.
         let response = self
             .broker
-            .deliver(hyper, ClientInfo { name, entry })
+            .deliver_from(hyper, name)
             .await
             .map_err(broker_error)?;
         to_jsonrpc(response)

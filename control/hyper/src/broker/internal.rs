@@ -2,14 +2,15 @@
 //! `_connectionRequest` hand-off to a pluggable [`ConnectionRequestHandler`] (the proxy path).
 
 use crate::broker::ChannelError;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::types::{
     Address, BoxFuture, ClientInfo, DeliveryError, Entries, HyperRequest, HyperResponse,
 };
-use tandem_contracts::hyper_node::{Directory, DirectoryAnswer, Ping, Pong};
+#[cfg(doc)]
+use tandem_contracts::hyper_node::Pong;
+use tandem_contracts::hyper_node::{Directory, DirectoryAnswer};
 use tandem_contracts::{Call, ContractError, decode_params, encode_result};
-use tandem_directory::entry::DirectoryEntry;
 use tandem_directory::permissions::filter;
 use tandem_directory::time::RecordTime;
 
@@ -27,21 +28,24 @@ pub trait ConnectionRequestHandler: Send + Sync + 'static {
 }
 
 /// `_ping` ([`Pong`]): the version, the clock (RFC 3339 with nanoseconds), the params as received
-/// (including `_client`) and our own entry. The response id is the caller's original id
+/// (including `_client`, moved in) and our own entry as JSON (`server_info`, made once per
+/// directory snapshot by the broker). The object is [`Pong`]'s serde form, built by hand so that
+/// neither the params nor the entry are copied or serialised per call (a test compares it with
+/// [`encode_result`] of the typed [`Pong`]). The response id is the caller's original id
 /// (`address.id`), as in the original.
 pub fn ping(
     address: &Address,
-    request: &HyperRequest,
-    own: &DirectoryEntry,
+    params: Map<String, Value>,
+    server_info: Value,
     version: &str,
-) -> Result<HyperResponse, DeliveryError> {
-    let pong = Pong {
-        version: version.to_owned(),
-        timestamp: RecordTime::from_utc(chrono::Utc::now()).to_rfc3339_nano(),
-        params: request.params.clone(),
-        server_info: own.clone(),
-    };
-    answer::<Ping>(address, &pong)
+) -> HyperResponse {
+    let mut result = Map::new();
+    result.insert("version".into(), Value::String(version.to_owned()));
+    let now = RecordTime::from_utc(chrono::Utc::now()).to_rfc3339_nano();
+    result.insert("timestamp".into(), Value::String(now));
+    result.insert("params".into(), Value::Object(params));
+    result.insert("serverInfo".into(), server_info);
+    HyperResponse::result(address.id.clone(), result)
 }
 
 /// `_directory` ([`Directory`]): the entries matching the query, `{"entries": [...]}` in name
@@ -85,6 +89,7 @@ pub(crate) fn internal(reason: String) -> DeliveryError {
 #[cfg(test)]
 mod tests {
     use serde_json::json;
+    use tandem_directory::entry::DirectoryEntry;
 
     use super::*;
 
@@ -122,15 +127,29 @@ mod tests {
     }
 
     #[test]
-    fn ping_echoes_the_params_and_names_the_server() {
+    fn ping_echoes_the_params_and_names_the_server_as_the_typed_pong() {
+        use tandem_contracts::hyper_node::{Ping, Pong};
         let address = Address::parse("hd-1._ping(7)").unwrap();
         let own = DirectoryEntry::new("hd-1");
-        let pong = ping(&address, &request(json!({"x": 1})), &own, "v1").unwrap();
+        let params = request(json!({"x": 1})).params;
+        let info = serde_json::to_value(&own).unwrap();
+        let pong = ping(&address, params.clone(), info, "v1");
         assert_eq!(pong.id, "7");
         let result = pong.result.unwrap();
         assert_eq!(result["version"], "v1");
         assert_eq!(result["params"], json!({"x": 1}));
         assert_eq!(result["serverInfo"]["name"], "hd-1");
-        assert!(result["timestamp"].as_str().unwrap().contains('T'));
+        let timestamp = result["timestamp"].as_str().unwrap().to_owned();
+        assert!(timestamp.contains('T'));
+        let typed = Pong {
+            version: "v1".into(),
+            timestamp,
+            params,
+            server_info: own,
+        };
+        let Value::Object(expected) = encode_result::<Ping>(&typed).unwrap() else {
+            panic!("a Pong is an object")
+        };
+        assert_eq!(result, expected, "the hand-built answer is the contract's");
     }
 }

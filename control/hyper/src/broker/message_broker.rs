@@ -4,8 +4,10 @@ use crate::broker::ChannelError;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
 use tracing::{Instrument, debug, debug_span, warn};
 
+use super::entry_json::EntryJson;
 use super::guard::InTransit;
 use super::internal::{self, ConnectionRequestHandler};
 use super::pending::PendingReplies;
@@ -63,6 +65,8 @@ pub struct MessageBroker {
     pending: Arc<PendingReplies>,
     /// Calls by method and outcome, when the server exports metrics (set once).
     metrics: OnceLock<RpcMetrics>,
+    /// The current snapshot's entries as JSON (`_client`, `_ping`'s `serverInfo`).
+    entry_json: EntryJson,
 }
 
 impl std::fmt::Debug for MessageBroker {
@@ -92,6 +96,7 @@ impl MessageBroker {
             in_transit: Arc::new(InTransit::default()),
             pending: PendingReplies::new(),
             metrics: OnceLock::new(),
+            entry_json: EntryJson::default(),
         }
     }
 
@@ -189,12 +194,22 @@ impl MessageBroker {
         request: HyperRequest,
         client: ClientInfo,
     ) -> Result<HyperResponse, DeliveryError> {
+        self.deliver_from(request, client.name).await
+    }
+
+    /// [`MessageBroker::deliver`] for the authenticated last hop `caller`: its entry comes from
+    /// the directory snapshot (as in `deliver`), so no entry needs to be passed or copied.
+    pub async fn deliver_from(
+        &self,
+        request: HyperRequest,
+        caller: OperatorName,
+    ) -> Result<HyperResponse, DeliveryError> {
         let Some(metrics) = self.metrics.get() else {
-            return self.route(request, client).await;
+            return self.route(request, caller).await;
         };
         let started = Instant::now();
         let method = Address::parse(&request.id).map(|a| a.method);
-        let result = self.route(request, client).await;
+        let result = self.route(request, caller).await;
         metrics.observe(
             method.as_deref().unwrap_or("other"),
             outcome(&result),
@@ -206,23 +221,23 @@ impl MessageBroker {
     async fn route(
         &self,
         mut request: HyperRequest,
-        client: ClientInfo,
+        name: OperatorName,
     ) -> Result<HyperResponse, DeliveryError> {
         let _transit = self.in_transit.enter(&request.id)?;
         let entries = self.directory.entries().await?;
         let caller = entries
-            .get(client.name.as_str())
-            .ok_or_else(|| DeliveryError::UnknownOperator(client.name.to_string()))?;
+            .get(name.as_str())
+            .ok_or_else(|| DeliveryError::UnknownOperator(name.to_string()))?;
         let own = entries
             .get(self.name.as_str())
             .ok_or_else(|| DeliveryError::UnknownOperator(self.name.to_string()))?;
-        let client = ClientInfo {
-            name: client.name,
-            entry: caller.clone(),
-        };
-        let client_value =
-            serde_json::to_value(&client).map_err(|e| ChannelError::ClientInfo(e.to_string()))?;
-        request.params.insert(CLIENT_KEY.into(), client_value);
+        let client_value = self
+            .entry_json
+            .client(&entries, &name, caller)
+            .map_err(|e| ChannelError::ClientInfo(e.to_string()))?;
+        request
+            .params
+            .insert(CLIENT_KEY.into(), Value::clone(&client_value));
         let address = Address::parse(&request.id).ok_or(DeliveryError::BadAddress)?;
         let recipient = entries
             .get(&address.operator)
@@ -230,11 +245,19 @@ impl MessageBroker {
         if own.name != caller.name && !can_call(caller, own, &address.method) {
             let message = format!(
                 "Permission denied for method '{}' and client '{}'",
-                address.method, client.name
+                address.method, name
             );
-            warn!(method = %address.method, client = %client.name, "permission denied");
+            warn!(method = %address.method, client = %name, "permission denied");
             return Ok(HyperResponse::error(request.id, 403, message));
         }
+        if address.operator == own.name && address.method == NodeMethod::Ping.as_str() {
+            return self.ping(&address, request.params, own, &entries);
+        }
+        // Channels and handlers take the caller with its entry: copied only past `_ping`.
+        let client = ClientInfo {
+            name,
+            entry: caller.clone(),
+        };
         if address.operator == own.name
             && let Some(response) = self
                 .internal(&address, &request, own, &entries, &client)
@@ -244,6 +267,26 @@ impl MessageBroker {
         }
         self.through_channels(&address, recipient, request, client)
             .await
+    }
+
+    /// `_ping` with the params moved into the answer and this node's entry as cached JSON.
+    fn ping(
+        &self,
+        address: &Address,
+        params: serde_json::Map<String, Value>,
+        own: &tandem_directory::entry::DirectoryEntry,
+        entries: &super::types::Entries,
+    ) -> Result<HyperResponse, DeliveryError> {
+        let server_info = self
+            .entry_json
+            .entry(entries, own)
+            .map_err(|e| internal::internal(format!("serverInfo: {e}")))?;
+        Ok(internal::ping(
+            address,
+            params,
+            Value::clone(&server_info),
+            &self.version,
+        ))
     }
 
     async fn internal(
@@ -258,7 +301,10 @@ impl MessageBroker {
             return Ok(None);
         };
         match method {
-            NodeMethod::Ping => internal::ping(address, request, own, &self.version).map(Some),
+            // `route` answers `_ping` before this, moving the params instead of copying them.
+            NodeMethod::Ping => self
+                .ping(address, request.params.clone(), own, entries)
+                .map(Some),
             NodeMethod::Directory => internal::directory(address, request, entries).map(Some),
             NodeMethod::ConnectionRequest => {
                 for handler in self.handlers().iter() {
@@ -326,9 +372,9 @@ impl RequestSink for MessageBroker {
     fn deliver_request(
         &self,
         request: HyperRequest,
-        client: ClientInfo,
+        caller: OperatorName,
     ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
-        Box::pin(self.deliver(request, client))
+        Box::pin(self.deliver_from(request, caller))
     }
 }
 

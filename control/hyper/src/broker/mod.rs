@@ -3,6 +3,7 @@
 
 pub mod admission;
 mod channel_error;
+mod entry_json;
 pub mod gateway;
 mod guard;
 pub mod internal;

@@ -10,6 +10,8 @@ use tandem_directory::entry::DirectoryEntry;
 /// Who made a request: the operator name and its directory entry (`_client` in params).
 pub use tandem_contracts::ClientInfo;
 pub use tandem_directory::source::{BoxFuture, DirectorySource, Entries, SourceError};
+/// An operator's name (the caller a [`RequestSink`] routes for).
+pub use tandem_types::OperatorName;
 
 /// A request between operators (the gRPC `Request` message, as JSON).
 #[derive(Debug, Clone, PartialEq)]
@@ -178,11 +180,12 @@ pub trait Channel: Send + Sync + 'static {
 
 /// The broker as inbound channels (gRPC server, reverse streams, the JSON-RPC gateway) see it.
 pub trait RequestSink: Send + Sync + 'static {
-    /// Routes one request from `client` and returns the answer.
+    /// Routes one request from `caller` (the authenticated last hop, whose entry the broker takes
+    /// from its directory snapshot) and returns the answer.
     fn deliver_request(
         &self,
         request: HyperRequest,
-        client: ClientInfo,
+        caller: OperatorName,
     ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>>;
 }
 

@@ -3,35 +3,33 @@
 
 use crate::broker::ChannelError;
 use serde_json::{Map, Value};
-use tandem_proto::{hyper as pb, into_map, into_struct, map_from_struct, struct_from_map};
+use tandem_proto::hyper as pb;
 use tonic::{Code, Status};
 
 use crate::broker::types::{DeliveryError, HyperError, HyperRequest, HyperResponse};
 
-/// A request as sent on the wire (taken by value: its strings move into the message).
+/// A request as sent on the wire (taken by value: its strings and params move into the message,
+/// which the `Hyper` codec encodes straight from JSON).
 pub fn request_to_pb(request: HyperRequest) -> pb::Request {
     pb::Request {
         method: request.method,
-        params: Some(into_struct(request.params)),
+        params: Some(request.params),
         id: request.id,
         client_name: request.client_name,
     }
 }
 
-/// The params key the receiving broker always sets itself from the caller's certificate and
-/// directory entry: a sender's copy is dropped unread instead of being converted.
-const CLIENT_KEY: &str = "_client";
-
 /// A request from the wire (absent params are an empty object, as Go's `AsMap` of nil). A
-/// `_client` sent along is dropped: the broker injects the authenticated caller's own.
+/// `_client` sent along is dropped (the codec already skips it unread): the broker injects the
+/// authenticated caller's own.
 pub fn request_from_pb(request: pb::Request) -> HyperRequest {
     HyperRequest {
         method: request.method,
         params: request
             .params
             .map(|mut p| {
-                p.fields.remove(CLIENT_KEY);
-                into_map(p)
+                p.remove(tandem_proto::CLIENT_KEY);
+                p
             })
             .unwrap_or_default(),
         id: request.id,
@@ -44,11 +42,11 @@ pub fn request_from_pb(request: pb::Request) -> HyperRequest {
 pub fn response_to_pb(response: HyperResponse) -> pb::Response {
     pb::Response {
         id: response.id,
-        result: response.result.map(into_struct),
+        result: response.result,
         error: response.error.map(|e| pb::Error {
             code: i32::try_from(e.code).unwrap_or(if e.code < 0 { i32::MIN } else { i32::MAX }),
             message: e.message,
-            data: e.data.map(into_struct),
+            data: e.data,
         }),
     }
 }
@@ -59,10 +57,10 @@ pub fn response_from_pb(response: pb::Response) -> HyperResponse {
     let error = response.error.map(|e| HyperError {
         code: i64::from(e.code),
         message: e.message,
-        data: e.data.map(into_map),
+        data: e.data,
     });
     let result = match (response.result, &error) {
-        (Some(result), _) => Some(into_map(result)),
+        (Some(result), _) => Some(result),
         (None, None) => Some(Map::new()),
         (None, Some(_)) => None,
     };
@@ -79,15 +77,14 @@ pub fn announcement(own_name: &str) -> pb::Response {
     result.insert("name".into(), Value::String(own_name.to_owned()));
     pb::Response {
         id: "1".into(),
-        result: Some(struct_from_map(&result)),
+        result: Some(result),
         error: None,
     }
 }
 
 /// The name in an announcement, if it is one.
 pub fn announced_name(response: &pb::Response) -> Option<String> {
-    let result = map_from_struct(response.result.as_ref()?);
-    match result.get("name") {
+    match response.result.as_ref()?.get("name") {
         Some(Value::String(name)) if !name.is_empty() => Some(name.clone()),
         _ => None,
     }
@@ -187,7 +184,7 @@ mod tests {
         );
         assert_eq!(announced_name(&pb::Response::default()), None);
         let mut bad = announcement("hd-2");
-        bad.result = Some(struct_from_map(&obj(json!({"name": 5}))));
+        bad.result = Some(obj(json!({"name": 5})));
         assert_eq!(announced_name(&bad), None);
     }
 

@@ -103,7 +103,7 @@ async fn answer(
     let id = request.id.clone();
     let Some(client) = server
         .as_ref()
-        .and_then(|s| s.client(&request.client_name).cloned())
+        .and_then(|s| s.client(&request.client_name).map(|c| c.name.clone()))
     else {
         return response_to_pb(HyperResponse::error(id, 404, "no matching client found"));
     };
@@ -206,7 +206,7 @@ mod tests {
         fn deliver_request(
             &self,
             request: HyperRequest,
-            client: ClientInfo,
+            caller: tandem_types::OperatorName,
         ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
             Box::pin(async move {
                 match request.method.as_str() {
@@ -214,7 +214,7 @@ mod tests {
                     "x.hang" => std::future::pending().await,
                     _ => {
                         let mut result = serde_json::Map::new();
-                        result.insert("client".into(), client.name.as_str().into());
+                        result.insert("client".into(), caller.as_str().into());
                         Ok(HyperResponse::result("ignored", result))
                     }
                 }

@@ -66,13 +66,13 @@ impl Hyper for HyperService {
     async fn call(&self, request: Request<pb::Request>) -> Result<Response<pb::Response>, Status> {
         let peer = identity(&request)?;
         let message = request.into_inner();
-        let Some(client) = peer.client(&message.client_name).cloned() else {
+        let Some(client) = peer.client(&message.client_name).map(|c| c.name.clone()) else {
             debug!(claimed = %message.client_name, operator = peer.primary(), "clientName not bound to the certificate");
             return Err(Status::permission_denied("no matching client"));
         };
         let request = request_from_pb(message);
         let id = request.id.clone();
-        let span = info_span!("grpc_call", client = %client.name, id = %id);
+        let span = info_span!("grpc_call", client = %client, id = %id);
         match self
             .sink
             .deliver_request(request, client)

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use grpc::*;
 use serde_json::json;
 use tandem_hyper::broker::types::{Address, Channel};
-use tandem_proto::{hyper as pb, struct_from_map};
+use tandem_proto::hyper as pb;
 use tandem_testkit::pki::TestPki;
 use tonic::Code;
 
@@ -288,7 +288,7 @@ async fn messages_over_4_mib_are_refused_and_later_calls_still_work() {
     let mut raw = raw_client(&pki.tls_settings("hd-1"), &server.addr(), "hd-2")
         .await
         .max_encoding_message_size(usize::MAX);
-    let params = struct_from_map(&obj(json!({ "big": big })));
+    let params = obj(json!({ "big": big }));
     let status = raw
         .call(pb::Request {
             method: "hd-2.echo".into(),

@@ -11,8 +11,8 @@ use grpc::*;
 use serde_json::json;
 use tandem_directory::entry::DirectoryEntry;
 use tandem_hyper::broker::types::{
-    Address, BoxFuture, Channel, ClientInfo, DeliveryError, DirectorySource, HyperRequest,
-    HyperResponse, RequestSink,
+    Address, BoxFuture, Channel, DeliveryError, DirectorySource, HyperRequest, HyperResponse,
+    RequestSink,
 };
 use tandem_testkit::pki::TestPki;
 use tokio::sync::{Barrier, oneshot};
@@ -28,11 +28,11 @@ impl RequestSink for BarrierSink {
     fn deliver_request(
         &self,
         request: HyperRequest,
-        client: ClientInfo,
+        caller: tandem_types::OperatorName,
     ) -> BoxFuture<'_, Result<HyperResponse, DeliveryError>> {
         Box::pin(async move {
             self.0.wait().await;
-            let result = json!({"i": request.params["i"], "client": client.name});
+            let result = json!({"i": request.params["i"], "client": caller});
             Ok(HyperResponse::result(request.id, obj(result)))
         })
     }

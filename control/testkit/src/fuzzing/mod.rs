@@ -3,8 +3,10 @@
 //! when an invariant breaks; any input must return normally otherwise. Not a stable API.
 
 mod directory;
+mod hyper_message;
 
 pub use directory::{directory_record, directory_verifier};
+pub use hyper_message::hyper_message;
 
 use tandem_net::jsonrpc::{self, INVALID_REQUEST, Id, MAX_ID_LEN, MAX_METHOD_LEN, PARSE_ERROR};
 

@@ -53,6 +53,11 @@ fn jsonrpc_request_corpus() {
 }
 
 #[test]
+fn hyper_message_corpus() {
+    replay("hyper_message", fuzzing::hyper_message);
+}
+
+#[test]
 fn directory_record_corpus() {
     let verifier = fuzzing::directory_verifier(&ca_pem()).expect("test CA");
     replay("directory_record", |bytes| {
