@@ -10,13 +10,15 @@ use super::state::HandoverState;
 
 /// First bytes of every frame.
 pub const MAGIC: [u8; 8] = *b"TNDMHOV\0";
-/// The format this build writes.
-pub const VERSION: u16 = 1;
+/// The format this build writes. Version 2 added each pair's bandwidth limits; version 1
+/// (without them) is refused: its pairs would relay unlimited.
+pub const VERSION: u16 = 2;
 /// The oldest format this build reads.
-pub const MIN_VERSION: u16 = 1;
+pub const MIN_VERSION: u16 = 2;
 /// Bytes before a frame's body.
 pub const HEADER_LEN: usize = 15;
-/// Largest frame body, in bytes: 4 Mi live pairs at ~110 bytes each with room to spare.
+/// Largest frame body, in bytes: 4 Mi live pairs at ~110 bytes each (~150 with bandwidth
+/// limits) with room to spare.
 pub const MAX_BODY: usize = 512 << 20;
 /// Most cores a state names (the engine's own bound on a core list is lower).
 pub const MAX_CORES: u16 = 1024;
