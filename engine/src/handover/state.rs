@@ -107,8 +107,8 @@ pub struct HandoverState {
     pub issued: Vec<IssuedPair>,
     /// Relaying pairs.
     pub live: Vec<LivePair>,
-    /// The control plane's section (announcements in memory), at most
-    /// [`super::wire::MAX_EXTRA`] bytes; the engine does not read it.
+    /// The control plane's own section (the public proxy's quota bookkeeping, versioned by
+    /// its own header), at most [`super::wire::MAX_EXTRA`] bytes; the engine does not read it.
     pub extra: Vec<u8>,
 }
 

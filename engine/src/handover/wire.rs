@@ -29,7 +29,8 @@ pub const MAX_LISTENERS: usize = 2 * MAX_CORES as usize + 3;
 pub const MAX_PAIRS: usize = 4 << 20;
 /// Largest buffered prefix of a waiting side: the engine's `hello_max_bytes` bound.
 pub const MAX_PREFIX: usize = 64 * 1024;
-/// Largest control-plane section (announcements), in bytes.
+/// Largest control-plane section, in bytes (the public proxy's quota bookkeeping is at most
+/// ~46 MB: 165 536 operator names of 255 bytes and 100 000 pair owners).
 pub const MAX_EXTRA: usize = 64 << 20;
 /// Longest refusal reason, in bytes (longer ones are cut at a char boundary when encoded).
 pub const MAX_REASON: usize = 1024;
