@@ -25,6 +25,7 @@ use crate::pair_table::{Arrival, PairId, PairTable, Port, Refusal, TableLimits};
 use crate::relay::bandwidth::Bandwidth;
 use crate::relay::idle::IdleClocks;
 use crate::relay::pipe_pool::{BufPool, PipePool};
+use crate::relay::throttle::BandwidthLimits;
 use crate::relay::{self, CloseReason, Ended, RelayEnv, Resume};
 use crate::shared::{ConnGuard, Shared};
 use crate::signal::LocalSignal;
@@ -425,7 +426,11 @@ pub(crate) fn relay_task(
         let reason = match ended {
             Ended::Closed(reason) => reason,
             Ended::Paused { eof } => {
-                core.park(id, [sa, sb], bytes, eof);
+                let limits = throttle
+                    .as_ref()
+                    .map_or(BandwidthLimits::UNLIMITED, |t| t.limits);
+                core.bandwidth.end(throttle);
+                core.park(id, [sa, sb], bytes, eof, limits);
                 drop((ga, gb, extras));
                 CoreStats::dec(&core.stats().live_pairs);
                 core.live.set(core.live.get() - 1);

@@ -19,9 +19,10 @@ use monoio::net::TcpStream;
 use tracing::{debug, info, warn};
 
 use super::{Conn, Core};
-use crate::core_msg::{CoreExport, CoreImport, Parked, WaitingConn};
+use crate::core_msg::{CoreExport, CoreImport, Parked, TakenPair, WaitingConn};
 use crate::pair_table::{PairId, PairKind, Port, Side, Taken};
 use crate::relay::Resume;
+use crate::relay::throttle::BandwidthLimits;
 use crate::signal::LocalSignal;
 use crate::token::Token;
 
@@ -82,6 +83,7 @@ impl Core {
         streams: [TcpStream; 2],
         bytes: [u64; 2],
         eof: [bool; 2],
+        limits: BandwidthLimits,
     ) {
         let [a, b] = streams;
         match (into_std(a), into_std(b)) {
@@ -90,6 +92,7 @@ impl Core {
                 streams: [a, b],
                 bytes,
                 eof,
+                limits,
             }),
             _ => warn!(pair = %id, "cannot duplicate a paused pair's socket; pair closed"),
         }
@@ -124,9 +127,9 @@ impl Core {
     /// (their destination stopped reading past the deadline) stay here and drain.
     pub(crate) fn export(&self, reply: SyncSender<CoreExport>) {
         let taken = self.table.borrow_mut().take_all(Instant::now());
-        let issued: Vec<Taken<WaitingConn>> = taken
+        let issued: Vec<TakenPair> = taken
             .into_iter()
-            .map(|t| Taken {
+            .map(|t| (Taken {
                 id: t.id,
                 tokens: t.tokens,
                 kind: t.kind,
@@ -138,10 +141,10 @@ impl Core {
                     let port = port_of(t.kind, side);
                     Some((side, WaitingConn { stream, peer: c.peer, port, prefix: c.prefix }))
                 }),
-            })
+            }, self.bandwidth.take_pending(t.id.seq)))
             .collect();
         let live = std::mem::take(&mut *self.handover.parked.borrow_mut());
-        let moved = live.len() + issued.iter().filter(|t| t.waiting.is_some()).count();
+        let moved = live.len() + issued.iter().filter(|(t, _)| t.waiting.is_some()).count();
         self.stats()
             .handed_over
             .fetch_add(moved as u64, Ordering::Relaxed);
@@ -169,7 +172,7 @@ impl Core {
         }
         let now = Instant::now();
         let mut adopted = 0u64;
-        for t in import.issued {
+        for (t, limits) in import.issued {
             let registered = self
                 .table
                 .borrow_mut()
@@ -178,6 +181,8 @@ impl Core {
                 debug!(pair = %t.id, "table full; adopted pair dropped");
                 continue;
             }
+            // Before its waiting side arrives: the partner may already be in the backlog.
+            self.bandwidth.issued(t.id.seq, limits);
             if let Some((side, w)) = t.waiting {
                 let Ok(stream) = TcpStream::from_std(w.stream) else {
                     continue;
@@ -212,6 +217,8 @@ impl Core {
                 continue;
             };
             adopted += 1;
+            // Taken again by the relay task when it starts (`Bandwidth::start`).
+            self.bandwidth.issued(p.id.seq, p.limits);
             let resume = Resume {
                 bytes: p.bytes,
                 eof: p.eof,

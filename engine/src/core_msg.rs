@@ -54,6 +54,8 @@ pub(crate) struct Parked {
     pub streams: [std::net::TcpStream; 2],
     pub bytes: [u64; 2],
     pub eof: [bool; 2],
+    /// Its bandwidth limits, applied again when it resumes.
+    pub limits: BandwidthLimits,
 }
 
 /// A waiting side as a plain socket.
@@ -64,10 +66,13 @@ pub(crate) struct WaitingConn {
     pub prefix: Vec<u8>,
 }
 
+/// An issued pair taken out of a table, with the bandwidth limits it relays under once paired.
+pub(crate) type TakenPair = (Taken<WaitingConn>, BandwidthLimits);
+
 /// What one core hands over.
 #[derive(Default)]
 pub(crate) struct CoreExport {
-    pub issued: Vec<Taken<WaitingConn>>,
+    pub issued: Vec<TakenPair>,
     pub live: Vec<Parked>,
 }
 
@@ -75,6 +80,6 @@ pub(crate) struct CoreExport {
 #[derive(Default)]
 pub(crate) struct CoreImport {
     pub listeners: Vec<(Port, std::net::TcpListener)>,
-    pub issued: Vec<Taken<WaitingConn>>,
+    pub issued: Vec<TakenPair>,
     pub live: Vec<Parked>,
 }

@@ -222,13 +222,14 @@ impl EngineHandle {
                 Some((w.side, conn))
             });
             got.issued += 1;
-            imports[p.id.core.0].issued.push(Taken {
+            let taken = Taken {
                 id: p.id,
                 tokens: p.tokens,
                 kind: p.kind,
                 ttl_left: p.ttl_left,
                 waiting,
-            });
+            };
+            imports[p.id.core.0].issued.push((taken, p.limits));
         }
         for p in std::mem::take(&mut bundle.state.live) {
             max_seq = max_seq.max(p.id.seq);
@@ -241,6 +242,7 @@ impl EngineHandle {
                 streams: [a.into(), b.into()],
                 bytes: p.bytes,
                 eof: p.eof,
+                limits: p.limits,
             });
         }
         self.inner.next_seq.fetch_max(max_seq + 1, Ordering::AcqRel);
@@ -254,7 +256,7 @@ impl EngineHandle {
 }
 
 fn put_core(bundle: &mut Bundle, e: CoreExport) {
-    for t in e.issued {
+    for (t, limits) in e.issued {
         let waiting = t.waiting.map(|(side, w)| WaitingSide {
             side,
             fd: bundle.push(OwnedFd::from(w.stream)),
@@ -268,6 +270,7 @@ fn put_core(bundle: &mut Bundle, e: CoreExport) {
             kind: t.kind,
             ttl_left: t.ttl_left,
             waiting,
+            limits,
         });
     }
     for p in e.live {
@@ -278,6 +281,7 @@ fn put_core(bundle: &mut Bundle, e: CoreExport) {
             fds,
             bytes: p.bytes,
             eof: p.eof,
+            limits: p.limits,
         });
     }
 }

@@ -230,6 +230,12 @@ impl PublicProxy {
             Utc::now(),
         )
         .await?;
+        // Read before the engine adopts anything: a section this build cannot read refuses
+        // the hand-over while the old process still holds everything.
+        let carried = match inherited.as_ref() {
+            Some(i) => crate::upgrade::read_carried(&i.bundle)?,
+            None => None,
+        };
         let (jobs_tx, jobs) = mpsc::channel(SNI_QUEUE);
         let router = SniRouter::new(announcements.table(), jobs_tx, counters.clone());
         let (engine, events) = start_engine(settings, router, inherited.as_mut()).await?;
@@ -251,6 +257,10 @@ impl PublicProxy {
             settings.quotas.clone(),
             Arc::new(MemoryCounter::default()),
         ));
+        if let Some(c) = carried {
+            // Before the hub starts: the adopted pairs' events wait in the engine's channel.
+            quotas.take_over(c);
+        }
         let hub = EventHub::start_full(events, quotas.clone(), access_log.clone())
             .map_err(|e| ProxyError::io("starting the pair-event thread", e))?;
         let control = match &settings.control {

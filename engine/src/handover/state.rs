@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::pair_table::{PairId, PairKind, Port, Side};
+use crate::relay::throttle::BandwidthLimits;
 use crate::token::Token;
 
 /// Index of a socket in the fds that travel with an offer (0-based, each used once).
@@ -70,6 +71,8 @@ pub struct IssuedPair {
     pub ttl_left: Duration,
     /// The side waiting, if one arrived.
     pub waiting: Option<WaitingSide>,
+    /// The bandwidth limits it relays under once paired (pair rate, operator rate and key).
+    pub limits: BandwidthLimits,
 }
 
 /// A relaying pair stopped at a quiet point (its pipes empty), with its counters.
@@ -83,6 +86,8 @@ pub struct LivePair {
     pub bytes: [u64; 2],
     /// Directions that reached EOF (the destination's write half is already shut down).
     pub eof: [bool; 2],
+    /// The bandwidth limits it relays under (its buckets start full again in the new process).
+    pub limits: BandwidthLimits,
 }
 
 /// Everything the engine hands over: the token map's key and core count (the new engine must
@@ -102,8 +107,8 @@ pub struct HandoverState {
     pub issued: Vec<IssuedPair>,
     /// Relaying pairs.
     pub live: Vec<LivePair>,
-    /// The control plane's section (announcements in memory), at most
-    /// [`super::wire::MAX_EXTRA`] bytes; the engine does not read it.
+    /// The control plane's own section (the public proxy's quota bookkeeping, versioned by
+    /// its own header), at most [`super::wire::MAX_EXTRA`] bytes; the engine does not read it.
     pub extra: Vec<u8>,
 }
 

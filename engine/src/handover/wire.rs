@@ -10,13 +10,15 @@ use super::state::HandoverState;
 
 /// First bytes of every frame.
 pub const MAGIC: [u8; 8] = *b"TNDMHOV\0";
-/// The format this build writes.
-pub const VERSION: u16 = 1;
+/// The format this build writes. Version 2 added each pair's bandwidth limits; version 1
+/// (without them) is refused: its pairs would relay unlimited.
+pub const VERSION: u16 = 2;
 /// The oldest format this build reads.
-pub const MIN_VERSION: u16 = 1;
+pub const MIN_VERSION: u16 = 2;
 /// Bytes before a frame's body.
 pub const HEADER_LEN: usize = 15;
-/// Largest frame body, in bytes: 4 Mi live pairs at ~110 bytes each with room to spare.
+/// Largest frame body, in bytes: 4 Mi live pairs at ~110 bytes each (~150 with bandwidth
+/// limits) with room to spare.
 pub const MAX_BODY: usize = 512 << 20;
 /// Most cores a state names (the engine's own bound on a core list is lower).
 pub const MAX_CORES: u16 = 1024;
@@ -27,7 +29,8 @@ pub const MAX_LISTENERS: usize = 2 * MAX_CORES as usize + 3;
 pub const MAX_PAIRS: usize = 4 << 20;
 /// Largest buffered prefix of a waiting side: the engine's `hello_max_bytes` bound.
 pub const MAX_PREFIX: usize = 64 * 1024;
-/// Largest control-plane section (announcements), in bytes.
+/// Largest control-plane section, in bytes (the public proxy's quota bookkeeping is at most
+/// ~46 MB: 165 536 operator names of 255 bytes and 100 000 pair owners).
 pub const MAX_EXTRA: usize = 64 << 20;
 /// Longest refusal reason, in bytes (longer ones are cut at a char boundary when encoded).
 pub const MAX_REASON: usize = 1024;

@@ -67,6 +67,7 @@ pub(super) fn write_state(w: &mut Vec<u8>, s: &HandoverState) -> Result<(), Wire
                 w.extend_from_slice(&ws.prefix);
             }
         }
+        put_limits(w, &p.limits);
     }
     put_len(w, s.live.len());
     for p in &s.live {
@@ -78,6 +79,7 @@ pub(super) fn write_state(w: &mut Vec<u8>, s: &HandoverState) -> Result<(), Wire
             w.extend_from_slice(&b.to_be_bytes());
         }
         w.push(u8::from(p.eof[0]) | (u8::from(p.eof[1]) << 1));
+        put_limits(w, &p.limits);
     }
     put_len(w, s.extra.len());
     w.extend_from_slice(&s.extra);
@@ -106,8 +108,8 @@ fn put_addr(w: &mut Vec<u8>, a: SocketAddr) {
 
 /// The smallest encoding of an issued pair and of a live pair: what a count may claim per
 /// remaining byte when a vector is reserved.
-const MIN_ISSUED: usize = 10 + 2 * TOKEN_LEN + 1 + 8 + 1;
-const MIN_LIVE: usize = 10 + 8 + 16 + 1;
+const MIN_ISSUED: usize = 10 + 2 * TOKEN_LEN + 1 + 8 + 1 + 1;
+const MIN_LIVE: usize = 10 + 8 + 16 + 1 + 1;
 
 pub(super) fn read_state(r: &mut Reader<'_>) -> Result<HandoverState, WireError> {
     let token_key = [r.u64()?, r.u64()?];
@@ -157,6 +159,7 @@ pub(super) fn read_state(r: &mut Reader<'_>) -> Result<HandoverState, WireError>
             fds,
             bytes,
             eof: [flags & 1 != 0, flags & 2 != 0],
+            limits: read_limits(r)?,
         });
     }
     let n = r.len(MAX_EXTRA, "extra section")?;
@@ -212,6 +215,7 @@ fn read_issued(r: &mut Reader<'_>, cores: u16) -> Result<IssuedPair, WireError> 
         kind,
         ttl_left,
         waiting,
+        limits: read_limits(r)?,
     })
 }
 
@@ -233,6 +237,10 @@ fn check_fds(s: &HandoverState) -> Result<(), WireError> {
     }
     Ok(())
 }
+
+#[path = "wire_limits.rs"]
+mod limits;
+use limits::{put_limits, read_limits};
 
 /// A cursor over a body that refuses to read past its end.
 pub(super) struct Reader<'a>(pub(super) &'a [u8]);
@@ -260,7 +268,7 @@ impl<'a> Reader<'a> {
     pub(super) fn u32(&mut self) -> Result<u32, WireError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
-    fn u64(&mut self) -> Result<u64, WireError> {
+    pub(super) fn u64(&mut self) -> Result<u64, WireError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
     pub(super) fn len(&mut self, max: usize, what: &'static str) -> Result<usize, WireError> {

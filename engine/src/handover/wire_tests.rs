@@ -4,10 +4,31 @@ use crate::handover::state::{
     FdIndex, IssuedPair, ListenerEntry, ListenerRole, LivePair, WaitingSide,
 };
 use crate::pair_table::{PairId, PairKind, Port, Side};
+use crate::relay::throttle::{BandwidthLimits, ByteRate, OperatorBandwidth};
 use crate::token::{CoreId, Token};
 use proptest::prelude::*;
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::time::Duration;
+
+fn rate() -> impl Strategy<Value = ByteRate> {
+    (1u64.., 1u64..).prop_map(|(r, b)| ByteRate {
+        per_second: NonZeroU64::new(r).unwrap(),
+        burst: NonZeroU64::new(b).unwrap(),
+    })
+}
+
+/// Unlimited, a pair rate, an operator's key and rate, or both.
+fn limits() -> impl Strategy<Value = BandwidthLimits> {
+    (
+        prop::option::of(rate()),
+        prop::option::of((any::<u64>(), rate())),
+    )
+        .prop_map(|(pair, op)| BandwidthLimits {
+            pair,
+            operator: op.map(|(key, rate)| OperatorBandwidth { key, rate }),
+        })
+}
 
 fn addr() -> impl Strategy<Value = SocketAddr> {
     prop_oneof![
@@ -47,10 +68,12 @@ fn state() -> impl Strategy<Value = HandoverState> {
                 any::<bool>(),
                 0u64..1 << 40,
                 waiting,
+                limits(),
             ),
             0..5,
         );
-        let live = prop::collection::vec((id, any::<[u64; 2]>(), any::<[bool; 2]>()), 0..5);
+        let live =
+            prop::collection::vec((id, any::<[u64; 2]>(), any::<[bool; 2]>(), limits()), 0..5);
         let extra = prop::collection::vec(any::<u8>(), 0..100);
         (
             Just(cores),
@@ -72,7 +95,7 @@ fn state() -> impl Strategy<Value = HandoverState> {
                     .collect();
                 let issued = is
                     .into_iter()
-                    .map(|(id, a, b, sni, ms, w)| IssuedPair {
+                    .map(|(id, a, b, sni, ms, w, limits)| IssuedPair {
                         id,
                         tokens: [Token::from_bytes(a), Token::from_bytes(b)],
                         kind: if sni { PairKind::Sni } else { PairKind::Direct },
@@ -84,15 +107,17 @@ fn state() -> impl Strategy<Value = HandoverState> {
                             port: if tls { Port::Tls } else { Port::Pairing },
                             prefix,
                         }),
+                        limits,
                     })
                     .collect();
                 let live = lv
                     .into_iter()
-                    .map(|(id, bytes, eof)| LivePair {
+                    .map(|(id, bytes, eof, limits)| LivePair {
                         id,
                         fds: [fd(), fd()],
                         bytes,
                         eof,
+                        limits,
                     })
                     .collect();
                 HandoverState {
@@ -180,7 +205,54 @@ fn another_version_is_refused_clearly() {
     bytes[8..10].copy_from_slice(&(VERSION + 1).to_be_bytes());
     let e = decode(&bytes).unwrap_err();
     assert_eq!(e, WireError::Version { found: VERSION + 1 });
-    assert!(e.to_string().contains("version 2"), "{e}");
+    assert!(e.to_string().contains("version 3"), "{e}");
+    // Version 1 had no bandwidth limits: its pairs would relay unlimited here, so it is refused.
+    bytes[8..10].copy_from_slice(&1u16.to_be_bytes());
+    let e = decode(&bytes).unwrap_err();
+    assert_eq!(e, WireError::Version { found: 1 });
+    assert!(e.to_string().contains("reads 2..=2"), "{e}");
+}
+
+#[test]
+fn a_zero_rate_or_unknown_limit_flags_are_malformed() {
+    let one = NonZeroU64::MIN;
+    let live = LivePair {
+        id: PairId {
+            core: CoreId(0),
+            seq: 1,
+        },
+        fds: [FdIndex(0), FdIndex(1)],
+        bytes: [0, 0],
+        eof: [false, false],
+        limits: BandwidthLimits {
+            pair: Some(ByteRate {
+                per_second: one,
+                burst: one,
+            }),
+            operator: None,
+        },
+    };
+    let s = HandoverState {
+        cores: 1,
+        fds: 2,
+        live: vec![live],
+        ..Default::default()
+    };
+    let bytes = encode(&Message::Offer(s)).unwrap();
+    // The live pair's limits sit before the extra section's length (4 bytes, empty section).
+    let rate_at = bytes.len() - 4 - 16;
+    let mut zero = bytes.clone();
+    zero[rate_at..rate_at + 8].copy_from_slice(&0u64.to_be_bytes());
+    assert_eq!(
+        decode(&zero),
+        Err(WireError::Malformed("a zero bandwidth rate"))
+    );
+    let mut flags = bytes;
+    flags[rate_at - 1] = 4 | 1;
+    assert_eq!(
+        decode(&flags),
+        Err(WireError::Malformed("unknown bandwidth limit flags"))
+    );
 }
 
 #[test]
@@ -230,6 +302,7 @@ fn fd_indices_must_cover_the_fds_sent_once_each() {
         fds: fds.map(FdIndex),
         bytes: [0, 0],
         eof: [false, false],
+        limits: BandwidthLimits::UNLIMITED,
     };
     let with = |live: Vec<LivePair>, fds: u32| {
         let s = HandoverState {
@@ -259,7 +332,8 @@ fn fd_indices_must_cover_the_fds_sent_once_each() {
 
 #[test]
 fn versions_agree_on_the_newest_both_read() {
-    assert_eq!(agree(1, 1), Some(1));
+    assert_eq!(agree(VERSION, VERSION), Some(VERSION));
+    assert_eq!(agree(1, 1), None, "version 1 carried no bandwidth limits");
     assert_eq!(agree(1, 9), Some(VERSION));
     assert_eq!(agree(VERSION + 1, VERSION + 3), None);
     assert_eq!(agree(0, 0), None);

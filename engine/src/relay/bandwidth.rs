@@ -29,6 +29,8 @@ pub(crate) struct PairThrottle {
     /// `[a→b, b→a]`.
     pub dirs: [Throttle; 2],
     key: Option<u64>,
+    /// The limits the throttles were made from (handed over with the pair in an upgrade).
+    pub limits: BandwidthLimits,
 }
 
 impl Bandwidth {
@@ -55,6 +57,18 @@ impl Bandwidth {
         }
     }
 
+    /// Takes out the limits of the pair `seq` leaving the table for a hand-over (unlimited when
+    /// it has none).
+    pub(crate) fn take_pending(&self, seq: u64) -> BandwidthLimits {
+        if self.pending.borrow().is_empty() {
+            return BandwidthLimits::UNLIMITED;
+        }
+        self.pending
+            .borrow_mut()
+            .remove(&seq)
+            .unwrap_or(BandwidthLimits::UNLIMITED)
+    }
+
     /// The throttles of the pair `seq` that starts relaying now (`None`: unlimited).
     pub(crate) fn start(&self, seq: u64, now: Instant) -> Option<Box<PairThrottle>> {
         if self.pending.borrow().is_empty() {
@@ -74,6 +88,7 @@ impl Bandwidth {
                 Throttle::new(own(), shared),
             ],
             key: limits.operator.map(|op| op.key),
+            limits,
         }))
     }
 

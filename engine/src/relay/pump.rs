@@ -48,8 +48,8 @@ fn moved(n: usize, dir: &Direction<'_>) {
 }
 
 /// Pumps `src` → `dst` until EOF (then shuts down `dst`'s write half and sets `dir.eof`) or a
-/// fatal error. `dir.busy` is false only while it waits for `src` (its pipe empty): where a
-/// hand-over may stop it.
+/// fatal error. `dir.busy` is false only while it waits for `src` or, limited, parks for credit
+/// (its pipe empty, nothing read): where a hand-over may stop it.
 pub(crate) async fn pump(
     src: &TcpStream,
     dst: &TcpStream,
@@ -71,8 +71,13 @@ pub(crate) async fn pump(
             None => Box::pin(burst(src, dst, env, dir)).await?,
             Some(t) => {
                 Box::pin(async {
-                    // Parks before leasing a pipe, so a parked direction holds none.
+                    // Parks before reading or leasing a pipe, so a parked direction holds no
+                    // byte and no pipe: a quiet point where a hand-over may stop it. (A flooded
+                    // source stays readable, so on the epoll driver the readiness wait above
+                    // never parks and the direction would otherwise never look quiet.)
+                    dir.busy.set(false);
                     t.until_open().await;
+                    dir.busy.set(true);
                     burst(src, dst, env, dir).await
                 })
                 .await?

@@ -20,6 +20,7 @@ mod bandwidth;
 mod clienthello_corpus;
 mod fuzz_corpus;
 mod handover;
+mod handover_limits;
 mod haproxy;
 mod idle_pairs;
 mod pairing;

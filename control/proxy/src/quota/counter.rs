@@ -138,4 +138,12 @@ pub trait QuotaCounter: Send + Sync + 'static {
 
     /// Every operator counted, with its use at `now` (bounded by the counter's own bound).
     fn all(&self, now: SystemTime) -> Vec<(String, Usage)>;
+
+    /// A binary upgrade's new process takes over `operator`'s use as the previous process
+    /// counted it at `taken_at` (its minute and day windows; later windows start at zero).
+    /// A counter whose counts outlive the process (a fleet store) has nothing to take over and
+    /// keeps this default.
+    fn restore(&self, operator: &str, usage: Usage, taken_at: SystemTime) {
+        let _ = (operator, usage, taken_at);
+    }
 }

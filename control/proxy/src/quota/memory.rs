@@ -192,6 +192,26 @@ impl QuotaCounter for MemoryCounter {
         all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         all
     }
+
+    fn restore(&self, operator: &str, usage: Usage, taken_at: SystemTime) {
+        let (minute, day) = windows(taken_at);
+        let mut counts = self.lock();
+        if !counts.contains_key(operator) && counts.len() >= self.cap {
+            // The previous process counted at most as many operators (same bound).
+            return;
+        }
+        counts.insert(
+            operator.to_owned(),
+            Count {
+                live: usage.live_pairs,
+                waiting: usage.waiting_pairs,
+                minute,
+                in_minute: usage.pairs_this_minute,
+                day,
+                bytes_day: usage.bytes_today,
+            },
+        );
+    }
 }
 
 #[cfg(test)]

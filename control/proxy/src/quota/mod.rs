@@ -8,15 +8,22 @@
 //!   notifications are fire-and-forget (a remote counter queues them, bounded, to its own task).
 //! - [`Quotas`]: what the proxy holds: the settings, the counter, which operator owns each pair
 //!   (so that an engine event can release it), and the refusals by quota for `/metrics`.
+//! - [`QuotaCarry`]: what a binary upgrade hands the next process (owners of the pairs handed
+//!   over, each operator's minute and day counts), versioned in the hand-over's proxy section.
 //! - [`QuotaCollector`]: `/metrics`, one series per operator named in `quotas.operators` and one
 //!   `other` for the rest (see its docs for why not top-N).
 
+mod carry;
 mod counter;
 mod memory;
 mod metrics;
 mod owners;
 mod service;
 
+pub use carry::{
+    CARRY_MAGIC, CARRY_VERSION, CarriedCount, CarriedOwner, CarryError, MAX_CARRIED_NAMES,
+    QuotaCarry,
+};
 pub use counter::{QuotaCounter, QuotaError, QuotaKind, Usage};
 pub use memory::{MAX_COUNTED_OPERATORS, MemoryCounter};
 pub use metrics::{OTHER_OPERATOR, QuotaCollector};

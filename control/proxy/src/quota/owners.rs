@@ -27,7 +27,7 @@ const EXPIRY_SLACK: Duration = Duration::from_secs(5);
 pub(super) struct Owned {
     pub operator: Arc<str>,
     pub waiting: bool,
-    expires_at: SystemTime,
+    pub expires_at: SystemTime,
 }
 
 /// What an event did to an owned pair.
@@ -133,6 +133,33 @@ impl Owners {
                 None
             }
         }
+    }
+
+    /// Every owned pair (for a binary upgrade's hand-over).
+    pub(super) fn all(&self) -> impl Iterator<Item = (PairId, &Owned)> {
+        self.pairs.iter().map(|(id, o)| (*id, o))
+    }
+
+    /// A handed-over pair's owner, taken over from the previous process; false when full.
+    pub(super) fn adopt(
+        &mut self,
+        id: PairId,
+        operator: Arc<str>,
+        waiting: bool,
+        expires_at: SystemTime,
+    ) -> bool {
+        if self.pairs.len() >= self.cap && !self.pairs.contains_key(&id) {
+            return false;
+        }
+        self.pairs.insert(
+            id,
+            Owned {
+                operator,
+                waiting,
+                expires_at,
+            },
+        );
+        true
     }
 
     /// Pairs owned now.

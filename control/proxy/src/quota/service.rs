@@ -210,6 +210,9 @@ impl Quotas {
     }
 }
 
+#[path = "service_carry.rs"]
+mod carry;
+
 #[cfg(test)]
 #[path = "service_tests.rs"]
 mod tests;

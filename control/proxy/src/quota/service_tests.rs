@@ -4,7 +4,7 @@ use std::time::Duration;
 use tandem_engine::{CloseReason, CoreId};
 
 use super::*;
-use crate::quota::QuotaKind;
+use crate::quota::{QuotaCarry, QuotaKind};
 
 fn id(seq: u64) -> PairId {
     PairId {
@@ -105,4 +105,62 @@ fn bandwidth_is_given_with_a_stable_operator_key() {
     assert_ne!(a.bandwidth(), c.bandwidth());
     assert_eq!(a.bandwidth().pair, None);
     assert_eq!(a.bandwidth().operator.map(|o| o.rate), Some(rate));
+}
+
+#[tokio::test]
+async fn a_hand_over_carries_the_pairs_handed_over_and_the_windows_it_was_taken_in() {
+    let old = Quotas::new(settings(), Arc::new(MemoryCounter::default()));
+    let now = SystemTime::now();
+    let ttl = now + Duration::from_secs(300);
+    for seq in 1..4 {
+        let a = old.admit("named", now).await.unwrap();
+        old.issued(a, id(seq), ttl);
+    }
+    let a = old.admit("anon", now).await.unwrap();
+    old.issued(a, id(9), ttl);
+    old.on_event(
+        &PairEvent::Closed {
+            id: id(9),
+            reason: CloseReason::Normal,
+            bytes_a_to_b: 40,
+            bytes_b_to_a: 2,
+        },
+        now,
+    );
+    // Pair 1 relays (its Paired event not applied yet), pair 2 waits, pair 3 stays behind.
+    let carry = old.hand_over(&[id(2)], &[id(1)], now);
+    let carry = QuotaCarry::decode(&carry.encode().unwrap()).unwrap();
+
+    let new = Quotas::new(settings(), Arc::new(MemoryCounter::default()));
+    new.take_over(carry.clone());
+    let named = new.usage("named", now);
+    assert_eq!(
+        (named.live_pairs, named.waiting_pairs),
+        (2, 1),
+        "pair 3 stayed"
+    );
+    assert_eq!(named.pairs_this_minute, 3);
+    assert_eq!(new.usage("anon", now).bytes_today, 42);
+    // A handed-over pair that ends in the new process releases its operator's quota.
+    new.on_event(
+        &PairEvent::Closed {
+            id: id(1),
+            reason: CloseReason::Normal,
+            bytes_a_to_b: 5,
+            bytes_b_to_a: 5,
+        },
+        now,
+    );
+    let named = new.usage("named", now);
+    assert_eq!((named.live_pairs, named.waiting_pairs), (1, 1));
+    assert_eq!(named.bytes_today, 10);
+    // Counts taken in an earlier minute (and day) start over in the new process's windows.
+    let stale = Quotas::new(settings(), Arc::new(MemoryCounter::default()));
+    stale.take_over(QuotaCarry {
+        taken_at: now - Duration::from_secs(2 * 86_400),
+        ..carry
+    });
+    let named = stale.usage("named", now);
+    assert_eq!((named.live_pairs, named.pairs_this_minute), (2, 0));
+    assert_eq!(stale.usage("anon", now).bytes_today, 0);
 }

@@ -9,12 +9,17 @@
 //!
 //! - `old.rs`: the running process's side (start the binary, export, wait, roll back).
 //! - `new.rs`: the started binary's side (hello, receive, report ready or refuse).
+//! - `carry.rs`: the proxy's own section of the state (the quota bookkeeping: owners of the
+//!   pairs handed over and each operator's minute and day counts).
 //!
 //! The socket is one end of a `socketpair` inherited by the child only: no path, nothing
 //! another user or process can connect to.
 
+mod carry;
 mod new;
 mod old;
+
+pub(crate) use carry::read_carried;
 
 use std::ffi::OsString;
 
@@ -64,6 +69,9 @@ pub enum UpgradeError {
     /// The announcement store could not be released.
     #[error("cannot release the announcement store: {0}")]
     Store(#[from] tandem_datastore::DatastoreError),
+    /// The quota bookkeeping could not be written into the hand-over.
+    #[error("cannot hand over the quota bookkeeping: {0}")]
+    Carry(#[from] crate::quota::CarryError),
     /// A blocking step's task failed.
     #[error("upgrade task failed: {0}")]
     Task(String),
@@ -79,6 +87,7 @@ impl UpgradeError {
             UpgradeError::Spawn { .. } => "spawn",
             UpgradeError::Handover(e) => e.kind(),
             UpgradeError::Store(_) => "store",
+            UpgradeError::Carry(_) => "carry",
             UpgradeError::Task(_) => "task",
             UpgradeError::Exited(_) => "exited",
         }

@@ -1,5 +1,6 @@
 //! The running process's side of an upgrade: start the binary, hear its hello, release the
-//! announcement store, export the engine and the control plane's listeners, and wait for
+//! announcement store, export the engine and the control plane's listeners with the quota
+//! bookkeeping of the pairs exported, and wait for
 //! `Ready`; on any failure kill the new process and take everything back.
 
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -16,6 +17,7 @@ use tracing::{info, warn};
 
 use super::{HELLO_WITHIN, QUIET_WITHIN, UPGRADE_FD, UPGRADE_FD_ENV, Upgrade, UpgradeError};
 use crate::public::PublicState;
+use crate::quota::Quotas;
 
 /// How an upgrade ended.
 #[derive(Debug)]
@@ -121,8 +123,10 @@ async fn run(
         Err(_) => return Err(UpgradeError::Task("the store holder ended".into())),
     }
     let engine2 = engine.clone();
+    let quotas = state.quotas.clone();
     let ready_within = up.ready_within;
-    let (bundle, answer) = blocking(move || exchange(&engine2, ours, copies, ready_within)).await?;
+    let (bundle, answer) =
+        blocking(move || exchange(&engine2, &quotas, ours, copies, ready_within)).await?;
     let Some(mut bundle) = bundle else {
         give_back(back);
         return Err(answer
@@ -165,6 +169,7 @@ async fn run(
 /// was exported, so that a failure can adopt it again.
 fn exchange(
     engine: &EngineHandle,
+    quotas: &Quotas,
     sock: UnixStream,
     listeners: Vec<(ListenerRole, OwnedFd)>,
     ready_within: Duration,
@@ -177,6 +182,7 @@ fn exchange(
         bundle.push_listener(role, fd);
     }
     let answer = (|| {
+        super::carry::carry_out(quotas, &mut bundle)?;
         sock.set_read_timeout(Some(ready_within))
             .map_err(HandoverError::io("setting the ready deadline"))?;
         bundle.send(&sock)?;
