@@ -134,6 +134,21 @@ impl RedisDatastore {
         }
     }
 
+    /// `LRANGE key start stop` (inclusive, as Redis counts) under the call deadline.
+    async fn lrange(&self, start: isize, stop: isize) -> Result<Vec<Vec<u8>>, DatastoreError> {
+        let mut manager = self.manager();
+        bounded(
+            "LRANGE",
+            REDIS_TIMEOUT,
+            redis::cmd("LRANGE")
+                .arg(&self.key)
+                .arg(start)
+                .arg(stop)
+                .query_async::<Vec<Vec<u8>>>(&mut manager),
+        )
+        .await
+    }
+
     /// Appends `entries` with one `RPUSH` and returns once Redis acknowledged it.
     pub async fn append(&self, entries: &[DataEntry]) -> Result<(), DatastoreError> {
         if entries.is_empty() {

@@ -103,21 +103,7 @@ impl RedisDatastore {
         };
         let start = isize::try_from(at).map_err(|_| overflow())?;
         let stop = isize::try_from(at + encoded.len() as u64).map_err(|_| overflow())? - 1;
-        let found = self
-            .retrying("LRANGE", || async move {
-                let mut manager = self.manager();
-                bounded(
-                    "LRANGE",
-                    REDIS_TIMEOUT,
-                    redis::cmd("LRANGE")
-                        .arg(&self.key)
-                        .arg(start)
-                        .arg(stop)
-                        .query_async::<Vec<Vec<u8>>>(&mut manager),
-                )
-                .await
-            })
-            .await?;
+        let found = self.retrying("LRANGE", || self.lrange(start, stop)).await?;
         Ok(found == encoded)
     }
 }

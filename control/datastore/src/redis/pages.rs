@@ -55,17 +55,7 @@ impl RedisDatastore {
         };
         let start = isize::try_from(cursor.position).map_err(|_| overflow())?;
         let stop = isize::try_from(cursor.position + max - 1).map_err(|_| overflow())?;
-        let mut manager = self.manager();
-        let result = bounded(
-            "LRANGE",
-            REDIS_TIMEOUT,
-            redis::cmd("LRANGE")
-                .arg(&self.key)
-                .arg(start)
-                .arg(stop)
-                .query_async::<Vec<Vec<u8>>>(&mut manager),
-        )
-        .await;
+        let result = self.lrange(start, stop).await;
         let raw = self.after(result).await?;
         let entries = decode_all(&raw, cursor.position)?;
         cursor.position += entries.len() as u64;
