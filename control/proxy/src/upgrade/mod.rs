@@ -10,6 +10,11 @@
 //! - `old.rs`: the running process's side (start the binary, export, wait, roll back).
 //! - `new.rs`: the started binary's side (hello, receive, report ready or refuse).
 //!
+//! Under systemd (`Type=notify`, `NotifyAccess=all`) the new process tells the manager
+//! `MAINPID=` its pid and `READY=1` before it answers `Ready`, so the manager follows it and the
+//! old process's exit is not the service's end; a rolled-back upgrade tells `MAINPID=` the old
+//! pid again before the new process is killed (see [`tandem_serving::notify`]).
+//!
 //! The socket is one end of a `socketpair` inherited by the child only: no path, nothing
 //! another user or process can connect to.
 

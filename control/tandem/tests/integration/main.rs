@@ -21,6 +21,7 @@ mod proxy_drain;
 mod proxy_flood;
 mod proxy_reload;
 mod proxy_upgrade;
+mod proxy_upgrade_notify;
 mod sd_crash_restart;
 mod sd_e2e;
 mod sd_metrics;
