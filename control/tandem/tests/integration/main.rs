@@ -25,6 +25,7 @@ mod proxy_upgrade_notify;
 mod sd_crash_restart;
 mod sd_e2e;
 mod sd_metrics;
+mod sd_notify;
 mod sd_reload;
 mod sd_socket_activation;
 mod seed_scenario;

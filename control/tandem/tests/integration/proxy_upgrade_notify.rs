@@ -20,17 +20,17 @@ use tandem_testkit::process::spawn;
 
 /// One notification: its text and the pid the kernel says sent it.
 #[derive(Debug)]
-struct Datagram {
-    text: String,
-    sender: i32,
+pub(crate) struct Datagram {
+    pub(crate) text: String,
+    pub(crate) sender: i32,
 }
 
 impl Datagram {
-    fn has(&self, line: &str) -> bool {
+    pub(crate) fn has(&self, line: &str) -> bool {
         self.text.lines().any(|l| l == line)
     }
 
-    fn value(&self, key: &str) -> Option<String> {
+    pub(crate) fn value(&self, key: &str) -> Option<String> {
         self.text
             .lines()
             .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
@@ -38,9 +38,10 @@ impl Datagram {
     }
 }
 
-/// The manager's socket: bound at a path of the test's own, with `SO_PASSCRED` on.
-fn manager_socket(layout: &Layout) -> (UnixDatagram, String) {
-    let path = layout.root().join("notify.sock");
+/// The manager's socket: bound at `notify.sock` in `dir` (the test's own), with `SO_PASSCRED` on;
+/// and the value of `NOTIFY_SOCKET` naming it.
+pub(crate) fn manager_socket(dir: &std::path::Path) -> (UnixDatagram, String) {
+    let path = dir.join("notify.sock");
     let sock = UnixDatagram::bind(&path).unwrap();
     let on: libc::c_int = 1;
     // SAFETY: setsockopt reads one c_int from `on`, on a socket this test owns.
@@ -59,7 +60,7 @@ fn manager_socket(layout: &Layout) -> (UnixDatagram, String) {
 }
 
 /// Receives one datagram with its `SCM_CREDENTIALS` (the test fails after [`STEP`]).
-fn receive(sock: &UnixDatagram) -> Datagram {
+pub(crate) fn receive(sock: &UnixDatagram) -> Datagram {
     let mut buf = [0u8; 4096];
     // Room for one ucred control message (and then some).
     let mut control = [0u64; 16];
@@ -99,7 +100,7 @@ fn receive(sock: &UnixDatagram) -> Datagram {
 }
 
 /// Receives until a datagram with `line` arrives; returns it and every one before it.
-fn receive_until(sock: &UnixDatagram, line: &str) -> (Datagram, Vec<Datagram>) {
+pub(crate) fn receive_until(sock: &UnixDatagram, line: &str) -> (Datagram, Vec<Datagram>) {
     let mut before = Vec::new();
     loop {
         let d = receive(sock);
@@ -111,7 +112,7 @@ fn receive_until(sock: &UnixDatagram, line: &str) -> (Datagram, Vec<Datagram>) {
 }
 
 /// Whatever is queued now (non-blocking).
-fn pending(sock: &UnixDatagram) -> Vec<String> {
+pub(crate) fn pending(sock: &UnixDatagram) -> Vec<String> {
     sock.set_nonblocking(true).unwrap();
     let mut out = Vec::new();
     let mut buf = [0u8; 4096];
@@ -127,7 +128,7 @@ fn under_a_notify_socket_the_upgraded_process_becomes_main_pid_and_ready() {
     let layout = Layout::new();
     with_long_ttl(&layout);
     let binary = copy_binary(&layout);
-    let (manager, notify_path) = manager_socket(&layout);
+    let (manager, notify_path) = manager_socket(layout.root());
     let _hyper = HyperStub::start(&layout);
     let mut env = layout.env_with("PROXY_SETTINGS", "public-proxy-1");
     env.push(("NOTIFY_SOCKET".into(), notify_path));
