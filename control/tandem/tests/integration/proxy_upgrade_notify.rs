@@ -60,6 +60,7 @@ pub(crate) fn manager_socket(dir: &std::path::Path) -> (UnixDatagram, String) {
 }
 
 /// Receives one datagram with its `SCM_CREDENTIALS` (the test fails after [`STEP`]).
+#[track_caller]
 pub(crate) fn receive(sock: &UnixDatagram) -> Datagram {
     let mut buf = [0u8; 4096];
     // Room for one ucred control message (and then some).
@@ -100,6 +101,7 @@ pub(crate) fn receive(sock: &UnixDatagram) -> Datagram {
 }
 
 /// Receives until a datagram with `line` arrives; returns it and every one before it.
+#[track_caller]
 pub(crate) fn receive_until(sock: &UnixDatagram, line: &str) -> (Datagram, Vec<Datagram>) {
     let mut before = Vec::new();
     loop {
