@@ -3,7 +3,8 @@
 //! limits, the log filter) and only then installs it all; on any error nothing changes. Each
 //! program supplies its own [`ReloadFn`] (the same preparation `check-settings` runs); this
 //! module runs it one at a time, logs the outcome with the file and key at fault, and counts it
-//! in `tandem_reload_total{result="ok|error"}`.
+//! in `tandem_reload_total{result="ok|error"}`. The service manager is told `RELOADING=1` when a
+//! reload starts and `READY=1` when it ends ([`tandem_serving::notify`]).
 
 use std::sync::Arc;
 
@@ -11,7 +12,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use tandem_serving::Shutdown;
+use tandem_serving::{Notice, Shutdown, notify};
 use tandem_settings::SettingsError;
 use tracing::{error, info, warn};
 
@@ -163,10 +164,14 @@ impl Reloader {
     /// Reloads now (`trigger` says why, for the log); logs and counts the outcome.
     pub async fn reload(&self, trigger: &'static str) -> Result<Vec<String>, ReloadError> {
         let _running = self.running.lock().await;
+        // The service manager (Type=notify) sees the reload start and end, whatever its result:
+        // a refused reload leaves the program serving as before.
+        notify(&[Notice::reloading_now()]);
         let reload = self.reload.clone();
         let result = tokio::task::spawn_blocking(move || reload())
             .await
             .unwrap_or_else(|e| Err(ReloadError::Task(e.to_string())));
+        notify(&[Notice::Ready]);
         match &result {
             Ok(changed) => {
                 self.metrics.inc("ok");

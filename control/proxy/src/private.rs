@@ -13,6 +13,7 @@ use crate::reload::{Block, Live, ProxySettingsSource};
 use chrono::Utc;
 use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
 use tandem_net::tls::ServerTls;
+use tandem_serving::Notice;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -201,6 +202,8 @@ impl PrivateProxy {
             ),
             stop.clone().wait(),
         ));
+        // Type=notify: the service manager counts the proxy started from here.
+        tandem_serving::notify(&[Notice::Ready]);
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(state.settings.reannounce_interval);
         let mut refresh = tokio::time::interval(SHARED_REFRESH_INTERVAL);
@@ -221,6 +224,7 @@ impl PrivateProxy {
             }
         }
         info!("private proxy stopping");
+        tandem_serving::notify(&[Notice::Stopping]);
         ready.set(false);
         stop_tx.trigger();
         let _ = server.await;

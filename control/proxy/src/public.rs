@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tandem_engine::{Engine, EngineHandle, LocalAddrs};
 use tandem_net::tls::ServerTls;
+use tandem_serving::Notice;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
@@ -415,8 +416,17 @@ impl PublicProxy {
             stop.clone().wait(),
         ));
         let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
-        if let Some(inherited) = self.inherited {
-            crate::upgrade::report_ready(inherited).await;
+        match self.inherited {
+            // Type=notify with NotifyAccess=all: this process becomes the service's main process
+            // (told before the old one can exit, so that the manager never sees the service's
+            // main process end), then the old one stops.
+            Some(inherited) => {
+                tandem_serving::notify(&[Notice::this_main_pid(), Notice::Ready]);
+                crate::upgrade::report_ready(inherited).await;
+            }
+            None => {
+                tandem_serving::notify(&[Notice::Ready]);
+            }
         }
         tokio::pin!(shutdown);
         let mut prune = tokio::time::interval(PRUNE_INTERVAL);
@@ -450,6 +460,10 @@ impl PublicProxy {
             }
         }
         info!(handed_over, "public proxy stopping: draining");
+        // After a hand-over the service goes on in the new process: no STOPPING=1 from here.
+        if !handed_over {
+            tandem_serving::notify(&[Notice::Stopping]);
+        }
         ready.set(false);
         stop_tx.trigger();
         let _ = server.await;

@@ -126,6 +126,12 @@ async fn serve_directory(
     ready.set(true);
     // Logged once ready: tests and scripts take this line as "serving".
     info!(address = %local, tls = tls.is_some(), "sd listening");
+    // Type=notify: started once serving; STOPPING=1 as soon as the shutdown begins.
+    tandem_serving::notify(&[tandem_serving::Notice::Ready]);
+    let shutdown = async {
+        shutdown.await;
+        tandem_serving::notify(&[tandem_serving::Notice::Stopping]);
+    };
     let limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
     serve(listener, tls, router, limits, shutdown).await;
     ready.set(false);

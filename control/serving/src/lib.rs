@@ -12,6 +12,8 @@
 //!   admits, filters and serves the connection as the client the header names.
 //! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`; [`bind_named`]
 //!   adopts the socket a supervisor passed under that name instead (systemd socket activation).
+//! - [`notify`]: the service manager's readiness protocol (`READY=1`, `RELOADING=1`,
+//!   `STOPPING=1`, `MAINPID=`) to `$NOTIFY_SOCKET`, for `Type=notify` units.
 //! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
 //!   listener and reason.
 //!
@@ -24,6 +26,7 @@ mod bind;
 mod conn;
 mod guarded;
 mod metrics;
+pub mod notify;
 mod proxied;
 mod rlimit;
 mod shutdown;
@@ -37,6 +40,7 @@ pub use bind::{BindError, bind, resolve, resolve_one};
 pub use conn::{CutReason, Phase, RequestGuard, Slot};
 pub use guarded::Guarded;
 pub use metrics::ServingMetrics;
+pub use notify::{Notice, notify};
 pub use proxied::MAX_PENDING_HEADERS;
 pub use rlimit::raise_open_file_limit;
 pub use shutdown::{Shutdown, ShutdownTrigger, shutdown};

@@ -161,7 +161,10 @@ async fn run_server(
         let listener = tandem_net::metrics::bind(m).await?;
         server.serve_metrics(listener);
     }
+    // Type=notify: started once every listener serves; STOPPING=1 when the shutdown begins.
+    tandem_serving::notify(&[tandem_serving::Notice::Ready]);
     shutdown.await;
+    tandem_serving::notify(&[tandem_serving::Notice::Stopping]);
     server.shutdown().await;
     Ok(())
 }

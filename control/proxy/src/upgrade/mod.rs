@@ -12,6 +12,11 @@
 //! - `carry.rs`: the proxy's own section of the state (the quota bookkeeping: owners of the
 //!   pairs handed over and each operator's minute and day counts).
 //!
+//! Under systemd (`Type=notify`, `NotifyAccess=all`) the new process tells the manager
+//! `MAINPID=` its pid and `READY=1` before it answers `Ready`, so the manager follows it and the
+//! old process's exit is not the service's end; a rolled-back upgrade tells `MAINPID=` the old
+//! pid again before the new process is killed (see [`tandem_serving::notify`]).
+//!
 //! The socket is one end of a `socketpair` inherited by the child only: no path, nothing
 //! another user or process can connect to.
 

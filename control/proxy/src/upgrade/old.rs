@@ -53,6 +53,7 @@ pub async fn upgrade(
         Ok(done) => done,
         Err(e) => {
             if let Some(mut c) = child {
+                reclaim_main_pid();
                 let _ = c.kill();
                 let _ = tokio::task::spawn_blocking(move || c.wait()).await;
             }
@@ -154,6 +155,7 @@ async fn run(
         }
         Err(e) => {
             if let Some(mut c) = child.take() {
+                reclaim_main_pid();
                 let _ = c.kill();
                 let _ = tokio::task::spawn_blocking(move || c.wait()).await;
             }
@@ -193,6 +195,13 @@ fn exchange(
         }
     })();
     (Some(bundle), answer)
+}
+
+/// Before the new process is killed: this one is the service's main process again (the new
+/// one may have told the service manager `MAINPID=` its pid before it failed; a manager that
+/// saw that main process die would stop the service).
+fn reclaim_main_pid() {
+    tandem_serving::notify(&[tandem_serving::Notice::this_main_pid()]);
 }
 
 fn spawn_err(up: &Upgrade, source: std::io::Error) -> UpgradeError {

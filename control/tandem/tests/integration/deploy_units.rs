@@ -1,6 +1,7 @@
 //! The systemd units in deploy/systemd (services and their optional socket units) pass
 //! `systemd-analyze verify`; the test fails, naming the fix, where the tool is missing. The
-//! services reload on SIGHUP and the socket units pass their sockets under the names the programs
+//! services are `Type=notify` (the proxy's with `NotifyAccess=all`, for its binary upgrade), reload
+//! on SIGHUP, and the socket units pass their sockets under the names the programs
 //! adopt.
 #![allow(clippy::unwrap_used)]
 
@@ -90,7 +91,16 @@ fn services_reload_on_sighup_and_sockets_name_what_the_programs_adopt() {
             unit(service).contains("ExecReload=/bin/kill -HUP $MAINPID"),
             "{service} reloads with SIGHUP"
         );
+        assert!(
+            unit(service).contains("\nType=notify\n"),
+            "{service} is Type=notify: the program says when it serves, reloads and stops"
+        );
     }
+    // A binary upgrade's new process (not the one systemd started) sends MAINPID= and READY=1.
+    assert!(
+        unit("tandem-proxy@.service").contains("\nNotifyAccess=all\n"),
+        "tandem-proxy@.service accepts notifications from the process an upgrade starts"
+    );
     for (socket, name) in [
         ("tandem-sd.socket", tandem_sd::JSONRPC_SOCKET),
         (

@@ -54,7 +54,7 @@ fn transfer_pairs() -> usize {
 const UPGRADES: usize = 3;
 
 /// The proxy binary copied into the test directory, started from there.
-fn copy_binary(layout: &Layout) -> PathBuf {
+pub(crate) fn copy_binary(layout: &Layout) -> PathBuf {
     let dir = layout.root().join("bin");
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("proxy");
@@ -72,7 +72,7 @@ fn replace(path: &Path, contents: &[u8]) {
 }
 
 /// Tokens live 300 s (`accept_timeout`): the waiting side outlives a slow machine's upgrades.
-fn with_long_ttl(layout: &Layout) {
+pub(crate) fn with_long_ttl(layout: &Layout) {
     std::fs::write(
         layout.role("public-proxy-1").join("003_ttl.yml"),
         "public:\n  accept_timeout: 300\n",
@@ -95,7 +95,7 @@ fn start(layout: &Layout, binary: &Path) -> (Proc, HyperStub) {
 
 /// Kills the processes that took over (not our children) when the test ends, however it ends.
 #[derive(Default)]
-struct Successors(Vec<i32>);
+pub(crate) struct Successors(pub(crate) Vec<i32>);
 
 impl Drop for Successors {
     fn drop(&mut self) {
@@ -106,13 +106,13 @@ impl Drop for Successors {
     }
 }
 
-fn signal(pid: i32, sig: i32) {
+pub(crate) fn signal(pid: i32, sig: i32) {
     // SAFETY: plain kill(2) of the proxy this test runs.
     assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
 }
 
 /// `pair create --json`: the endpoint and the two tokens (not dialled).
-fn tokens(layout: &Layout) -> (String, [Vec<u8>; 2]) {
+pub(crate) fn tokens(layout: &Layout) -> (String, [Vec<u8>; 2]) {
     let text = ctl(layout, &["pair", "create", "--json"]).expect("pair create");
     let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
     let token = |i: usize| STANDARD.decode(doc["tokens"][i].as_str().unwrap()).unwrap();
@@ -122,7 +122,7 @@ fn tokens(layout: &Layout) -> (String, [Vec<u8>; 2]) {
     )
 }
 
-fn dial(endpoint: &str, token: &[u8]) -> TcpStream {
+pub(crate) fn dial(endpoint: &str, token: &[u8]) -> TcpStream {
     let mut s = TcpStream::connect(endpoint).unwrap();
     s.set_read_timeout(Some(STEP)).unwrap();
     s.set_write_timeout(Some(STEP)).unwrap();
@@ -130,7 +130,7 @@ fn dial(endpoint: &str, token: &[u8]) -> TcpStream {
     s
 }
 
-fn ping_pong(a: &mut TcpStream, b: &mut TcpStream) {
+pub(crate) fn ping_pong(a: &mut TcpStream, b: &mut TcpStream) {
     let mut buf = [0u8; 4];
     a.write_all(b"ping").unwrap();
     b.read_exact(&mut buf).unwrap();
@@ -213,7 +213,7 @@ fn stat(layout: &Layout, key: &str) -> u64 {
 }
 
 /// Waits until `pid` is gone (it is not our child: no waitpid).
-fn wait_gone(pid: i32) {
+pub(crate) fn wait_gone(pid: i32) {
     let deadline = Instant::now() + STEP;
     while Path::new(&format!("/proc/{pid}")).exists() {
         let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
