@@ -270,3 +270,54 @@ async fn half_a_request_is_cut_when_the_grace_ends() {
     assert!(closed(&mut half).await, "the half request is cut");
     drop(server.release);
 }
+
+#[tokio::test]
+async fn an_http2_connection_gets_a_goaway_and_its_stream_in_flight_is_answered() {
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+
+    let mut server = start(LONG_GRACE).await;
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    let conn = tokio::spawn(conn);
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"held","params":{}}"#;
+    let request = hyper::Request::post("http://x/jsonrpc")
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    // Held open by the client: only the server's GOAWAY ends the connection.
+    let keep = send.clone();
+    let call = tokio::spawn(async move {
+        let response = send.send_request(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, bytes)
+    });
+    tokio::time::timeout(COMPLETES, server.started.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    server.stop.send(()).unwrap();
+    server.release.send(()).unwrap();
+    let (status, bytes) = tokio::time::timeout(COMPLETES, call)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&bytes).contains("done"));
+    // The GOAWAY ends the connection once its stream is answered; the client sees it close.
+    tokio::time::timeout(COMPLETES, conn)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    drop(keep);
+    tokio::time::timeout(COMPLETES, server.task)
+        .await
+        .unwrap()
+        .unwrap();
+}
