@@ -190,7 +190,7 @@ const LONG_GRACE: Duration = Duration::from_secs(3600);
 
 #[tokio::test]
 async fn an_idle_keep_alive_is_closed_at_once_at_shutdown() {
-    let mut server = start(LONG_GRACE).await;
+    let server = start(LONG_GRACE).await;
     server.release.send(()).unwrap();
     let mut idle = TcpStream::connect(server.addr).await.unwrap();
     send_keep_alive_call(&mut idle).await;
