@@ -132,7 +132,9 @@ async fn serve_directory(
         shutdown.await;
         tandem_serving::notify(&[tandem_serving::Notice::Stopping]);
     };
-    let limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
+    let mut limits = ServerLimits::named("sd", server.serving.clone(), serving_metrics);
+    // A request in flight at the stop may take its whole time; nothing holds the stop longer.
+    limits.grace = settings.limits.request_timeout;
     serve(listener, tls, router, limits, shutdown).await;
     ready.set(false);
     let _ = stop_refresh.send(true);

@@ -1,8 +1,11 @@
 //! The kit's accept loop, the one every TCP/TLS listener runs: accept, filter (per-source rate
 //! limits), admit (or refuse and close), then run the caller's connection future as a tracked
 //! task. Sockets connected elsewhere (the proxy path of the gRPC server) can be fed in beside the
-//! listener under their own admission. On shutdown the listener closes at once; tasks get `grace`
-//! to finish, then are aborted.
+//! listener under their own admission. On shutdown this process's listening fd closes at once
+//! (never `shutdown(2)`: a supervisor may share the socket, and connections not yet accepted wait
+//! in its backlog for the next process); every connection's [`Slot::draining`] fires, so its
+//! server answers what arrives with `Connection: close` / GOAWAY and the kit closes idle
+//! keep-alives; tasks get `grace` to finish, then are aborted.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +20,7 @@ use super::admission::Admission;
 use super::conn::Slot;
 use super::guarded::Guarded;
 use super::proxied::{self, MAX_PENDING_HEADERS};
+use super::shutdown::shutdown as stop_signal;
 
 /// Back-off after an accept error such as `EMFILE`: the loop never spins and never stops.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -118,6 +122,8 @@ impl Acceptor {
         // MAX_PENDING_HEADERS; aborted when the loop ends). Injected sockets never carry one.
         let proxy = admission.config().proxy_protocol.clone();
         let mut pending = JoinSet::new();
+        // Fired when the loop ends: every connection then drains (see the module docs).
+        let (stopping, drain) = stop_signal();
         tokio::pin!(shutdown);
         loop {
             let (admitted, peer, name) = tokio::select! {
@@ -166,10 +172,13 @@ impl Acceptor {
                 }
             };
             let Some((io, slot)) = admitted else { continue };
+            slot.drain_on(drain.clone());
             let span = debug_span!("connection", listener = name, %peer);
             tasks.spawn(serve(io, peer, slot).instrument(span));
         }
+        // Only this process's fd: the socket itself stays open where a supervisor holds it.
         drop(listener);
+        stopping.trigger();
         pending.abort_all();
         let drained =
             tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} });

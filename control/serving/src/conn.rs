@@ -2,13 +2,14 @@
 //! cut. The connection's I/O ([`super::Guarded`]) enforces the phase's deadline; the server marks
 //! progress through the [`Slot`].
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
 use super::admission::Admission;
+use super::shutdown::Shutdown;
 use super::table::ConnId;
 use tandem_types::serving_config::Deadlines;
 
@@ -52,6 +53,9 @@ pub enum CutReason {
     EvictedSourceFull = 4,
     /// The listener reached its cap.
     EvictedFull = 5,
+    /// The server is stopping and the connection was an idle HTTP/1 keep-alive (no request in
+    /// flight, no byte of a next one received).
+    Draining = 6,
 }
 
 impl CutReason {
@@ -62,6 +66,7 @@ impl CutReason {
             3 => Self::IdleTimeout,
             4 => Self::EvictedSourceFull,
             5 => Self::EvictedFull,
+            6 => Self::Draining,
             _ => return None,
         })
     }
@@ -74,6 +79,7 @@ impl CutReason {
             Self::IdleTimeout => "idle_timeout",
             Self::EvictedSourceFull => "evicted_source_full",
             Self::EvictedFull => "evicted_full",
+            Self::Draining => "draining",
         }
     }
 }
@@ -87,6 +93,10 @@ pub(crate) struct ConnState {
     /// phase or the end of the last request).
     since_ms: AtomicU64,
     in_flight: AtomicU32,
+    /// Bytes arrived since the last request ended (a next request is on its way).
+    arrived: AtomicBool,
+    /// The server drains the connection itself (HTTP/2 GOAWAY): never cut as an idle keep-alive.
+    multiplexed: AtomicBool,
     cut: AtomicU8,
     pub(crate) notify: Arc<Notify>,
 }
@@ -98,6 +108,8 @@ impl ConnState {
             phase: AtomicU8::new(phase as u8),
             since_ms: AtomicU64::new(0),
             in_flight: AtomicU32::new(0),
+            arrived: AtomicBool::new(false),
+            multiplexed: AtomicBool::new(false),
             cut: AtomicU8::new(0),
             notify: Arc::new(Notify::new()),
         })
@@ -116,6 +128,22 @@ impl ConnState {
     fn enter(&self, phase: Phase, now: Instant) {
         self.stamp(now);
         self.phase.store(phase as u8, Ordering::Release);
+    }
+
+    /// Records that bytes arrived (part of a request, or a whole one).
+    pub(crate) fn arrived(&self) {
+        if !self.arrived.load(Ordering::Relaxed) {
+            self.arrived.store(true, Ordering::Release);
+        }
+    }
+
+    /// An HTTP/1 keep-alive between requests: a request answered, none in flight, no byte of
+    /// the next one received. Such a connection is closed at once when the server stops.
+    pub(crate) fn is_idle_keep_alive(&self) -> bool {
+        self.phase() == Phase::Active
+            && self.in_flight.load(Ordering::Acquire) == 0
+            && !self.arrived.load(Ordering::Acquire)
+            && !self.multiplexed.load(Ordering::Acquire)
     }
 
     /// Marks the connection cut (first reason wins) and wakes its I/O. `true` if this call cut it.
@@ -164,6 +192,8 @@ struct SlotInner {
     state: Arc<ConnState>,
     admission: Admission,
     proven: AtomicBool,
+    /// The accept loop's stop signal, once the loop has handed the connection to its task.
+    drain: OnceLock<Shutdown>,
 }
 
 impl Drop for SlotInner {
@@ -179,6 +209,7 @@ impl Slot {
             state,
             admission,
             proven: AtomicBool::new(false),
+            drain: OnceLock::new(),
         }))
     }
 
@@ -198,6 +229,37 @@ impl Slot {
     pub fn establish(&self) {
         self.prove();
         self.0.state.enter(Phase::Established, Instant::now());
+    }
+
+    /// Ties the connection to its accept loop's stop (set once, by the loop).
+    pub(crate) fn drain_on(&self, stop: Shutdown) {
+        let _ = self.0.drain.set(stop);
+    }
+
+    /// Whether the server serving this connection is stopping: the connection is being drained
+    /// (answer what arrives with `Connection: close`, close an idle keep-alive at once).
+    pub fn is_draining(&self) -> bool {
+        self.0.drain.get().is_some_and(Shutdown::is_triggered)
+    }
+
+    /// Resolves once the server serving this connection starts stopping (never for a connection
+    /// no accept loop serves).
+    pub async fn draining(&self) {
+        match self.0.drain.get() {
+            Some(stop) => stop.clone().wait().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// The server drains this connection itself (HTTP/2: GOAWAY, then the streams in flight
+    /// finish), so the kit never closes it as an idle keep-alive.
+    pub fn multiplexed(&self) {
+        self.0.state.multiplexed.store(true, Ordering::Release);
+    }
+
+    /// Whether [`Slot::multiplexed`] was called.
+    pub fn is_multiplexed(&self) -> bool {
+        self.0.state.multiplexed.load(Ordering::Acquire)
     }
 
     /// A request started; the returned guard marks it answered when dropped.
@@ -249,6 +311,7 @@ impl Drop for RequestGuard {
         if state.phase() != Phase::Established {
             state.enter(Phase::Active, Instant::now());
         }
+        state.arrived.store(false, Ordering::Release);
         state.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }

@@ -26,6 +26,9 @@ pub struct Guarded<S> {
     evicted: Pin<Box<OwnedNotified>>,
     /// The connection's first bytes, until there are enough to tell a PROXY header.
     head: Head,
+    /// The last write or flush did not get everything out (a response is still leaving): never
+    /// closed as an idle keep-alive then.
+    write_blocked: bool,
 }
 
 /// The first [`HEAD_BYTES`] bytes a connection sent (the v2 signature's length): a connection
@@ -67,6 +70,7 @@ impl<S> Guarded<S> {
             sleep: Box::pin(tokio::time::sleep_until(first)),
             evicted,
             head: Head::default(),
+            write_blocked: false,
         }
     }
 
@@ -128,7 +132,9 @@ impl<S> Guarded<S> {
 
 fn cut_error(reason: CutReason) -> io::Error {
     let kind = match reason {
-        CutReason::EvictedFull | CutReason::EvictedSourceFull => io::ErrorKind::ConnectionAborted,
+        CutReason::EvictedFull | CutReason::EvictedSourceFull | CutReason::Draining => {
+            io::ErrorKind::ConnectionAborted
+        }
         _ => io::ErrorKind::TimedOut,
     };
     io::Error::new(kind, format!("connection cut: {}", reason.as_str()))
@@ -136,19 +142,35 @@ fn cut_error(reason: CutReason) -> io::Error {
 
 impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.watch(cx)?;
+        let this = self.get_mut();
+        this.watch(cx)?;
         let before = buf.filled().len();
-        let read = Pin::new(&mut self.io).poll_read(cx, buf);
-        if self.head.len < HEAD_BYTES
+        let state = this.slot.state();
+        // A stopping server closes an idle HTTP/1 keep-alive at once, but only when nothing of a
+        // next request is waiting: a request already sent is read and served.
+        let idle_at_stop =
+            !this.write_blocked && state.is_idle_keep_alive() && this.slot.is_draining();
+        let read = Pin::new(&mut this.io).poll_read(cx, buf);
+        let new = &buf.filled()[before..];
+        if !new.is_empty() {
+            state.arrived();
+        } else if idle_at_stop && read.is_pending() {
+            if state.cut(CutReason::Draining) {
+                debug!("idle keep-alive closed: the server is stopping");
+                this.slot.count_cut(CutReason::Draining);
+            }
+            return Poll::Ready(Err(cut_error(CutReason::Draining)));
+        }
+        if this.head.len < HEAD_BYTES
             && matches!(read, Poll::Ready(Ok(())))
-            && self.head.is_header(&buf.filled()[before..])
+            && this.head.is_header(new)
         {
             debug!("PROXY header from a source not trusted to send one; closed");
-            self.slot.count_untrusted_header();
+            this.slot.count_untrusted_header();
             return Poll::Ready(Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 "PROXY header from an untrusted source",
@@ -165,12 +187,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         self.watch(cx)?;
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        self.write_blocked = !matches!(written, Poll::Ready(Ok(n)) if n == buf.len());
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.watch(cx)?;
-        Pin::new(&mut self.io).poll_flush(cx)
+        let flushed = Pin::new(&mut self.io).poll_flush(cx);
+        self.write_blocked = !matches!(flushed, Poll::Ready(Ok(())));
+        flushed
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -183,7 +209,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         self.watch(cx)?;
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let total: usize = bufs.iter().map(|b| b.len()).sum();
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        self.write_blocked = !matches!(written, Poll::Ready(Ok(n)) if n == total);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -275,3 +275,59 @@ pub async fn raw_client(
         .expect("raw connect");
     HyperClient::new(channel)
 }
+
+/// Why a [`ping`] got no answer.
+#[derive(Debug)]
+pub enum PingError {
+    /// The request never left the client: its connection closed (a GOAWAY) before it was sent.
+    /// Safe to send again (gRPC's "transparent retry").
+    NeverSent(String),
+    /// Anything else: the call may have reached the server and was not answered.
+    Failed(String),
+}
+
+/// Whether `status` reports a request the client never sent (hyper's `Canceled`: the connection
+/// closed while the request waited to be sent).
+pub fn never_sent(status: &tonic::Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(e) = source {
+        if e.downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// Calls `<to>._ping` (call `n`) as `from` over `client`: the name the answering server gives in
+/// `serverInfo`, or why there is no answer.
+pub async fn ping(
+    client: &mut HyperClient<tonic::transport::Channel>,
+    from: &str,
+    to: &str,
+    n: u64,
+) -> Result<String, PingError> {
+    let mut call = request(to, "_ping", &format!("n:{n}"), json!({}));
+    call.client_name = from.to_owned();
+    let pb = tandem_hyper::grpc::convert::request_to_pb(call);
+    let response = client.call(pb).await.map_err(|s| {
+        if never_sent(&s) {
+            PingError::NeverSent(s.to_string())
+        } else {
+            PingError::Failed(s.to_string())
+        }
+    })?;
+    let response = tandem_hyper::grpc::convert::response_from_pb(response.into_inner());
+    match (response.result, response.error) {
+        (Some(result), None) => result["serverInfo"]["name"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| PingError::Failed(format!("no serverInfo.name in {result:?}"))),
+        (_, error) => Err(PingError::Failed(format!("error answer: {error:?}"))),
+    }
+}
+
+/// What [`raw_client`] returns: a tonic client over one cached channel.
+pub type RawClient = HyperClient<tonic::transport::Channel>;

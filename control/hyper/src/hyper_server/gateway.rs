@@ -58,13 +58,10 @@ pub(super) fn serve_gateway(
         })?;
     info!(address = %addr, tls = tls.is_some(), path = %settings.path, verifies_clients = gateway.verifies_clients(), allowed_clients = ?gateway.allowed_clients, "JSON-RPC gateway listening");
     let live = tls.clone();
-    let serving = serve(
-        listener,
-        tls,
-        router,
-        ServerLimits::named("gateway", settings.serving.clone(), metrics),
-        shutdown,
-    );
+    let mut limits = ServerLimits::named("gateway", settings.serving.clone(), metrics);
+    // A call in flight at the stop may take its whole time; nothing holds the stop longer.
+    limits.grace = call_timeout + ROUTE_TIMEOUT_MARGIN;
+    let serving = serve(listener, tls, router, limits, shutdown);
     Ok((serving, live))
 }
 

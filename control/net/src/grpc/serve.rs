@@ -1,8 +1,9 @@
 //! One gRPC server shape for every tonic service of ours (the operators' `Hyper` service, the
 //! proxy's `ControlService`): the serving kit's [`Acceptor`] admits TCP (and injected sockets),
 //! the TLS handshake runs under the kit's deadline, the listener's [`TlsPeers`] names the peer
-//! from its client certificate, and tonic serves the named connections until shutdown, after
-//! which open connections get [`SHUTDOWN_GRACE`].
+//! from its client certificate, and tonic serves the named connections until shutdown: handshakes
+//! under way then finish and are served, then every connection gets a GOAWAY and
+//! [`SHUTDOWN_GRACE`] for its calls in flight.
 
 use std::future::Future;
 use std::io;
@@ -88,8 +89,9 @@ pub struct TlsListener<P> {
     pub ready_queue: usize,
 }
 
-/// Serves `router` over the connections of `listener` until `shutdown`; handshakes still running
-/// then are aborted, and open connections get [`SHUTDOWN_GRACE`] before this returns.
+/// Serves `router` over the connections of `listener` until `shutdown`; connections accepted
+/// before it finish their handshakes (within the acceptor's grace) and are served, then every
+/// connection gets a GOAWAY and [`SHUTDOWN_GRACE`] for its calls in flight before this returns.
 pub async fn serve_tls<P: TlsPeers>(listener: TlsListener<P>, router: Router, shutdown: Shutdown) {
     let TlsListener {
         acceptor,
@@ -98,7 +100,9 @@ pub async fn serve_tls<P: TlsPeers>(listener: TlsListener<P>, router: Router, sh
         ready_queue,
     } = listener;
     let (ready, ready_rx) = mpsc::channel::<io::Result<TlsConn<P::Info>>>(ready_queue.max(1));
-    let accept = acceptor.serve(shutdown.clone().wait(), move |io, addr, slot| {
+    // Handshakes under way at the stop finish (bounded by their own deadline and this grace).
+    let accept = acceptor.grace(SHUTDOWN_GRACE);
+    let accept = accept.serve(shutdown.clone().wait(), move |io, addr, slot| {
         // The config current now: the connection keeps it whatever a reload installs later.
         let tls = tls.acceptor();
         let (peers, ready) = (peers.clone(), ready.clone());
@@ -116,12 +120,23 @@ pub async fn serve_tls<P: TlsPeers>(listener: TlsListener<P>, router: Router, sh
             let _ = ready.send(Ok(TlsConn::new(stream, info))).await;
         }
     });
-    let server =
-        router.serve_with_incoming_shutdown(ReceiverStream::new(ready_rx), shutdown.clone().wait());
+    // tonic stops when its incoming stream ends: once the accept loop has stopped and every
+    // connection it accepted before the stop has finished its handshake and been handed over
+    // (stopping tonic on the signal itself would drop those). It then sends GOAWAY on every
+    // connection and lets the calls in flight finish.
+    let server = router
+        .serve_with_incoming_shutdown(ReceiverStream::new(ready_rx), std::future::pending::<()>());
+    let (accepted_all, all_accepted) = tokio::sync::oneshot::channel::<()>();
+    let accept = async move {
+        accept.await;
+        let _ = accepted_all.send(());
+    };
     let serve = async move {
         tokio::pin!(server);
         let bounded_after_stop = async {
             shutdown.wait().await;
+            // The accept loop itself is bounded by its grace.
+            let _ = all_accepted.await;
             tokio::time::sleep(SHUTDOWN_GRACE).await;
         };
         tokio::select! {

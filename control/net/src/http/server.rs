@@ -1,6 +1,12 @@
 //! An HTTP/1.1 + HTTP/2 server for axum routers over plain TCP or rustls, served by the serving kit
 //! ([`tandem_serving`]): admission per source and overall, handshake / first-request / idle
 //! deadlines, header and HTTP/2 limits, graceful shutdown. Every connection task is tracked.
+//!
+//! Stopping: the listener stops accepting (what is not accepted waits in the socket's backlog for
+//! the next process); every request already received or arriving on an accepted connection is
+//! served, over HTTP/1.1 with `Connection: close`, over HTTP/2 after a GOAWAY; an idle HTTP/1
+//! keep-alive is closed at once (by the kit, [`tandem_serving::CutReason::Draining`]); whatever is
+//! still open after the grace is cut.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -8,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use http::HeaderValue;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
@@ -118,6 +125,9 @@ pub async fn serve(
                 };
                 match crate::tls::accept(&acceptor, io, &slot).await {
                     Ok(tls) => {
+                        if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                            slot.multiplexed();
+                        }
                         let leaf = tls
                             .get_ref()
                             .1
@@ -138,6 +148,7 @@ pub async fn serve(
 }
 
 /// Serves HTTP on one connection; every request holds the connection's slot busy until answered.
+/// When the server stops, the connection drains (see the module docs).
 async fn serve_stream<S>(
     stream: S,
     peer: PeerInfo,
@@ -147,16 +158,51 @@ async fn serve_stream<S>(
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let conn_slot = slot.clone();
     let service = tower::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
         req.extensions_mut().insert(peer.clone());
+        if req.version() == http::Version::HTTP_2 {
+            slot.multiplexed();
+        }
+        let http1 = req.version() < http::Version::HTTP_2;
         let busy = slot.request();
-        let router = router.clone();
+        let (router, slot) = (router.clone(), slot.clone());
         async move {
-            let response = router.oneshot(req).await;
+            let mut response = router.oneshot(req).await;
+            if http1 && slot.is_draining() {
+                // hyper closes the connection once this response is written.
+                if let Ok(response) = response.as_mut() {
+                    response
+                        .headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
+            }
             drop(busy);
             response
         }
     });
+    let builder = builder(serving);
+    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = conn.as_mut() => result,
+        () = conn_slot.draining() => {
+            // HTTP/2: GOAWAY, the streams in flight finish. HTTP/1 is not told (hyper would close
+            // a connection whose first request is still on its way): the kit closes it if idle,
+            // and the response in flight carries `Connection: close`.
+            if conn_slot.is_multiplexed() {
+                conn.as_mut().graceful_shutdown();
+            }
+            conn.await
+        }
+    };
+    if let Err(e) = result {
+        debug!(error = %e, "connection ended with an error");
+    }
+}
+
+/// The HTTP/1 + HTTP/2 connection builder with the listener's limits.
+fn builder(serving: &ServingConfig) -> Builder<TokioExecutor> {
     let limits = &serving.http2;
     let mut builder = Builder::new(TokioExecutor::new());
     builder
@@ -172,10 +218,5 @@ async fn serve_stream<S>(
         .max_pending_accept_reset_streams(limits.max_pending_resets)
         .keep_alive_interval(limits.keepalive_interval)
         .keep_alive_timeout(limits.keepalive_timeout);
-    let result = builder
-        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
-        .await;
-    if let Err(e) = result {
-        debug!(error = %e, "connection ended with an error");
-    }
+    builder
 }

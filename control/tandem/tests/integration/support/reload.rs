@@ -88,27 +88,122 @@ pub fn signal(child: &Proc, signal: i32) {
 /// with `LISTEN_FDS=1`, `LISTEN_FDNAMES=jsonrpc_server` and `LISTEN_PID` set to the pid of the
 /// process that execs sd (a shell sets it to its own pid, then execs).
 pub fn spawn_activated_sd(settings: &Path, listener: &std::net::TcpListener) -> Proc {
-    let fd = listener.as_raw_fd();
+    spawn_activated(
+        "sd",
+        SD,
+        &["run"],
+        &[("SD_SETTINGS".into(), settings.display().to_string())],
+        &[("jsonrpc_server", listener)],
+    )
+}
+
+/// Starts `bin args` as systemd starts a socket-activated service: the `sockets` become its fds
+/// 3, 4, ... in order, named in `LISTEN_FDNAMES`, with `LISTEN_FDS` and `LISTEN_PID` (set by a
+/// shell to its own pid, which then execs `bin`).
+pub fn spawn_activated(
+    name: &'static str,
+    bin: &str,
+    args: &[&str],
+    env: &[(String, String)],
+    sockets: &[(&str, &std::net::TcpListener)],
+) -> Proc {
+    assert!(sockets.len() <= 16, "at most 16 sockets");
+    let fds: Vec<i32> = sockets.iter().map(|(_, l)| l.as_raw_fd()).collect();
+    let names: Vec<&str> = sockets.iter().map(|(n, _)| *n).collect();
     let mut command = Command::new("/bin/sh");
     command
-        .args(["-c", "LISTEN_PID=$$ exec \"$0\" run", SD])
-        .env("SD_SETTINGS", settings)
-        .env("LISTEN_FDS", "1")
-        .env("LISTEN_FDNAMES", "jsonrpc_server")
+        .args(["-c", "LISTEN_PID=$$ exec \"$0\" \"$@\"", bin])
+        .args(args)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("LISTEN_FDS", fds.len().to_string())
+        .env("LISTEN_FDNAMES", names.join(":"))
         .env("RUST_LOG", "info");
-    // SAFETY: dup2 and fcntl are async-signal-safe; nothing else runs between fork and exec.
+    // SAFETY: fcntl and dup2 are async-signal-safe, and nothing allocates between fork and exec
+    // (`fds` was built before).
     unsafe {
         command.pre_exec(move || {
-            if fd == 3 {
-                // Already fd 3: only the close-on-exec flag std set must go.
-                if libc::fcntl(3, libc::F_SETFD, 0) != 0 {
+            // First out of the way (close-on-exec copies above any target), then into place: dup2
+            // clears close-on-exec on 3, 4, ...
+            let mut high = [0i32; 16];
+            for (i, fd) in fds.iter().enumerate() {
+                high[i] = libc::fcntl(*fd, libc::F_DUPFD_CLOEXEC, 100);
+                if high[i] < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
-            } else if libc::dup2(fd, 3) != 3 {
-                return Err(std::io::Error::last_os_error());
+            }
+            for (i, fd) in high.iter().take(fds.len()).enumerate() {
+                let target = 3 + i as i32;
+                if libc::dup2(*fd, target) != target {
+                    return Err(std::io::Error::last_os_error());
+                }
             }
             Ok(())
         });
     }
-    Proc::start("sd", command)
+    Proc::start(name, command)
+}
+
+/// What a client calling in a loop across a restart saw.
+#[derive(Default)]
+pub struct Tally {
+    /// Calls answered.
+    pub served: std::sync::atomic::AtomicU64,
+    /// Connections refused.
+    pub refused: std::sync::atomic::AtomicU64,
+    /// Calls not answered (cut, reset, failed).
+    pub failed: std::sync::atomic::AtomicU64,
+    /// Why they failed.
+    pub errors: std::sync::Mutex<Vec<String>>,
+}
+
+impl Tally {
+    /// Waits (bounded) until more than `n` calls were served.
+    pub async fn served_beyond(&self, n: u64) {
+        tokio::time::timeout(COMPLETES, async {
+            while self.served() <= n {
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| {
+            let errors = self.errors.lock().unwrap();
+            let last: Vec<_> = errors.iter().rev().take(5).collect();
+            panic!("the client is not being served; last errors: {last:?}")
+        });
+    }
+
+    /// Calls served so far.
+    pub fn served(&self) -> u64 {
+        self.served.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts one call's outcome.
+    pub fn count(&self, outcome: Result<(), String>) {
+        use std::sync::atomic::Ordering::Relaxed;
+        match outcome {
+            Ok(()) => self.served.fetch_add(1, Relaxed),
+            Err(e) => {
+                self.errors.lock().unwrap().push(e);
+                self.failed.fetch_add(1, Relaxed)
+            }
+        };
+    }
+
+    /// Counts a refused connection.
+    pub fn refused(&self) {
+        self.refused
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Panics unless nothing was refused and every call was answered.
+    pub fn assert_clean(&self, what: &str, logs: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        assert_eq!(self.refused.load(Relaxed), 0, "{what}: connections refused");
+        assert_eq!(
+            self.failed.load(Relaxed),
+            0,
+            "{what}: calls cut at the restart: {:?}\n{logs}",
+            self.errors.lock().unwrap(),
+        );
+    }
 }
