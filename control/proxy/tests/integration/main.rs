@@ -26,6 +26,7 @@ mod private_deadlines;
 mod proxy_protocol;
 mod public;
 mod public_redis_outage;
+mod quota_fleet;
 mod quotas;
 mod shared_announcements;
 mod sni;
