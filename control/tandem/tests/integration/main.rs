@@ -15,6 +15,7 @@ mod completions;
 mod deploy_units;
 mod fleet;
 mod fleet_announce;
+mod fleet_sd;
 mod migration;
 mod proxy_access_log;
 mod proxy_drain;
