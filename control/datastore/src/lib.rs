@@ -34,7 +34,8 @@ pub use self::file::FileDatastore;
 /// Bytes of file one read step holds (opening and reading walk the file in blocks this size).
 pub const READ_PAGE_BYTES: usize = self::stream::BLOCK_LEN;
 pub use self::redis::{
-    FAILOVER_RETRY_PAUSE, READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT, RedisDatastore,
+    FAILOVER_RETRY_PAUSE, MAX_SCRIPT_ARGS, READ_PAGE_ENTRIES, REDIS_OPEN_TIMEOUT, REDIS_TIMEOUT,
+    RedisDatastore,
 };
 
 use self::chunked::Decoder;

@@ -50,10 +50,12 @@ mod append;
 mod client;
 mod failover;
 mod pages;
+mod script;
 use client::{connect, response_timeout};
 use client::{direct_client, sentinel_client};
 pub use failover::FAILOVER_RETRY_PAUSE;
 pub use pages::READ_PAGE_ENTRIES;
+pub use script::MAX_SCRIPT_ARGS;
 
 /// An open Redis store. Cheap to clone (clones share the connection).
 #[derive(Clone)]

@@ -28,7 +28,7 @@ use super::store::PublicStore;
 use super::{peer_check, route_config};
 use crate::access_log::AccessLog;
 use crate::control_service::EventHub;
-use crate::quota::{MemoryCounter, Quotas};
+use crate::quota::{Quotas, counter_for};
 use crate::reload::{Block, Live, ProxySettingsSource};
 use crate::settings::PublicProxySettings;
 use tandem_net::http::RateLimit;
@@ -256,7 +256,7 @@ impl PublicProxy {
         };
         let quotas = Arc::new(Quotas::new(
             settings.quotas.clone(),
-            Arc::new(MemoryCounter::default()),
+            counter_for(&settings.datastore).await?,
         ));
         if let Some(c) = carried {
             // Before the hub starts: the adopted pairs' events wait in the engine's channel.

@@ -3,8 +3,8 @@
 //! ControlService's `CreatePair`) and released by the engine's pair events; plus the bandwidth
 //! limits handed to the engine with each pair.
 //!
-//! - [`QuotaCounter`]: the counting seam. [`MemoryCounter`] counts in this process; a fleet-wide
-//!   counter (Redis) implements the same trait: admission is async (a round trip), the pair
+//! - [`QuotaCounter`]: the counting seam. [`MemoryCounter`] counts in this process; [`RedisCounter`] counts
+//!   across a fleet on Redis (selected when the announcements' datastore is Redis): admission is async (a round trip), the pair
 //!   notifications are fire-and-forget (a remote counter queues them, bounded, to its own task).
 //! - [`Quotas`]: what the proxy holds: the settings, the counter, which operator owns each pair
 //!   (so that an engine event can release it), and the refusals by quota for `/metrics`.
@@ -18,6 +18,8 @@ mod counter;
 mod memory;
 mod metrics;
 mod owners;
+mod redis;
+mod redis_scripts;
 mod service;
 
 pub use carry::{
@@ -28,4 +30,5 @@ pub use counter::{QuotaCounter, QuotaError, QuotaKind, Usage};
 pub use memory::{MAX_COUNTED_OPERATORS, MemoryCounter};
 pub use metrics::{OTHER_OPERATOR, QuotaCollector};
 pub use owners::MAX_OWNED_PAIRS;
+pub use redis::{DEFAULT_LEASE, KEY_SUFFIX, RedisCounter, counter_for};
 pub use service::{Admitted, OperatorQuota, Quotas};

@@ -26,6 +26,8 @@ mod private_deadlines;
 mod proxy_protocol;
 mod public;
 mod public_redis_outage;
+mod quota_fleet;
+mod quota_fleet_proxies;
 mod quotas;
 mod shared_announcements;
 mod sni;

@@ -12,6 +12,9 @@
 //! - The Redis primary killed: Sentinel promotes the replica, calls continue, and sd takes
 //!   directory submissions again; acknowledged records are still there.
 //!
+//! - sd-a and sd-b take concurrent submissions on one parent: exactly one wins per round, both
+//!   serve it (`fleet_sd.rs`).
+//!
 //! The announcement case is in `fleet_announce.rs`.
 #![allow(clippy::unwrap_used)]
 
@@ -302,6 +305,7 @@ fn a_fleet_spreads_pairs_and_survives_a_dead_node_and_a_redis_failover() {
     let ping = bed.in_hd1(|app| async move { app.call("hd-2._ping", params([])).await });
     assert_eq!(ping.unwrap()["serverInfo"]["name"], "hd-2");
     spread(&bed);
+    crate::fleet_sd::two_sd_take_one_submission_per_parent(&bed);
     kill_a_node_under_calls(&mut bed);
     redis_failover_under_calls(&mut bed);
 }

@@ -15,6 +15,7 @@ mod completions;
 mod deploy_units;
 mod fleet;
 mod fleet_announce;
+mod fleet_sd;
 mod hyper_socket_activation;
 mod migration;
 mod notify_units;
