@@ -25,6 +25,20 @@ pub struct Cli {
     /// `broker` settings.
     #[command(flatten)]
     pub broker: BrokerFlags,
+    /// `ratelimit` settings.
+    #[command(flatten)]
+    pub ratelimit: RateLimitFlags,
+}
+
+/// Flags of the `ratelimit` command (each overrides what `--quick` or the default picks).
+#[derive(Clone, Debug, Args, Serialize)]
+pub struct RateLimitFlags {
+    /// Limited rates to measure, Mbit/s (comma-separated; default 1,10,100,1000,5000).
+    #[arg(long, global = true, value_delimiter = ',')]
+    pub rates_mbit: Option<Vec<f64>>,
+    /// Drivers to measure (comma-separated `uring`, `epoll`; default both).
+    #[arg(long, global = true, value_delimiter = ',', value_parser = ["uring", "epoll"])]
+    pub drivers: Option<Vec<String>>,
 }
 
 /// Flags of the `broker` workload.

@@ -42,10 +42,11 @@ pub struct RateLimitSettings {
 }
 
 impl RateLimitSettings {
-    /// From the shared flags: `--quick` measures 1, 100 and 1000 Mbit/s on io_uring only.
+    /// From the shared flags: `--quick` measures 1, 100 and 1000 Mbit/s on io_uring only;
+    /// `--rates-mbit` and `--drivers` pick the rows.
     pub fn from_cli(cli: &Cli) -> Self {
         let quick = cli.common.quick;
-        Self {
+        let mut s = Self {
             rates_mbit: if quick {
                 vec![1.0, 100.0, 1000.0]
             } else {
@@ -58,7 +59,17 @@ impl RateLimitSettings {
             } else {
                 vec!["uring", "epoll"]
             },
+        };
+        if let Some(rates) = &cli.ratelimit.rates_mbit {
+            s.rates_mbit.clone_from(rates);
         }
+        if let Some(drivers) = &cli.ratelimit.drivers {
+            s.drivers = drivers
+                .iter()
+                .map(|d| if d == "epoll" { "epoll" } else { "uring" })
+                .collect();
+        }
+        s
     }
 }
 
