@@ -83,6 +83,20 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl AccessLog {
+    /// Registers the log's counters (lines written, lines lost) in `registry`.
+    pub fn register(&self, registry: &mut prometheus_client::registry::Registry) {
+        registry.register(
+            "tandem_access_log_lines",
+            "Access-log lines written (one per ended pair)",
+            self.written.clone(),
+        );
+        registry.register(
+            "tandem_access_log_dropped",
+            "Access-log lines lost (queue full or output failed)",
+            self.dropped.clone(),
+        );
+    }
+
     /// Opens the file of `settings` (appending; created if absent) or stdout, and starts the
     /// writer thread.
     pub fn start(settings: &AccessLogSettings) -> io::Result<Self> {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tandem_engine::{Engine, EngineHandle, LocalAddrs};
+use tandem_engine::EngineHandle;
 use tandem_net::tls::ServerTls;
 use tandem_serving::Notice;
 use tokio::net::TcpListener;
@@ -23,7 +23,7 @@ use super::journal::SHARED_REFRESH_INTERVAL;
 use super::pins::HyperDirectory;
 use super::public_methods::PublicMethods;
 use super::sni::{SNI_QUEUE, SniRouter, dispatch};
-use super::stats::{ProxyCounters, PublicProxyStats};
+use super::stats::ProxyCounters;
 use super::store::PublicStore;
 use super::{peer_check, route_config};
 use crate::access_log::AccessLog;
@@ -31,7 +31,6 @@ use crate::control_service::EventHub;
 use crate::quota::{Quotas, counter_for};
 use crate::reload::{Block, Live, ProxySettingsSource};
 use crate::settings::PublicProxySettings;
-use tandem_net::http::RateLimit;
 use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::{MetricsServer, Readiness};
 use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
@@ -42,9 +41,15 @@ use std::os::fd::OwnedFd;
 use tandem_engine::handover::ListenerRole;
 use upgrade_wiring::copy_fd;
 
+#[path = "public_engine.rs"]
+mod engine_start;
 /// The upgrade's entry points on [`PublicProxy`] (a child module: it sets private fields).
 #[path = "public_upgrade.rs"]
 mod upgrade_wiring;
+use engine_start::{default_endpoint, log_summary, start_engine};
+#[path = "public_handle.rs"]
+mod handle;
+pub use handle::PublicHandle;
 
 /// Most connections in one `announceConnections` call.
 pub const MAX_CONNECTIONS_PER_CALL: usize = 1000;
@@ -92,95 +97,9 @@ pub struct PublicProxy {
     reload_source: Option<ProxySettingsSource>,
 }
 
-/// A cheap handle to read a running public proxy (stats, addresses, the engine).
-#[derive(Clone)]
-pub struct PublicHandle {
-    state: Arc<PublicState>,
-}
-
-impl PublicHandle {
-    /// Where the ControlService listens, when it is configured.
-    pub fn control_addr(&self) -> Option<SocketAddr> {
-        self.state.control_addr
-    }
-
-    /// The proxy's and the engine's counters.
-    pub fn stats(&self) -> PublicProxyStats {
-        PublicProxyStats {
-            proxy: self.state.counters.snapshot(),
-            engine: self.state.engine.stats(),
-        }
-    }
-
-    /// The engine (pairing and TLS ports, pairs).
-    pub fn engine(&self) -> &EngineHandle {
-        &self.state.engine
-    }
-
-    /// The engine's bound ports.
-    pub fn engine_addrs(&self) -> LocalAddrs {
-        self.state.engine.local_addrs()
-    }
-
-    /// The pairing endpoint handed to peers.
-    pub fn endpoint(&self) -> &str {
-        &self.state.endpoint
-    }
-
-    /// The JSON-RPC server's bound address.
-    pub fn jsonrpc_addr(&self) -> SocketAddr {
-        self.state.jsonrpc_addr
-    }
-}
-
 /// Binds the JSON-RPC port of `settings`.
 pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, ProxyError> {
     Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
-}
-
-/// Resolves the data ports and starts the engine with `router` as its SNI resolver (on the
-/// listeners and pairs of `inherited`, after a binary upgrade).
-async fn start_engine(
-    settings: &PublicProxySettings,
-    router: SniRouter,
-    inherited: Option<&mut Inherited>,
-) -> Result<
-    (
-        EngineHandle,
-        std::sync::mpsc::Receiver<tandem_engine::PairEvent>,
-    ),
-    ProxyError,
-> {
-    let mut config = settings.engine.config.clone();
-    config.pairing_addr = tandem_serving::resolve_one(&settings.internal_bind_address).await?;
-    config.tls_addr = Some(tandem_serving::resolve_one(&settings.tls_bind_address).await?);
-    config.pair_ttl = settings.accept_timeout;
-    config.accept_rates = accept_rates(&settings.tcp_rate_limits);
-    let cell = router.engine_cell();
-    // Binds and spawns the worker threads; returns at once.
-    let (engine, events) = match inherited {
-        None => Engine::start(config, Arc::new(router))?,
-        Some(inh) => {
-            let (engine, events, adopted) =
-                Engine::start_inherited(config, Arc::new(router), &mut inh.bundle)
-                    .map_err(|e| ProxyError::Settings(format!("inheriting the engine: {e}")))?;
-            info!(?adopted, "engine inherited from the previous process");
-            (engine, events)
-        }
-    };
-    let _ = cell.set(engine.clone());
-    Ok((engine, events))
-}
-
-/// `tcp_rate_limits` as the engine's per-source accept rates on its data ports.
-fn accept_rates(limits: &[tandem_settings::TcpRateLimit]) -> Vec<tandem_engine::AcceptRate> {
-    RateLimit::from_settings(limits)
-        .into_iter()
-        .map(|l| tandem_engine::AcceptRate {
-            window: l.window,
-            limit: l.limit,
-        })
-        .collect()
 }
 
 /// Runs the public proxy until `shutdown` resolves, then drains the engine (`engine.drain_grace`).
@@ -341,13 +260,6 @@ impl PublicProxy {
         self
     }
 
-    /// A handle for stats and addresses.
-    pub fn handle(&self) -> PublicHandle {
-        PublicHandle {
-            state: self.state.clone(),
-        }
-    }
-
     /// Serves until `shutdown` resolves; then stops the JSON-RPC server and the notifier, and
     /// drains the engine.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
@@ -374,16 +286,7 @@ impl PublicProxy {
         let router = jsonrpc_router_observed(methods, route, Some(rpc_metrics));
         let reload_metrics = ReloadMetrics::register(&mut registry);
         if let Some(log) = &state.access_log {
-            registry.register(
-                "tandem_access_log_lines",
-                "Access-log lines written (one per ended pair)",
-                log.written.clone(),
-            );
-            registry.register(
-                "tandem_access_log_dropped",
-                "Access-log lines lost (queue full or output failed)",
-                log.dropped.clone(),
-            );
+            log.register(&mut registry);
         }
         let reloads = self.reload_source.map(|source| {
             let live = Live::new(
@@ -492,65 +395,5 @@ impl PublicProxy {
             Ok(r) => r.map_err(ProxyError::from),
             Err(e) => Err(ProxyError::DrainTask(e)),
         }
-    }
-}
-
-/// One info line with the counters an operator watches (every [`PRUNE_INTERVAL`]).
-fn log_summary(state: &PublicState) {
-    let p = state.counters.snapshot();
-    let engine = state.engine.stats();
-    let total = |f: fn(&tandem_engine::CoreStatsSnapshot) -> u64| engine.iter().map(f).sum::<u64>();
-    info!(
-        pairs_requested = p.pairs_requested,
-        pairs_issued = p.pairs_issued,
-        pairs_cancelled = p.pairs_cancelled,
-        sni_resolved = p.sni_resolved,
-        sni_refused = p.sni_refused,
-        live_pairs = total(|c| c.live_pairs),
-        waiting = total(|c| c.waiting),
-        paired = total(|c| c.paired),
-        bad_tokens = total(crate::engine_metrics::bad_tokens),
-        bad_hellos = total(|c| c.bad_hellos),
-        "proxy summary"
-    );
-}
-
-/// The pairing endpoint handed to peers when `internal_endpoint` is unset: the pairing bind address
-/// as written (`localhost:9999`, what the original's directory entries list), or the bound address
-/// when the setting names port 0 or every address.
-fn default_endpoint(bind: &tandem_settings::HostPort, bound: SocketAddr) -> String {
-    let every_address = bind
-        .host
-        .parse::<std::net::IpAddr>()
-        .is_ok_and(|ip| ip.is_unspecified());
-    if bind.port == 0 || every_address {
-        bound.to_string()
-    } else {
-        bind.to_string()
-    }
-}
-
-#[cfg(test)]
-mod endpoint_tests {
-    use super::*;
-
-    #[test]
-    fn the_default_endpoint_is_the_bind_address_as_written() {
-        let bound: SocketAddr = "127.0.0.1:9999".parse().unwrap();
-        let bind = |s: &str| s.parse::<tandem_settings::HostPort>().unwrap();
-        assert_eq!(
-            default_endpoint(&bind("localhost:9999"), bound),
-            "localhost:9999"
-        );
-        assert_eq!(default_endpoint(&bind("[::1]:9999"), bound), "[::1]:9999");
-        let ephemeral: SocketAddr = "127.0.0.1:40123".parse().unwrap();
-        assert_eq!(
-            default_endpoint(&bind("localhost:0"), ephemeral),
-            "127.0.0.1:40123"
-        );
-        assert_eq!(
-            default_endpoint(&bind("0.0.0.0:9999"), bound),
-            "127.0.0.1:9999"
-        );
     }
 }
