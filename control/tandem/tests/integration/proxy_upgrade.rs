@@ -15,21 +15,22 @@
 
 use crate::support::proxy_process;
 use crate::support::seed;
+use crate::support::upgrade::{
+    Successors, copy_binary, dial, ping_pong, signal, tokens, wait_gone, with_long_ttl,
+};
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD;
 use proxy_process::{HyperStub, STEP, ctl, receive};
 use rand::{RngCore, SeedableRng};
-use seed::{Layout, PROXY};
+use seed::Layout;
 use sha2::{Digest, Sha256};
 use tandem_testkit::process::{Proc, spawn};
 
@@ -53,15 +54,6 @@ fn transfer_pairs() -> usize {
 /// Upgrades in a row.
 const UPGRADES: usize = 3;
 
-/// The proxy binary copied into the test directory, started from there.
-pub(crate) fn copy_binary(layout: &Layout) -> PathBuf {
-    let dir = layout.root().join("bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("proxy");
-    std::fs::copy(PROXY, &path).unwrap();
-    path
-}
-
 /// Replaces the file at `path` (renamed over it: the running binary's file stays intact).
 fn replace(path: &Path, contents: &[u8]) {
     use std::os::unix::fs::PermissionsExt;
@@ -69,15 +61,6 @@ fn replace(path: &Path, contents: &[u8]) {
     std::fs::write(&tmp, contents).unwrap();
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::rename(&tmp, path).unwrap();
-}
-
-/// Tokens live 300 s (`accept_timeout`): the waiting side outlives a slow machine's upgrades.
-pub(crate) fn with_long_ttl(layout: &Layout) {
-    std::fs::write(
-        layout.role("public-proxy-1").join("003_ttl.yml"),
-        "public:\n  accept_timeout: 300\n",
-    )
-    .unwrap();
 }
 
 fn start(layout: &Layout, binary: &Path) -> (Proc, HyperStub) {
@@ -91,53 +74,6 @@ fn start(layout: &Layout, binary: &Path) -> (Proc, HyperStub) {
     );
     proc.wait_for("public proxy started");
     (proc, hyper)
-}
-
-/// Kills the processes that took over (not our children) when the test ends, however it ends.
-#[derive(Default)]
-pub(crate) struct Successors(pub(crate) Vec<i32>);
-
-impl Drop for Successors {
-    fn drop(&mut self) {
-        for pid in &self.0 {
-            // SAFETY: kill(2) of a pid this test's proxy started; it may be gone already.
-            unsafe { libc::kill(*pid, libc::SIGKILL) };
-        }
-    }
-}
-
-pub(crate) fn signal(pid: i32, sig: i32) {
-    // SAFETY: plain kill(2) of the proxy this test runs.
-    assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill({pid}, {sig})");
-}
-
-/// `pair create --json`: the endpoint and the two tokens (not dialled).
-pub(crate) fn tokens(layout: &Layout) -> (String, [Vec<u8>; 2]) {
-    let text = ctl(layout, &["pair", "create", "--json"]).expect("pair create");
-    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let token = |i: usize| STANDARD.decode(doc["tokens"][i].as_str().unwrap()).unwrap();
-    (
-        doc["endpoint"].as_str().unwrap().to_owned(),
-        [token(0), token(1)],
-    )
-}
-
-pub(crate) fn dial(endpoint: &str, token: &[u8]) -> TcpStream {
-    let mut s = TcpStream::connect(endpoint).unwrap();
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    s.write_all(token).unwrap();
-    s
-}
-
-pub(crate) fn ping_pong(a: &mut TcpStream, b: &mut TcpStream) {
-    let mut buf = [0u8; 4];
-    a.write_all(b"ping").unwrap();
-    b.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ping");
-    b.write_all(b"pong").unwrap();
-    a.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"pong");
 }
 
 /// Writes `n` seeded bytes; stops at 90% until `go`; returns their sha256.
@@ -210,19 +146,6 @@ fn stat(layout: &Layout, key: &str) -> u64 {
     }
     let text = ctl(layout, &["stats", "--json"]).expect("stats");
     sum(&serde_json::from_str(&text).unwrap(), key)
-}
-
-/// Waits until `pid` is gone (it is not our child: no waitpid).
-pub(crate) fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + STEP;
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if status.split_whitespace().nth(2) == Some("Z") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "pid {pid} still running");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]

@@ -11,11 +11,11 @@
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixDatagram;
 
-use crate::proxy_upgrade::{
-    Successors, copy_binary, dial, ping_pong, signal, tokens, wait_gone, with_long_ttl,
-};
 use crate::support::proxy_process::{HyperStub, STEP};
 use crate::support::seed::Layout;
+use crate::support::upgrade::{
+    Successors, copy_binary, dial, ping_pong, signal, tokens, wait_gone, with_long_ttl,
+};
 use tandem_testkit::process::spawn;
 
 /// One notification: its text and the pid the kernel says sent it.

@@ -9,10 +9,11 @@
 
 use crate::support::proxy_process;
 use crate::support::seed;
+use crate::support::upgrade::{copy_binary, ping_pong};
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -64,16 +65,6 @@ fn dial(endpoint: &str, token: &[u8]) -> TcpStream {
     s
 }
 
-fn ping_pong(a: &mut TcpStream, b: &mut TcpStream) {
-    let mut buf = [0u8; 4];
-    a.write_all(b"ping").unwrap();
-    b.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"ping");
-    b.write_all(b"pong").unwrap();
-    a.read_exact(&mut buf).unwrap();
-    assert_eq!(&buf, b"pong");
-}
-
 /// A relaying pair of `who`.
 fn live_pair(layout: &Layout, who: &str) -> (TcpStream, TcpStream) {
     let (e, t) = tokens(layout, who).expect("pair create");
@@ -116,14 +107,6 @@ fn windows() -> (u64, u64) {
         .unwrap()
         .as_secs();
     (s / 60, s / 86_400)
-}
-
-fn copy_binary(layout: &Layout) -> PathBuf {
-    let dir = layout.root().join("bin");
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("proxy");
-    std::fs::copy(PROXY, &path).unwrap();
-    path
 }
 
 fn start(layout: &Layout) -> (Proc, HyperStub) {

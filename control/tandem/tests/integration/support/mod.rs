@@ -9,3 +9,4 @@ pub mod proxy_process;
 pub mod reload;
 pub mod sd_process;
 pub mod seed;
+pub mod upgrade;
