@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::proxy;
+use crate::support::proxy::ServedPublic;
 
 use std::time::Duration;
 
@@ -13,39 +14,27 @@ use base64::engine::general_purpose::STANDARD;
 use proxy::*;
 use serde_json::{Value, json};
 use tandem_directory::entry::DirectoryEntry;
-use tandem_net::http::{ClientError, JsonRpcClient};
+use tandem_net::http::ClientError;
 use tandem_net::jsonrpc::params;
 use tandem_proxy::settings::PublicProxySettings;
-use tandem_proxy::{PublicHandle, PublicProxy};
 use tandem_settings::datastore::DatastoreSettings;
 use tandem_testkit::redis::RedisServer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 
-struct Running {
-    handle: PublicHandle,
-    client: JsonRpcClient,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), tandem_proxy::ProxyError>>,
+/// The proxy of this suite (a [`ServedPublic`] with the suite's calls).
+struct Running(ServedPublic);
+
+impl std::ops::Deref for Running {
+    type Target = ServedPublic;
+    fn deref(&self) -> &ServedPublic {
+        &self.0
+    }
 }
 
 impl Running {
     async fn start(settings: &PublicProxySettings, pki: &tandem_testkit::pki::TestPki) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = PublicProxy::start(settings, listener).await.unwrap();
-        let handle = proxy.handle();
-        let client = proxy_client(pki, PUBLIC, handle.jsonrpc_addr());
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(proxy.serve(async {
-            let _ = rx.await;
-        }));
-        Self {
-            handle,
-            client,
-            stop,
-            task,
-        }
+        Self(ServedPublic::start(settings, pki).await)
     }
 
     async fn announce(&self, domain: &str) -> Result<Value, ClientError> {
@@ -82,9 +71,7 @@ impl Running {
     }
 
     async fn stop(self) {
-        drop((self.handle, self.client));
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+        self.0.stop().await;
     }
 }
 

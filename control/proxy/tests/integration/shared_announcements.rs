@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use crate::support::proxy;
+use crate::support::proxy::ServedPublic;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,43 +13,31 @@ use std::time::Instant;
 
 use proxy::*;
 use serde_json::{Value, json};
-use tandem_net::http::{ClientError, JsonRpcClient};
+use tandem_net::http::ClientError;
 use tandem_net::jsonrpc::params;
 use tandem_proxy::settings::PublicProxySettings;
-use tandem_proxy::{PublicHandle, PublicProxy};
 use tandem_settings::datastore::DatastoreSettings;
 use tandem_testkit::poll::{POLL_BOUND, until};
 use tandem_testkit::redis::RedisServer;
 use tandem_testkit::sentinel::SentinelSet;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
+use tokio::net::TcpStream;
 
 const SUFFIX: &str = ".internal-server.local";
 
-struct Node {
-    handle: PublicHandle,
-    client: JsonRpcClient,
-    stop: oneshot::Sender<()>,
-    task: tokio::task::JoinHandle<Result<(), tandem_proxy::ProxyError>>,
+/// The proxy of this suite (a [`ServedPublic`] with the suite's calls).
+struct Node(ServedPublic);
+
+impl std::ops::Deref for Node {
+    type Target = ServedPublic;
+    fn deref(&self) -> &ServedPublic {
+        &self.0
+    }
 }
 
 impl Node {
     async fn start(settings: &PublicProxySettings, pki: &tandem_testkit::pki::TestPki) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = PublicProxy::start(settings, listener).await.unwrap();
-        let handle = proxy.handle();
-        let client = proxy_client(pki, PUBLIC, handle.jsonrpc_addr());
-        let (stop, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(proxy.serve(async {
-            let _ = rx.await;
-        }));
-        Self {
-            handle,
-            client,
-            stop,
-            task,
-        }
+        Self(ServedPublic::start(settings, pki).await)
     }
 
     /// `operator` announces `domain`: the item's result (`null` or its error object).
@@ -87,9 +76,7 @@ impl Node {
     }
 
     async fn stop(self) {
-        drop((self.handle, self.client));
-        let _ = self.stop.send(());
-        self.task.await.unwrap().unwrap();
+        self.0.stop().await;
     }
 }
 

@@ -353,3 +353,41 @@ pub fn private_settings(
         announcements: Default::default(),
     }
 }
+
+/// A public proxy serving on `127.0.0.1:0` in this test, with a JSON-RPC client as its Hyper node
+/// (`PUBLIC`'s certificate).
+pub struct ServedPublic {
+    pub handle: tandem_proxy::PublicHandle,
+    pub client: JsonRpcClient,
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), tandem_proxy::ProxyError>>,
+}
+
+impl ServedPublic {
+    /// Starts the proxy of `settings` and serves it until [`ServedPublic::stop`].
+    pub async fn start(settings: &PublicProxySettings, pki: &TestPki) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = tandem_proxy::PublicProxy::start(settings, listener)
+            .await
+            .unwrap();
+        let handle = proxy.handle();
+        let client = proxy_client(pki, PUBLIC, handle.jsonrpc_addr());
+        let (stop, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(proxy.serve(async {
+            let _ = rx.await;
+        }));
+        Self {
+            handle,
+            client,
+            stop,
+            task,
+        }
+    }
+
+    /// Stops serving and waits until the proxy has stopped (it must stop cleanly).
+    pub async fn stop(self) {
+        drop((self.handle, self.client));
+        let _ = self.stop.send(());
+        self.task.await.unwrap().unwrap();
+    }
+}
