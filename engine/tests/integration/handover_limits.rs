@@ -4,6 +4,7 @@
 //! old one, a failed upgrade); after adoption none beats rate × time + burst. Unlimited,
 //! loopback moves hundreds of MiB/s, so a limit lost in the hand-over fails at once.
 
+use crate::abuse_support::eventually;
 use crate::common;
 
 use std::io::{ErrorKind, Read, Write};
@@ -93,11 +94,9 @@ fn flow(a: TcpStream, b: TcpStream, stop: &Arc<AtomicBool>) -> Flow {
 
 /// Waits until every flow moved some bytes (the pairs relay, limited).
 fn flowing(flows: &[&Flow]) {
-    let deadline = Instant::now() + STEP;
-    while flows.iter().any(|f| f.total.load(Ordering::Relaxed) == 0) {
-        assert!(Instant::now() < deadline, "the limited pairs relay");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    eventually("the limited pairs relay", || {
+        flows.iter().all(|f| f.total.load(Ordering::Relaxed) > 0)
+    });
 }
 
 /// Sends `bundle` over a Unix socket pair and receives it as the new process would.

@@ -78,7 +78,10 @@ impl CallStream {
             for _ in 0..STREAM_CALLERS {
                 let (app, out, halt) = (app.clone(), out.clone(), halt.clone());
                 callers.spawn(async move {
+                    // A gentle pace: a stream, not a flood (at most one call per 10 ms).
+                    let mut pace = tokio::time::interval(Duration::from_millis(10));
                     while !halt.load(Ordering::Relaxed) {
+                        pace.tick().await;
                         let start = Instant::now();
                         let result = app.call("hd-2._ping", params([])).await;
                         let error = match result {
@@ -91,8 +94,6 @@ impl CallStream {
                             took: start.elapsed(),
                             error,
                         });
-                        // A gentle pace: a stream, not a flood.
-                        tokio::time::sleep(Duration::from_millis(10)).await;
                     }
                 });
             }

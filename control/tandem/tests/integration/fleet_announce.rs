@@ -2,11 +2,9 @@
 //! every other node (needs the announcements shared through Redis, see issue 17).
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
-
 use serde_json::json;
 use tandem_net::jsonrpc::params;
-use tandem_testkit::poll::POLL_BOUND;
+use tandem_testkit::poll::{POLL_BOUND, until_blocking};
 
 use crate::fleet::{CALL_DEADLINE, SLACK};
 use crate::support::fleet_bed::{Bed, NODES, host};
@@ -66,41 +64,31 @@ fn an_announcement_made_through_one_node_routes_tls_at_every_node() {
         .collect();
     // The node that took the announcement routes it (this checks the bed itself).
     let mut errors = vec![String::new(); NODES];
-    let deadline = Instant::now() + POLL_BOUND;
-    let receiver = loop {
-        let routed = (0..NODES).find(|&n| match tls_routes(&bed, addrs[n]) {
+    let receiver = until_blocking(&format!("a node routing {DOMAIN}"), POLL_BOUND, || {
+        (0..NODES).find(|&n| match tls_routes(&bed, addrs[n]) {
             Ok(()) => true,
             Err(e) => {
                 errors[n] = e;
                 false
             }
-        });
-        if let Some(n) = routed {
-            break n;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no node routes {DOMAIN}: {errors:?}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        })
+    });
     println!(
         "fleet: node {} took the announcement of {DOMAIN}",
         receiver + 1
     );
     // Every other node routes it too, within the bounded delay of the shared announcements: an
     // announcement made through one node routes a TLS connection arriving at another.
-    let deadline = Instant::now() + POLL_BOUND;
     for n in (0..NODES).filter(|&n| n != receiver) {
-        while let Err(e) = tls_routes(&bed, addrs[n]) {
-            assert!(
-                Instant::now() < deadline,
-                "node {} does not route {DOMAIN}, announced through node {}: {e}",
+        until_blocking(
+            &format!(
+                "node {} routing {DOMAIN}, announced through node {}",
                 n + 1,
                 receiver + 1
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+            ),
+            POLL_BOUND,
+            || tls_routes(&bed, addrs[n]).ok(),
+        );
         println!("fleet: node {} routes {DOMAIN} too", n + 1);
     }
 }

@@ -75,8 +75,11 @@ pub(crate) fn two_sd_take_one_submission_per_parent(bed: &Bed) {
     bed.in_hd1(move |_| async move {
         let sds = Arc::new([sd_client(&certs, addrs[0]), sd_client(&certs, addrs[1])]);
         let signer = Arc::new(hd1_signer(&certs));
+        // Rounds paced under the test role's per-source connection rate (see ROUND_PAUSE).
+        let mut pace = tokio::time::interval(ROUND_PAUSE);
+        pace.tick().await;
         for round in 0..ROUNDS {
-            tokio::time::sleep(ROUND_PAUSE).await;
+            pace.tick().await;
             let tip = until("sd-a answers its tip", POLL_BOUND, || async {
                 Some(sds[0].tip().await.ok()??.hash)
             })

@@ -7,7 +7,7 @@
 use std::io::{Read, Write};
 use std::net::Shutdown;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use tandem_testkit::poll::until_blocking;
 
 use crate::support::proxy_process::{ProxyProc, STEP, create_pair};
 use crate::support::seed::Layout;
@@ -43,19 +43,15 @@ fn one_pair_line(extra: &str) -> serde_json::Value {
 
 /// The first line of `file`, waiting (bounded) for the writer.
 fn wait_line(file: &Path) -> serde_json::Value {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        if let Some(line) = text.lines().next() {
-            return serde_json::from_str(line).unwrap();
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no access-log line in {}",
-            file.display()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let line = until_blocking(
+        &format!("an access-log line in {}", file.display()),
+        STEP,
+        || {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            text.lines().next().map(str::to_owned)
+        },
+    );
+    serde_json::from_str(&line).unwrap()
 }
 
 #[test]

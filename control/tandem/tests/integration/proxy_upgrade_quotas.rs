@@ -10,12 +10,13 @@
 use crate::support::proxy_process;
 use crate::support::seed;
 use crate::support::upgrade::{copy_binary, ping_pong};
+use tandem_testkit::poll::until_blocking;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -89,15 +90,9 @@ fn quota_use(layout: &Layout) -> std::collections::BTreeMap<String, u64> {
 
 /// Waits (bounded) until `operator/quota` is `used`.
 fn wait_use(layout: &Layout, key: &str, used: u64) {
-    let deadline = Instant::now() + STEP;
-    loop {
-        let now = quota_use(layout);
-        if now.get(key) == Some(&used) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{key} never {used}: {now:?}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    until_blocking(&format!("{key} at {used}"), STEP, || {
+        (quota_use(layout).get(key) == Some(&used)).then_some(())
+    });
 }
 
 /// The UTC minute and day now.
