@@ -1,7 +1,10 @@
 //! Who is calling: the peer check (only our own Hyper node may call a proxy over TLS), the
 //! `_client` that Hyper injects, and the caller's `proxy` settings.
 
+use std::future::Future;
+
 use serde_json::{Map, Value};
+use tracing::info;
 
 use super::error::CallError;
 pub use tandem_contracts::ClientInfo;
@@ -11,7 +14,32 @@ use tandem_directory::entry::DirectoryEntry;
 use tandem_directory::identity::{NameRefusal, allowed_name};
 use tandem_directory::source::DirectorySource;
 use tandem_net::http::PeerInfo;
+use tandem_net::jsonrpc::{ErrorObject, Request};
 use tandem_net::tls::certificate_names;
+
+/// One JSON-RPC call to a proxy: the peer check ([`check_peer`]), then `dispatch` with the
+/// method and params; a refusal is logged once and becomes the call's error object.
+pub async fn checked_call<F>(
+    peer: &PeerInfo,
+    own_name: &str,
+    check: bool,
+    pins: &dyn DirectorySource,
+    request: Request,
+    dispatch: impl FnOnce(String, Map<String, Value>) -> F,
+) -> Result<Value, ErrorObject>
+where
+    F: Future<Output = Result<Value, CallError>>,
+{
+    let method = request.method.clone();
+    let result = match check_peer(peer, own_name, check, pins).await {
+        Err(e) => Err(e),
+        Ok(()) => dispatch(request.method, request.params).await,
+    };
+    result.map_err(|e| {
+        info!(%method, kind = e.kind(), error = %e, "call refused");
+        e.to_error_object()
+    })
+}
 
 /// Checks that the HTTP peer is our Hyper node: when the server asks for client certificates
 /// (`check`), the verified certificate must carry our operator name (our Hyper node presents

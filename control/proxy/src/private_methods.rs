@@ -12,7 +12,7 @@ use tracing::{Instrument, debug, info, info_span};
 
 use super::announcements::{Outcome, PrivateAnnouncement, domain_allowed};
 use super::caller::{
-    ClientInfo, allowed_domains, called, check_endpoint, check_peer, proxy_settings_value,
+    ClientInfo, allowed_domains, called, check_endpoint, checked_call, proxy_settings_value,
 };
 use super::error::CallError;
 use super::forward::{forward, proxy_v2_header};
@@ -32,15 +32,16 @@ pub(super) struct PrivateMethods {
 impl Methods for PrivateMethods {
     async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
         let state = &self.state;
-        let checked = check_peer(&peer, &state.name, state.check_callers, state.pins.as_ref());
-        let result = match checked.await {
-            Err(e) => Err(e),
-            Ok(()) => dispatch(state, &request.method, request.params).await,
-        };
-        result.map_err(|e| {
-            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
-            e.to_error_object()
-        })
+        let pins = state.pins.as_ref();
+        checked_call(
+            &peer,
+            &state.name,
+            state.check_callers,
+            pins,
+            request,
+            |m, p| async move { dispatch(state, &m, p).await },
+        )
+        .await
     }
 }
 

@@ -1,5 +1,5 @@
 //! The public proxy's JSON-RPC methods (SPEC §4.2): `requestConnection`, `announceConnections`,
-//! `getAnnouncements`; only our own Hyper node may call them (see `caller::check_peer`).
+//! `getAnnouncements`; only our own Hyper node may call them (see `caller::checked_call`).
 
 use std::sync::Arc;
 
@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use tracing::{info, warn};
 
 use super::announcements::{Outcome, Refusal};
-use super::caller::{ClientInfo, allowed_domains, called, check_peer};
+use super::caller::{ClientInfo, allowed_domains, called, checked_call};
 use super::error::CallError;
 use super::public::{MAX_CONNECTIONS_PER_CALL, PublicState};
 use super::stats::ProxyCounters;
@@ -33,15 +33,16 @@ impl PublicMethods {
 impl Methods for PublicMethods {
     async fn call(&self, request: Request, peer: PeerInfo) -> Result<Value, ErrorObject> {
         let state = &self.state;
-        let checked = check_peer(&peer, &state.name, state.check_callers, state.pins.as_ref());
-        let result = match checked.await {
-            Err(e) => Err(e),
-            Ok(()) => dispatch(state, &request.method, request.params).await,
-        };
-        result.map_err(|e| {
-            info!(method = %request.method, kind = e.kind(), error = %e, "call refused");
-            e.to_error_object()
-        })
+        let pins = state.pins.as_ref();
+        checked_call(
+            &peer,
+            &state.name,
+            state.check_callers,
+            pins,
+            request,
+            |m, p| async move { dispatch(state, &m, p).await },
+        )
+        .await
     }
 }
 
