@@ -104,6 +104,7 @@ pub(super) fn cold(ctx: &mut Ctx<'_>, mesh: &Mesh, server: &JsonRpcServer) -> an
         cpu_us_per_call: BTreeMap::new(),
         load_avg: load,
         note: Some(note),
+        round: None,
     });
     Ok(())
 }

@@ -11,6 +11,7 @@ pub mod load;
 pub mod phases;
 pub mod report;
 pub mod respond_app;
+mod rounds;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -99,6 +100,9 @@ pub struct BrokerSettings {
     pub repo: PathBuf,
     /// A running gateway instead of a mesh.
     pub target: Option<GatewayTarget>,
+    /// Interleaved rounds that judge the ratio targets (0: judge the sweep's single phases).
+    #[serde(default)]
+    pub rounds: usize,
 }
 
 /// Unrecorded calls per caller before each phase's recorded part.
@@ -171,6 +175,8 @@ impl BrokerSettings {
                 row: b.target_row,
             })
         };
+        let rounds = c.rounds.unwrap_or(if q { 2 } else { DEFAULT_ROUNDS });
+        anyhow::ensure!(rounds <= MAX_ROUNDS, "--rounds: at most {MAX_ROUNDS}");
         Ok(BrokerSettings {
             callers,
             http,
@@ -190,9 +196,16 @@ impl BrokerSettings {
                 .clone()
                 .unwrap_or_else(crate::target::mesh::default_repo),
             target,
+            rounds,
         })
     }
 }
+
+/// Interleaved rounds of the ratio targets by default: the verdict needs at least two to tell an
+/// effect from the run-to-run noise, three give a median.
+pub const DEFAULT_ROUNDS: usize = 3;
+/// Most rounds one run makes (each round is six phases).
+pub const MAX_ROUNDS: usize = 20;
 
 /// The proxied mesh's pair idle timeout: short enough that a cold call waits well under a second,
 /// long enough that a phase's own gaps (opening 256 connections) rarely close the pair.

@@ -29,6 +29,8 @@ pub(super) struct Ctx<'a> {
     pub(super) rt: tokio::runtime::Runtime,
     pub(super) pids: Vec<(&'static str, u32)>,
     pub(super) rows: Vec<PhaseRow>,
+    /// The interleaved rounds' phases (see `rounds.rs`).
+    pub(super) rounds: Vec<PhaseRow>,
     pub(super) failures: Vec<String>,
 }
 
@@ -57,8 +59,14 @@ impl Ctx<'_> {
         m
     }
 
-    /// One load phase, with CPU per call of every process.
+    /// One load phase of the sweep, kept in the table's rows.
     fn measure(&mut self, row: Row, http: &str, dest: &Dest, callers: usize) {
+        let phase = self.phase(row, http, dest, callers);
+        self.rows.push(phase);
+    }
+
+    /// One load phase, with CPU per call of every process in `pids` and the harness.
+    pub(super) fn phase(&mut self, row: Row, http: &str, dest: &Dest, callers: usize) -> PhaseRow {
         let spec = LoadSpec {
             callers,
             max_calls: self.s.max_calls,
@@ -86,14 +94,15 @@ impl Ctx<'_> {
             figures.latency.p99_us,
             figures.errors
         );
-        self.rows.push(PhaseRow {
+        PhaseRow {
             row,
             http: http.into(),
             figures,
             cpu_us_per_call,
             load_avg: load,
             note: None,
-        });
+            round: None,
+        }
     }
 
     fn sweep(&mut self, row: Row, server: &JsonRpcServer, method: &str) {
@@ -127,7 +136,11 @@ fn app_tls(
     Ok(tandem_net::tls::client_config(&tls, &[])?)
 }
 
-fn gateway_of(mesh: &Mesh, addr: std::net::SocketAddr, op: &str) -> anyhow::Result<JsonRpcServer> {
+pub(super) fn gateway_of(
+    mesh: &Mesh,
+    addr: std::net::SocketAddr,
+    op: &str,
+) -> anyhow::Result<JsonRpcServer> {
     Ok(JsonRpcServer {
         addr,
         server_name: rustls_pki_types::ServerName::try_from(op.to_owned())?,
@@ -137,7 +150,7 @@ fn gateway_of(mesh: &Mesh, addr: std::net::SocketAddr, op: &str) -> anyhow::Resu
 }
 
 /// The first correct answer of `method`, retried until hd-1 is ready (bounded).
-fn first_answer(
+pub(super) fn first_answer(
     rt: &tokio::runtime::Runtime,
     server: &JsonRpcServer,
     method: &str,
@@ -154,7 +167,7 @@ fn first_answer(
     }
 }
 
-fn mesh_settings(s: &BrokerSettings, path: MeshPath) -> MeshSettings {
+pub(super) fn mesh_settings(s: &BrokerSettings, path: MeshPath) -> MeshSettings {
     MeshSettings {
         bin_dir: s.bin_dir.clone(),
         repo: s.repo.clone(),
@@ -279,6 +292,7 @@ pub fn run(s: &BrokerSettings) -> anyhow::Result<BrokerReport> {
         rt,
         pids: Vec::new(),
         rows: Vec::new(),
+        rounds: Vec::new(),
         failures: Vec::new(),
     };
     let mut captured = None;
@@ -297,6 +311,9 @@ pub fn run(s: &BrokerSettings) -> anyhow::Result<BrokerReport> {
         }
         if s.rows.contains(&Row::ProxiedCold) {
             steps.push(("proxied mesh for cold calls", proxied_cold));
+        }
+        if super::rounds::wanted(s) {
+            steps.push(("interleaved rounds", super::rounds::rounds));
         }
     }
     for (name, step) in steps {
@@ -319,13 +336,14 @@ pub fn run(s: &BrokerSettings) -> anyhow::Result<BrokerReport> {
             .failures
             .push("floors: no answer from the real path to copy".into()),
     }
-    let targets = check_targets(&ctx.rows);
+    let targets = check_targets(&ctx.rows, &ctx.rounds);
     Ok(BrokerReport {
         schema: report::SCHEMA.into(),
         started_unix,
         environment: environment(),
         settings: serde_json::to_value(s)?,
         rows: ctx.rows,
+        rounds: ctx.rounds,
         answer_bytes,
         failures: ctx.failures,
         targets,
