@@ -13,6 +13,7 @@ mod binaries_metrics;
 mod check_settings;
 mod completions;
 mod deploy_units;
+mod dual_stack_names;
 mod fleet;
 mod fleet_announce;
 mod fleet_sd;
