@@ -206,7 +206,8 @@ impl PublicProxy {
         let jsonrpc_addr = jsonrpc
             .local_addr()
             .map_err(|e| ProxyError::io("reading the JSON-RPC address", e))?;
-        info!(pairing = %addrs.pairing, tls = ?addrs.tls, %endpoint, jsonrpc = %jsonrpc_addr, cores = engine.cores(), drivers = ?engine.drivers(), "public proxy started");
+        let (pairing_all, tls_all) = engine.port_addrs();
+        info!(pairing = %addrs.pairing, tls = ?addrs.tls, ?pairing_all, ?tls_all, %endpoint, jsonrpc = %jsonrpc_addr, cores = engine.cores(), drivers = ?engine.drivers(), "public proxy started");
         let state = Arc::new(PublicState {
             name: settings.name.clone(),
             endpoint,

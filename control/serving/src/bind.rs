@@ -77,8 +77,8 @@ pub async fn resolve(address: &HostPort) -> Result<Vec<SocketAddr>, BindError> {
     Ok(addrs)
 }
 
-/// The first address of [`resolve`] (IPv4 preferred): where a data port that takes one address
-/// binds.
+/// The first address of [`resolve`] (IPv4 preferred): where a dialer that takes one address
+/// connects.
 pub async fn resolve_one(address: &HostPort) -> Result<SocketAddr, BindError> {
     let addrs = resolve(address).await?;
     // `resolve` never returns an empty list.
