@@ -21,7 +21,7 @@ use super::hyper_link::HyperLink;
 use super::journal::SHARED_REFRESH_INTERVAL;
 use super::pins::HyperDirectory;
 use super::public_methods::PublicMethods;
-use super::sni::{SNI_QUEUE, SniRouter, dispatch};
+use super::sni::{Notifier, SNI_QUEUE, SniRouter, dispatch};
 use super::stats::ProxyCounters;
 use super::store::PublicStore;
 use super::{peer_check, route_config};
@@ -270,14 +270,15 @@ impl PublicProxy {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
         let (stop_tx, stop) = tandem_serving::shutdown();
-        let notifier = tokio::spawn(dispatch(
-            self.jobs,
-            state.hyper.clone(),
-            state.engine.clone(),
-            state.endpoint.clone(),
-            state.counters.clone(),
-            stop.clone(),
-        ));
+        let notifier = Notifier {
+            hyper: state.hyper.clone(),
+            engine: state.engine.clone(),
+            endpoint: state.endpoint.clone(),
+            counters: state.counters.clone(),
+            quotas: state.quotas.clone(),
+            pair_ttl: self.settings.accept_timeout,
+        };
+        let notifier = tokio::spawn(dispatch(self.jobs, notifier, stop.clone()));
         let methods = Arc::new(PublicMethods::new(state.clone()));
         let route = route_config(
             &self.settings.jsonrpc_server,
