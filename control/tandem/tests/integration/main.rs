@@ -22,6 +22,7 @@ mod migration;
 mod notify_units;
 mod proxy_access_log;
 mod proxy_drain;
+mod proxy_dual_stack_names;
 mod proxy_flood;
 mod proxy_reload;
 mod proxy_upgrade;
