@@ -247,4 +247,38 @@ mod tests {
             Err(ActivationError::NameCount { names: 1, fds: 2 })
         );
     }
+
+    fn passed(name: &str, addrs: &[&str]) {
+        let mut adopted = inherited();
+        for a in addrs {
+            let l = StdListener::bind(a).unwrap();
+            l.set_nonblocking(true).unwrap();
+            adopted.entry(name.into()).or_default().push(OwnedFd::from(l));
+        }
+    }
+
+    #[tokio::test]
+    async fn every_socket_passed_under_one_name_is_one_listener_group() {
+        passed("both_families", &["127.0.0.1:0", "[::1]:0"]);
+        let configured = HostPort {
+            host: "unused.example".into(),
+            port: 1,
+        };
+        let group = bind_named("both_families", &configured).await.unwrap();
+        let addrs = group.local_addrs().unwrap();
+        assert_eq!(addrs.len(), 2);
+        assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "in passing order: {addrs:?}");
+        assert!(inherited().get("both_families").is_none(), "claimed once");
+    }
+
+    #[tokio::test]
+    async fn more_than_eight_sockets_of_one_name_are_refused() {
+        passed("too_many", &["127.0.0.1:0"; MAX_ADDRESSES_PER_LISTENER + 1]);
+        let configured = HostPort {
+            host: "unused.example".into(),
+            port: 1,
+        };
+        let err = bind_named("too_many", &configured).await.unwrap_err();
+        assert_eq!(err.kind(), "too_many_addresses");
+    }
 }
