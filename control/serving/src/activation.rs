@@ -253,7 +253,10 @@ mod tests {
         for a in addrs {
             let l = StdListener::bind(a).unwrap();
             l.set_nonblocking(true).unwrap();
-            adopted.entry(name.into()).or_default().push(OwnedFd::from(l));
+            adopted
+                .entry(name.into())
+                .or_default()
+                .push(OwnedFd::from(l));
         }
     }
 
@@ -267,7 +270,10 @@ mod tests {
         let group = bind_named("both_families", &configured).await.unwrap();
         let addrs = group.local_addrs().unwrap();
         assert_eq!(addrs.len(), 2);
-        assert!(addrs[0].is_ipv4() && addrs[1].is_ipv6(), "in passing order: {addrs:?}");
+        assert!(
+            addrs[0].is_ipv4() && addrs[1].is_ipv6(),
+            "in passing order: {addrs:?}"
+        );
         assert!(inherited().get("both_families").is_none(), "claimed once");
     }
 
