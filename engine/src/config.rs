@@ -53,6 +53,13 @@ pub struct EngineConfig {
     pub pairing_addr: SocketAddr,
     /// The TLS passthrough port routed by SNI; `None` = not served.
     pub tls_addr: Option<SocketAddr>,
+    /// Further addresses of the pairing port (a host name resolving to both families): each
+    /// binds the port `pairing_addr` got, on every core. At most
+    /// [`MAX_ADDRESSES_PER_PORT`]` - 1`; `[::]` covers `0.0.0.0` (the duplicate is skipped).
+    pub pairing_more: Vec<SocketAddr>,
+    /// Further addresses of the TLS port, as [`EngineConfig::pairing_more`] (ignored without
+    /// `tls_addr`).
+    pub tls_more: Vec<SocketAddr>,
     /// Lifetime of a pair's tokens (default 30 s): after it, unused tokens and a waiting side expire.
     pub pair_ttl: Duration,
     /// Time a new connection has to deliver its 32-byte token (default 5 s, SPEC §4.6).
@@ -154,6 +161,8 @@ impl Default for EngineConfig {
             driver: Driver::Auto,
             pairing_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls_addr: None,
+            pairing_more: Vec::new(),
+            tls_more: Vec::new(),
             pair_ttl: Duration::from_secs(30),
             token_deadline: Duration::from_secs(5),
             hello_deadline: Duration::from_secs(5),
@@ -183,6 +192,11 @@ impl Default for EngineConfig {
         }
     }
 }
+
+/// At most this many addresses per data port (the configured one and its `*_more`): a
+/// dual-stack host name has two; the bound keeps a resolver answer from opening hundreds of
+/// sockets per core.
+pub const MAX_ADDRESSES_PER_PORT: usize = 8;
 
 /// Default [`EngineConfig::sni_pairs_per_source`].
 pub const DEFAULT_SNI_PAIRS_PER_SOURCE: u32 = 64;
@@ -262,6 +276,20 @@ impl EngineConfig {
         if self.accept_rate_table == 0 {
             return bad("accept_rate_table", "must be > 0".into());
         }
+        for (key, more) in [
+            ("pairing_more", &self.pairing_more),
+            ("tls_more", &self.tls_more),
+        ] {
+            if more.len() >= MAX_ADDRESSES_PER_PORT {
+                return bad(
+                    key,
+                    format!(
+                        "at most {MAX_ADDRESSES_PER_PORT} addresses per port, got {}",
+                        more.len() + 1
+                    ),
+                );
+            }
+        }
         if self.sni_pairs_per_source == 0 || self.sni_pairs_per_domain == 0 {
             return bad(
                 "sni_pairs_per_source/sni_pairs_per_domain",
@@ -300,6 +328,26 @@ mod tests {
         assert!(with(MAX_COPY_BUF).validate().is_ok());
         assert!(with(MIN_COPY_BUF - 1).validate().is_err());
         assert!(with(MAX_COPY_BUF + 1).validate().is_err());
+    }
+
+    #[test]
+    fn a_port_has_at_most_eight_addresses() {
+        let more = |n: usize| EngineConfig {
+            pairing_more: vec![SocketAddr::from(([127, 0, 0, 2], 0)); n],
+            ..EngineConfig::default()
+        };
+        assert!(more(MAX_ADDRESSES_PER_PORT - 1).validate().is_ok());
+        let err = more(MAX_ADDRESSES_PER_PORT).validate().unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("at most 8 addresses per port, got 9"),
+            "{err}"
+        );
+        let tls = EngineConfig {
+            tls_more: vec![SocketAddr::from(([127, 0, 0, 2], 0)); MAX_ADDRESSES_PER_PORT],
+            ..EngineConfig::default()
+        };
+        assert!(tls.validate().is_err());
     }
 
     #[test]

@@ -81,17 +81,19 @@ impl Engine {
             nodelay: config.nodelay,
             keepalive: config.keepalive,
         };
-        let pairing = crate::listener::bind_group(config.pairing_addr, n, opts)?;
+        let pairing =
+            crate::listener::bind_port(config.pairing_addr, &config.pairing_more, n, opts)?;
         let tls = match config.tls_addr {
-            Some(a) => Some(crate::listener::bind_group(a, n, opts)?),
+            Some(a) => Some(crate::listener::bind_port(a, &config.tls_more, n, opts)?),
             None => None,
         };
+        // Core i: its member of every pairing address, then of every TLS address.
         let mut per_core: Vec<Vec<(Port, std::net::TcpListener)>> = Vec::with_capacity(n);
         let mut tls = tls.map(Vec::into_iter);
-        for l in pairing {
-            let mut ls = vec![(Port::Pairing, l)];
+        for ls in pairing {
+            let mut ls: Vec<_> = ls.into_iter().map(|l| (Port::Pairing, l)).collect();
             if let Some(t) = tls.as_mut().and_then(Iterator::next) {
-                ls.push((Port::Tls, t));
+                ls.extend(t.into_iter().map(|l| (Port::Tls, l)));
             }
             per_core.push(ls);
         }
@@ -129,6 +131,7 @@ impl Engine {
                 _ => None,
             },
         };
+        let sockets: usize = per_core.iter().map(Vec::len).sum();
         // The engine's own copy of every listener: a binary upgrade hands these on (and takes
         // them back after a failed one) while the accept loops have stopped.
         let mut kept = Vec::new();
@@ -152,7 +155,8 @@ impl Engine {
             cores,
             map,
             events: tx,
-            accepting: AtomicUsize::new(n * if config.tls_addr.is_some() { 2 } else { 1 }),
+            // Every socket's accept loop (several per port when it has several addresses).
+            accepting: AtomicUsize::new(sockets),
             config,
             resolver,
         });
@@ -201,9 +205,28 @@ fn local(l: &std::net::TcpListener, addr: SocketAddr) -> Result<SocketAddr, Engi
 }
 
 impl EngineHandle {
-    /// The bound addresses.
+    /// The bound addresses (each port's primary: its configured address's).
     pub fn local_addrs(&self) -> LocalAddrs {
         self.inner.addrs
+    }
+
+    /// Every address each port is bound on, primary first (several when its host name
+    /// resolved to several): `(pairing, tls)`.
+    pub fn port_addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        let kept = match self.inner.kept.lock() {
+            Ok(k) => k,
+            Err(p) => p.into_inner(),
+        };
+        let (mut pairing, mut tls) = (Vec::new(), Vec::new());
+        for (port, core, l) in kept.iter() {
+            let Ok(addr) = l.local_addr() else { continue };
+            match port {
+                _ if core.0 != 0 => {}
+                Port::Pairing => pairing.push(addr),
+                Port::Tls => tls.push(addr),
+            }
+        }
+        (pairing, tls)
     }
 
     /// Number of worker cores.

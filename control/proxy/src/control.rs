@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use tandem_engine::EngineHandle;
 use tandem_net::tls::ServerTls;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -14,12 +13,12 @@ use super::error::ProxyError;
 use super::pins::HyperDirectory;
 use crate::control_service::{AdminPolicy, ControlServer, EventHub};
 use crate::settings::ControlSettings;
-use tandem_serving::{Admission, ServingConfig, ServingMetrics, Shutdown};
+use tandem_serving::{Admission, ListenerGroup, ServingConfig, ServingMetrics, Shutdown};
 
 /// A bound control service, ready to serve.
 pub(crate) struct ControlPlane {
     server: ControlServer,
-    listener: TcpListener,
+    listener: ListenerGroup,
     tls: ServerTls,
     addr: SocketAddr,
     serving: ServingConfig,
@@ -34,7 +33,7 @@ impl ControlPlane {
         endpoint: String,
         hub: EventHub,
         pins: Arc<HyperDirectory>,
-        inherited: Option<TcpListener>,
+        inherited: Option<ListenerGroup>,
     ) -> Result<Self, ProxyError> {
         let tls = ControlServer::tls_config(&settings.tls)
             .map_err(|e| ProxyError::Settings(format!("control.tls: {e}")))?;
@@ -64,13 +63,9 @@ impl ControlPlane {
         self.server.accept_upgrades(asks);
     }
 
-    /// A copy of its listening socket (kept for a binary upgrade).
-    pub(crate) fn listener_copy(&self) -> Result<std::os::fd::OwnedFd, ProxyError> {
-        use std::os::fd::AsFd;
-        self.listener
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| ProxyError::io("copying the control listener", e))
+    /// Copies of its listening sockets (kept for a binary upgrade).
+    pub(crate) fn listener_copies(&self) -> Result<Vec<std::os::fd::OwnedFd>, ProxyError> {
+        crate::upgrade::copy_fds(&self.listener)
     }
 
     /// The control listener's TLS config and admin policy, which a reload replaces.

@@ -11,6 +11,10 @@
 //! - [`private`]: the private proxy's methods and `run_private`, with [`forward`] and
 //!   [`terminate`] for the two internal-endpoint modes.
 
+// The private JSON-RPC call future nests (checked_call, dispatch, the pairing dial, the
+// terminator) just past rustc's default query depth of 128 when its layout is computed.
+#![recursion_limit = "256"]
+
 pub mod access_log;
 mod announcements;
 pub mod caller;

@@ -13,8 +13,7 @@ use crate::reload::{Block, Live, ProxySettingsSource};
 use chrono::Utc;
 use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
 use tandem_net::tls::ServerTls;
-use tandem_serving::Notice;
-use tokio::net::TcpListener;
+use tandem_serving::{ListenerGroup, Notice};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tracing::{info, warn};
@@ -63,23 +62,23 @@ pub(super) struct PrivateState {
 /// A started private proxy; [`PrivateProxy::serve`] runs it.
 pub struct PrivateProxy {
     state: Arc<PrivateState>,
-    listener: TcpListener,
+    listener: ListenerGroup,
     tls: Option<ServerTls>,
     addr: SocketAddr,
-    metrics: Option<TcpListener>,
+    metrics: Option<ListenerGroup>,
     /// Where SIGHUP re-reads the settings; `None`: no reloads.
     reload_source: Option<ProxySettingsSource>,
 }
 
 /// Binds the JSON-RPC port of `settings`.
-pub async fn bind_private(settings: &PrivateProxySettings) -> Result<TcpListener, ProxyError> {
+pub async fn bind_private(settings: &PrivateProxySettings) -> Result<ListenerGroup, ProxyError> {
     Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Runs the private proxy until `shutdown` resolves.
 pub async fn run_private(
     settings: &PrivateProxySettings,
-    jsonrpc: TcpListener,
+    jsonrpc: impl Into<ListenerGroup>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProxyError> {
     PrivateProxy::start(settings, jsonrpc)
@@ -92,8 +91,9 @@ impl PrivateProxy {
     /// Loads the announcements and prepares the JSON-RPC server on `jsonrpc`.
     pub async fn start(
         settings: &PrivateProxySettings,
-        jsonrpc: TcpListener,
+        jsonrpc: impl Into<ListenerGroup>,
     ) -> Result<Self, ProxyError> {
+        let jsonrpc = jsonrpc.into();
         let tls = tandem_net::http::server_tls(&settings.jsonrpc_server)?.map(ServerTls::new);
         if !peer_check(&settings.jsonrpc_server) {
             warn!(
@@ -142,8 +142,8 @@ impl PrivateProxy {
     }
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs.
-    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
-        self.metrics = Some(listener);
+    pub fn with_metrics(mut self, listener: impl Into<ListenerGroup>) -> Self {
+        self.metrics = Some(listener.into());
         self
     }
 

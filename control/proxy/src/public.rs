@@ -10,8 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tandem_engine::EngineHandle;
 use tandem_net::tls::ServerTls;
-use tandem_serving::Notice;
-use tokio::net::TcpListener;
+use tandem_serving::{ListenerGroup, Notice};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -22,7 +21,7 @@ use super::hyper_link::HyperLink;
 use super::journal::SHARED_REFRESH_INTERVAL;
 use super::pins::HyperDirectory;
 use super::public_methods::PublicMethods;
-use super::sni::{SNI_QUEUE, SniRouter, dispatch};
+use super::sni::{Notifier, SNI_QUEUE, SniRouter, dispatch};
 use super::stats::ProxyCounters;
 use super::store::PublicStore;
 use super::{peer_check, route_config};
@@ -39,7 +38,7 @@ use crate::upgrade::{Inherited, Upgrade};
 
 use std::os::fd::OwnedFd;
 use tandem_engine::handover::ListenerRole;
-use upgrade_wiring::copy_fd;
+use upgrade_wiring::copy_fds;
 
 #[path = "public_engine.rs"]
 mod engine_start;
@@ -79,13 +78,13 @@ pub struct PublicState {
 /// A started public proxy; [`PublicProxy::serve`] runs it.
 pub struct PublicProxy {
     state: Arc<PublicState>,
-    listener: TcpListener,
+    listener: ListenerGroup,
     tls: Option<ServerTls>,
     settings: PublicProxySettings,
     jobs: mpsc::Receiver<super::sni::SniJob>,
     events: EventHub,
     control: Option<ControlPlane>,
-    metrics: Option<TcpListener>,
+    metrics: Option<ListenerGroup>,
     /// Binary upgrade: how to start the next binary (SIGUSR2), the control plane's listeners
     /// to hand it, and what this process inherited (reported ready once serving).
     upgrade: Option<Upgrade>,
@@ -98,14 +97,14 @@ pub struct PublicProxy {
 }
 
 /// Binds the JSON-RPC port of `settings`.
-pub async fn bind_public(settings: &PublicProxySettings) -> Result<TcpListener, ProxyError> {
+pub async fn bind_public(settings: &PublicProxySettings) -> Result<ListenerGroup, ProxyError> {
     Ok(tandem_serving::bind(&settings.jsonrpc_server.bind_address).await?)
 }
 
 /// Runs the public proxy until `shutdown` resolves, then drains the engine (`engine.drain_grace`).
 pub async fn run_public(
     settings: &PublicProxySettings,
-    jsonrpc: TcpListener,
+    jsonrpc: impl Into<ListenerGroup>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProxyError> {
     PublicProxy::start(settings, jsonrpc)
@@ -119,14 +118,14 @@ impl PublicProxy {
     /// JSON-RPC server on `jsonrpc`.
     pub async fn start(
         settings: &PublicProxySettings,
-        jsonrpc: TcpListener,
+        jsonrpc: impl Into<ListenerGroup>,
     ) -> Result<Self, ProxyError> {
-        Self::start_with(settings, jsonrpc, None).await
+        Self::start_with(settings, jsonrpc.into(), None).await
     }
 
     async fn start_with(
         settings: &PublicProxySettings,
-        jsonrpc: TcpListener,
+        jsonrpc: ListenerGroup,
         mut inherited: Option<Inherited>,
     ) -> Result<Self, ProxyError> {
         let server = &settings.jsonrpc_server;
@@ -207,7 +206,8 @@ impl PublicProxy {
         let jsonrpc_addr = jsonrpc
             .local_addr()
             .map_err(|e| ProxyError::io("reading the JSON-RPC address", e))?;
-        info!(pairing = %addrs.pairing, tls = ?addrs.tls, %endpoint, jsonrpc = %jsonrpc_addr, cores = engine.cores(), drivers = ?engine.drivers(), "public proxy started");
+        let (pairing_all, tls_all) = engine.port_addrs();
+        info!(pairing = %addrs.pairing, tls = ?addrs.tls, ?pairing_all, ?tls_all, %endpoint, jsonrpc = %jsonrpc_addr, cores = engine.cores(), drivers = ?engine.drivers(), "public proxy started");
         let state = Arc::new(PublicState {
             name: settings.name.clone(),
             endpoint,
@@ -222,11 +222,15 @@ impl PublicProxy {
             jsonrpc_addr,
             control_addr: control.as_ref().map(ControlPlane::addr),
         });
-        let mut listener_fds = vec![(ListenerRole::JsonRpc, copy_fd(&jsonrpc)?)];
+        let mut listener_fds: Vec<(ListenerRole, OwnedFd)> = copy_fds(&jsonrpc)?
+            .into_iter()
+            .map(|fd| (ListenerRole::JsonRpc, fd))
+            .collect();
         // Bounded: one upgrade runs at a time; a second call waits behind it or is refused.
         let (asks_tx, asks) = mpsc::channel(1);
         if let Some(c) = &control {
-            listener_fds.push((ListenerRole::Control, c.listener_copy()?));
+            let copies = c.listener_copies()?;
+            listener_fds.extend(copies.into_iter().map(|fd| (ListenerRole::Control, fd)));
             c.accept_upgrades(asks_tx);
         }
         Ok(Self {
@@ -248,7 +252,8 @@ impl PublicProxy {
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` while the proxy runs (ready
     /// once serving, not ready while draining); see [`super::metrics`].
-    pub fn with_metrics(mut self, listener: TcpListener) -> Self {
+    pub fn with_metrics(mut self, listener: impl Into<ListenerGroup>) -> Self {
+        let listener = listener.into();
         self.keep_for_upgrade(ListenerRole::Metrics, &listener);
         self.metrics = Some(listener);
         self
@@ -265,14 +270,15 @@ impl PublicProxy {
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
         let state = self.state;
         let (stop_tx, stop) = tandem_serving::shutdown();
-        let notifier = tokio::spawn(dispatch(
-            self.jobs,
-            state.hyper.clone(),
-            state.engine.clone(),
-            state.endpoint.clone(),
-            state.counters.clone(),
-            stop.clone(),
-        ));
+        let notifier = Notifier {
+            hyper: state.hyper.clone(),
+            engine: state.engine.clone(),
+            endpoint: state.endpoint.clone(),
+            counters: state.counters.clone(),
+            quotas: state.quotas.clone(),
+            pair_ttl: self.settings.accept_timeout,
+        };
+        let notifier = tokio::spawn(dispatch(self.jobs, notifier, stop.clone()));
         let methods = Arc::new(PublicMethods::new(state.clone()));
         let route = route_config(
             &self.settings.jsonrpc_server,

@@ -29,8 +29,9 @@ pub(super) async fn start_engine(
     ProxyError,
 > {
     let mut config = settings.engine.config.clone();
-    config.pairing_addr = tandem_serving::resolve_one(&settings.internal_bind_address).await?;
-    config.tls_addr = Some(tandem_serving::resolve_one(&settings.tls_bind_address).await?);
+    (config.pairing_addr, config.pairing_more) = addresses(&settings.internal_bind_address).await?;
+    let (tls, tls_more) = addresses(&settings.tls_bind_address).await?;
+    (config.tls_addr, config.tls_more) = (Some(tls), tls_more);
     config.pair_ttl = settings.accept_timeout;
     config.accept_rates = accept_rates(&settings.tcp_rate_limits);
     let cell = router.engine_cell();
@@ -47,6 +48,21 @@ pub(super) async fn start_engine(
     };
     let _ = cell.set(engine.clone());
     Ok((engine, events))
+}
+
+/// Every distinct address a data port's `host:port` resolves to (IPv4 first, at most
+/// [`tandem_serving::MAX_ADDRESSES_PER_LISTENER`]): the first, and the others the engine binds
+/// on the same port.
+async fn addresses(
+    address: &tandem_settings::HostPort,
+) -> Result<(SocketAddr, Vec<SocketAddr>), ProxyError> {
+    let all = tandem_serving::plan(address, &tandem_serving::resolve(address).await?)?;
+    match all.split_first() {
+        Some((first, more)) => Ok((*first, more.to_vec())),
+        None => Err(ProxyError::Settings(format!(
+            "{address} resolves to no address"
+        ))),
+    }
 }
 
 /// `tcp_rate_limits` as the engine's per-source accept rates on its data ports.

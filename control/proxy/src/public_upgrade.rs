@@ -1,9 +1,9 @@
 //! [`PublicProxy`]'s side of a binary upgrade (see [`crate::upgrade`]): the inherited start,
 //! the upgrade settings, and the copies of the control plane's listeners it hands on.
 
-use std::os::fd::{AsFd, OwnedFd};
+pub(super) use crate::upgrade::copy_fds;
 
-use tokio::net::TcpListener;
+use tandem_serving::ListenerGroup;
 use tracing::warn;
 
 use super::PublicProxy;
@@ -11,23 +11,16 @@ use crate::ProxyError;
 use crate::settings::PublicProxySettings;
 use crate::upgrade::{Inherited, ListenerRole, Upgrade};
 
-/// A copy of a listener's socket (kept for a binary upgrade).
-pub(super) fn copy_fd(l: &TcpListener) -> Result<OwnedFd, ProxyError> {
-    l.as_fd()
-        .try_clone_to_owned()
-        .map_err(|e| ProxyError::io("copying a listener", e))
-}
-
 impl PublicProxy {
     /// [`PublicProxy::start`] in the new process of a binary upgrade: the engine, its pairs
     /// and the ControlService's listener come from `inherited`; it reports ready to the old
     /// process once [`PublicProxy::serve`] serves.
     pub async fn start_inherited(
         settings: &PublicProxySettings,
-        jsonrpc: TcpListener,
+        jsonrpc: impl Into<ListenerGroup>,
         inherited: Inherited,
     ) -> Result<Self, ProxyError> {
-        Self::start_with(settings, jsonrpc, Some(inherited)).await
+        Self::start_with(settings, jsonrpc.into(), Some(inherited)).await
     }
 
     /// Upgrades on SIGUSR2 and `proxy ctl upgrade` by starting `up`.
@@ -36,10 +29,12 @@ impl PublicProxy {
         self
     }
 
-    /// Keeps a copy of `listener` to hand to the next process.
-    pub(super) fn keep_for_upgrade(&mut self, role: ListenerRole, listener: &TcpListener) {
-        match copy_fd(listener) {
-            Ok(fd) => self.listener_fds.push((role, fd)),
+    /// Keeps copies of `listener`'s sockets to hand to the next process.
+    pub(super) fn keep_for_upgrade(&mut self, role: ListenerRole, listener: &ListenerGroup) {
+        match copy_fds(listener) {
+            Ok(fds) => self
+                .listener_fds
+                .extend(fds.into_iter().map(|fd| (role, fd))),
             Err(e) => warn!(error = %e, "cannot keep a listener for an upgrade"),
         }
     }

@@ -10,7 +10,6 @@ mod service;
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tracing::info;
 
 pub use error::SdError;
@@ -25,7 +24,7 @@ use tandem_directory::verify::Verifier;
 use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router_observed, serve};
 use tandem_net::metrics::MetricsServer;
 use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader, apply_log_level};
-use tandem_serving::ServingMetrics;
+use tandem_serving::{ListenerGroup, ServingMetrics};
 use tandem_settings::SettingsError;
 use tandem_settings::sd::SdSettings;
 
@@ -39,32 +38,32 @@ pub type SettingsSource = Arc<dyn Fn() -> Result<SdSettings, SettingsError> + Se
 
 /// Adopts the JSON-RPC socket a supervisor passed as [`JSONRPC_SOCKET`], else binds the
 /// configured address.
-pub async fn bind(settings: &SdSettings) -> Result<TcpListener, SdError> {
+pub async fn bind(settings: &SdSettings) -> Result<ListenerGroup, SdError> {
     Ok(tandem_serving::bind_named(JSONRPC_SOCKET, &settings.jsonrpc_server.bind_address).await?)
 }
 
-/// Runs the directory server on `listener` until `shutdown` resolves.
+/// Runs the directory server on `listener` (every socket of a group) until `shutdown` resolves.
 pub async fn run(
     settings: &SdSettings,
-    listener: TcpListener,
+    listener: impl Into<ListenerGroup>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), SdError> {
-    serve_directory(settings, listener, shutdown, None).await
+    serve_directory(settings, listener.into(), shutdown, None).await
 }
 
 /// [`run`], and on every `SIGHUP` reloads what [`reload`] can change from `source`.
 pub async fn run_reloading(
     settings: &SdSettings,
-    listener: TcpListener,
+    listener: impl Into<ListenerGroup>,
     shutdown: impl Future<Output = ()>,
     source: SettingsSource,
 ) -> Result<(), SdError> {
-    serve_directory(settings, listener, shutdown, Some(source)).await
+    serve_directory(settings, listener.into(), shutdown, Some(source)).await
 }
 
 async fn serve_directory(
     settings: &SdSettings,
-    listener: TcpListener,
+    listener: ListenerGroup,
     shutdown: impl Future<Output = ()>,
     source: Option<SettingsSource>,
 ) -> Result<(), SdError> {
@@ -110,10 +109,12 @@ async fn serve_directory(
     );
     let router =
         jsonrpc_router_observed(Arc::new(SdMethods::new(service)), route, Some(rpc_metrics));
-    let local = listener.local_addr().map_err(|source| SdError::Io {
+    let reading = |source| SdError::Io {
         context: "reading the bound address".into(),
         source,
-    })?;
+    };
+    let local = listener.local_addr().map_err(reading)?;
+    let addresses = listener.local_addrs().map_err(reading)?;
     let ready = tandem_net::metrics::Readiness::new();
     let metrics = match &settings.metrics {
         Some(m) => Some(MetricsServer::spawn(
@@ -125,7 +126,7 @@ async fn serve_directory(
     };
     ready.set(true);
     // Logged once ready: tests and scripts take this line as "serving".
-    info!(address = %local, tls = tls.is_some(), "sd listening");
+    info!(address = %local, addresses = ?addresses, tls = tls.is_some(), "sd listening");
     // Type=notify: started once serving; STOPPING=1 as soon as the shutdown begins.
     tandem_serving::notify(&[tandem_serving::Notice::Ready]);
     let shutdown = async {

@@ -11,13 +11,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::{Instrument, debug, debug_span, warn};
 
 use super::admission::Admission;
 use super::conn::Slot;
+use super::group::ListenerGroup;
 use super::guarded::Guarded;
 use super::proxied::{self, MAX_PENDING_HEADERS};
 use super::shutdown::shutdown as stop_signal;
@@ -40,7 +41,7 @@ type Filter = Box<dyn FnMut(SocketAddr) -> bool + Send>;
 
 /// One listener's accept loop, configured, not yet running; [`Acceptor::serve`] runs it.
 pub struct Acceptor {
-    listener: TcpListener,
+    listener: ListenerGroup,
     admission: Admission,
     handshake: Handshake,
     grace: Duration,
@@ -61,11 +62,16 @@ impl std::fmt::Debug for Acceptor {
 }
 
 impl Acceptor {
-    /// Accepts on `listener` under `admission`; no grace after shutdown (tasks are aborted at
-    /// once), no filter, nothing injected.
-    pub fn new(listener: TcpListener, admission: Admission, handshake: Handshake) -> Self {
+    /// Accepts on `listener` (one socket or a [`ListenerGroup`], every member served in turn)
+    /// under `admission`; no grace after shutdown (tasks are aborted at once), no filter,
+    /// nothing injected.
+    pub fn new(
+        listener: impl Into<ListenerGroup>,
+        admission: Admission,
+        handshake: Handshake,
+    ) -> Self {
         Self {
-            listener,
+            listener: listener.into(),
             admission,
             handshake,
             grace: Duration::ZERO,
@@ -102,7 +108,7 @@ impl Acceptor {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let Self {
-            listener,
+            mut listener,
             admission,
             handshake,
             grace,
@@ -176,7 +182,7 @@ impl Acceptor {
             let span = debug_span!("connection", listener = name, %peer);
             tasks.spawn(serve(io, peer, slot).instrument(span));
         }
-        // Only this process's fd: the socket itself stays open where a supervisor holds it.
+        // Only this process's fds: each socket itself stays open where a supervisor holds it.
         drop(listener);
         stopping.trigger();
         pending.abort_all();
@@ -203,10 +209,11 @@ async fn recv(injected: &mut Option<mpsc::Receiver<TcpStream>>) -> Option<TcpStr
     }
 }
 
-/// Accepts on `listener` until `shutdown` resolves, admitting each connection through `admission`
-/// and running `serve(io, peer, slot)` for it as a tracked task (an [`Acceptor`] with `grace`).
+/// Accepts on `listener` (every member of a group) until `shutdown` resolves, admitting each
+/// connection through `admission` and running `serve(io, peer, slot)` for it as a tracked task
+/// (an [`Acceptor`] with `grace`).
 pub async fn serve_connections<F, Fut>(
-    listener: TcpListener,
+    listener: impl Into<ListenerGroup>,
     admission: Admission,
     handshake: Handshake,
     grace: Duration,

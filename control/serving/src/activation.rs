@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use crate::bind::{BindError, bind};
+use crate::group::{ListenerGroup, MAX_ADDRESSES_PER_LISTENER};
 
 /// The first passed fd (`SD_LISTEN_FDS_START`).
 pub const LISTEN_FDS_START: RawFd = 3;
@@ -170,26 +171,41 @@ fn check_listener(socket: &Socket) -> Result<(), String> {
     Ok(())
 }
 
-/// The inherited socket named `name` if the supervisor passed one (each is claimed once), else
-/// `address` bound here.
-pub async fn bind_named(name: &str, address: &HostPort) -> Result<TcpListener, BindError> {
-    let claimed = inherited().get_mut(name).and_then(Vec::pop);
-    let Some(fd) = claimed else {
+/// The inherited sockets named `name` if the supervisor passed any (all of them, one group,
+/// in passing order; claimed once), else `address` bound here. More than
+/// [`MAX_ADDRESSES_PER_LISTENER`] sockets of one name is an error.
+pub async fn bind_named(name: &str, address: &HostPort) -> Result<ListenerGroup, BindError> {
+    let claimed = inherited().remove(name).unwrap_or_default();
+    if claimed.is_empty() {
         return bind(address).await;
-    };
-    let std_listener = StdListener::from(fd);
+    }
+    if claimed.len() > MAX_ADDRESSES_PER_LISTENER {
+        return Err(BindError::TooMany {
+            address: address.clone(),
+            count: claimed.len(),
+        });
+    }
     let adopt = |source| BindError::Bind {
         address: address.clone(),
         source,
     };
-    let listener = TcpListener::from_std(std_listener).map_err(adopt)?;
-    match listener.local_addr() {
-        Ok(local) => {
-            info!(name, address = %local, configured = %address, "serving an inherited socket")
+    let mut members = Vec::with_capacity(claimed.len());
+    for fd in claimed {
+        let listener = TcpListener::from_std(StdListener::from(fd)).map_err(adopt)?;
+        match listener.local_addr() {
+            Ok(local) => {
+                info!(name, address = %local, configured = %address, "serving an inherited socket")
+            }
+            Err(e) => warn!(name, error = %e, "an inherited socket has no local address"),
         }
-        Err(e) => warn!(name, error = %e, "an inherited socket has no local address"),
+        members.push(listener);
     }
-    Ok(listener)
+    ListenerGroup::new(members).ok_or_else(|| {
+        adopt(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "no socket",
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -230,5 +246,45 @@ mod tests {
             parse(Some("7"), Some("2"), Some("a"), 7),
             Err(ActivationError::NameCount { names: 1, fds: 2 })
         );
+    }
+
+    fn passed(name: &str, addrs: &[&str]) {
+        let mut adopted = inherited();
+        for a in addrs {
+            let l = StdListener::bind(a).unwrap();
+            l.set_nonblocking(true).unwrap();
+            adopted
+                .entry(name.into())
+                .or_default()
+                .push(OwnedFd::from(l));
+        }
+    }
+
+    #[tokio::test]
+    async fn every_socket_passed_under_one_name_is_one_listener_group() {
+        passed("both_families", &["127.0.0.1:0", "[::1]:0"]);
+        let configured = HostPort {
+            host: "unused.example".into(),
+            port: 1,
+        };
+        let group = bind_named("both_families", &configured).await.unwrap();
+        let addrs = group.local_addrs().unwrap();
+        assert_eq!(addrs.len(), 2);
+        assert!(
+            addrs[0].is_ipv4() && addrs[1].is_ipv6(),
+            "in passing order: {addrs:?}"
+        );
+        assert!(inherited().get("both_families").is_none(), "claimed once");
+    }
+
+    #[tokio::test]
+    async fn more_than_eight_sockets_of_one_name_are_refused() {
+        passed("too_many", &["127.0.0.1:0"; MAX_ADDRESSES_PER_LISTENER + 1]);
+        let configured = HostPort {
+            host: "unused.example".into(),
+            port: 1,
+        };
+        let err = bind_named("too_many", &configured).await.unwrap_err();
+        assert_eq!(err.kind(), "too_many_addresses");
     }
 }

@@ -10,8 +10,9 @@
 //! - PROXY protocol: a listener whose [`ServingConfig::proxy_protocol`] trusts the peer reads its
 //!   header first (bounded, under its deadline, at most [`MAX_PENDING_HEADERS`] at once) and
 //!   admits, filters and serves the connection as the client the header names.
-//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`; [`bind_named`]
-//!   adopts the socket a supervisor passed under that name instead (systemd socket activation).
+//! - [`bind`]: resolves (without blocking) and binds a listener's `host:port`, one socket per
+//!   distinct address of the name (a [`ListenerGroup`], served together); [`bind_named`] adopts
+//!   the sockets a supervisor passed under that name instead (systemd socket activation).
 //! - [`notify`]: the service manager's readiness protocol (`READY=1`, `RELOADING=1`,
 //!   `STOPPING=1`, `MAINPID=`) to `$NOTIFY_SOCKET`, for `Type=notify` units.
 //! - [`ServingConfig`]: the policy with its documented defaults; [`ServingMetrics`]: counters by
@@ -24,6 +25,7 @@ pub mod activation;
 mod admission;
 mod bind;
 mod conn;
+mod group;
 mod guarded;
 mod metrics;
 pub mod notify;
@@ -36,8 +38,9 @@ mod table;
 pub use accept::{ACCEPT_BACKOFF, Acceptor, Handshake, serve_connections};
 pub use activation::{ActivationError, adopt_from_env, bind_named};
 pub use admission::Admission;
-pub use bind::{BindError, bind, resolve, resolve_one};
+pub use bind::{BindError, bind, plan, resolve, resolve_one};
 pub use conn::{CutReason, Phase, RequestGuard, Slot};
+pub use group::{ListenerGroup, MAX_ADDRESSES_PER_LISTENER};
 pub use guarded::Guarded;
 pub use metrics::ServingMetrics;
 pub use notify::{Notice, notify};

@@ -44,11 +44,14 @@ fn remove(name: &str) {
     let _ = Command::new("ip").args(["netns", "del", name]).output();
 }
 
-/// One network namespace, deleted (with whatever runs in it) on drop.
+/// One network namespace, deleted (with whatever runs in it) on drop, and its
+/// `/etc/netns/<name>/` directory when it has one (see [`Netns::with_hosts`]).
 #[derive(Debug)]
 pub struct Netns {
     /// Its name under /var/run/netns.
     pub name: String,
+    /// `/etc/netns/<name>`, removed on drop when this namespace wrote it.
+    etc: Option<PathBuf>,
 }
 
 impl Netns {
@@ -59,7 +62,21 @@ impl Netns {
         ip(&["-n", name, "link", "set", "lo", "up"]);
         Self {
             name: name.to_owned(),
+            etc: None,
         }
+    }
+
+    /// [`Netns::isolated`] whose programs read `hosts` as their `/etc/hosts`: `ip netns exec`
+    /// bind-mounts `/etc/netns/<name>/hosts` over it for the command it runs, so a test can name
+    /// hosts (one resolving to both `127.0.0.1` and `::1`) for real resolvers. The directory is
+    /// removed on drop.
+    pub fn with_hosts(name: &str, hosts: &str) -> Self {
+        let mut ns = Self::isolated(name);
+        let etc = PathBuf::from("/etc/netns").join(name);
+        std::fs::create_dir_all(&etc).unwrap();
+        ns.etc = Some(etc.clone());
+        std::fs::write(etc.join("hosts"), hosts).unwrap();
+        ns
     }
 
     /// `ip netns exec <ns> <bin> <args>` as a logged process (`RUST_LOG=info`).
@@ -125,6 +142,9 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         remove(&self.name);
+        if let Some(etc) = &self.etc {
+            let _ = std::fs::remove_dir_all(etc);
+        }
     }
 }
 

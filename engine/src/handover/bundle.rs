@@ -55,15 +55,26 @@ impl Bundle {
         self.fds.get_mut(i.0 as usize).and_then(Option::take)
     }
 
-    /// Takes out the first listener with `role`.
+    /// Takes out the first listener with `role` still held.
     pub fn take_listener(&mut self, role: ListenerRole) -> Option<OwnedFd> {
-        let fd = self
-            .state
+        let fds: Vec<FdIndex> = self.fds_of(role);
+        fds.into_iter().find_map(|fd| self.take(fd))
+    }
+
+    /// Takes out every listener with `role` still held, in the order they were pushed (one
+    /// listener bound on several addresses travels as several sockets of one role).
+    pub fn take_listeners(&mut self, role: ListenerRole) -> Vec<OwnedFd> {
+        let fds: Vec<FdIndex> = self.fds_of(role);
+        fds.into_iter().filter_map(|fd| self.take(fd)).collect()
+    }
+
+    fn fds_of(&self, role: ListenerRole) -> Vec<FdIndex> {
+        self.state
             .listeners
             .iter()
-            .find(|l| l.role == role)
-            .map(|l| l.fd)?;
-        self.take(fd)
+            .filter(|l| l.role == role)
+            .map(|l| l.fd)
+            .collect()
     }
 
     /// Sends the state as an offer with its sockets.

@@ -135,7 +135,7 @@ fn check_after(h: &EngineHandle, before: Before, paused: (TcpStream, TcpStream))
 }
 
 /// Sends `bundle` over a Unix socket pair and receives it as the new process would.
-fn through_a_socket(bundle: &Bundle) -> Bundle {
+pub(crate) fn through_a_socket(bundle: &Bundle) -> Bundle {
     let (tx, rx) = UnixStream::pair().unwrap();
     rx.set_read_timeout(Some(STEP)).unwrap();
     std::thread::scope(|s| {

@@ -18,6 +18,7 @@ mod abuse_sni_budget;
 mod abuse_tokens;
 mod bandwidth;
 mod clienthello_corpus;
+mod dual_stack;
 mod fuzz_corpus;
 mod handover;
 mod handover_limits;

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustls_pki_types::CertificateDer;
 use tandem_net::tls::ServerTls;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tracing::debug;
 
@@ -106,7 +106,7 @@ impl TlsPeers for OperatorPeers {
 
 /// Where the gRPC server's connections come from.
 pub(crate) struct Sources {
-    pub(crate) listener: TcpListener,
+    pub(crate) listener: tandem_serving::ListenerGroup,
     pub(crate) tls: ServerTls,
     pub(crate) directory: Arc<dyn DirectorySource>,
     /// Per-source limits on new connections to the listener (not on injected sockets).

@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use tandem_proto::hyper::hyper_server::{Hyper, HyperServer};
 use tandem_proto::{MAX_MESSAGE_BYTES, hyper as pb};
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, debug, info, info_span};
@@ -141,9 +140,10 @@ impl GrpcServer {
         timeouts: &Timeouts,
         directory: Arc<dyn DirectorySource>,
         sink: Arc<dyn RequestSink>,
-        listener: TcpListener,
+        listener: impl Into<tandem_serving::ListenerGroup>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<GrpcServerHandle, GrpcError> {
+        let listener = listener.into();
         let tls = ServerTls::new(server_config(&settings.tls, &[ALPN_H2])?);
         let local_addr = listener.local_addr().map_err(GrpcError::Listener)?;
         let reverse = Arc::new(ReverseChannel::new(own_name, timeouts.call));

@@ -5,7 +5,6 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tracing::{info, warn};
 
 use super::HyperServerError;
@@ -17,7 +16,7 @@ use tandem_directory::entry::DirectoryEntry;
 use tandem_net::http::{RouteConfig, ServerLimits, jsonrpc_router, serve};
 use tandem_net::metrics::Refusals;
 use tandem_net::tls::ServerTls;
-use tandem_serving::ServingMetrics;
+use tandem_serving::{ListenerGroup, ServingMetrics};
 use tandem_settings::hyper::GatewaySettings;
 
 /// The largest request body the gateway reads, in bytes: a request must fit a 4 MiB gRPC message.
@@ -35,7 +34,7 @@ pub(super) fn serve_gateway(
     call_timeout: Duration,
     refusals: Refusals,
     metrics: ServingMetrics,
-    listener: TcpListener,
+    listener: ListenerGroup,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(impl Future<Output = ()> + Send + 'static, Option<ServerTls>), HyperServerError> {
     let settings = &gateway.server;
@@ -56,7 +55,8 @@ pub(super) fn serve_gateway(
             context: "reading the JSON-RPC address".into(),
             source,
         })?;
-    info!(address = %addr, tls = tls.is_some(), path = %settings.path, verifies_clients = gateway.verifies_clients(), allowed_clients = ?gateway.allowed_clients, "JSON-RPC gateway listening");
+    let addresses = listener.local_addrs().unwrap_or_default();
+    info!(address = %addr, addresses = ?addresses, tls = tls.is_some(), path = %settings.path, verifies_clients = gateway.verifies_clients(), allowed_clients = ?gateway.allowed_clients, "JSON-RPC gateway listening");
     let live = tls.clone();
     let mut limits = ServerLimits::named("gateway", settings.serving.clone(), metrics);
     // A call in flight at the stop may take its whole time; nothing holds the stop longer.

@@ -12,7 +12,6 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tracing::{Instrument, info, info_span};
 
@@ -27,7 +26,7 @@ use crate::broker::{JsonRpcClientChannel, MessageBroker, StdoutChannel};
 use crate::dirclient::DirectoryClient;
 use crate::grpc::{GrpcClient, GrpcServer, InjectHandle, ReverseChannel};
 use crate::p2p::{BrokerProxyDialer, GrpcConnectionHandler};
-use tandem_serving::{Shutdown, ShutdownTrigger};
+use tandem_serving::{ListenerGroup, Shutdown, ShutdownTrigger};
 use tandem_settings::HyperSettings;
 use tandem_settings::hyper::{ChannelKind, ChannelSettings};
 use tandem_types::OperatorName;
@@ -35,10 +34,10 @@ use tandem_types::OperatorName;
 /// Pre-bound listeners for the channels that listen.
 #[derive(Debug, Default)]
 pub struct Listeners {
-    /// For the `grpc_server` channel.
-    pub grpc: Option<TcpListener>,
+    /// For the `grpc_server` channel (one socket per address of its host name).
+    pub grpc: Option<ListenerGroup>,
     /// For the `jsonrpc_server` channel (the local gateway).
-    pub jsonrpc: Option<TcpListener>,
+    pub jsonrpc: Option<ListenerGroup>,
 }
 
 /// The name a supervisor gives the `grpc_server` socket it passes (`FileDescriptorName=`).
@@ -328,7 +327,7 @@ impl HyperServer {
 
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` until [`HyperServer::shutdown`]
     /// (ready while the server runs, not ready while it stops). A second call is ignored.
-    pub fn serve_metrics(&mut self, listener: TcpListener) {
+    pub fn serve_metrics(&mut self, listener: impl Into<ListenerGroup>) {
         if let Some(registry) = self.registry.take() {
             self.metrics = Some(tandem_net::metrics::MetricsServer::spawn(
                 listener,

@@ -171,7 +171,7 @@ async fn the_jsonrpc_client_channel_delivers_through_the_forward_proxy() {
     };
     let listeners = Listeners {
         grpc: None,
-        jsonrpc: Some(listener().await),
+        jsonrpc: Some(listener().await.into()),
     };
     let server = Server::start(settings, listeners);
     let (status, body) = call(&server.url(), "hd-1.echo", json!({"x": 1}), json!(1)).await;

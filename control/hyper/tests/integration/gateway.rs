@@ -79,7 +79,7 @@ async fn start_with_app(dir: &std::path::Path) -> Server {
     }));
     let listeners = Listeners {
         grpc: None,
-        jsonrpc: Some(listener().await),
+        jsonrpc: Some(listener().await.into()),
     };
     let server = Server::start(settings(dir, local), listeners);
     gateway.set(server.url()).unwrap();
@@ -300,7 +300,7 @@ async fn stdout_answers_submitted_and_http2_is_served() {
     let tmp = tempfile::tempdir().unwrap();
     let listeners = Listeners {
         grpc: None,
-        jsonrpc: Some(listener().await),
+        jsonrpc: Some(listener().await.into()),
     };
     let server = Server::start(
         settings(tmp.path(), channel(ChannelKind::Stdout)),
@@ -355,7 +355,7 @@ async fn an_unreachable_directory_is_a_clear_error_within_the_bound() {
         s,
         Listeners {
             grpc: None,
-            jsonrpc: Some(listener().await),
+            jsonrpc: Some(listener().await.into()),
         },
     );
     let started = Instant::now();

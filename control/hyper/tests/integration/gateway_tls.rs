@@ -30,7 +30,7 @@ async fn the_gateway_serves_mtls_and_refuses_clients_without_a_certificate() {
         settings(tmp.path(), Some(pki.tls_settings("hd-2")), None),
         Listeners {
             grpc: None,
-            jsonrpc: Some(listener().await),
+            jsonrpc: Some(listener().await.into()),
         },
     );
     let url = format!("https://{}/jsonrpc", server.jsonrpc.unwrap());
@@ -68,7 +68,7 @@ async fn allowed_origins_get_cors_headers_and_preflights_are_answered() {
         settings(tmp.path(), None, Some(cors)),
         Listeners {
             grpc: None,
-            jsonrpc: Some(listener().await),
+            jsonrpc: Some(listener().await.into()),
         },
     );
     let client: hyper_util::client::legacy::Client<_, Full<Bytes>> =

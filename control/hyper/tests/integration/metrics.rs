@@ -96,8 +96,8 @@ async fn broker_and_directory_metrics_count_the_calls() {
     let gateway = listener().await;
     let url = format!("http://{}/jsonrpc", gateway.local_addr().unwrap());
     let listeners = Listeners {
-        grpc: Some(grpc1),
-        jsonrpc: Some(gateway),
+        grpc: Some(grpc1.into()),
+        jsonrpc: Some(gateway.into()),
     };
     let mut hd1 =
         HyperServer::start(&settings(&pki, sd.addr, "hd-1", channels1), listeners).unwrap();
@@ -110,7 +110,7 @@ async fn broker_and_directory_metrics_count_the_calls() {
     }))];
     channels2.extend(grpc_channels(&pki, "hd-2"));
     let listeners = Listeners {
-        grpc: Some(grpc2),
+        grpc: Some(grpc2.into()),
         jsonrpc: None,
     };
     let mut hd2 =

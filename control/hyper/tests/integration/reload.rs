@@ -78,8 +78,8 @@ async fn a_reload_rotates_both_listeners_certificates_and_a_bad_one_changes_noth
     let (grpc_addr, gateway_addr) = (grpc.local_addr().unwrap(), gateway.local_addr().unwrap());
     let start = settings(&pki, &pki.cert("hd-1"), &pki.key("hd-1"));
     let listeners = Listeners {
-        grpc: Some(grpc),
-        jsonrpc: Some(gateway),
+        grpc: Some(grpc.into()),
+        jsonrpc: Some(gateway.into()),
     };
     let server = HyperServer::start(&start, listeners).unwrap();
     let (before, open) = served(&pki, grpc_addr, b"h2").await;

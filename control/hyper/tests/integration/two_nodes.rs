@@ -107,8 +107,8 @@ impl Mesh {
         let gateway = listener().await;
         let url = format!("http://{}/jsonrpc", gateway.local_addr().unwrap());
         let listeners = Listeners {
-            grpc: Some(grpc1),
-            jsonrpc: Some(gateway),
+            grpc: Some(grpc1.into()),
+            jsonrpc: Some(gateway.into()),
         };
         let hd1 = HyperServer::start(&hyper_settings(&pki, sd.addr, "hd-1", channels1), listeners)
             .unwrap();
@@ -122,7 +122,7 @@ impl Mesh {
         }))];
         channels2.extend(grpc_channels(&pki, "hd-2", hd2_dialable));
         let listeners = Listeners {
-            grpc: hd2_dialable.then_some(grpc2),
+            grpc: hd2_dialable.then_some(grpc2.into()),
             jsonrpc: None,
         };
         let hd2 = HyperServer::start(&hyper_settings(&pki, sd.addr, "hd-2", channels2), listeners)

@@ -21,7 +21,6 @@ use hyper_util::service::TowerToHyperService;
 use rustls::ServerConfig;
 use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpListener;
 use tower::ServiceExt;
 use tracing::debug;
 
@@ -95,7 +94,7 @@ pub fn server_tls(
 /// within `limits.grace`. Each TLS connection is handshaken with the config `tls` holds when it is
 /// accepted (a reload replaces it for later connections).
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<tandem_serving::ListenerGroup>,
     tls: Option<ServerTls>,
     router: Router,
     limits: ServerLimits,

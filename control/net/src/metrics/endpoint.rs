@@ -4,12 +4,11 @@
 use std::sync::{Arc, RwLock};
 
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tracing::info;
 
 use super::{Readiness, serve};
-use tandem_serving::{BindError, ShutdownTrigger};
+use tandem_serving::{BindError, ListenerGroup, ShutdownTrigger};
 use tandem_settings::MetricsSettings;
 
 /// The name a supervisor gives the metrics socket it passes (`FileDescriptorName=`).
@@ -17,7 +16,7 @@ pub const METRICS_SOCKET: &str = "metrics";
 
 /// Adopts the metrics socket a supervisor passed as [`METRICS_SOCKET`], else binds the configured
 /// `metrics.bind_address`.
-pub async fn bind(settings: &MetricsSettings) -> Result<TcpListener, BindError> {
+pub async fn bind(settings: &MetricsSettings) -> Result<ListenerGroup, BindError> {
     tandem_serving::bind_named(METRICS_SOCKET, &settings.bind_address).await
 }
 
@@ -32,9 +31,14 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Serves `/metrics`, `/healthz` and `/readyz` on `listener` in a tokio task (logs
     /// `metrics listening` with the bound address, which tests and operators read).
-    pub fn spawn(listener: TcpListener, registry: Registry, ready: Arc<Readiness>) -> Self {
-        if let Ok(addr) = listener.local_addr() {
-            info!(address = %addr, "metrics listening");
+    pub fn spawn(
+        listener: impl Into<ListenerGroup>,
+        registry: Registry,
+        ready: Arc<Readiness>,
+    ) -> Self {
+        let listener = listener.into();
+        if let (Ok(addr), Ok(addrs)) = (listener.local_addr(), listener.local_addrs()) {
+            info!(address = %addr, addresses = ?addrs, "metrics listening");
         }
         let (stop, stopped) = tandem_serving::shutdown();
         let registry = Arc::new(RwLock::new(registry));
@@ -68,7 +72,7 @@ mod tests {
 
     #[tokio::test]
     async fn readyz_follows_readiness_and_stop_closes_the_port() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let ready = Readiness::new();
         let server = MetricsServer::spawn(listener, Registry::default(), ready.clone());

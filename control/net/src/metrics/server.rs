@@ -8,14 +8,14 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use prometheus_client::registry::Registry;
-use tokio::net::TcpListener;
+use tandem_serving::ListenerGroup;
 
 use super::{Readiness, render};
 use crate::http::{ServerLimits, serve as serve_http};
 
 /// Serves the endpoint on `listener` (plain HTTP: keep it on a management address) until `shutdown`.
 pub async fn serve(
-    listener: TcpListener,
+    listener: ListenerGroup,
     registry: Arc<RwLock<Registry>>,
     ready: Arc<Readiness>,
     shutdown: impl Future<Output = ()>,

@@ -13,7 +13,6 @@ use std::sync::Arc;
 
 use rustls_pki_types::CertificateDer;
 use tandem_net::tls::ServerTls;
-use tokio::net::TcpListener;
 use tracing::{debug, info};
 
 use super::metrics::Metrics;
@@ -76,7 +75,7 @@ impl TlsPeers for AdminPeers {
 
 /// The control port's listener under `admission`.
 pub(crate) fn listener(
-    listener: TcpListener,
+    listener: tandem_serving::ListenerGroup,
     tls: ServerTls,
     admission: Admission,
     peers: AdminPeers,

@@ -11,7 +11,6 @@ use rustls::ServerConfig;
 use tandem_engine::{EngineHandle, PairKind};
 use tandem_proto::control as pb;
 use tandem_proto::control::control_service_server::{ControlService, ControlServiceServer};
-use tokio::net::TcpListener;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
@@ -125,11 +124,12 @@ impl ControlServer {
     /// [`tandem_net::grpc::SHUTDOWN_GRACE`] to finish. Must run inside a tokio runtime.
     pub async fn serve_with(
         self,
-        listener: TcpListener,
+        listener: impl Into<tandem_serving::ListenerGroup>,
         tls: impl Into<ServerTls>,
         admission: Admission,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ControlError> {
+        let listener = listener.into();
         let local = listener.local_addr().map_err(ControlError::Listener)?;
         let h2 = admission.config().http2;
         let peers = AdminPeers {

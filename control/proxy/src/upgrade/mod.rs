@@ -216,3 +216,19 @@ pub(crate) async fn report_ready(inherited: Inherited) {
         Err(e) => tracing::warn!(error = %e, "upgrade: ready task failed"),
     }
 }
+
+/// Copies of a listener's sockets, primary first (kept for a binary upgrade; one listener bound
+/// on several addresses travels as several sockets of one role).
+pub(crate) fn copy_fds(
+    l: &tandem_serving::ListenerGroup,
+) -> Result<Vec<std::os::fd::OwnedFd>, crate::ProxyError> {
+    use std::os::fd::AsFd;
+    l.members()
+        .iter()
+        .map(|m| {
+            m.as_fd()
+                .try_clone_to_owned()
+                .map_err(|e| crate::ProxyError::io("copying a listener", e))
+        })
+        .collect()
+}

@@ -6,6 +6,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use tandem_engine::handover::{Bundle, HandoverError, ListenerRole, Message, fdpass, wire};
+use tandem_serving::ListenerGroup;
 use tokio::net::TcpListener;
 
 use super::{UPGRADE_FD, UPGRADE_FD_ENV};
@@ -69,16 +70,19 @@ impl Inherited {
         }
     }
 
-    /// Takes the listener with `role` out as a tokio listener (`None`: none was handed over).
-    pub fn listener(&mut self, role: ListenerRole) -> Result<Option<TcpListener>, ProxyError> {
-        let Some(fd) = self.bundle.take_listener(role) else {
-            return Ok(None);
-        };
-        let l = std::net::TcpListener::from(fd);
-        l.set_nonblocking(true)
-            .and_then(|()| TcpListener::from_std(l))
-            .map(Some)
-            .map_err(|e| ProxyError::io("adopting an inherited listener", e))
+    /// Takes the listener with `role` out as a tokio listener group, every socket it was
+    /// bound on (`None`: none was handed over).
+    pub fn listener(&mut self, role: ListenerRole) -> Result<Option<ListenerGroup>, ProxyError> {
+        let mut members = Vec::new();
+        for fd in self.bundle.take_listeners(role) {
+            let l = std::net::TcpListener::from(fd);
+            let l = l
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(l))
+                .map_err(|e| ProxyError::io("adopting an inherited listener", e))?;
+            members.push(l);
+        }
+        Ok(ListenerGroup::new(members))
     }
 
     /// Reports ready: the old process stops and exits.

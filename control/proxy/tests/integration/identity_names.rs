@@ -88,7 +88,7 @@ async fn the_gateway_serves_its_operator_and_allowed_clients_and_refuses_a_forei
     let pki = TestPki::generate(tmp.path(), &["hd-1", "hd-2", "demo-app"]).unwrap();
     let listeners = Listeners {
         grpc: None,
-        jsonrpc: Some(hyper_node::listener().await),
+        jsonrpc: Some(hyper_node::listener().await.into()),
     };
     let mut server = HyperServer::start(&gateway_settings(tmp.path(), &pki), listeners).unwrap();
     let metrics = hyper_node::listener().await;

@@ -57,7 +57,7 @@ async fn the_gateway_answers_while_idle_tls_connections_hold_it_from_one_and_man
         hyper_node::gateway_settings(tmp.path(), Some(pki.tls_settings("hd-2")), None, small()),
         Listeners {
             grpc: None,
-            jsonrpc: Some(hyper_node::listener().await),
+            jsonrpc: Some(hyper_node::listener().await.into()),
         },
     );
     let addr = server.jsonrpc.unwrap();

@@ -32,4 +32,5 @@ mod quotas;
 mod shared_announcements;
 mod sni;
 mod sni_hostile_clients;
+mod sni_quotas;
 mod support;

@@ -156,7 +156,7 @@ fn ctl(cmd: CtlCommand) -> ExitCode {
 /// Binds the `metrics:` address (served by whichever proxy runs).
 async fn bind_metrics(
     m: &tandem_settings::MetricsSettings,
-) -> Result<tokio::net::TcpListener, ProxyError> {
+) -> Result<tandem_serving::ListenerGroup, ProxyError> {
     Ok(tandem_net::metrics::bind(m).await?)
 }
 

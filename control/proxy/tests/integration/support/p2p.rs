@@ -285,8 +285,8 @@ impl Mesh {
             gateway(),
         ];
         let listeners = Listeners {
-            grpc: Some(proxy_grpc),
-            jsonrpc: Some(proxy_gateway),
+            grpc: Some(proxy_grpc.into()),
+            jsonrpc: Some(proxy_gateway.into()),
         };
         let proxy = HyperServer::start(
             &hyper_settings(&pki, sd.addr, PROXY, proxy_channels),
@@ -294,7 +294,7 @@ impl Mesh {
         )
         .unwrap();
         let listeners = Listeners {
-            grpc: Some(hd2_grpc),
+            grpc: Some(hd2_grpc.into()),
             jsonrpc: None,
         };
         let hd2_channels = vec![grpc_server(&pki, "hd-2"), grpc_client(&pki, "hd-2")];
@@ -305,7 +305,7 @@ impl Mesh {
         .unwrap();
         let listeners = Listeners {
             grpc: None,
-            jsonrpc: Some(hd1_gateway),
+            jsonrpc: Some(hd1_gateway.into()),
         };
         let hd1_channels = vec![grpc_client(&pki, "hd-1"), gateway()];
         let hd1 = HyperServer::start(

@@ -80,6 +80,21 @@ pub async fn https_get_over(
     name: &str,
     root: &rustls_pki_types::CertificateDer<'static>,
 ) -> std::io::Result<String> {
+    let mut tls = tls_connect(stream, name, root).await?;
+    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {name}\r\n\r\n").as_bytes())
+        .await?;
+    let mut out = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// A TLS handshake with SNI `name` over `stream` (the > 2 KiB ClientHello of [`https_get`]),
+/// bounded by 10 s; the connection stays open, its request not sent.
+pub async fn tls_connect(
+    stream: TcpStream,
+    name: &str,
+    root: &rustls_pki_types::CertificateDer<'static>,
+) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
     let mut roots = rustls::RootCertStore::empty();
     roots.add(root.clone()).unwrap();
     let mut config = rustls::ClientConfig::builder_with_provider(tandem_net::tls::provider())
@@ -92,17 +107,12 @@ pub async fn https_get_over(
         .collect();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     let server_name = rustls_pki_types::ServerName::try_from(name.to_owned()).unwrap();
-    let mut tls = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(10),
         connector.connect(server_name, stream),
     )
     .await
-    .map_err(|_| std::io::Error::other("handshake timed out"))??;
-    tls.write_all(format!("GET / HTTP/1.1\r\nHost: {name}\r\n\r\n").as_bytes())
-        .await?;
-    let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), tls.read_to_end(&mut out)).await;
-    Ok(String::from_utf8_lossy(&out).into_owned())
+    .map_err(|_| std::io::Error::other("handshake timed out"))?
 }
 
 pub struct Stack {
