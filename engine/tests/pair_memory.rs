@@ -211,7 +211,9 @@ fn measure_parked(driver: Driver) -> f64 {
         let t = h.create_pair(PairKind::Direct).unwrap();
         warm.push((dial(addr, &t.side_a), dial(addr, &t.side_b)));
     }
-    settle(&h, "warm-up pairs parked", |s| s.parked_pairs == PAIRS as u64);
+    settle(&h, "warm-up pairs parked", |s| {
+        s.parked_pairs == PAIRS as u64
+    });
     for (a, b) in &mut warm {
         ping(a, b);
     }
