@@ -52,7 +52,7 @@ fn port_of(kind: PairKind, side: Side) -> Port {
 /// `s` as a plain socket: a duplicate of its fd (close-on-exec), then `s` dropped. Not
 /// `into_raw_fd`: on io_uring a just-cancelled readiness wait may still hold the fd, and
 /// closing one of two fds of a socket sends nothing to the peer.
-pub(super) fn into_std(s: TcpStream) -> std::io::Result<std::net::TcpStream> {
+fn into_std(s: TcpStream) -> std::io::Result<std::net::TcpStream> {
     // SAFETY: the fd is open for as long as `s` lives, which outlasts the borrow.
     let fd = unsafe { BorrowedFd::borrow_raw(s.as_raw_fd()) }.try_clone_to_owned()?;
     drop(s);

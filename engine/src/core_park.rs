@@ -6,7 +6,7 @@
 //! timeout; drain closes them; a hand-over exports them with the paused ones.
 
 use std::future::poll_fn;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::task::Poll;
@@ -15,7 +15,6 @@ use std::time::Instant;
 use monoio::net::TcpStream;
 use tracing::{Instrument, debug, error, info_span, warn};
 
-use super::handover::into_std;
 use super::{Core, Held, relay_task};
 use crate::core_msg::Parked as HandedOver;
 use crate::pair_table::PairId;
@@ -35,6 +34,12 @@ pub(crate) struct ParkedRelay {
 
 /// One parked pair as the lot holds it.
 pub(crate) type ParkedPair = Parked<ParkedRelay>;
+
+/// A second fd of `s`'s socket (close-on-exec).
+fn dup(s: &TcpStream) -> std::io::Result<OwnedFd> {
+    // SAFETY: the fd is open for as long as `s` lives, which outlasts the borrow.
+    unsafe { BorrowedFd::borrow_raw(s.as_raw_fd()) }.try_clone_to_owned()
+}
 
 /// Lets the core's other tasks run once (after a full batch of wake-ups).
 async fn yield_now() {
@@ -79,18 +84,20 @@ impl Core {
             self.resume(id, streams, held, at);
             return;
         };
-        let [a, b] = streams;
-        let fds: [OwnedFd; 2] = match (into_std(a), into_std(b)) {
-            (Ok(a), Ok(b)) => [a.into(), b.into()],
+        // Duplicates, not the streams' own fds: on io_uring the relay's cancelled readiness
+        // waits hold those until their completions arrive (the driver closes them then).
+        let fds: [OwnedFd; 2] = match (dup(&streams[0]), dup(&streams[1])) {
+            (Ok(a), Ok(b)) => [a, b],
             (a, b) => {
-                warn!(pair = %id, "cannot duplicate a quiet pair's socket; pair reset");
-                for s in [a, b].into_iter().flatten() {
-                    splice::set_reset_on_close(s.as_raw_fd());
-                }
-                self.close_held(id, held, at.bytes, CloseReason::Reset);
+                // The fd limit: the pair stays a task (parking is tried again `park_after`
+                // later); the duplicate made, if any, closes without touching the socket.
+                drop((a, b));
+                debug!(pair = %id, "no fd to park a quiet pair; it relays on");
+                self.resume(id, streams, held, at);
                 return;
             }
         };
+        drop(streams);
         let parked = Parked {
             fds,
             eof: at.eof,
@@ -182,19 +189,21 @@ impl Core {
         if expired.is_empty() {
             return;
         }
+        // The gauge first: whoever sees a close event sees the pair gone from the lot.
+        self.parked_gauge();
         for p in expired {
             self.close_parked(p, CloseReason::Idle);
         }
-        self.parked_gauge();
     }
 
     /// Drain's end: every parked pair closes as `Drain`.
     pub(crate) fn close_all_parked(&self) {
         let Some(lot) = &self.lot else { return };
-        for p in lot.take_all() {
+        let all = lot.take_all();
+        self.parked_gauge();
+        for p in all {
             self.close_parked(p, CloseReason::Drain);
         }
-        self.parked_gauge();
     }
 
     /// A hand-over's export: the parked pairs leave as paused ones do (quiet, pipes empty).
@@ -202,9 +211,9 @@ impl Core {
         let Some(lot) = &self.lot else {
             return Vec::new();
         };
-        let out = lot
-            .take_all()
-            .into_iter()
+        let all = lot.take_all();
+        self.parked_gauge();
+        all.into_iter()
             .map(|p| {
                 let ParkedRelay { seq, bytes, held } = p.pair;
                 let limits = held
@@ -221,9 +230,7 @@ impl Core {
                     limits,
                 }
             })
-            .collect();
-        self.parked_gauge();
-        out
+            .collect()
     }
 
     /// Parking failed for good (the lot's epoll cannot be waited on): every parked pair
@@ -232,11 +239,12 @@ impl Core {
         error!(core = self.id.0, error = %e, "parking lot failed; pairs stay tasks");
         self.park_after.set(None);
         if let Some(lot) = &self.lot {
-            for p in lot.take_all() {
+            let all = lot.take_all();
+            self.parked_gauge();
+            for p in all {
                 self.resume_parked(p);
             }
         }
-        self.parked_gauge();
     }
 
     /// Resumes the pairs whose sockets reported (one batch); a reset of a side whose
@@ -245,6 +253,9 @@ impl Core {
         let Some(lot) = &self.lot else { return 0 };
         let woken = lot.wake();
         let n = woken.len();
+        if n > 0 {
+            self.parked_gauge();
+        }
         for w in woken {
             if w.reset {
                 self.close_parked(w.parked, CloseReason::Reset);
@@ -253,7 +264,6 @@ impl Core {
                 self.resume_parked(w.parked);
             }
         }
-        self.parked_gauge();
         n
     }
 }

@@ -14,6 +14,13 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+/// `Park` alarms one sweep raises at most. Bounds the work of one tick, and the fds parking
+/// holds at once: a parking pair holds two duplicated fds until the driver has closed its
+/// streams' own (on io_uring, once the relay's cancelled readiness waits complete), so 10,000
+/// pairs parking in one tick would briefly need 20,000 more fds. At the default 100 ms tick
+/// this parks 2,560 pairs a second.
+pub(crate) const MAX_PARKS_PER_SWEEP: usize = 256;
+
 /// What a pair's clock calls its relay for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Alarm {
@@ -64,6 +71,7 @@ impl IdleClocks {
     /// its tick.
     pub(crate) fn sweep(&self, now: Instant, idle: Option<Duration>, park: Option<Duration>) {
         let mut wake = Vec::new();
+        let mut parks = 0;
         for (_, c) in self.clocks.borrow_mut().iter_mut() {
             if c.alarm == Some(Alarm::Idle) {
                 continue;
@@ -71,8 +79,11 @@ impl IdleClocks {
             let quiet = now.saturating_duration_since(c.last);
             let alarm = if idle.is_some_and(|i| quiet >= i) {
                 Some(Alarm::Idle)
-            } else if park.is_some_and(|p| now.saturating_duration_since(c.last.max(c.since)) >= p)
+            } else if parks < MAX_PARKS_PER_SWEEP
+                && c.alarm.is_none()
+                && park.is_some_and(|p| now.saturating_duration_since(c.last.max(c.since)) >= p)
             {
+                parks += 1;
                 Some(Alarm::Park)
             } else {
                 None
@@ -205,6 +216,31 @@ mod tests {
         clocks.sweep(t0 + s(10), idle, park);
         assert_eq!(pin!(clock.alarm()).poll(&mut cx), Poll::Ready(Alarm::Idle));
         assert_eq!(clock.last(), Some(t0));
+    }
+
+    #[test]
+    fn one_sweep_calls_a_bounded_number_of_pairs_to_park() {
+        let clocks = IdleClocks::default();
+        let t0 = Instant::now();
+        let n = MAX_PARKS_PER_SWEEP + 10;
+        let all: Vec<_> = (0..n).map(|_| clocks.start(t0)).collect();
+        let mut cx = Context::from_waker(Waker::noop());
+        let mut called = |all: &[IdleClock<'_>]| -> Vec<usize> {
+            (0..all.len())
+                .filter(|&i| pin!(all[i].alarm()).poll(&mut cx) == Poll::Ready(Alarm::Park))
+                .collect()
+        };
+        let park = Some(Duration::from_secs(2));
+        let t = t0 + Duration::from_secs(3);
+        clocks.sweep(t, None, park);
+        let first = called(&all);
+        assert_eq!(first.len(), MAX_PARKS_PER_SWEEP);
+        // Those called park (their clocks stop) or, busy, postpone; the rest are called next.
+        for i in first {
+            all[i].postpone(t);
+        }
+        clocks.sweep(t, None, park);
+        assert_eq!(called(&all).len(), n - MAX_PARKS_PER_SWEEP);
     }
 
     #[test]
