@@ -62,9 +62,11 @@ const MAX_WAITING_BYTES: f64 = 1024.0;
 /// Heap bytes a relaying pair may cost, pairs opened one after the other: its task (1,104 B
 /// future: both directions' readiness waits, the two streams; no per-pair timer), the two
 /// sockets' driver state, the two tokens' tombstones (kept for the pair TTL), its idle clock
-/// and the driver's op slots. Measured ~1.5 KiB; it was ~4.4 KiB before issue 14 (a 2.7 KiB
-/// task future with a 640-byte timer, tombstones of 56-byte B-tree elements).
-const MAX_RELAYING_BYTES: f64 = 1800.0;
+/// and the driver's op slots. Measured 1,760 B before parking, 1,792–1,797 B with it (the
+/// idle clock's resume instant, 16 B, and the relay future's alarm loop); it was ~4.4 KiB
+/// before issue 14 (a 2.7 KiB task future with a 640-byte timer, tombstones of 56-byte
+/// B-tree elements). A per-pair timer again (640 B) exceeds it.
+const MAX_RELAYING_BYTES: f64 = 1900.0;
 /// Heap bytes a parked pair may cost (no task, no future, no driver state for its sockets):
 /// its record in the core's parking lot (~120 B, in a slab that doubles as it grows), its two
 /// tokens' tombstones (~130 B, kept for the pair TTL) and table growth. Measured 160–480 B
