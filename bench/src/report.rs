@@ -157,10 +157,16 @@ fn headline(f: &Figures) -> Option<Headline> {
             unit: "MiB/10k pairs",
             relay_cores: None,
             conc: Some(i.pairs_held as f64 / i.pairs_offered.max(1) as f64),
-            detail: format!(
-                "{} pairs; fds {}; iou-wrk {}",
-                i.pairs_held, i.after.fds, i.after.iou_wrk_threads
-            ),
+            detail: match i.pairs_parked {
+                Some(p) => format!(
+                    "{} pairs ({p} parked); fds {}; iou-wrk {}",
+                    i.pairs_held, i.after.fds, i.after.iou_wrk_threads
+                ),
+                None => format!(
+                    "{} pairs; fds {}; iou-wrk {}",
+                    i.pairs_held, i.after.fds, i.after.iou_wrk_threads
+                ),
+            },
         },
         Figures::Failed { .. } => return None,
     })

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use crate::admission::{AcceptRefusal, Limits, SniSlot};
 use crate::clienthello::ClientHelloInfo;
@@ -24,6 +24,7 @@ use crate::mailbox::{Mailbox, SendError};
 use crate::pair_table::{Arrival, PairId, PairTable, Port, Refusal, TableLimits};
 use crate::relay::bandwidth::Bandwidth;
 use crate::relay::idle::IdleClocks;
+use crate::relay::lot::ParkingLot;
 use crate::relay::pipe_pool::{BufPool, PipePool};
 use crate::relay::{CloseReason, Resume};
 use crate::shared::{ConnGuard, Shared};
@@ -60,13 +61,21 @@ pub(crate) struct Core {
     live: Cell<usize>,
     /// Binary upgrade: pause signal, parked pairs, adopted listeners (`core_handover.rs`).
     handover: handover::HandoverCell,
+    /// Quiet pairs without a task (`core_park.rs`); `None` when `park_after` is unset or
+    /// the lot's epoll could not be made.
+    lot: Option<ParkingLot<park::ParkedRelay>>,
+    /// `park_after` while the lot works (`None`: pairs never park).
+    park_after: Cell<Option<Duration>>,
 }
 
 #[path = "core_handover.rs"]
 mod handover;
+#[path = "core_park.rs"]
+mod park;
 #[path = "core_relay.rs"]
 mod relay_task;
-pub(crate) use relay_task::relay_task;
+pub(crate) use park::serve_lot;
+pub(crate) use relay_task::{Extras, Held, relay_task};
 
 impl Core {
     pub(crate) fn new(id: CoreId, shared: Arc<Shared>) -> Rc<Core> {
@@ -76,8 +85,16 @@ impl Core {
             max_waiting: c.max_waiting_per_core,
             tomb_ttl: c.pair_ttl,
         };
+        let lot = c.park_after.and_then(|_| {
+            ParkingLot::new()
+                .inspect_err(|e| warn!(core = id.0, error = %e, "no parking lot; pairs stay tasks"))
+                .ok()
+        });
+        let park_after = Cell::new(c.park_after.filter(|_| lot.is_some()));
         Rc::new(Core {
             id,
+            lot,
+            park_after,
             table: RefCell::new(PairTable::new(limits)),
             limits: Limits::new(&shared),
             pipes: PipePool::new(c.pipe_pool_size, c.pipe_size),
@@ -305,7 +322,46 @@ impl Core {
                 waited,
             },
         );
-        self.spawn(relay_task(core, id, a, b, start).instrument(span));
+        let Conn {
+            stream: sa,
+            prefix: pa,
+            _guard: ga,
+            sni: sni_a,
+            ..
+        } = a;
+        let Conn {
+            stream: sb,
+            prefix: pb,
+            _guard: gb,
+            sni: sni_b,
+            ..
+        } = b;
+        let rare = !pa.is_empty() || !pb.is_empty() || sni_a.is_some() || sni_b.is_some();
+        let held = Held {
+            guards: [ga, gb],
+            extras: rare.then(|| {
+                Box::new(Extras {
+                    prefixes: [pa, pb],
+                    sni: [sni_a, sni_b],
+                })
+            }),
+            throttle: self.bandwidth.start(id.seq, Instant::now()),
+        };
+        self.spawn(relay_task(core, id, [sa, sb], held, start).instrument(span));
+    }
+
+    /// A pair ended (relaying or parked): counts its close and emits its event.
+    pub(crate) fn pair_closed(&self, id: PairId, reason: CloseReason, bytes: [u64; 2]) {
+        let s = self.stats();
+        CoreStats::dec(&s.live_pairs);
+        CoreStats::inc(match reason {
+            CloseReason::Normal => &s.closed_normal,
+            CloseReason::Reset => &s.closed_reset,
+            CloseReason::Idle => &s.closed_idle,
+            _ => &s.closed_drain,
+        });
+        self.shared
+            .emit(self.id, PairEvent::closed(id, reason, bytes));
     }
 
     /// Ticks (expiry, idle sweep) every `tick` until the core closes all connections.
@@ -341,12 +397,13 @@ impl Core {
         }
         self.update_gauges();
         let deadline = Instant::now() + grace;
-        // Bounded: at most grace / 10 ms rounds.
-        while self.live.get() > 0 && Instant::now() < deadline {
+        // Bounded: at most grace / 10 ms rounds. Parked pairs may still finish in the grace.
+        while self.live.get() + self.parked() > 0 && Instant::now() < deadline {
             let left = deadline.saturating_duration_since(Instant::now());
             monoio::time::sleep(left.min(Duration::from_millis(10))).await;
         }
         self.close_all.fire();
+        self.close_all_parked();
         // Tasks end at their next poll after the signal; bounded at 2000 × 1 ms.
         for _ in 0..2000 {
             if self.tasks.get() == 0 {
@@ -360,9 +417,11 @@ impl Core {
     /// Expires pairs whose TTL passed; closes their waiting sides.
     fn tick(&self) {
         let now = Instant::now();
-        if let Some(idle) = self.shared.config.idle_timeout {
-            self.clocks.sweep(now, idle);
+        let (idle, park) = (self.shared.config.idle_timeout, self.park_after.get());
+        if idle.is_some() || park.is_some() {
+            self.clocks.sweep(now, idle, park);
         }
+        self.expire_parked(now);
         let expired = self.table.borrow_mut().tick(now);
         for e in expired {
             CoreStats::inc(&self.stats().expired);

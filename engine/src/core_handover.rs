@@ -101,7 +101,8 @@ impl Core {
     /// Connections accepted and still reading their preamble (neither waiting nor relaying).
     fn in_preamble(&self) -> u64 {
         let open = self.stats().open_conns.load(Ordering::Relaxed);
-        let held = self.table.borrow().waiting() as u64 + 2 * self.live.get() as u64;
+        let pairs = self.live.get() + self.parked();
+        let held = self.table.borrow().waiting() as u64 + 2 * pairs as u64;
         open.saturating_sub(held)
     }
 
@@ -143,7 +144,8 @@ impl Core {
                 }),
             }, self.bandwidth.take_pending(t.id.seq)))
             .collect();
-        let live = std::mem::take(&mut *self.handover.parked.borrow_mut());
+        let mut live = std::mem::take(&mut *self.handover.parked.borrow_mut());
+        live.extend(self.export_parked());
         let moved = live.len() + issued.iter().filter(|(t, _)| t.waiting.is_some()).count();
         self.stats()
             .handed_over
@@ -222,6 +224,7 @@ impl Core {
             let resume = Resume {
                 bytes: p.bytes,
                 eof: p.eof,
+                last: None,
             };
             self.start_relay(p.id, a, b, Duration::ZERO, Some(Box::new(resume)));
         }

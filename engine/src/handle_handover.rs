@@ -246,7 +246,20 @@ impl EngineHandle {
             });
         }
         self.inner.next_seq.fetch_max(max_seq + 1, Ordering::AcqRel);
-        for (core, import) in imports.into_iter().enumerate() {
+        // Two rounds: every core's pairs before any core's listeners. A core serving its
+        // listeners at once may hand a client from its backlog to a core whose pairs are still
+        // in the handle; each mailbox is FIFO, so the pairs are in every table before the first
+        // handed-off client arrives there.
+        let mut listeners = Vec::with_capacity(n);
+        for (core, mut import) in imports.into_iter().enumerate() {
+            listeners.push(std::mem::take(&mut import.listeners));
+            self.send_blocking(core, CoreMsg::Adopt(Box::new(import)))?;
+        }
+        for (core, listeners) in listeners.into_iter().enumerate() {
+            let import = CoreImport {
+                listeners,
+                ..CoreImport::default()
+            };
             self.send_blocking(core, CoreMsg::Adopt(Box::new(import)))?;
         }
         self.inner.exported.store(false, Ordering::Release);

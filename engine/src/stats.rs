@@ -76,8 +76,14 @@ counters! {
     handoffs_dropped,
     /// Pairs completed.
     paired,
-    /// Pairs currently relaying.
+    /// Pairs currently relaying, parked ones included.
     live_pairs,
+    /// Of `live_pairs`: pairs parked now, quiet, without a task (gauge; see `park_after`).
+    parked_pairs,
+    /// Times a quiet pair was parked.
+    parks,
+    /// Times a parked pair resumed relaying (a byte, a close or a reset arrived).
+    unparks,
     /// Issued pairs held in the table (waiting or not).
     issued_pairs,
     /// Connections waiting for their partner.

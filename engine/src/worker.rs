@@ -16,6 +16,7 @@ pub(crate) async fn run(core: Rc<Core>, listeners: Vec<(Port, std::net::TcpListe
     }
     core.spawn(serve_adopted_listeners(core.clone()));
     core.spawn(core.clone().tick_until_closed());
+    core.spawn(crate::core::serve_lot(core.clone()));
     core.serve_mailbox().await;
     core.drain().await;
 }

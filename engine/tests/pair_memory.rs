@@ -62,9 +62,19 @@ const MAX_WAITING_BYTES: f64 = 1024.0;
 /// Heap bytes a relaying pair may cost, pairs opened one after the other: its task (1,104 B
 /// future: both directions' readiness waits, the two streams; no per-pair timer), the two
 /// sockets' driver state, the two tokens' tombstones (kept for the pair TTL), its idle clock
-/// and the driver's op slots. Measured ~1.5 KiB; it was ~4.4 KiB before issue 14 (a 2.7 KiB
-/// task future with a 640-byte timer, tombstones of 56-byte B-tree elements).
-const MAX_RELAYING_BYTES: f64 = 1800.0;
+/// and the driver's op slots. Measured 1,760 B before parking, 1,792–1,797 B with it (the
+/// idle clock's resume instant, 16 B, and the relay future's alarm loop); it was ~4.4 KiB
+/// before issue 14 (a 2.7 KiB task future with a 640-byte timer, tombstones of 56-byte
+/// B-tree elements). A per-pair timer again (640 B) exceeds it.
+const MAX_RELAYING_BYTES: f64 = 1900.0;
+/// Heap bytes a parked pair may cost (no task, no future, no driver state for its sockets):
+/// its record in the core's parking lot (~120 B, in a slab that doubles as it grows), its two
+/// tokens' tombstones (~130 B, kept for the pair TTL) and table growth. Measured 160–480 B
+/// over runs (the tables' growth steps land differently with the pairs' timing); a task per
+/// pair again (>1 KiB) exceeds it.
+const MAX_PARKED_BYTES: f64 = 512.0;
+/// Quiet time before a pair parks in the parked measurement.
+const PARK_AFTER: Duration = Duration::from_millis(50);
 
 fn live() -> i64 {
     LIVE.load(Ordering::SeqCst)
@@ -115,10 +125,12 @@ fn ping(a: &mut TcpStream, b: &mut TcpStream) {
 /// (bytes per waiting pair, bytes per relaying pair, allocations per pair setup).
 fn measure(driver: Driver) -> (f64, f64, f64) {
     raise_nofile();
+    // No parking: every pair measured here keeps its task.
     let cfg = EngineConfig {
         cores: Some(vec![0]),
         pin: false,
         driver,
+        park_after: None,
         ..EngineConfig::default()
     };
     let (h, _events) = Engine::start(cfg, Arc::new(RefuseAll)).unwrap();
@@ -182,7 +194,65 @@ fn measure(driver: Driver) -> (f64, f64, f64) {
     (waiting, relaying, allocs)
 }
 
+/// Bytes per parked pair: `PAIRS` pairs opened one after the other, each parked once quiet.
+fn measure_parked(driver: Driver) -> f64 {
+    raise_nofile();
+    let cfg = EngineConfig {
+        cores: Some(vec![0]),
+        pin: false,
+        driver,
+        park_after: Some(PARK_AFTER),
+        tick: Duration::from_millis(20),
+        ..EngineConfig::default()
+    };
+    let (h, _events) = Engine::start(cfg, Arc::new(RefuseAll)).unwrap();
+    let addr = h.local_addrs().pairing;
+    // Warm-up: `PAIRS` pairs at once, then closed, so that pools, the driver's slabs, the
+    // idle clocks, the lot and the tables reach their high-water mark before the count starts
+    // (a parked pair's own cost is what remains).
+    let mut warm = Vec::with_capacity(PAIRS);
+    for _ in 0..PAIRS {
+        let t = h.create_pair(PairKind::Direct).unwrap();
+        warm.push((dial(addr, &t.side_a), dial(addr, &t.side_b)));
+    }
+    settle(&h, "warm-up pairs parked", |s| {
+        s.parked_pairs == PAIRS as u64
+    });
+    for (a, b) in &mut warm {
+        ping(a, b);
+    }
+    drop(warm);
+    settle(&h, "warm-up pairs closed", |s| {
+        s.live_pairs == 0 && s.open_conns == 0
+    });
+    let mut pairs = Vec::with_capacity(PAIRS);
+    let live0 = live();
+    for _ in 0..PAIRS {
+        let t = h.create_pair(PairKind::Direct).unwrap();
+        pairs.push((dial(addr, &t.side_a), dial(addr, &t.side_b)));
+    }
+    settle(&h, "pairs parked", |s| {
+        s.parked_pairs == PAIRS as u64 && s.waiting == 0
+    });
+    let parked = (live() - live0) as f64 / PAIRS as f64;
+    // Still relaying: the last pair wakes, answers and parks again.
+    let (a, b) = pairs.last_mut().unwrap();
+    ping(a, b);
+    settle(&h, "the pair parked again", |s| {
+        s.parked_pairs == PAIRS as u64 && s.unparks >= 1
+    });
+    drop(pairs);
+    h.shutdown().unwrap();
+    eprintln!("{driver:?}: {parked:.0} B per parked pair");
+    parked
+}
+
 fn check(driver: Driver) {
+    let parked = measure_parked(driver);
+    assert!(
+        parked <= MAX_PARKED_BYTES,
+        "{driver:?}: a parked pair costs {parked:.0} B"
+    );
     let (waiting, relaying, _) = measure(driver);
     assert!(
         waiting <= MAX_WAITING_BYTES,

@@ -157,6 +157,17 @@ pub trait Target: Send + Sync {
     /// The relay's memory, fds and io-wq threads (`None` for direct TCP).
     fn relay_resources(&self) -> Option<Resources>;
 
+    /// How long a pair must be quiet before the relay parks it (Tandem's `park_after`), if it
+    /// parks pairs at all.
+    fn park_after(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Pairs the relay holds parked now (Tandem), if it parks pairs.
+    fn parked_pairs(&self) -> Option<u64> {
+        None
+    }
+
     /// Most pairs this target can hold at once (its connection limit), if it has one.
     fn max_pairs(&self) -> Option<usize> {
         None

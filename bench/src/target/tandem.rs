@@ -28,6 +28,8 @@ pub struct Tandem {
     system: System,
     handle: EngineHandle,
     addr: SocketAddr,
+    /// The engine's `park_after` (its default: quiet pairs park after 2 s).
+    park_after: Option<Duration>,
     tickets: Mutex<Vec<[Token; 2]>>,
     // Held so the bounded event channel is drained by nobody: when full the engine drops and
     // counts events, it never blocks (see `EngineConfig::events_capacity`).
@@ -59,6 +61,7 @@ impl Tandem {
             idle_timeout: None,
             ..defaults
         };
+        let park_after = cfg.park_after;
         let (handle, events) =
             Engine::start(cfg, Arc::new(RefuseAll)).context("starting the engine")?;
         let want = if driver == Driver::IoUring {
@@ -74,6 +77,7 @@ impl Tandem {
         );
         Ok(Tandem {
             system,
+            park_after,
             addr: handle.local_addrs().pairing,
             handle,
             tickets: Mutex::new(Vec::new()),
@@ -171,6 +175,14 @@ impl Target for Tandem {
         // process's; the idle workload reports growth, which is the engine's plus the
         // client sockets' (2 fds per pair each).
         Some(resources("self"))
+    }
+
+    fn park_after(&self) -> Option<Duration> {
+        self.park_after
+    }
+
+    fn parked_pairs(&self) -> Option<u64> {
+        Some(self.handle.stats().iter().map(|c| c.parked_pairs).sum())
     }
 
     fn path_note(&self) -> Option<String> {

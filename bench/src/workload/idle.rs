@@ -1,7 +1,9 @@
-//! `idle`: open N pairs, check the last one relays, leave them idle, and report the relay's
-//! RSS, open fds and io-wq (`iou-wrk-*`) threads, before and after, and the cost per pair.
+//! `idle`: open N pairs, check the last one relays, leave them idle (for a relay that parks
+//! quiet pairs, until they are parked), and report the relay's RSS, open fds and io-wq
+//! (`iou-wrk-*`) threads, before and after, and the cost per pair.
 
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +44,10 @@ pub struct IdleResult {
     /// RSS growth by kind of mapping (heap, anon, stack, file), bytes; measured for the
     /// in-process engine only (this process), where it shows where a pair's memory goes.
     pub rss_growth_by_kind: std::collections::BTreeMap<String, i64>,
+    /// Pairs the relay held parked (no task) when the RSS was read, for a relay that parks
+    /// quiet pairs (Tandem: after `park_after`, which the run waits out first).
+    #[serde(default)]
+    pub pairs_parked: Option<u64>,
     /// Whether the relay's figures include this harness (in-process Tandem: RSS and fds are
     /// the whole process's, client sockets included).
     pub shares_process_with_harness: bool,
@@ -56,6 +62,26 @@ fn settle_allocator() {
     // SAFETY: malloc_trim only returns free pages to the kernel; it takes no pointers.
     unsafe {
         libc::malloc_trim(0);
+    }
+}
+
+/// Bound on waiting for the pairs to park beyond `park_after` (the core's tick parks them
+/// within ~100 ms of it; a loaded machine may take longer): past it the reading is taken
+/// with the pairs parked so far, and the report says how many.
+const PARK_SETTLE: Duration = Duration::from_secs(30);
+
+/// For a relay that parks quiet pairs: waits until the `n` idle pairs are parked (bounded by
+/// `park_after` + [`PARK_SETTLE`]), so that the reading is of idle pairs as the relay keeps
+/// them. Returns the pairs parked then.
+fn wait_until_parked(target: &dyn Target, n: u64) -> Option<u64> {
+    let after = target.park_after()?;
+    let deadline = Instant::now() + after + PARK_SETTLE;
+    loop {
+        let parked = target.parked_pairs()?;
+        if parked >= n || Instant::now() >= deadline {
+            return Some(parked);
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
@@ -102,6 +128,7 @@ pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> 
     if let Some((a, b)) = held.first_mut() {
         echo_through(a, b, b"idle-check")?;
     }
+    let pairs_parked = wait_until_parked(target, n as u64);
     settle_allocator();
     let after = probe();
     let kinds1 = in_process.then(|| rss_by_kind("self"));
@@ -125,6 +152,7 @@ pub fn run(target: &dyn Target, s: &IdleSettings) -> anyhow::Result<IdleResult> 
         rss_per_pair_bytes: per_pair,
         rss_growth_per_10k_mib: per_pair * 10_000.0 / (1024.0 * 1024.0),
         rss_growth_by_kind: by_kind,
+        pairs_parked,
         shares_process_with_harness: in_process,
     })
 }

@@ -99,11 +99,30 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         "Accept errors survived (EMFILE and others)",
         |c| c.accept_errors,
     ),
+    (
+        "engine_parks",
+        "Times a quiet pair was parked (its task ended, its sockets watched by the core's lot)",
+        |c| c.parks,
+    ),
+    (
+        "engine_unparks",
+        "Times a parked pair resumed relaying (a byte, a close or a reset arrived)",
+        |c| c.unparks,
+    ),
 ];
 
 /// Gauges with only the `core` label.
 const GAUGES: &[(&str, &str, Field)] = &[
-    ("engine_live_pairs", "Pairs relaying now", |c| c.live_pairs),
+    (
+        "engine_live_pairs",
+        "Pairs relaying now, parked ones included",
+        |c| c.live_pairs,
+    ),
+    (
+        "engine_parked_pairs",
+        "Of the live pairs: parked now (quiet, no task)",
+        |c| c.parked_pairs,
+    ),
     (
         "engine_issued_pairs",
         "Issued pairs held in the pair table",

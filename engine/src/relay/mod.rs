@@ -7,6 +7,7 @@
 
 pub(crate) mod bandwidth;
 pub(crate) mod idle;
+pub(crate) mod lot;
 pub mod pipe_pool;
 pub mod splice;
 pub mod throttle;
@@ -25,7 +26,7 @@ use monoio::net::TcpStream;
 
 use crate::signal::LocalSignal;
 use crate::stats::CoreStats;
-use idle::{IdleClock, IdleClocks};
+use idle::{Alarm, IdleClock, IdleClocks};
 use pipe_pool::{BufPool, PipePool};
 use throttle::Throttle;
 
@@ -98,6 +99,9 @@ pub(crate) struct Resume {
     pub bytes: [u64; 2],
     /// Directions that already reached EOF (their destination's write half is shut down).
     pub eof: [bool; 2],
+    /// When a byte last moved (a pair leaving the parking lot keeps its idle time; `None`:
+    /// now).
+    pub last: Option<Instant>,
 }
 
 /// How a relay ended.
@@ -110,6 +114,13 @@ pub(crate) enum Ended {
         /// Directions that reached EOF.
         eof: [bool; 2],
     },
+    /// Quiet for `park_after` with its pipes empty: the sockets go to the core's parking lot.
+    Parked {
+        /// Directions that reached EOF.
+        eof: [bool; 2],
+        /// When a byte last moved.
+        last: Instant,
+    },
 }
 
 /// What the relay borrows from its core.
@@ -119,6 +130,8 @@ pub(crate) struct RelayEnv<'a> {
     pub stats: &'a CoreStats,
     /// The pair's idle timeout (`None`: never cut for idling).
     pub idle: Option<Duration>,
+    /// Whether the core parks quiet pairs (its clocks then call `Alarm::Park`).
+    pub park: bool,
     /// The core's idle clocks, swept by its tick.
     pub clocks: &'a IdleClocks,
     /// Fired by a hand-over: the relay stops once neither direction is mid-burst.
@@ -146,7 +159,8 @@ pub(crate) struct Direction<'a> {
 /// Relays `a` ⇄ `b` until both directions end, one fails, the idle timeout, or `close` fires.
 /// `a_prefix` goes to `b` and `b_prefix` to `a` first (a buffered ClientHello).
 /// A hand-over's `env.pause` ends it as `Paused` once neither direction is mid-burst (every
-/// byte read is written). Returns how it ended and bytes moved `[a→b, b→a]` (counted from
+/// byte read is written); the clock's `Park` alarm ends it as `Parked` if neither direction is
+/// mid-burst then (else it relays on and is called again `park_after` later). Returns how it ended and bytes moved `[a→b, b→a]` (counted from
 /// `env.start`). The caller closes or hands on the sockets (it owns them: borrowed here so
 /// that the pair's future stores each stream once).
 pub(crate) async fn relay(
@@ -156,10 +170,17 @@ pub(crate) async fn relay(
     env: &RelayEnv<'_>,
     close: &LocalSignal,
 ) -> (Ended, [u64; 2]) {
-    let clock = env.idle.map(|_| env.clocks.start(Instant::now()));
-    let start = env.start.as_deref().copied().unwrap_or_default();
-    let (ab, ba) = (Cell::new(start.bytes[0]), Cell::new(start.bytes[1]));
-    let (eof_ab, eof_ba) = (Cell::new(start.eof[0]), Cell::new(start.eof[1]));
+    // In a block: `start` is not kept across the awaits below.
+    let (ab, ba, eof_ab, eof_ba, clock) = {
+        let start = env.start.as_deref().copied().unwrap_or_default();
+        let clock = (env.idle.is_some() || env.park).then(|| {
+            let now = Instant::now();
+            env.clocks.resume(start.last.unwrap_or(now), now)
+        });
+        let [ab, ba] = start.bytes.map(Cell::new);
+        let [eof_ab, eof_ba] = start.eof.map(Cell::new);
+        (ab, ba, eof_ab, eof_ba, clock)
+    };
     // Busy until each pump first waits (the prefixes are written before).
     let (busy_ab, busy_ba) = (Cell::new(true), Cell::new(true));
     let dir_ab = Direction {
@@ -194,11 +215,22 @@ pub(crate) async fn relay(
         both_or_first_error(ab, ba).await
     };
     let mut run = pin!(run);
-    let stop = monoio::select! {
-        r = &mut run => Some(r),
-        _ = idle_expired(clock.as_ref()) => return_reason(CloseReason::Idle),
-        _ = close.wait() => return_reason(CloseReason::Drain),
-        _ = env.pause.wait() => None,
+    let stop = loop {
+        let alarm = monoio::select! {
+            r = &mut run => break Some(r),
+            a = alarm(clock.as_ref()) => a,
+            _ = close.wait() => break return_reason(CloseReason::Drain),
+            _ = env.pause.wait() => break None,
+        };
+        match (alarm, clock.as_ref()) {
+            (Alarm::Park, Some(c)) if !busy_ab.get() && !busy_ba.get() => {
+                let eof = [eof_ab.get(), eof_ba.get()];
+                let last = c.last().unwrap_or_else(Instant::now);
+                return (Ended::Parked { eof, last }, [ab.get(), ba.get()]);
+            }
+            (Alarm::Park, Some(c)) => c.postpone(Instant::now()),
+            _ => break return_reason(CloseReason::Idle),
+        }
     };
     let result = match stop {
         Some(r) => r,
@@ -230,11 +262,12 @@ pub(crate) async fn relay(
     (Ended::Closed(reason), [ab.get(), ba.get()])
 }
 
-/// Ends once the core's sweep found no byte moved in either direction for the idle timeout
-/// (never without a clock). One clock per pair, in the core's slab: no per-pair timer.
-async fn idle_expired(clock: Option<&IdleClock<'_>>) {
+/// Ends once the core's sweep found no byte moved in either direction for the idle timeout, or
+/// for `park_after` (never without a clock). One clock per pair, in the core's slab: no
+/// per-pair timer.
+async fn alarm(clock: Option<&IdleClock<'_>>) -> Alarm {
     match clock {
-        Some(c) => c.expired().await,
+        Some(c) => c.alarm().await,
         None => std::future::pending().await,
     }
 }

@@ -10,17 +10,23 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
+use std::sync::mpsc::Receiver;
 use std::thread::JoinHandle;
 
+use crate::parking::{parked, parking_config, total};
 use common::*;
 use rand::{RngCore, SeedableRng};
 use sha2::{Digest, Sha256};
 use tandem_engine::handover::{Bundle, Message, fdpass};
-use tandem_engine::{Driver, Engine, EngineHandle, PairKind, PairTicket, RefuseAll};
+use tandem_engine::{
+    CloseReason, Driver, Engine, EngineHandle, PairEvent, PairKind, PairTicket, RefuseAll,
+};
 
 both_drivers!(
     pairs_and_listeners_move_to_a_new_engine,
-    a_failed_upgrade_takes_everything_back
+    a_failed_upgrade_takes_everything_back,
+    a_parked_pair_moves_to_a_new_engine,
+    a_parked_pair_comes_back_after_a_failed_upgrade,
 );
 
 /// Bytes each way through the relaying pair.
@@ -195,4 +201,73 @@ fn a_failed_upgrade_takes_everything_back(driver: Driver) {
     assert_eq!((adopted.issued, adopted.waiting, adopted.live), (2, 1, 1));
     drop(bundle);
     check_after(&h, before, paused);
+}
+
+/// A pair parked in `h` (one ping-pong done, then quiet).
+fn parked_pair(h: &EngineHandle) -> (PairTicket, TcpStream, TcpStream) {
+    let t = h.create_pair(PairKind::Direct).unwrap();
+    let addr = h.local_addrs().pairing;
+    let (mut a, mut b) = (dial(addr, &t.side_a), dial(addr, &t.side_b));
+    ping_pong(&mut a, &mut b);
+    parked(h, 1, 1);
+    (t, a, b)
+}
+
+/// The pair relays on where it stopped: the close event counts its bytes from the start.
+fn relays_on(
+    h: &EngineHandle,
+    events: &Receiver<PairEvent>,
+    p: (PairTicket, TcpStream, TcpStream),
+) {
+    let (t, mut a, mut b) = p;
+    ping_pong(&mut a, &mut b);
+    parked(h, 1, 1);
+    ping_pong(&mut b, &mut a);
+    a.shutdown(std::net::Shutdown::Write).unwrap();
+    b.shutdown(std::net::Shutdown::Write).unwrap();
+    let ev = wait_event(
+        events,
+        |e| matches!(e, PairEvent::Closed { id, .. } if *id == t.id),
+    );
+    assert!(
+        matches!(
+            ev,
+            PairEvent::Closed {
+                reason: CloseReason::Normal,
+                bytes_a_to_b: 12,
+                bytes_b_to_a: 12,
+                ..
+            }
+        ),
+        "{ev:?}"
+    );
+}
+
+fn a_parked_pair_moves_to_a_new_engine(driver: Driver) {
+    let (old, _old_events) = start(parking_config(driver));
+    let p = parked_pair(&old);
+    let bundle = old.export(STEP).unwrap();
+    assert_eq!(bundle.state.live.len(), 1, "the parked pair");
+    assert_eq!(total(&old, |s| s.parked_pairs), 0);
+    let mut received = through_a_socket(&bundle);
+    drop(bundle);
+    old.shutdown().unwrap();
+    let (new, events, adopted) =
+        Engine::start_inherited(parking_config(driver), Arc::new(RefuseAll), &mut received)
+            .unwrap();
+    assert_eq!(adopted.live, 1);
+    relays_on(&new, &events, p);
+    new.shutdown().unwrap();
+}
+
+fn a_parked_pair_comes_back_after_a_failed_upgrade(driver: Driver) {
+    let (h, events) = start(parking_config(driver));
+    let p = parked_pair(&h);
+    let mut bundle = h.export(STEP).unwrap();
+    assert_eq!(bundle.state.live.len(), 1, "the parked pair");
+    let adopted = h.adopt(&mut bundle).unwrap();
+    assert_eq!(adopted.live, 1);
+    drop(bundle);
+    relays_on(&h, &events, p);
+    h.shutdown().unwrap();
 }

@@ -25,5 +25,6 @@ mod handover_limits;
 mod haproxy;
 mod idle_pairs;
 mod pairing;
+mod parking;
 mod proxy_protocol;
 mod relay;

@@ -59,6 +59,8 @@ pub struct RawProxyEngineSettings {
     token_deadline: Option<f64>,
     hello_deadline: Option<f64>,
     idle_timeout: Option<f64>,
+    /// Seconds a pair must be quiet before it parks (0: never park).
+    park_after: Option<f64>,
     keepalive: Option<f64>,
     drain_grace: Option<f64>,
     sni_pairs_per_source: Option<u32>,
@@ -139,6 +141,10 @@ impl TryFrom<RawProxyEngineSettings> for ProxyEngineSettings {
         if let Some(d) = secs(raw.idle_timeout, "idle_timeout", 0.0, 86_400.0) {
             config.idle_timeout = (!d.is_zero()).then_some(d);
         }
+        // 0 turns parking off; at most an hour (a pair quiet longer is idle, not parked).
+        if let Some(d) = secs(raw.park_after, "park_after", 0.0, 3600.0) {
+            config.park_after = (!d.is_zero()).then_some(d);
+        }
         if let Some(d) = secs(raw.keepalive, "keepalive", 0.0, 86_400.0) {
             config.keepalive = (!d.is_zero()).then_some(d);
         }
@@ -166,9 +172,10 @@ mod tests {
         let s: ProxyEngineSettings = convert::<RawProxyEngineSettings, _>(&json!({
             "cores": 2, "driver": "epoll", "pipe_size": 65536, "max_pairs_per_core": 10,
             "idle_timeout": 0, "drain_grace": 1.5,
-            "sni_pairs_per_source": 8, "sni_pairs_per_domain": 100
+            "sni_pairs_per_source": 8, "sni_pairs_per_domain": 100, "park_after": 0.5
         }))
         .unwrap();
+        assert_eq!(s.config.park_after, Some(Duration::from_millis(500)));
         assert_eq!(s.config.sni_pairs_per_source, 8);
         assert_eq!(s.config.sni_pairs_per_domain, 100);
         assert_eq!(s.config.cores, Some(vec![0, 1]));
@@ -186,6 +193,16 @@ mod tests {
         let defaults = convert::<RawProxyEngineSettings, ProxyEngineSettings>(&json!({})).unwrap();
         assert_eq!(defaults.config.sni_pairs_per_source, 64);
         assert_eq!(defaults.config.sni_pairs_per_domain, 512);
+        assert_eq!(defaults.config.park_after, Some(Duration::from_secs(2)));
+        let never = convert::<RawProxyEngineSettings, ProxyEngineSettings>(&json!({
+            "park_after": 0
+        }))
+        .unwrap();
+        assert_eq!(never.config.park_after, None);
+        assert!(
+            convert::<RawProxyEngineSettings, ProxyEngineSettings>(&json!({"park_after": -1}))
+                .is_err()
+        );
         assert!(
             convert::<RawProxyEngineSettings, ProxyEngineSettings>(
                 &json!({"sni_pairs_per_domain": 0})
