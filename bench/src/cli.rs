@@ -96,6 +96,11 @@ pub enum Command {
     /// JSON-RPC calls through hd-1's gateway to hd-2 (direct, proxied warm and cold, async
     /// respond) with real `sd`, `hyper` and `proxy` processes, against tonic and axum floors.
     Broker,
+    /// One `idle` run of one in-process Tandem system in this fresh process, its figures as
+    /// JSON to `--json`: `idle` and `compare` run each in-process idle run so, so that no earlier
+    /// run's allocator state is counted as the pairs' memory.
+    #[command(hide = true)]
+    IdleChild,
 }
 
 /// Settings every command shares.

@@ -23,6 +23,15 @@ fn main() -> anyhow::Result<ExitCode> {
         return ratelimit(&cli);
     }
     let plan = runner::plan(&cli)?;
+    if cli.command == tandem_bench::cli::Command::IdleChild {
+        let out = cli
+            .common
+            .json
+            .as_deref()
+            .ok_or_else(|| anyhow::anyhow!("idle-child needs --json"))?;
+        runner::idle_child(&plan, out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = runner::execute(&plan, cli.common.no_progress)?;
     print!("{}", table::render(&report));
     if let Some(path) = &cli.common.json {

@@ -79,6 +79,12 @@ pub struct EngineConfig {
     /// driver state). Precision is the core's `tick`; a resumed pair stays a task for at
     /// least this long. Must be > 0.
     pub park_after: Option<Duration>,
+    /// Called on a core's own thread by the tick after pairs parked there (at most once per
+    /// [`RELEASE_MEMORY_EVERY`]), for the binary to return the core thread's freed memory to
+    /// the kernel: the tasks of the pairs that parked are freed on that thread, and a
+    /// thread-caching allocator (mimalloc, the binaries') keeps a thread's free pages until that
+    /// thread allocates again, which an idle core does not. `None`: nothing is called.
+    pub release_memory: Option<fn()>,
     /// Set TCP_NODELAY on relayed sockets (default true: we forward, we must not delay).
     pub nodelay: bool,
     /// TCP keepalive idle time on relayed sockets (default 60 s); `None` = off.
@@ -177,6 +183,7 @@ impl Default for EngineConfig {
             hello_max_bytes: 64 * 1024,
             idle_timeout: Some(Duration::from_secs(300)),
             park_after: Some(DEFAULT_PARK_AFTER),
+            release_memory: None,
             nodelay: true,
             keepalive: Some(Duration::from_secs(60)),
             max_conns_per_core: 50_000,
@@ -206,6 +213,11 @@ impl Default for EngineConfig {
 /// dual-stack host name has two; the bound keeps a resolver answer from opening hundreds of
 /// sockets per core.
 pub const MAX_ADDRESSES_PER_PORT: usize = 8;
+
+/// Least time between two [`EngineConfig::release_memory`] calls on one core: parking comes
+/// in waves (every pair quiet since the same moment parks in the same tick or the next few), and
+/// one release after a wave frees what the wave freed.
+pub const RELEASE_MEMORY_EVERY: Duration = Duration::from_secs(1);
 
 /// Default [`EngineConfig::park_after`]: 2 s, far above the gaps of interactive traffic (a
 /// request/response pair at one message a second never parks), short enough that idle

@@ -15,7 +15,7 @@ use tracing::{Instrument, debug, info_span, warn};
 
 use crate::admission::{AcceptRefusal, Limits, SniSlot};
 use crate::clienthello::ClientHelloInfo;
-use crate::config::EngineConfig;
+use crate::config::{EngineConfig, RELEASE_MEMORY_EVERY};
 use crate::core_msg::{CoreMsg, Handoff};
 use crate::counted::TaskCount;
 use crate::events::PairEvent;
@@ -66,6 +66,8 @@ pub(crate) struct Core {
     lot: Option<ParkingLot<park::ParkedRelay>>,
     /// `park_after` while the lot works (`None`: pairs never park).
     park_after: Cell<Option<Duration>>,
+    /// Pairs parked since the last `release_memory` call, and when that was.
+    release: Cell<(bool, Option<Instant>)>,
 }
 
 #[path = "core_handover.rs"]
@@ -107,6 +109,7 @@ impl Core {
             tasks: TaskCount::default(),
             live: Cell::new(0),
             handover: Default::default(),
+            release: Cell::new((false, None)),
             shared,
         })
     }
@@ -415,6 +418,27 @@ impl Core {
     }
 
     /// Expires pairs whose TTL passed; closes their waiting sides.
+    /// After pairs parked here, lets the binary's allocator return this thread's freed memory
+    /// (`EngineConfig::release_memory`), at most once per `RELEASE_MEMORY_EVERY`.
+    fn release_memory(&self, now: Instant) {
+        let (parked, last) = self.release.get();
+        let Some(release) = self.shared.config.release_memory.filter(|_| parked) else {
+            return;
+        };
+        if last.is_some_and(|t| now.duration_since(t) < RELEASE_MEMORY_EVERY) {
+            return;
+        }
+        release();
+        CoreStats::inc(&self.stats().memory_releases);
+        self.release.set((false, Some(now)));
+    }
+
+    /// A pair parked: the next tick may release the memory its task held.
+    pub(crate) fn parked_one(&self) {
+        let (_, last) = self.release.get();
+        self.release.set((true, last));
+    }
+
     fn tick(&self) {
         let now = Instant::now();
         let (idle, park) = (self.shared.config.idle_timeout, self.park_after.get());
@@ -422,6 +446,7 @@ impl Core {
             self.clocks.sweep(now, idle, park);
         }
         self.expire_parked(now);
+        self.release_memory(now);
         let expired = self.table.borrow_mut().tick(now);
         for e in expired {
             CoreStats::inc(&self.stats().expired);

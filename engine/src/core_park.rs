@@ -112,6 +112,7 @@ impl Core {
             Ok(()) => {
                 CoreStats::inc(&self.stats().parks);
                 self.parked_gauge();
+                self.parked_one();
             }
             Err((p, e)) => {
                 debug!(pair = %id, error = %e, "cannot park a quiet pair; it relays on");

@@ -30,7 +30,7 @@ pub mod token;
 mod worker;
 
 pub use clienthello::ClientHelloInfo;
-pub use config::{Driver, DriverInUse, EngineConfig, MAX_ADDRESSES_PER_PORT};
+pub use config::{Driver, DriverInUse, EngineConfig, MAX_ADDRESSES_PER_PORT, RELEASE_MEMORY_EVERY};
 pub use error::EngineError;
 pub use events::{PairEvent, RefuseAll, SniResolver};
 pub use handle::{Adopted, Engine, EngineHandle, LocalAddrs, PairTicket};

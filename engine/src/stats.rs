@@ -84,6 +84,8 @@ counters! {
     parks,
     /// Times a parked pair resumed relaying (a byte, a close or a reset arrived).
     unparks,
+    /// Times the core called `EngineConfig::release_memory` after pairs parked.
+    memory_releases,
     /// Issued pairs held in the table (waiting or not).
     issued_pairs,
     /// Connections waiting for their partner.

@@ -168,6 +168,11 @@ pub trait Target: Send + Sync {
         None
     }
 
+    /// Times the relay gave memory back after pairs parked (Tandem), if it does.
+    fn memory_releases(&self) -> Option<u64> {
+        None
+    }
+
     /// Most pairs this target can hold at once (its connection limit), if it has one.
     fn max_pairs(&self) -> Option<usize> {
         None

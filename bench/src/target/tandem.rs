@@ -59,6 +59,8 @@ impl Tandem {
             pipe_pool_size: if copy { 0 } else { defaults.pipe_pool_size },
             pipe_size: placement.pipe_size.unwrap_or(defaults.pipe_size),
             idle_timeout: None,
+            // What the proxy binary passes: the pairs' freed memory is returned after they park.
+            release_memory: Some(tandem_proxy::memory::release_memory),
             ..defaults
         };
         let park_after = cfg.park_after;
@@ -179,6 +181,10 @@ impl Target for Tandem {
 
     fn park_after(&self) -> Option<Duration> {
         self.park_after
+    }
+
+    fn memory_releases(&self) -> Option<u64> {
+        Some(self.handle.stats().iter().map(|c| c.memory_releases).sum())
     }
 
     fn parked_pairs(&self) -> Option<u64> {

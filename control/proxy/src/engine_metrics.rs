@@ -109,6 +109,11 @@ const COUNTERS: &[(&str, &str, Field)] = &[
         "Times a parked pair resumed relaying (a byte, a close or a reset arrived)",
         |c| c.unparks,
     ),
+    (
+        "engine_memory_releases",
+        "Times the core gave the memory of parked pairs' tasks back to the kernel (malloc_trim)",
+        |c| c.memory_releases,
+    ),
 ];
 
 /// Gauges with only the `core` label.

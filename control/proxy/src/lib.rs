@@ -25,6 +25,7 @@ mod error;
 pub mod forward;
 pub mod hyper_link;
 mod journal;
+pub mod memory;
 pub mod metrics;
 pub mod pins;
 pub mod private;

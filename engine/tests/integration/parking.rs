@@ -24,6 +24,7 @@ both_drivers!(
     the_idle_timeout_closes_a_parked_pair,
     drain_closes_parked_pairs,
     many_parked_pairs_woken_at_once_do_not_hold_up_another_pair,
+    the_core_releases_memory_after_pairs_park_and_not_before,
 );
 
 /// Quiet time before a pair parks in these tests.
@@ -254,4 +255,46 @@ fn many_parked_pairs_woken_at_once_do_not_hold_up_another_pair(driver: Driver) {
     assert!(waves >= 1);
     ping_pong(&mut a, &mut b);
     h.shutdown().unwrap();
+}
+
+/// Calls of [`count_release`] in this test process.
+static RELEASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn the_core_releases_memory_after_pairs_park_and_not_before(driver: Driver) {
+    // Pairs that relay but never park: the hook is never called, however many ticks pass.
+    let never = EngineConfig {
+        park_after: Some(Duration::from_secs(3600)),
+        pair_ttl: Duration::from_secs(2),
+        release_memory: Some(count_release),
+        ..parking_config(driver)
+    };
+    let (h, _rx) = start(never);
+    let (_, mut a, mut b) = pair(&h);
+    for _ in 0..20 {
+        ping_pong(&mut a, &mut b);
+    }
+    // Ticks ran after the traffic: the tick expires a pair nobody dialed (2 s TTL).
+    h.create_pair(PairKind::Direct).unwrap();
+    eventually("an unused pair expired by the tick", || {
+        total(&h, |s| s.expired) >= 1
+    });
+    assert_eq!(total(&h, |s| s.memory_releases), 0, "no park, no release");
+    h.drain(Duration::from_secs(1)).unwrap();
+    // Pairs that park: the core releases after they parked, from its own thread's tick.
+    let parks = EngineConfig {
+        release_memory: Some(count_release),
+        ..parking_config(driver)
+    };
+    let (h, _rx) = start(parks);
+    let pairs: Vec<_> = (0..3).map(|_| pair(&h)).collect();
+    parked(&h, 3, 3);
+    eventually("a memory release after the pairs parked", || {
+        total(&h, |s| s.memory_releases) >= 1
+    });
+    assert!(RELEASES.load(std::sync::atomic::Ordering::Relaxed) >= 1);
+    drop(pairs);
 }

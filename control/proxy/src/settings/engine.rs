@@ -79,7 +79,10 @@ impl TryFrom<RawProxyEngineSettings> for ProxyEngineSettings {
 
     fn try_from(raw: RawProxyEngineSettings) -> Result<Self, FieldIssues> {
         let mut issues = FieldIssues::default();
-        let mut config = EngineConfig::default();
+        let mut config = EngineConfig {
+            release_memory: Some(crate::memory::release_memory),
+            ..EngineConfig::default()
+        };
         match raw.cores {
             Some(RawCores::Count(n)) if (1..=MAX_CORES).contains(&n) => {
                 config.cores = Some((0..n as usize).collect());

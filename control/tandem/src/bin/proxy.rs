@@ -12,10 +12,10 @@ use tandem_proxy::control_service::CtlCommand;
 use tandem_proxy::settings::ProxySettings;
 use tandem_proxy::{PrivateProxy, ProxyError, PublicProxy, bind_private, bind_public};
 
-/// mimalloc: one brokered call allocates thousands of small JSON and protobuf nodes, and glibc's
-/// malloc and free took a third of the node's CPU per call (bench/README.md, `broker`).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+// The system allocator (unlike `hyper` and `sd`, which run mimalloc for their JSON work): the
+// proxy's per-call work is the engine's, which allocates per pair, not per byte; and after idle
+// pairs park, the engine gives their freed memory back with glibc's `malloc_trim`
+// (`tandem_proxy::memory`), which mimalloc offers no equivalent of for an idle core thread.
 
 /// The Tandem proxy: P2P pairing and TLS passthrough (public), outbound forwarding (private).
 #[derive(Debug, Parser)]

@@ -20,6 +20,8 @@ use crate::workload::{
     setup_rate, throughput,
 };
 
+mod idle_child;
+
 const MIB: u64 = 1024 * 1024;
 
 /// One workload with its settings.
@@ -120,7 +122,7 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
         Command::Throughput => vec![one],
         Command::SetupRate => vec![setup],
         Command::Latency => vec![lat],
-        Command::Idle => vec![idle],
+        Command::Idle | Command::IdleChild => vec![idle],
         Command::Compare => vec![one, many, setup, lat, idle],
         Command::Broker => {
             bail!("broker has its own plan (workload::broker::BrokerSettings::from_cli)")
@@ -285,6 +287,28 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
 }
 
 fn run_one(scenario: &Scenario, system: System, plan: &Plan) -> anyhow::Result<Figures> {
+    if let Scenario::Idle(s) = scenario
+        && system.is_tandem()
+        && plan.command != Command::IdleChild
+    {
+        return idle_child::run(s, system, plan);
+    }
+    in_this_process(scenario, system, plan)
+}
+
+/// `idle-child`: the one idle run of the one system asked, in this (fresh) process; its figures
+/// as JSON to `out`.
+pub fn idle_child(plan: &Plan, out: &std::path::Path) -> anyhow::Result<()> {
+    raise_nofile();
+    let ([system], [scenario]) = (&plan.systems[..], &plan.scenarios[..]) else {
+        bail!("idle-child runs one system's idle scenario");
+    };
+    let figures = in_this_process(scenario, *system, plan)?;
+    std::fs::write(out, serde_json::to_vec(&figures)?)
+        .with_context(|| format!("writing {}", out.display()))
+}
+
+fn in_this_process(scenario: &Scenario, system: System, plan: &Plan) -> anyhow::Result<Figures> {
     let target: Box<dyn Target> = match (system, &plan.remote) {
         (System::TandemProxy, Some(remote)) => Box::new(Remote::connect(remote)?),
         _ => match start(system, &plan.placement)? {
