@@ -4,6 +4,7 @@
 //! after the server read the request is not, and the error reaches the caller.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use h2::Reason;
 use serde_json::json;
@@ -93,6 +94,37 @@ async fn a_server_refusing_every_stream_gets_a_bounded_number_of_tries() {
     // The next call gets its own bounded tries: the node is not marked unusable.
     call(&client, "2").await.expect_err("refused again");
     assert_eq!(front.streams(), 2 * tries);
+}
+
+#[tokio::test]
+async fn a_slowly_refusing_server_is_cut_off_by_the_call_deadline() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pki = pki(tmp.path());
+    // Each refusal takes 400 ms; the call has 1 s: no more tries than the bound, and the caller
+    // gets its timeout, not a retry past the deadline.
+    let front = h2_front::start(&pki, vec![Act::RefuseAfter(400)]).await;
+    let dir: Arc<dyn DirectorySource> = directory(vec![
+        entry(&pki, "hd-1", "g", None),
+        entry(&pki, "hd-2", "g", Some(json!({"address": front.addr}))),
+    ]);
+    let client = client_as(&pki, "hd-1", "hd-1", dir, 1_000);
+    let started = Instant::now();
+    let err = call(&client, "1").await.expect_err("never answered");
+    assert_eq!(err.kind(), "timeout", "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_millis(990),
+        "{:?}",
+        started.elapsed()
+    );
+    // Generous for a loaded machine: the cut-off is the deadline, not the server.
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    let tries = front.streams();
+    assert!((1..=3).contains(&tries), "{tries}");
+    assert!(client.transparent_retries() <= u64::from(MAX_TRANSPARENT_RETRIES));
 }
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use h2::Reason;
@@ -21,6 +22,8 @@ use tokio_rustls::server::TlsStream;
 pub enum Act {
     /// `RST_STREAM(REFUSED_STREAM)` at once, the request unread.
     Refuse,
+    /// `RST_STREAM(REFUSED_STREAM)` after this many milliseconds, the request unread.
+    RefuseAfter(u64),
     /// Read the whole request, then reset the stream with this reason.
     ResetAfterRead(Reason),
     /// Read the whole request and answer it (`result: {"answered": <method>}`).
@@ -141,22 +144,34 @@ async fn serve(tls: TlsStream<tokio::net::TcpStream>, script: Arc<Script>) {
         let script = script.clone();
         streams.spawn(async move {
             let path = request.uri().path().to_owned();
-            if act == Act::Refuse {
-                script.record(act, &path, None);
-                respond.send_reset(Reason::REFUSED_STREAM);
-                return;
-            }
-            let Some(message) = read_message(request.into_body()).await else {
-                // The client reset the stream before its message was whole.
-                script.record(act, &path, None);
-                return;
-            };
-            script.record(act, &path, Some(message.clone()));
             match act {
-                Act::ResetAfterRead(reason) => respond.send_reset(reason),
-                _ => answer(&mut respond, &message),
+                Act::Refuse => {}
+                Act::RefuseAfter(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+                _ => return read_and_act(act, &path, request.into_body(), respond, &script).await,
             }
+            script.record(act, &path, None);
+            respond.send_reset(Reason::REFUSED_STREAM);
         });
+    }
+}
+
+/// Reads the request, records it, then resets or answers as `act` says.
+async fn read_and_act(
+    act: Act,
+    path: &str,
+    body: h2::RecvStream,
+    mut respond: h2::server::SendResponse<Bytes>,
+    script: &Script,
+) {
+    let Some(message) = read_message(body).await else {
+        // The client reset the stream before its message was whole.
+        script.record(act, path, None);
+        return;
+    };
+    script.record(act, path, Some(message.clone()));
+    match act {
+        Act::ResetAfterRead(reason) => respond.send_reset(reason),
+        _ => answer(&mut respond, &message),
     }
 }
 
