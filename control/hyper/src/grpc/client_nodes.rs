@@ -3,8 +3,9 @@
 //! first (power of two choices on calls in flight), and a node that fails at the transport (a
 //! refused dial, a broken channel: [`is_node_failure`]) is marked down and the call tries the next
 //! one, all within the call's one deadline. A recipient with one node (every ordinary peer, and a
-//! peer behind a proxy: its proxy picks the node) is called once, as before, without a copy of the
-//! request.
+//! peer behind a proxy: its proxy picks the node) is called on that node only. The request is
+//! encoded once ([`Encoded`]); every try, on any node, sends the same bytes (no copy of the
+//! request tree).
 //!
 //! A call whose connection broke after the request was sent may have run on the failed node; the
 //! retry runs it again on another node. The calls that cross nodes are idempotent or harmless to
@@ -14,8 +15,10 @@
 //! connection closed or went away just as the call was dispatched, or the server refused the
 //! stream) is sent again on the same node, as gRPC's transparent retry does: at most
 //! [`MAX_TRANSPARENT_RETRIES`] times, only while the deadline leaves time, holding the call's slot
-//! (tonic's channel reconnects underneath). It does not mark the node down. The request is encoded
-//! once ([`Encoded`]) and every try resends the same bytes.
+//! (tonic's channel reconnects underneath). It does not mark the node down; once its retries are
+//! spent, a call of a recipient with several nodes may still try the next node (it never ran).
+//! Retries are counted (`hyper_grpc_transparent_retries_total`, the `retries` field of the
+//! `grpc_attempt` debug span).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
