@@ -286,20 +286,9 @@ pub enum PingError {
     Failed(String),
 }
 
-/// Whether `status` reports a request the client never sent (hyper's `Canceled`: the connection
-/// closed while the request waited to be sent).
-pub fn never_sent(status: &tonic::Status) -> bool {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
-    while let Some(e) = source {
-        if e.downcast_ref::<hyper::Error>()
-            .is_some_and(hyper::Error::is_canceled)
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
-}
+/// Whether `status` reports a request the client never sent (the product's own test: hyper's
+/// `Canceled`, a refused stream, a GOAWAY that applied to it).
+pub use tandem_hyper::grpc::convert::never_sent;
 
 /// Calls `<to>._ping` (call `n`) as `from` over `client`: the name the answering server gives in
 /// `serverInfo`, or why there is no answer.

@@ -9,9 +9,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use rustls::ClientConfig;
-use tandem_proto::MAX_MESSAGE_BYTES;
+use tandem_proto::codec::{Encoded, HyperCodec};
 use tandem_proto::hyper::hyper_client::HyperClient;
+use tandem_proto::{CALL_PATH, MAX_MESSAGE_BYTES};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tonic::transport::{Channel as TonicChannel, Endpoint};
@@ -96,6 +99,8 @@ pub struct GrpcClient {
     dialer: Option<Arc<dyn ProxyDialer>>,
     /// Cached channels by (operator, route): one per node.
     peers: Mutex<HashMap<(String, Route), Arc<Peer>>>,
+    /// Calls sent again after a never-sent failure (`hyper_grpc_transparent_retries_total`).
+    pub(crate) retries: Counter,
 }
 
 impl std::fmt::Debug for GrpcClient {
@@ -148,7 +153,23 @@ impl GrpcClient {
             directory,
             dialer,
             peers: Mutex::new(HashMap::new()),
+            retries: Counter::default(),
         }))
+    }
+
+    /// Calls sent again on the same node because the first try never reached the server (see
+    /// [`super::convert::never_sent`]), since start.
+    pub fn transparent_retries(&self) -> u64 {
+        self.retries.get()
+    }
+
+    /// Registers the client's counters (`hyper_grpc_transparent_retries_total`) in `registry`.
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register(
+            "hyper_grpc_transparent_retries",
+            "gRPC calls sent again on the same node because the try never reached the peer",
+            self.retries.clone(),
+        );
     }
 
     /// Peers with a cached channel (sorted, each once however many of its nodes are cached).
@@ -234,6 +255,29 @@ impl GrpcClient {
         HyperClient::new(peer.channel.clone())
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+
+    /// One `Hyper.Call` of an already encoded request on `peer`'s channel, as the generated
+    /// client sends it (same path, method extension, codec and message bounds).
+    pub(crate) async fn send(
+        peer: &Peer,
+        request: tonic::Request<Encoded>,
+    ) -> Result<tandem_proto::Response, tonic::Status> {
+        let mut grpc = tonic::client::Grpc::new(peer.channel.clone())
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
+        grpc.ready()
+            .await
+            .map_err(|e| tonic::Status::unknown(format!("Service was not ready: {e}")))?;
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(tonic::GrpcMethod::new("Hyper", "Call"));
+        let codec = HyperCodec::<Encoded, tandem_proto::Response>::default();
+        let path = http::uri::PathAndQuery::from_static(CALL_PATH);
+        grpc.unary(request, path, codec)
+            .await
+            .map(tonic::Response::into_inner)
     }
 
     /// One call, all of it (directory lookup, connect, slot, answer) within `timeouts.call`.

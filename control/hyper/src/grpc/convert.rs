@@ -109,6 +109,44 @@ pub fn is_node_failure(status: &Status) -> bool {
     }
 }
 
+/// Whether a failed call provably never reached the server's application, so sending it again
+/// cannot run it twice (gRPC's "transparent retry"):
+/// - hyper's `Canceled`: the connection closed before the request was written;
+/// - an HTTP/2 `RST_STREAM(REFUSED_STREAM)` from the server (RFC 9113 §8.7: not processed);
+/// - an HTTP/2 `GOAWAY(NO_ERROR)` from the server that h2 applied to our stream (it does so only
+///   for streams above the server's last processed stream id, or not yet opened).
+///
+/// Anything else (another reset, a connection broken mid-call, a deadline) may come after the
+/// server ran the call, and is not a never-sent failure.
+pub fn never_sent(status: &Status) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(error) = source {
+        if error
+            .downcast_ref::<hyper::Error>()
+            .is_some_and(hyper::Error::is_canceled)
+        {
+            return true;
+        }
+        if let Some(h2) = error.downcast_ref::<h2::Error>() {
+            return h2_never_sent(h2);
+        }
+        source = error.source();
+    }
+    false
+}
+
+/// The h2 half of [`never_sent`]: only errors the server sent, with the two "not processed" reasons.
+fn h2_never_sent(error: &h2::Error) -> bool {
+    if !error.is_remote() {
+        return false;
+    }
+    match error.reason() {
+        Some(h2::Reason::REFUSED_STREAM) => error.is_reset(),
+        Some(h2::Reason::NO_ERROR) => error.is_go_away(),
+        _ => false,
+    }
+}
+
 /// A failed call to `peer` as a delivery error.
 pub fn delivery_error(peer: &str, status: &Status) -> DeliveryError {
     let what = match status.code() {
@@ -207,7 +245,62 @@ mod tests {
         }
         assert!(!is_node_failure(&Status::permission_denied("no")));
         let back = delivery_error("hd-2", &Status::unavailable("gone"));
+        assert!(
+            !never_sent(&Status::unavailable("gone")),
+            "no source: may have run"
+        );
         assert_eq!(back.kind(), "channel");
         assert!(back.to_string().contains("hd-2 unavailable: gone"));
+    }
+}
+
+#[cfg(test)]
+mod never_sent_tests {
+    use super::*;
+
+    /// A real hyper `Canceled`: a request handed to an HTTP/2 client connection whose connection
+    /// task is gone (what a cached channel meets when its connection closed under it), as tonic
+    /// turns it into a status.
+    async fn canceled_status() -> Status {
+        let (ours, _theirs) = tokio::io::duplex(1024);
+        let (mut send, connection) =
+            hyper::client::conn::http2::handshake::<_, _, http_body_util::Empty<bytes::Bytes>>(
+                hyper_util::rt::TokioExecutor::new(),
+                hyper_util::rt::TokioIo::new(ours),
+            )
+            .await
+            .unwrap();
+        drop(connection);
+        let error = send
+            .send_request(http::Request::new(http_body_util::Empty::new()))
+            .await
+            .unwrap_err();
+        assert!(error.is_canceled(), "{error:?}");
+        Status::from_error(Box::new(error))
+    }
+
+    #[tokio::test]
+    async fn a_request_canceled_before_it_was_sent_was_never_sent() {
+        let status = canceled_status().await;
+        assert!(never_sent(&status), "{status:?}");
+        // The same error nested deeper in the chain still counts.
+        let wrapped = Status::from_error(Box::new(std::io::Error::other(status)));
+        assert!(never_sent(&wrapped), "{wrapped:?}");
+    }
+
+    #[test]
+    fn errors_not_received_from_the_server_are_not_never_sent() {
+        // h2 errors of our own making (a user reason) are not the server's refusal.
+        for reason in [h2::Reason::REFUSED_STREAM, h2::Reason::NO_ERROR] {
+            let status = Status::from_error(Box::new(h2::Error::from(reason)));
+            assert!(!never_sent(&status), "{status:?}");
+        }
+        let io = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "connection closed",
+        )));
+        assert!(!never_sent(&io));
+        assert!(!never_sent(&Status::deadline_exceeded("late")));
+        assert!(!never_sent(&Status::cancelled("cancelled")));
     }
 }

@@ -28,7 +28,7 @@ mod tasks;
 use std::time::Duration;
 
 pub use client::{GrpcClient, MAX_CALLS_PER_PEER, MAX_PEERS, ProxyDialer};
-pub use client_nodes::MAX_NODE_ATTEMPTS;
+pub use client_nodes::{MAX_NODE_ATTEMPTS, MAX_TRANSPARENT_RETRIES};
 pub use incoming::{INJECT_TIMEOUT, InjectError, InjectHandle, MAX_INJECTED_CONNECTIONS};
 pub use peer_identity::PeerIdentity;
 pub use peer_server::{GrpcServerEntry, MAX_NODES, reverse_targets};

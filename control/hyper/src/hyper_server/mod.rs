@@ -255,6 +255,9 @@ impl HyperServer {
                 let refused = self.refusals.endpoints.clone();
                 let dialer = BrokerProxyDialer::new(broker, timeouts.connect, refused);
                 let client = GrpcClient::proxied(s, name, timeouts, directory, dialer)?;
+                if let Some(registry) = self.registry.as_mut() {
+                    client.register_metrics(registry);
+                }
                 broker.add_channel(client.clone())?;
                 let reverse = client.start_reverse_streams(broker.clone(), stop.clone().wait());
                 self.tasks.spawn(async move {

@@ -151,6 +151,9 @@ async fn broker_and_directory_metrics_count_the_calls() {
         2.0
     );
     assert_eq!(sample(&s1, "hyper_broker_in_flight"), 0.0);
+    // The grpc_client's transparent retries are in the node's registry (none here: no refusals).
+    let retries = "hyper_grpc_transparent_retries_total";
+    assert_eq!(sample(&s1, retries), 0.0, "{text}");
     assert!(sample(&s1, r#"directory_refreshes_total{outcome="ok"}"#) >= 1.0);
     assert!(sample(&s1, "directory_refresh_seconds_count") >= 1.0);
     assert_eq!(sample(&s1, "directory_entries"), 2.0, "{text}");
