@@ -22,7 +22,8 @@ fn main() -> anyhow::Result<ExitCode> {
     if cli.command == tandem_bench::cli::Command::Ratelimit {
         return ratelimit(&cli);
     }
-    let plan = runner::plan(&cli)?;
+    let mut plan = runner::plan(&cli)?;
+    plan.idle_child_exe = std::env::current_exe().ok();
     if cli.command == tandem_bench::cli::Command::IdleChild {
         let out = cli
             .common

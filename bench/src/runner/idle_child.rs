@@ -23,8 +23,12 @@ const CHILD_WITHIN: Duration = Duration::from_secs(600);
 const POLL: Duration = Duration::from_millis(50);
 
 /// Runs the idle scenario `s` of `system` in a fresh `tandem-bench idle-child` process.
-pub(super) fn run(s: &IdleSettings, system: System, plan: &Plan) -> anyhow::Result<Figures> {
-    let exe = std::env::current_exe().context("finding this binary for the idle child")?;
+pub(super) fn run(
+    exe: &Path,
+    s: &IdleSettings,
+    system: System,
+    plan: &Plan,
+) -> anyhow::Result<Figures> {
     let dir = tempfile::tempdir()?;
     let out = dir.path().join("idle.json");
     let mut cmd = Command::new(exe);

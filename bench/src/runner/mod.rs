@@ -79,6 +79,10 @@ pub struct Plan {
     pub quick: bool,
     /// Scenarios, in order.
     pub scenarios: Vec<Scenario>,
+    /// The `tandem-bench` binary that runs each in-process Tandem idle run in a fresh process
+    /// (`idle-child`; set by `main` to itself). `None`: those runs share this process.
+    #[serde(skip)]
+    pub idle_child_exe: Option<PathBuf>,
 }
 
 /// Resolves `cli` into a plan.
@@ -158,6 +162,7 @@ pub fn plan(cli: &Cli) -> anyhow::Result<Plan> {
             }),
         quick: q,
         scenarios,
+        idle_child_exe: None,
     })
 }
 
@@ -287,11 +292,11 @@ pub fn execute(plan: &Plan, hide_progress: bool) -> anyhow::Result<Report> {
 }
 
 fn run_one(scenario: &Scenario, system: System, plan: &Plan) -> anyhow::Result<Figures> {
-    if let Scenario::Idle(s) = scenario
+    if let (Scenario::Idle(s), Some(exe)) = (scenario, &plan.idle_child_exe)
         && system.is_tandem()
         && plan.command != Command::IdleChild
     {
-        return idle_child::run(s, system, plan);
+        return idle_child::run(exe, s, system, plan);
     }
     in_this_process(scenario, system, plan)
 }

@@ -13,7 +13,9 @@ fn run(args: &[&str]) -> Report {
     let mut argv = vec!["tandem-bench"];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).expect("flags parse");
-    let plan = runner::plan(&cli).expect("plan");
+    let mut plan = runner::plan(&cli).expect("plan");
+    // The in-process idle runs go to a fresh `tandem-bench idle-child` each, as `main` does.
+    plan.idle_child_exe = Some(env!("CARGO_BIN_EXE_tandem-bench").into());
     runner::execute(&plan, true).expect("run")
 }
 
