@@ -9,11 +9,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use tandem_testkit::metrics::get;
 use tandem_testkit::netns::Netns;
-use tandem_testkit::pki::TestPki;
-use tandem_testkit::sd::{OPS, client};
+use tandem_testkit::sd::client;
 use tokio::net::TcpStream;
 
-use crate::support::sd_process::{SD, write_settings};
+use crate::support::sd_process::{SD, file_store_role};
 
 /// Idle connections the flood opens on each IPv4 socket ("a few hundred" in all).
 const FLOOD_PER_LISTENER: usize = 150;
@@ -24,17 +23,7 @@ const V6: IpAddr = IpAddr::V6(Ipv6Addr::LOCALHOST);
 #[test]
 fn a_name_of_both_families_serves_both_and_a_flood_on_one_spares_the_other() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&dir.path().join("pki"), OPS).unwrap();
-    let store = format!(
-        "    type: file\n    settings:\n      filename: \"{}\"",
-        dir.path().join("sd.records").display()
-    );
-    let role = write_settings(
-        dir.path(),
-        &pki,
-        &store,
-        "metrics:\n  bind_address: \"both.test:0\"\n",
-    );
+    let (pki, role) = file_store_role(dir.path(), "metrics:\n  bind_address: \"both.test:0\"\n");
     let file = role.join("001_default.yml");
     let yaml = std::fs::read_to_string(&file).unwrap();
     std::fs::write(&file, yaml.replace("\"127.0.0.1:0\"", "\"both.test:0\"")).unwrap();

@@ -81,12 +81,7 @@ async fn check_after_restart(pki: &TestPki, role: &Path, acked: &[String]) {
 #[tokio::test]
 async fn sigkill_mid_stream_loses_nothing_acknowledged_file() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&dir.path().join("pki"), OPS).unwrap();
-    let store = format!(
-        "    type: file\n    settings:\n      filename: \"{}\"",
-        dir.path().join("sd.records").display()
-    );
-    let role = write_settings(dir.path(), &pki, &store, "");
+    let (pki, role) = file_store_role(dir.path(), "");
     let (child, addr) = spawn_sd(&role);
     let acked = submit_until_killed(&pki, addr, child).await;
     assert!(acked.len() >= 26, "the stream ran until the kill");

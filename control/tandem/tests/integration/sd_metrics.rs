@@ -7,22 +7,11 @@ use tandem_testkit::sd;
 
 use crate::support::sd_process::*;
 use sd::*;
-use tandem_testkit::pki::TestPki;
 
 #[tokio::test]
 async fn metrics_health_and_readiness_are_served_and_count_the_traffic() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = TestPki::generate(&dir.path().join("pki"), OPS).unwrap();
-    let store = format!(
-        "    type: file\n    settings:\n      filename: \"{}\"",
-        dir.path().join("sd.records").display()
-    );
-    let role = write_settings(
-        dir.path(),
-        &pki,
-        &store,
-        "metrics:\n  bind_address: \"127.0.0.1:0\"\n",
-    );
+    let (pki, role) = file_store_role(dir.path(), "metrics:\n  bind_address: \"127.0.0.1:0\"\n");
     let (mut child, addrs) = spawn_sd_with(&role, &["sd listening", "metrics listening"]);
     let (rpc_addr, metrics_addr) = (addrs[0], addrs[1]);
 

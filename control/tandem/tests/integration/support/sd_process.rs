@@ -7,6 +7,7 @@ use std::path::Path;
 
 use tandem_testkit::pki::TestPki;
 use tandem_testkit::process::{Proc, spawn};
+use tandem_testkit::sd::OPS;
 
 /// The `sd` binary cargo built for these tests.
 pub const SD: &str = env!("CARGO_BIN_EXE_sd");
@@ -28,6 +29,18 @@ pub fn spawn_sd_with(settings: &Path, events: &[&str]) -> (Proc, Vec<SocketAddr>
     );
     let addrs = sd.wait_for_addresses(events);
     (sd, addrs)
+}
+
+/// A test PKI under `dir/pki` and an sd role under `dir` on a file datastore (`dir/sd.records`)
+/// with `extra_yaml` appended (see [`write_settings`]).
+pub fn file_store_role(dir: &Path, extra_yaml: &str) -> (TestPki, std::path::PathBuf) {
+    let pki = TestPki::generate(&dir.join("pki"), OPS).unwrap();
+    let store = format!(
+        "    type: file\n    settings:\n      filename: \"{}\"",
+        dir.join("sd.records").display()
+    );
+    let role = write_settings(dir, &pki, &store, extra_yaml);
+    (pki, role)
 }
 
 /// Writes an sd role directory under `dir` serving on 127.0.0.1:0 with `datastore_yaml` (indented
