@@ -12,6 +12,7 @@ pub mod phases;
 pub mod report;
 pub mod respond_app;
 mod rounds;
+mod targets;
 
 use std::path::PathBuf;
 use std::time::Duration;
