@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tandem_engine::EngineHandle;
 use tandem_net::tls::ServerTls;
-use tandem_serving::{ListenerGroup, Notice};
+use tandem_serving::ListenerGroup;
 use tokio::sync::mpsc;
 use tracing::{info, warn};
 
@@ -18,21 +18,16 @@ use super::announcements::Rules;
 use super::control::ControlPlane;
 use super::error::ProxyError;
 use super::hyper_link::HyperLink;
-use super::journal::SHARED_REFRESH_INTERVAL;
+use super::peer_check;
 use super::pins::HyperDirectory;
-use super::public_methods::PublicMethods;
-use super::sni::{Notifier, SNI_QUEUE, SniRouter, dispatch};
+use super::sni::{SNI_QUEUE, SniRouter};
 use super::stats::ProxyCounters;
 use super::store::PublicStore;
-use super::{peer_check, route_config};
 use crate::access_log::AccessLog;
 use crate::control_service::EventHub;
 use crate::quota::{Quotas, counter_for};
-use crate::reload::{Block, Live, ProxySettingsSource};
+use crate::reload::ProxySettingsSource;
 use crate::settings::PublicProxySettings;
-use tandem_net::http::{ServerLimits, jsonrpc_router_observed, serve};
-use tandem_net::metrics::{MetricsServer, Readiness};
-use tandem_net::reload::{ReloadFn, ReloadMetrics, Reloader};
 
 use crate::upgrade::{Inherited, Upgrade};
 
@@ -45,9 +40,12 @@ mod engine_start;
 /// The upgrade's entry points on [`PublicProxy`] (a child module: it sets private fields).
 #[path = "public_upgrade.rs"]
 mod upgrade_wiring;
-use engine_start::{default_endpoint, log_summary, start_engine};
+use engine_start::{default_endpoint, start_engine};
 #[path = "public_handle.rs"]
 mod handle;
+/// [`PublicProxy::serve`]: the proxy's run until shutdown (a child module: it takes the proxy apart).
+#[path = "public_serve.rs"]
+mod serving;
 pub use handle::PublicHandle;
 
 /// Most connections in one `announceConnections` call.
@@ -263,143 +261,5 @@ impl PublicProxy {
     pub fn with_reloads(mut self, source: ProxySettingsSource) -> Self {
         self.reload_source = Some(source);
         self
-    }
-
-    /// Serves until `shutdown` resolves; then stops the JSON-RPC server and the notifier, and
-    /// drains the engine.
-    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ProxyError> {
-        let state = self.state;
-        let (stop_tx, stop) = tandem_serving::shutdown();
-        let notifier = Notifier {
-            hyper: state.hyper.clone(),
-            engine: state.engine.clone(),
-            endpoint: state.endpoint.clone(),
-            counters: state.counters.clone(),
-            quotas: state.quotas.clone(),
-            pair_ttl: self.settings.accept_timeout,
-        };
-        let notifier = tokio::spawn(dispatch(self.jobs, notifier, stop.clone()));
-        let methods = Arc::new(PublicMethods::new(state.clone()));
-        let route = route_config(
-            &self.settings.jsonrpc_server,
-            self.settings.call_timeout * 3,
-        );
-        let (mut registry, rpc_metrics, serving_metrics) = super::metrics::public_registry(
-            state.engine.clone(),
-            state.counters.clone(),
-            self.events.clone(),
-        );
-        let router = jsonrpc_router_observed(methods, route, Some(rpc_metrics));
-        let reload_metrics = ReloadMetrics::register(&mut registry);
-        if let Some(log) = &state.access_log {
-            log.register(&mut registry);
-        }
-        let reloads = self.reload_source.map(|source| {
-            let live = Live::new(
-                Block::Public,
-                self.tls.clone(),
-                self.control.as_ref().map(ControlPlane::live),
-            );
-            let reload: ReloadFn = Arc::new(move || live.apply(crate::reload::prepare(source()?)?));
-            let reloader = Reloader::new(reload, reload_metrics);
-            if let Some(control) = &self.control {
-                control.set_reloader(reloader.clone());
-            }
-            tokio::spawn(reloader.on_sighup(stop.clone()))
-        });
-        let ready = Readiness::new();
-        let metrics = self
-            .metrics
-            .map(|l| MetricsServer::spawn(l, registry, ready.clone()));
-        // The listener is bound: ready from here on (before the first request can be served).
-        ready.set(true);
-        let server = tokio::spawn(serve(
-            self.listener,
-            self.tls,
-            router,
-            ServerLimits::named(
-                "public_proxy",
-                self.settings.jsonrpc_server.serving.clone(),
-                serving_metrics.clone(),
-            ),
-            stop.clone().wait(),
-        ));
-        let control = self.control.map(|c| c.spawn(stop.clone(), serving_metrics));
-        match self.inherited {
-            // Type=notify with NotifyAccess=all: this process becomes the service's main process
-            // (told before the old one can exit, so that the manager never sees the service's
-            // main process end), then the old one stops.
-            Some(inherited) => {
-                tandem_serving::notify(&[Notice::this_main_pid(), Notice::Ready]);
-                crate::upgrade::report_ready(inherited).await;
-            }
-            None => {
-                tandem_serving::notify(&[Notice::Ready]);
-            }
-        }
-        tokio::pin!(shutdown);
-        let mut prune = tokio::time::interval(PRUNE_INTERVAL);
-        let mut refresh = tokio::time::interval(SHARED_REFRESH_INTERVAL);
-        refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut requests = crate::upgrade::Requests::new(self.upgrade.is_some(), self.asks);
-        let mut handed_over = false;
-        loop {
-            tokio::select! {
-                () = &mut shutdown => break,
-                _ = prune.tick() => {
-                    state.announcements.prune(Utc::now());
-                    log_summary(&state);
-                }
-                // Announcements other nodes wrote to a shared store route here too.
-                _ = refresh.tick() => tokio::select! {
-                    () = &mut shutdown => break,
-                    r = state.announcements.refresh(Utc::now()) => {
-                        if let Err(e) = r {
-                            warn!(kind = e.kind(), error = %e, "reading the shared announcement store failed");
-                        }
-                    }
-                },
-                ask = requests.next() => {
-                    let up = self.upgrade.as_ref();
-                    if crate::upgrade::answer(up, &state, &self.listener_fds, ask).await {
-                        handed_over = true;
-                        break;
-                    }
-                }
-            }
-        }
-        info!(handed_over, "public proxy stopping: draining");
-        // After a hand-over the service goes on in the new process: no STOPPING=1 from here.
-        if !handed_over {
-            tandem_serving::notify(&[Notice::Stopping]);
-        }
-        ready.set(false);
-        stop_tx.trigger();
-        let _ = server.await;
-        let _ = notifier.await;
-        if let Some(reloads) = reloads {
-            let _ = reloads.await;
-        }
-        // After a hand-over the store belongs to the new process (writes here stay held).
-        if !handed_over {
-            state.announcements.close(Utc::now()).await;
-        }
-        if let Some(control) = control {
-            let _ = control.await;
-        }
-        let engine = state.engine.clone();
-        let grace = self.settings.engine.drain_grace;
-        let drained = tokio::task::spawn_blocking(move || engine.drain(grace)).await;
-        let hub = self.events;
-        let _ = tokio::task::spawn_blocking(move || hub.shutdown()).await;
-        if let Some(metrics) = metrics {
-            metrics.stop().await;
-        }
-        let stats = PublicHandle { state }.stats();
-        info!(proxy = ?stats.proxy, paired = stats.engine_total(|c| c.paired), "public proxy stopped");
-        match drained {
-            Ok(r) => r.map_err(ProxyError::from),
-            Err(e) => Err(ProxyError::DrainTask(e)),
-        }
     }
 }
