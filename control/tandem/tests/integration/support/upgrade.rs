@@ -4,8 +4,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -81,15 +80,29 @@ pub(crate) fn ping_pong(a: &mut TcpStream, b: &mut TcpStream) {
     assert_eq!(&buf, b"pong");
 }
 
-/// Waits until `pid` is gone (it is not our child: no waitpid).
+/// Waits until `pid` is gone (it is not our child: no waitpid): its pidfd becomes readable when
+/// it exits (a zombie counts as gone), within `STEP`.
 pub(crate) fn wait_gone(pid: i32) {
-    let deadline = Instant::now() + STEP;
-    while Path::new(&format!("/proc/{pid}")).exists() {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        if status.split_whitespace().nth(2) == Some("Z") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "pid {pid} still running");
-        std::thread::sleep(Duration::from_millis(20));
+    // SAFETY: pidfd_open takes a pid and flags; a non-negative result is a new fd we own.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        assert_eq!(
+            e.raw_os_error(),
+            Some(libc::ESRCH),
+            "pidfd_open({pid}): {e}"
+        );
+        return; // already reaped
     }
+    // SAFETY: `fd` was just returned by pidfd_open and is owned by nobody else.
+    let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) };
+    let mut p = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = i32::try_from(STEP.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd for the call.
+    let ready = unsafe { libc::poll(&mut p, 1, ms) };
+    assert_eq!(ready, 1, "pid {pid} still running after {STEP:?}");
 }
